@@ -1,0 +1,104 @@
+# Shared helpers for the integration tests. Source it first thing:
+#   source "$(dirname "$0")/lib.sh"
+# It makes a scratch directory ($WORK), stops every process started with `start_bg` by its own
+# pid when the script exits, and offers small helpers for ports, waiting and assertions.
+set -euo pipefail
+
+: "${REGISTRYD:?REGISTRYD must name the registryd binary (ctest sets it)}"
+: "${REGISTRYD_PLUGIN_DIR:?REGISTRYD_PLUGIN_DIR must name the plugin directory (ctest sets it)}"
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/registryd-it.XXXXXX")
+_PIDS=()
+
+_cleanup() {
+  local rc=$?
+  local pid
+  for pid in "${_PIDS[@]:-}"; do
+    [ -n "$pid" ] || continue
+    kill -TERM "$pid" 2>/dev/null || true
+  done
+  for pid in "${_PIDS[@]:-}"; do
+    [ -n "$pid" ] || continue
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  if [ "$rc" -ne 0 ]; then
+    echo "--- test failed (exit $rc); logs in $WORK:" >&2
+    for f in "$WORK"/*.log; do [ -f "$f" ] && { echo "== $f" >&2; tail -n 40 "$f" >&2; }; done
+  else
+    rm -rf "$WORK"
+  fi
+  exit "$rc"
+}
+trap _cleanup EXIT
+
+# start_bg NAME SECONDS CMD...: runs CMD in the background for at most SECONDS, output in
+# $WORK/NAME.log; sets LAST_PID to its pid (which is stopped at exit).
+start_bg() {
+  local name=$1 secs=$2; shift 2
+  timeout --signal=TERM --kill-after=5 "$secs" "$@" >"$WORK/$name.log" 2>&1 &
+  LAST_PID=$!
+  _PIDS+=("$LAST_PID")
+}
+
+# stop_pid PID: stops one process started with start_bg, now.
+stop_pid() {
+  kill -TERM "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+}
+
+# free_port: prints a TCP port on 127.0.0.1 that nothing listens on.
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# wait_for SECONDS CMD...: retries CMD every 0.1 s until it succeeds or time runs out.
+wait_for() {
+  local secs=$1; shift
+  local deadline=$((SECONDS + secs))
+  until "$@" >/dev/null 2>&1; do
+    if [ "$SECONDS" -ge "$deadline" ]; then echo "timed out after ${secs}s waiting for: $*" >&2; return 1; fi
+    sleep 0.1
+  done
+}
+
+# wait_port PORT [SECONDS]: waits until something listens on 127.0.0.1:PORT.
+wait_port() { wait_for "${2:-20}" bash -c "exec 3<>/dev/tcp/127.0.0.1/$1"; }
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+assert_eq() { [ "$1" = "$2" ] || fail "${3:-values differ}: expected '$2', got '$1'"; }
+assert_contains() { case "$1" in *"$2"*) ;; *) fail "${3:-text} does not contain '$2': $1" ;; esac; }
+
+# start_docker_registry PORT: runs docker-registry (the reference) on 127.0.0.1:PORT with its
+# storage under $WORK; extra YAML (auth, say) may be given as $2. Sets DOCKER_REGISTRY_PID.
+start_docker_registry() {
+  local port=$1 extra=${2:-}
+  mkdir -p "$WORK/docker-registry-$port"
+  cat >"$WORK/docker-registry-$port.yml" <<YML
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: $WORK/docker-registry-$port
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:$port
+$extra
+YML
+  start_bg "docker-registry-$port" 600 docker-registry serve "$WORK/docker-registry-$port.yml"
+  DOCKER_REGISTRY_PID=$LAST_PID
+  wait_port "$port"
+}
+
+# make_sample_image DIR: builds a small OCI image layout in DIR (tag "latest") with umoci.
+make_sample_image() {
+  local dir=$1
+  umoci init --layout "$dir" >/dev/null
+  umoci new --image "$dir:latest" >/dev/null
+  mkdir -p "$WORK/rootfs-src"
+  echo "registryd sample $(date +%s%N)" >"$WORK/rootfs-src/hello.txt"
+  umoci insert --image "$dir:latest" "$WORK/rootfs-src/hello.txt" /hello.txt >/dev/null
+}
