@@ -1,0 +1,305 @@
+#include <registryd/frontdoor/front_door.hpp>
+
+#include "response_writer.hpp"
+
+#include <registryd/sdk/oci_error.hpp>
+
+#include <httplib.h>
+#include <prometheus/text_serializer.h>
+
+#include <chrono>
+#include <cstring>
+#include <vector>
+
+namespace registryd::frontdoor {
+namespace {
+
+constexpr std::uint32_t all_access =
+    REGISTRYD_ACCESS_PULL | REGISTRYD_ACCESS_PUSH | REGISTRYD_ACCESS_DELETE;
+
+registryd_str view(const std::string& s) noexcept { return {s.data(), s.size()}; }
+
+// The access a method needs on /v2/ (the distribution spec's pull, push and delete).
+std::uint32_t access_needed(std::string_view method) {
+  if (method == "GET" || method == "HEAD") return REGISTRYD_ACCESS_PULL;
+  if (method == "DELETE") return REGISTRYD_ACCESS_DELETE;
+  return REGISTRYD_ACCESS_PUSH;
+}
+
+std::string_view access_word(std::uint32_t needed) {
+  if (needed == REGISTRYD_ACCESS_PULL) return "pull";
+  if (needed == REGISTRYD_ACCESS_DELETE) return "delete";
+  return "push";
+}
+
+void oci_error(httplib::Response& res, int status, std::string_view code, std::string_view message) {
+  res.status = status;
+  res.set_content(sdk::oci_error_body(code, message), "application/json");
+}
+
+// Request start times, per worker thread: a request is served start to end on one thread.
+thread_local std::chrono::steady_clock::time_point request_started;
+
+// The host side of registryd_body_reader.
+struct body_context {
+  const httplib::ContentReader* reader = nullptr;  // streamed body (POST, PUT, PATCH, DELETE)
+  const std::string* buffered = nullptr;           // body httplib already read (GET, HEAD)
+  bool consumed = false;
+
+  static int read(void* ctx, registryd_body_chunk_fn on_chunk, void* chunk_ctx) {
+    auto* self = static_cast<body_context*>(ctx);
+    if (self->consumed) return -1;
+    self->consumed = true;
+    if (self->reader == nullptr) {
+      if (self->buffered == nullptr || self->buffered->empty()) return 0;
+      return on_chunk(chunk_ctx, view(*self->buffered)) == 0 ? 0 : -1;
+    }
+    const bool complete = (*self->reader)([&](const char* data, std::size_t size) {
+      return on_chunk(chunk_ctx, registryd_str{data, size}) == 0;
+    });
+    return complete ? 0 : -1;
+  }
+};
+
+}  // namespace
+
+front_door::front_door(options opts, std::shared_ptr<spdlog::logger> logger,
+                       std::shared_ptr<prometheus::Registry> metrics)
+    : opts_(std::move(opts)),
+      logger_(std::move(logger)),
+      metrics_(std::move(metrics)),
+      requests_total_(prometheus::BuildCounter()
+                          .Name("registryd_http_requests_total")
+                          .Help("HTTP requests served by the front door, by method and status.")
+                          .Register(*metrics_)),
+      request_seconds_(prometheus::BuildHistogram()
+                           .Name("registryd_http_request_duration_seconds")
+                           .Help("Time from request to the last byte of the response, by method.")
+                           .Register(*metrics_)) {}
+
+front_door::~front_door() { stop(); }
+
+void front_door::set_mode(std::shared_ptr<const plugin_host::plugin_instance> mode,
+                          std::string reason) {
+  std::lock_guard lock(mutex_);
+  mode_ = std::move(mode);
+  no_mode_reason_ = reason.empty() ? "no registry mode is active" : std::move(reason);
+}
+
+std::shared_ptr<const plugin_host::plugin_instance> front_door::mode() const {
+  std::lock_guard lock(mutex_);
+  return mode_;
+}
+
+void front_door::set_authenticator(authenticate_fn fn, std::string challenge) {
+  auto state = fn ? std::make_shared<const auth_state>(auth_state{std::move(fn), std::move(challenge)})
+                  : nullptr;
+  std::lock_guard lock(mutex_);
+  auth_ = std::move(state);
+}
+
+util::status front_door::start() {
+  if (opts_.tls) {
+    server_ = std::make_unique<httplib::SSLServer>([this](SSL_CTX& ctx) {
+      SSL_CTX_set_min_proto_version(&ctx, TLS1_2_VERSION);
+      SSL_CTX_set_options(&ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
+                                    SSL_OP_CIPHER_SERVER_PREFERENCE);
+      credentials_.install(&ctx);
+      return true;
+    });
+  } else {
+    server_ = std::make_unique<httplib::Server>();
+  }
+  if (!server_->is_valid()) return util::error{"cannot set up the TLS context"};
+  const std::size_t threads = opts_.threads;
+  server_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  server_->set_keep_alive_max_count(opts_.keep_alive_max_requests);
+  server_->set_read_timeout(opts_.read_timeout_seconds, 0);
+  server_->set_write_timeout(opts_.write_timeout_seconds, 0);
+  server_->set_tcp_nodelay(true);
+  install_routes();
+
+  if (!server_->bind_to_port(opts_.address, opts_.port)) {
+    const std::string why = std::strerror(errno);
+    server_.reset();
+    return util::error{"cannot listen on " + opts_.address + ":" + std::to_string(opts_.port) +
+                       ": " + why};
+  }
+  thread_ = std::thread([this] { server_->listen_after_bind(); });
+  logger_->info("front door listening on {}://{}:{} ({} worker threads)",
+                opts_.tls ? "https" : "http", opts_.address, opts_.port, opts_.threads);
+  return util::ok();
+}
+
+void front_door::stop() {
+  if (server_) server_->stop();
+  if (thread_.joinable()) thread_.join();
+  server_.reset();
+}
+
+void front_door::install_routes() {
+  auto& s = *server_;
+  s.set_pre_routing_handler([](const httplib::Request&, httplib::Response&) {
+    request_started = std::chrono::steady_clock::now();
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
+  s.set_logger([this](const httplib::Request& req, const httplib::Response& res) { record(req, res); });
+
+  s.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content("ok\n", "text/plain");
+  });
+  s.Get("/readyz", [this](const httplib::Request&, httplib::Response& res) { handle_readyz(res); });
+  s.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) { handle_metrics(res); });
+
+  const std::string v2 = R"(/v2(/.*)?)";
+  s.Get(v2, [this](const httplib::Request& req, httplib::Response& res) {
+    handle_v2(req, res, nullptr);
+  });
+  auto streamed = [this](const httplib::Request& req, httplib::Response& res,
+                         const httplib::ContentReader& reader) { handle_v2(req, res, &reader); };
+  s.Post(v2, streamed);
+  s.Put(v2, streamed);
+  s.Patch(v2, streamed);
+  s.Delete(v2, streamed);
+
+  auto not_found = [](const httplib::Request&, httplib::Response& res) {
+    res.status = 404;
+    res.set_content("404 page not found\n", "text/plain");
+  };
+  s.Get(".*", not_found);
+  s.Post(".*", not_found);
+  s.Put(".*", not_found);
+  s.Patch(".*", not_found);
+  s.Delete(".*", not_found);
+}
+
+std::optional<principal> front_door::authenticate(const httplib::Request& req,
+                                                  httplib::Response& res) const {
+  std::shared_ptr<const auth_state> auth;
+  {
+    std::lock_guard lock(mutex_);
+    auth = auth_;
+  }
+  if (!auth) return principal{"", all_access};
+  const std::string header = req.get_header_value("Authorization");
+  if (auto who = auth->authenticate(header)) return who;
+  res.set_header("WWW-Authenticate", auth->challenge);
+  oci_error(res, 401, "UNAUTHORIZED",
+            header.empty() ? "authentication required" : "invalid credentials");
+  return std::nullopt;
+}
+
+void front_door::handle_v2(const httplib::Request& req, httplib::Response& res,
+                           const httplib::ContentReader* body) {
+  res.set_header("Docker-Distribution-API-Version", "registry/2.0");
+  const auto who = authenticate(req, res);
+  if (!who) return;
+
+  if (req.path == "/v2" || req.path == "/v2/") {
+    if (req.method == "GET" || req.method == "HEAD") {
+      res.set_content("{}", "application/json");
+    } else {
+      oci_error(res, 405, "UNSUPPORTED", "the version check answers GET and HEAD only");
+    }
+    return;
+  }
+
+  const std::uint32_t needed = access_needed(req.method);
+  if ((who->access & needed) != needed) {
+    oci_error(res, 403, "DENIED",
+              "user " + who->name + " may not " + std::string(access_word(needed)) +
+                  ": the account has read-only access");
+    return;
+  }
+
+  std::shared_ptr<const plugin_host::plugin_instance> mode;
+  std::string reason;
+  {
+    std::lock_guard lock(mutex_);
+    mode = mode_;
+    reason = no_mode_reason_;
+  }
+  if (!mode) {
+    oci_error(res, 503, "UNAVAILABLE", reason);
+    return;
+  }
+
+  std::vector<registryd_header> headers;
+  headers.reserve(req.headers.size());
+  for (const auto& [name, value] : req.headers) headers.push_back({view(name), view(value)});
+  const auto q = req.target.find('?');
+  const std::string_view query =
+      q == std::string::npos ? std::string_view{} : std::string_view(req.target).substr(q + 1);
+
+  body_context body_ctx;
+  body_ctx.reader = body;
+  body_ctx.buffered = &req.body;
+  registryd_body_reader body_reader{};
+  body_reader.ctx = &body_ctx;
+  body_reader.read = &body_context::read;
+  body_reader.content_length =
+      req.has_header("Content-Length")
+          ? static_cast<std::int64_t>(req.get_header_value<std::uint64_t>("Content-Length"))
+          : (body != nullptr && req.has_header("Transfer-Encoding") ? -1 : 0);
+
+  registryd_request r{};
+  r.struct_size = sizeof(r);
+  r.method = view(req.method);
+  r.path = view(req.path);
+  r.query = {query.data(), query.size()};
+  r.headers = headers.data();
+  r.header_count = headers.size();
+  r.remote_addr = view(req.remote_addr);
+  r.user = view(who->name);
+  r.access = who->access;
+  r.body = &body_reader;
+
+  response_writer writer;
+  mode->handle(r, *writer.abi());
+  writer.apply(res, req.method == "HEAD", mode);
+  if (body != nullptr && !body_ctx.consumed && body_reader.content_length != 0) {
+    // The plugin answered without reading the body; the unread bytes would corrupt the next
+    // request on this connection.
+    res.set_header("Connection", "close");
+  }
+}
+
+void front_door::handle_readyz(httplib::Response& res) const {
+  const auto mode_now = mode();
+  if (!mode_now) {
+    std::lock_guard lock(mutex_);
+    res.status = 503;
+    res.set_content(no_mode_reason_ + "\n", "text/plain");
+    return;
+  }
+  const auto health = mode_now->health();
+  if (!health.ok()) {
+    res.status = 503;
+    res.set_content(health.error_message() + "\n", "text/plain");
+    return;
+  }
+  res.set_content("ok: " + std::string(mode_now->mode()) + "\n", "text/plain");
+}
+
+void front_door::handle_metrics(httplib::Response& res) const {
+  std::string text = prometheus::TextSerializer().Serialize(metrics_->Collect());
+  if (const auto mode_now = mode()) text += mode_now->metrics();
+  res.set_content(std::move(text), "text/plain; version=0.0.4");
+}
+
+void front_door::record(const httplib::Request& req, const httplib::Response& res) {
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - request_started).count();
+  requests_total_.Add({{"method", req.method}, {"code", std::to_string(res.status)}}).Increment();
+  request_seconds_
+      .Add({{"method", req.method}},
+           prometheus::Histogram::BucketBoundaries{0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30})
+      .Observe(seconds);
+  if (req.path == "/healthz" || req.path == "/readyz" || req.path == "/metrics") {
+    logger_->debug("{} {} {} {}", req.remote_addr, req.method, req.path, res.status);
+  } else {
+    logger_->info("{} {} {} {} {:.3f}s", req.remote_addr, req.method, req.path, res.status, seconds);
+  }
+}
+
+}  // namespace registryd::frontdoor
