@@ -45,11 +45,11 @@ class json_escaped_message final : public spdlog::custom_flag_formatter {
 
 }  // namespace
 
-std::shared_ptr<spdlog::logger> make_logger(log_format format, std::string_view level) {
+std::shared_ptr<spdlog::logger> make_logger(bool json, std::string_view level) {
   auto sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
   auto logger = std::make_shared<spdlog::logger>("registryd", sink);
   auto formatter = std::make_unique<spdlog::pattern_formatter>(spdlog::pattern_time_type::utc);
-  if (format == log_format::json) {
+  if (json) {
     formatter->add_flag<json_escaped_message>('*').set_pattern(
         R"({"time":"%Y-%m-%dT%H:%M:%S.%fZ","level":"%l","msg":"%*"})");
   } else {

@@ -9,10 +9,9 @@
 
 namespace registryd::util {
 
-enum class log_format { text, json };
-
-// Makes the process-wide logger (also set as spdlog's default). `level` is an spdlog level
-// name: trace, debug, info, warn, error.
-std::shared_ptr<spdlog::logger> make_logger(log_format format, std::string_view level);
+// Makes the process-wide logger (also set as spdlog's default): text lines for people, or with
+// `json` one JSON object per line. `level` is an spdlog level name: trace, debug, info, warn,
+// error.
+std::shared_ptr<spdlog::logger> make_logger(bool json, std::string_view level);
 
 }  // namespace registryd::util
