@@ -1,0 +1,24 @@
+// HTTP basic authentication (RFC 7617) on the wire.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace registryd::auth {
+
+// The WWW-Authenticate value sent with a 401.
+inline constexpr std::string_view basic_challenge = "Basic realm=\"registryd\"";
+
+struct basic_credentials {
+  std::string username;
+  std::string password;
+};
+
+// Parses an Authorization header value "Basic <base64(user:password)>". The scheme is
+// case-insensitive; padding may be present or left off. Returns nullopt for anything else:
+// another scheme, bad base64, no ':', an empty user name, control characters in the user name,
+// a NUL in the password, or a value longer than 4 KiB.
+std::optional<basic_credentials> parse_basic_authorization(std::string_view header_value);
+
+}  // namespace registryd::auth

@@ -1,0 +1,17 @@
+#include <registryd/auth/access.hpp>
+
+namespace registryd::auth {
+
+access_bits required_access(std::string_view method) noexcept {
+  if (method == "GET" || method == "HEAD") return access_pull;
+  if (method == "POST" || method == "PUT" || method == "PATCH") return access_push;
+  if (method == "DELETE") return access_delete;
+  return 0;
+}
+
+bool is_allowed(access_bits held, std::string_view method) noexcept {
+  const access_bits needed = required_access(method);
+  return needed != 0 && (held & needed) == needed;
+}
+
+}  // namespace registryd::auth

@@ -1,0 +1,44 @@
+#include <registryd/auth/access.hpp>
+
+#include <catch2/catch.hpp>
+
+namespace auth = registryd::auth;
+
+TEST_CASE("access bits are the plugin ABI's REGISTRYD_ACCESS bits", "[auth]") {
+  CHECK(auth::access_read_only == REGISTRYD_ACCESS_PULL);
+  CHECK(auth::access_read_write ==
+        (REGISTRYD_ACCESS_PULL | REGISTRYD_ACCESS_PUSH | REGISTRYD_ACCESS_DELETE));
+}
+
+TEST_CASE("GET and HEAD need pull, POST PUT PATCH need push, DELETE needs delete", "[auth]") {
+  CHECK(auth::required_access("GET") == auth::access_pull);
+  CHECK(auth::required_access("HEAD") == auth::access_pull);
+  CHECK(auth::required_access("POST") == auth::access_push);
+  CHECK(auth::required_access("PUT") == auth::access_push);
+  CHECK(auth::required_access("PATCH") == auth::access_push);
+  CHECK(auth::required_access("DELETE") == auth::access_delete);
+  CHECK(auth::required_access("OPTIONS") == 0);
+  CHECK(auth::required_access("get") == 0);
+}
+
+TEST_CASE("a read-only user may pull but not push or delete", "[auth]") {
+  for (const char* m : {"GET", "HEAD"}) CHECK(auth::is_allowed(auth::access_read_only, m));
+  for (const char* m : {"POST", "PUT", "PATCH", "DELETE"}) {
+    CHECK_FALSE(auth::is_allowed(auth::access_read_only, m));
+  }
+}
+
+TEST_CASE("a read-write user may do everything the registry API uses and nothing else",
+          "[auth]") {
+  for (const char* m : {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"}) {
+    CHECK(auth::is_allowed(auth::access_read_write, m));
+  }
+  CHECK_FALSE(auth::is_allowed(auth::access_read_write, "TRACE"));
+  CHECK_FALSE(auth::is_allowed(auth::access_read_write, ""));
+}
+
+TEST_CASE("push without delete may upload but not delete", "[auth]") {
+  const auth::access_bits pusher = auth::access_pull | auth::access_push;
+  CHECK(auth::is_allowed(pusher, "PUT"));
+  CHECK_FALSE(auth::is_allowed(pusher, "DELETE"));
+}
