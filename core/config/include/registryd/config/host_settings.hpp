@@ -1,0 +1,55 @@
+// The host's own settings: where it listens, where it keeps data and state, who the masters
+// are. Read from an optional YAML file (snake_case keys) over built-in defaults, so the host
+// runs with no file at all. docs/configuration.md lists every key.
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <optional>
+#include <registryd/config/errors.hpp>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace registryd::config {
+
+enum class log_format { text, json };
+std::string_view to_string(log_format format);  // "text" | "json"
+
+struct host_settings {
+  std::string listen_address = "127.0.0.1:5001";  // host:port, port 0 = any free port
+  std::filesystem::path data_dir = "/opt/deckhouse/registry";
+  std::filesystem::path state_dir = "/var/lib/registryd";
+  std::filesystem::path plugin_dir;  // empty: next to the binary (the CLI resolves it)
+  std::string node_ip = "127.0.0.1";
+  std::vector<std::string> masters = {"127.0.0.1"};  // default: [node_ip]
+  std::vector<std::string> extra_server_names;       // more SANs for serving certificates
+  std::optional<std::filesystem::path> users_file;
+  std::optional<std::filesystem::path> module_config_path;  // none: default_module_config()
+  std::string install_images_repo = "registry.deckhouse.io/deckhouse/ce";  // legacy Unmanaged
+  log_format log = log_format::text;
+  std::filesystem::path containerd_dir = "/etc/containerd";
+  std::chrono::seconds reload_interval{5};
+
+  friend bool operator==(const host_settings&, const host_settings&) = default;
+};
+
+// The limits of config_reload_interval_seconds.
+inline constexpr std::chrono::seconds minimum_reload_interval{1};
+inline constexpr std::chrono::seconds maximum_reload_interval{86400};
+
+// The built-in defaults (equal to a value-initialised host_settings).
+host_settings default_host_settings();
+
+// Parses host settings YAML over the defaults. Relative paths are resolved against
+// `base_dir`; with an empty `base_dir` they are errors. An empty document gives the defaults.
+// `source` names the input in syntax errors, as in parse_module_config.
+checked<host_settings> parse_host_settings(std::string_view yaml,
+                                           const std::filesystem::path& base_dir = {},
+                                           std::string_view source = {});
+
+// Reads `file` (relative paths inside resolve against its directory), or returns the
+// defaults when there is no file.
+checked<host_settings> load_host_settings(const std::optional<std::filesystem::path>& file);
+
+}  // namespace registryd::config

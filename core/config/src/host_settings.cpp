@@ -1,0 +1,208 @@
+#include <array>
+#include <exception>
+#include <registryd/config/address.hpp>
+#include <registryd/config/host_settings.hpp>
+#include <registryd/config/module_config.hpp>
+#include <registryd/util/atomic_file.hpp>
+
+#include "yaml_reader.hpp"
+
+namespace registryd::config {
+namespace {
+
+using detail::is_absent;
+using detail::map_reader;
+
+constexpr std::array<std::string_view, 2> log_format_names = {"text", "json"};
+
+// A path value; relative paths resolve against `base_dir`, or are errors without one.
+std::optional<std::filesystem::path> read_path(const YAML::Node& node, const std::string& path,
+                                               const std::filesystem::path& base_dir,
+                                               field_errors& errors, bool allow_empty = false) {
+  auto text = allow_empty ? detail::read_string(node, path, errors)
+                          : detail::read_non_empty_string(node, path, errors);
+  if (!text) return std::nullopt;
+  if (text->empty()) return std::filesystem::path();
+  std::filesystem::path p(*text);
+  if (p.is_absolute()) return p.lexically_normal();
+  if (base_dir.empty()) {
+    errors.push_back({path, "must be an absolute path, got " + detail::quoted(*text)});
+    return std::nullopt;
+  }
+  return (base_dir / p).lexically_normal();
+}
+
+std::optional<std::string> read_ip(const YAML::Node& node, const std::string& path,
+                                   field_errors& errors) {
+  auto text = detail::read_non_empty_string(node, path, errors);
+  if (!text) return std::nullopt;
+  if (!is_ip_address(*text)) {
+    errors.push_back({path, "must be an IP address, got " + detail::quoted(*text)});
+    return std::nullopt;
+  }
+  if (is_unspecified_ip(*text)) {
+    errors.push_back({path, "must be the address of one host, got " + detail::quoted(*text)});
+    return std::nullopt;
+  }
+  return text;
+}
+
+std::optional<std::vector<std::string>> read_masters(const YAML::Node& node, field_errors& errors) {
+  const std::string path = "masters";
+  if (is_absent(node)) return std::nullopt;
+  if (!node.IsSequence()) {
+    errors.push_back({path, "must be a list, got " + detail::kind_of(node)});
+    return std::nullopt;
+  }
+  if (node.size() == 0) {
+    errors.push_back({path, "must list at least one master IP address"});
+    return std::nullopt;
+  }
+  std::vector<std::string> masters;
+  bool good = true;
+  std::size_t index = 0;
+  for (const auto& item : node) {
+    const std::string p = detail::item_path(path, index);
+    if (is_absent(item)) {
+      errors.push_back({p, "must be an IP address, got null"});
+      good = false;
+    } else if (auto ip = read_ip(item, p, errors)) {
+      for (std::size_t j = 0; j < masters.size(); ++j) {
+        if (masters[j] == *ip) {
+          errors.push_back({p, "duplicates " + detail::item_path(path, j)});
+          good = false;
+        }
+      }
+      masters.push_back(std::move(*ip));
+    } else {
+      good = false;
+      masters.emplace_back();  // keep indexes aligned for the duplicate check
+    }
+    ++index;
+  }
+  if (!good) return std::nullopt;
+  return masters;
+}
+
+// A SAN: a DNS name, a wildcard DNS name (*.example.com) or an IP address.
+bool is_server_name(std::string_view name) {
+  if (name.starts_with("*.")) return is_dns_name(name.substr(2));
+  return is_dns_name(name) || is_ip_address(name);
+}
+
+std::optional<host_settings> parse_root(const YAML::Node& root,
+                                        const std::filesystem::path& base_dir,
+                                        field_errors& errors) {
+  host_settings s = default_host_settings();
+  if (is_absent(root)) return s;
+  if (!root.IsMap()) {
+    errors.push_back({"", "host settings must be a map, got " + detail::kind_of(root)});
+    return std::nullopt;
+  }
+  const std::size_t errors_before = errors.size();
+  map_reader fields(root, "", errors);
+
+  if (auto text =
+          detail::read_non_empty_string(fields.take("listen_address"), "listen_address", errors)) {
+    if (auto parsed = parse_host_port(*text); !parsed) {
+      errors.push_back({"listen_address", parsed.error_message()});
+    } else {
+      s.listen_address = std::move(*text);
+    }
+  }
+  if (auto p = read_path(fields.take("data_dir"), "data_dir", base_dir, errors)) s.data_dir = *p;
+  if (auto p = read_path(fields.take("state_dir"), "state_dir", base_dir, errors)) s.state_dir = *p;
+  if (auto p = read_path(fields.take("plugin_dir"), "plugin_dir", base_dir, errors, true)) {
+    s.plugin_dir = *p;
+  }
+  if (auto ip = read_ip(fields.take("node_ip"), "node_ip", errors)) s.node_ip = std::move(*ip);
+  if (auto masters = read_masters(fields.take("masters"), errors)) {
+    s.masters = std::move(*masters);
+  } else {
+    s.masters = {s.node_ip};
+  }
+  if (auto names = detail::read_string_list(
+          fields.take("extra_server_names"), "extra_server_names", errors,
+          [](const std::string& name) -> std::optional<std::string> {
+            if (is_server_name(name)) return std::nullopt;
+            return "must be a DNS name, a wildcard DNS name (*.example.com) or an IP address, "
+                   "got " +
+                   detail::quoted(name);
+          })) {
+    s.extra_server_names = std::move(*names);
+  }
+  if (auto p = read_path(fields.take("users_file"), "users_file", base_dir, errors)) {
+    s.users_file = *p;
+  }
+  if (auto p = read_path(fields.take("module_config"), "module_config", base_dir, errors)) {
+    s.module_config_path = *p;
+  }
+  if (auto repo =
+          detail::read_string(fields.take("install_images_repo"), "install_images_repo", errors)) {
+    if (auto why = check_images_repo(*repo)) {
+      errors.push_back({"install_images_repo", std::move(*why)});
+    } else {
+      s.install_images_repo = std::move(*repo);
+    }
+  }
+  if (auto i =
+          detail::read_enum(fields.take("log_format"), "log_format", log_format_names, errors)) {
+    s.log = static_cast<log_format>(*i);
+  }
+  if (auto p = read_path(fields.take("containerd_dir"), "containerd_dir", base_dir, errors)) {
+    s.containerd_dir = *p;
+  }
+  if (auto seconds = detail::read_integer(fields.take("config_reload_interval_seconds"),
+                                          "config_reload_interval_seconds", errors)) {
+    if (*seconds < minimum_reload_interval.count() || *seconds > maximum_reload_interval.count()) {
+      errors.push_back({"config_reload_interval_seconds",
+                        "must be from " + std::to_string(minimum_reload_interval.count()) + " to " +
+                            std::to_string(maximum_reload_interval.count()) + " seconds, got " +
+                            std::to_string(*seconds)});
+    } else {
+      s.reload_interval = std::chrono::seconds(*seconds);
+    }
+  }
+  fields.reject_unknown();
+  if (errors.size() != errors_before) return std::nullopt;
+  return s;
+}
+
+}  // namespace
+
+std::string_view to_string(log_format format) {
+  return log_format_names.at(static_cast<std::size_t>(format));
+}
+
+host_settings default_host_settings() { return host_settings{}; }
+
+checked<host_settings> parse_host_settings(std::string_view yaml,
+                                           const std::filesystem::path& base_dir,
+                                           std::string_view source) {
+  field_errors errors;
+  std::optional<host_settings> settings;
+  try {
+    if (auto root = detail::load_document(yaml, source, errors)) {
+      settings = parse_root(*root, base_dir, errors);
+    }
+  } catch (const std::exception& e) {
+    errors.push_back({std::string(source), std::string("cannot read host settings: ") + e.what()});
+  }
+  if (!errors.empty() || !settings) {
+    if (errors.empty()) errors.push_back({std::string(source), "invalid host settings"});
+    return errors;
+  }
+  return std::move(*settings);
+}
+
+checked<host_settings> load_host_settings(const std::optional<std::filesystem::path>& file) {
+  if (!file) return default_host_settings();
+  std::error_code ec;
+  const std::string text = util::read_small_file(*file, ec);
+  if (ec) return field_errors{{file->string(), "cannot read: " + ec.message()}};
+  std::filesystem::path base = std::filesystem::absolute(*file, ec).parent_path();
+  if (ec) base.clear();
+  return parse_host_settings(text, base, file->string());
+}
+
+}  // namespace registryd::config

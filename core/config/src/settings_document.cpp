@@ -1,0 +1,51 @@
+#include <registryd/config/settings_document.hpp>
+
+namespace registryd::config {
+namespace {
+
+nlohmann::json section_document(const registry_section& s) {
+  nlohmann::json j = {
+      {"imagesRepo", s.images_repo},
+      {"scheme", to_string(s.scheme)},
+      {"checkMode", to_string(s.check)},
+  };
+  if (s.credentials) {
+    j["username"] = s.credentials->username;
+    j["password"] = s.credentials->password;
+  }
+  if (s.ca) j["ca"] = *s.ca;
+  if (s.ttl) {
+    j["ttl"] = s.ttl->text;
+    j["ttlSeconds"] = s.ttl->duration.count();
+  }
+  return j;
+}
+
+}  // namespace
+
+nlohmann::json settings_document(const module_config& config, const host_settings& host) {
+  nlohmann::json section = nullptr;
+  if (config.section) {
+    section = section_document(*config.section);
+  } else if (config.legacy()) {
+    registry_section install_time;
+    install_time.images_repo = host.install_images_repo;
+    section = section_document(install_time);
+  }
+  return {
+      {"mode", to_string(config.mode)},
+      {"legacy", config.legacy()},
+      {"section", std::move(section)},
+      {"host",
+       {
+           {"dataDir", host.data_dir.string()},
+           {"stateDir", host.state_dir.string()},
+           {"nodeIP", host.node_ip},
+           {"masters", host.masters},
+           {"fixedHost", fixed_host},
+           {"fixedRepository", fixed_repository},
+       }},
+  };
+}
+
+}  // namespace registryd::config

@@ -1,0 +1,235 @@
+#include <catch2/catch.hpp>
+#include <registryd/config/host_settings.hpp>
+#include <registryd/util/atomic_file.hpp>
+
+#include "test_data.hpp"
+
+using namespace registryd::config;
+using namespace registryd::config::test;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+namespace {
+
+host_settings parse_ok(const std::string& yaml, const fs::path& base = {}) {
+  auto parsed = parse_host_settings(yaml, base);
+  INFO(parsed.error_message());
+  REQUIRE(parsed.ok());
+  return parsed.value();
+}
+
+field_errors parse_errors(const std::string& yaml, const fs::path& base = {}) {
+  auto parsed = parse_host_settings(yaml, base);
+  REQUIRE_FALSE(parsed.ok());
+  REQUIRE_FALSE(parsed.errors().empty());
+  return parsed.errors();
+}
+
+}  // namespace
+
+TEST_CASE("with no host settings file every default applies", "[config][host]") {
+  auto loaded = load_host_settings(std::nullopt);
+  REQUIRE(loaded.ok());
+  const host_settings& s = *loaded;
+  CHECK(s.listen_address == "127.0.0.1:5001");
+  CHECK(s.data_dir == "/opt/deckhouse/registry");
+  CHECK(s.state_dir == "/var/lib/registryd");
+  CHECK(s.plugin_dir.empty());
+  CHECK(s.node_ip == "127.0.0.1");
+  CHECK(s.masters == std::vector<std::string>{"127.0.0.1"});
+  CHECK(s.extra_server_names.empty());
+  CHECK_FALSE(s.users_file);
+  CHECK_FALSE(s.module_config_path);
+  CHECK(s.install_images_repo == "registry.deckhouse.io/deckhouse/ce");
+  CHECK(s.log == log_format::text);
+  CHECK(s.containerd_dir == "/etc/containerd");
+  CHECK(s.reload_interval == 5s);
+  CHECK(s == default_host_settings());
+}
+
+TEST_CASE("an empty or comment-only host settings document gives the defaults", "[config][host]") {
+  CHECK(parse_ok("") == default_host_settings());
+  CHECK(parse_ok("# nothing here\n") == default_host_settings());
+  CHECK(parse_ok("---\n") == default_host_settings());
+}
+
+TEST_CASE("every host setting can be set", "[config][host]") {
+  const auto s = parse_ok(
+      "listen_address: 192.0.2.10:5001\n"
+      "data_dir: /srv/registry\n"
+      "state_dir: /srv/state\n"
+      "plugin_dir: /usr/lib/registryd/plugins\n"
+      "node_ip: 192.0.2.10\n"
+      "masters: [192.0.2.10, 192.0.2.11, 2001:db8::1]\n"
+      "extra_server_names: [registry.example.com, '*.example.org', 198.51.100.7]\n"
+      "users_file: /etc/registryd/users.yaml\n"
+      "module_config: /etc/registryd/deckhouse.yaml\n"
+      "install_images_repo: registry.example.com/deckhouse/ee\n"
+      "log_format: json\n"
+      "containerd_dir: /tmp/containerd\n"
+      "config_reload_interval_seconds: 30\n");
+  CHECK(s.listen_address == "192.0.2.10:5001");
+  CHECK(s.data_dir == "/srv/registry");
+  CHECK(s.state_dir == "/srv/state");
+  CHECK(s.plugin_dir == "/usr/lib/registryd/plugins");
+  CHECK(s.node_ip == "192.0.2.10");
+  CHECK(s.masters == std::vector<std::string>{"192.0.2.10", "192.0.2.11", "2001:db8::1"});
+  CHECK(s.extra_server_names ==
+        std::vector<std::string>{"registry.example.com", "*.example.org", "198.51.100.7"});
+  CHECK(s.users_file == fs::path("/etc/registryd/users.yaml"));
+  CHECK(s.module_config_path == fs::path("/etc/registryd/deckhouse.yaml"));
+  CHECK(s.install_images_repo == "registry.example.com/deckhouse/ee");
+  CHECK(s.log == log_format::json);
+  CHECK(s.containerd_dir == "/tmp/containerd");
+  CHECK(s.reload_interval == 30s);
+}
+
+TEST_CASE("the masters default to the node IP", "[config][host]") {
+  const auto s = parse_ok("node_ip: 192.0.2.20\n");
+  CHECK(s.masters == std::vector<std::string>{"192.0.2.20"});
+  const auto explicit_masters = parse_ok("node_ip: 192.0.2.20\nmasters: [192.0.2.1]\n");
+  CHECK(explicit_masters.masters == std::vector<std::string>{"192.0.2.1"});
+}
+
+TEST_CASE("unknown host settings keys are errors with their path", "[config][host]") {
+  const auto errors = parse_errors("listen_adress: 127.0.0.1:1\ndataDir: /x\n");
+  INFO(to_string(errors));
+  CHECK(errors.size() == 2);
+  CHECK(has_error(errors, "listen_adress", "unknown field"));
+  CHECK(has_error(errors, "dataDir", "unknown field"));
+}
+
+TEST_CASE("listen_address must be host:port", "[config][host]") {
+  CHECK(parse_ok("listen_address: 127.0.0.1:0\n").listen_address == "127.0.0.1:0");
+  CHECK(parse_ok("listen_address: '[::1]:5001'\n").listen_address == "[::1]:5001");
+  CHECK(parse_ok("listen_address: 0.0.0.0:5001\n").listen_address == "0.0.0.0:5001");
+  CHECK(parse_ok("listen_address: localhost:5001\n").listen_address == "localhost:5001");
+  CHECK(has_error(parse_errors("listen_address: 127.0.0.1\n"), "listen_address",
+                  "must be host:port (e.g. 127.0.0.1:5001 or [::1]:5001), got \"127.0.0.1\""));
+  CHECK(has_error(parse_errors("listen_address: 127.0.0.1:99999\n"), "listen_address",
+                  "port must be a number from 0 to 65535, got \"99999\""));
+  CHECK(has_error(parse_errors("listen_address: 5001\n"), "listen_address",
+                  "must be a string, got an integer (quote the value to use it as text)"));
+  CHECK(has_error(parse_errors("listen_address: ''\n"), "listen_address", "must not be empty"));
+}
+
+TEST_CASE("node_ip must be one IP address", "[config][host]") {
+  CHECK(has_error(parse_errors("node_ip: node-1\n"), "node_ip",
+                  "must be an IP address, got \"node-1\""));
+  CHECK(has_error(parse_errors("node_ip: 0.0.0.0\n"), "node_ip",
+                  "must be the address of one host, got \"0.0.0.0\""));
+  CHECK(has_error(parse_errors("node_ip: '::'\n"), "node_ip",
+                  "must be the address of one host, got \"::\""));
+  CHECK(parse_ok("node_ip: 2001:db8::5\n").node_ip == "2001:db8::5");
+}
+
+TEST_CASE("masters must be a non-empty list of distinct IP addresses", "[config][host]") {
+  CHECK(has_error(parse_errors("masters: []\n"), "masters",
+                  "must list at least one master IP address"));
+  CHECK(has_error(parse_errors("masters: 192.0.2.1\n"), "masters", "must be a list, got a string"));
+  const auto errors = parse_errors("masters: [192.0.2.1, master-2, 192.0.2.1, ~, {a: b}]\n");
+  INFO(to_string(errors));
+  CHECK(errors.size() == 4);
+  CHECK(has_error(errors, "masters[1]", "must be an IP address, got \"master-2\""));
+  CHECK(has_error(errors, "masters[2]", "duplicates masters[0]"));
+  CHECK(has_error(errors, "masters[3]", "must be an IP address, got null"));
+  CHECK(has_error(errors, "masters[4]", "must be a string, got a map"));
+}
+
+TEST_CASE("extra_server_names must be DNS names or IP addresses", "[config][host]") {
+  const auto errors = parse_errors("extra_server_names: [ok.example.com, 'bad name', '*.', '']\n");
+  INFO(to_string(errors));
+  CHECK(errors.size() == 3);
+  CHECK(has_error(errors, "extra_server_names[1]",
+                  "must be a DNS name, a wildcard DNS name (*.example.com) or an IP address, got "
+                  "\"bad name\""));
+  CHECK(has_error_containing(errors, "extra_server_names[2]", "got \"*.\""));
+  CHECK(has_error(errors, "extra_server_names[3]", "must not be empty"));
+}
+
+TEST_CASE("relative paths resolve against the base directory", "[config][host]") {
+  const auto s = parse_ok(
+      "data_dir: data\nstate_dir: ./state\nusers_file: ../users.yaml\nmodule_config: mc.yaml\n"
+      "plugin_dir: plugins\ncontainerd_dir: ctd\n",
+      "/etc/registryd");
+  CHECK(s.data_dir == "/etc/registryd/data");
+  CHECK(s.state_dir == "/etc/registryd/state");
+  CHECK(s.users_file == fs::path("/etc/users.yaml"));
+  CHECK(s.module_config_path == fs::path("/etc/registryd/mc.yaml"));
+  CHECK(s.plugin_dir == "/etc/registryd/plugins");
+  CHECK(s.containerd_dir == "/etc/registryd/ctd");
+}
+
+TEST_CASE("relative paths without a base directory are errors", "[config][host]") {
+  const auto errors = parse_errors("data_dir: data\nusers_file: users.yaml\n");
+  INFO(to_string(errors));
+  CHECK(errors.size() == 2);
+  CHECK(has_error(errors, "data_dir", "must be an absolute path, got \"data\""));
+  CHECK(has_error(errors, "users_file", "must be an absolute path, got \"users.yaml\""));
+}
+
+TEST_CASE("an empty plugin_dir means next to the binary, other paths must not be empty",
+          "[config][host]") {
+  CHECK(parse_ok("plugin_dir: ''\n").plugin_dir.empty());
+  CHECK(has_error(parse_errors("state_dir: ''\n"), "state_dir", "must not be empty"));
+  CHECK(has_error(parse_errors("data_dir: [a]\n"), "data_dir", "must be a string, got a list"));
+}
+
+TEST_CASE("log_format, install_images_repo and the reload interval are checked", "[config][host]") {
+  CHECK(has_error(parse_errors("log_format: JSON\n"), "log_format",
+                  "must be one of text, json, got \"JSON\" (values are case-sensitive: write "
+                  "json)"));
+  CHECK(has_error_containing(parse_errors("install_images_repo: https://r.example.com\n"),
+                             "install_images_repo", "must not include a scheme"));
+  CHECK(has_error(parse_errors("config_reload_interval_seconds: 0\n"),
+                  "config_reload_interval_seconds", "must be from 1 to 86400 seconds, got 0"));
+  CHECK(has_error(parse_errors("config_reload_interval_seconds: 86401\n"),
+                  "config_reload_interval_seconds", "must be from 1 to 86400 seconds, got 86401"));
+  CHECK(has_error(parse_errors("config_reload_interval_seconds: 5s\n"),
+                  "config_reload_interval_seconds", "must be an integer, got a string"));
+  CHECK(has_error(parse_errors("config_reload_interval_seconds: 99999999999999999999\n"),
+                  "config_reload_interval_seconds", "is out of range, got 99999999999999999999"));
+  CHECK(parse_ok("config_reload_interval_seconds: 1\n").reload_interval == 1s);
+}
+
+TEST_CASE("every host settings error is reported at once", "[config][host]") {
+  const auto errors = parse_errors(
+      "listen_address: nowhere\nnode_ip: x\nmasters: []\nlog_format: xml\ncolour: red\n");
+  const std::vector<std::string> expected = {
+      "listen_address: must be host:port (e.g. 127.0.0.1:5001 or [::1]:5001), got \"nowhere\"",
+      "node_ip: must be an IP address, got \"x\"",
+      "masters: must list at least one master IP address",
+      "log_format: must be one of text, json, got \"xml\"",
+      "colour: unknown field",
+  };
+  CHECK(messages(errors) == expected);
+}
+
+TEST_CASE("host settings that are not a map are refused", "[config][host]") {
+  CHECK(has_error(parse_errors("- a\n"), "", "host settings must be a map, got a list"));
+  CHECK(has_error(parse_errors("a: b: c\n"), "line 1, column 5",
+                  "YAML syntax error: illegal map value"));
+}
+
+TEST_CASE("load_host_settings resolves relative paths against the file's directory",
+          "[config][host]") {
+  const auto dir = scratch_dir();
+  const auto file = dir / "etc" / "registryd.yaml";
+  REQUIRE_FALSE(registryd::util::write_file_atomic(file, "state_dir: state\nlog_format: json\n"));
+  auto loaded = load_host_settings(file);
+  INFO(loaded.error_message());
+  REQUIRE(loaded.ok());
+  CHECK(loaded->state_dir == dir / "etc" / "state");
+  CHECK(loaded->log == log_format::json);
+
+  REQUIRE_FALSE(registryd::util::write_file_atomic(file, "log_format: [json\n"));
+  auto broken = load_host_settings(file);
+  REQUIRE_FALSE(broken.ok());
+  CHECK(broken.errors().at(0).path.rfind(file.string() + ":", 0) == 0);
+
+  auto missing = load_host_settings(dir / "nope.yaml");
+  REQUIRE_FALSE(missing.ok());
+  CHECK(missing.errors().at(0).path == (dir / "nope.yaml").string());
+  CHECK(missing.errors().at(0).reason.rfind("cannot read: ", 0) == 0);
+  fs::remove_all(dir);
+}
