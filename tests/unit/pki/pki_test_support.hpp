@@ -55,7 +55,6 @@ inline command_result run(const std::string& command) {
 inline std::string quote(const fs::path& p) { return "'" + p.string() + "'"; }
 
 inline std::string slurp(const fs::path& p) {
-  std::error_code ec;
   std::string text;
   if (FILE* f = std::fopen(p.c_str(), "rb")) {
     std::array<char, 4096> buf{};
