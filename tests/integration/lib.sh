@@ -102,3 +102,28 @@ make_sample_image() {
   echo "registryd sample $(date +%s%N)" >"$WORK/rootfs-src/hello.txt"
   umoci insert --image "$dir:latest" "$WORK/rootfs-src/hello.txt" /hello.txt >/dev/null
 }
+
+# start_registryd NAME PORT ARGS...: runs `registryd serve` on 127.0.0.1:PORT with its state in
+# $WORK/NAME-state and waits until it listens. Sets REGISTRYD_PID and CA (the CA file).
+start_registryd() {
+  local name=$1 port=$2; shift 2
+  start_bg "$name" 300 "$REGISTRYD" serve --listen-address "127.0.0.1:$port" \
+    --state-dir "$WORK/$name-state" --data-dir "$WORK/$name-data" \
+    --plugin-dir "$REGISTRYD_PLUGIN_DIR" --config-reload-interval-seconds 1 "$@"
+  REGISTRYD_PID=$LAST_PID
+  CA="$WORK/$name-state/pki/ca.crt"
+  wait_port "$port" 30 || { cat "$WORK/$name.log" >&2; fail "registryd did not listen on $port"; }
+}
+
+# http_status ARGS...: curl's HTTP status code for a request (body to $WORK/body, headers to
+# $WORK/headers).
+http_status() {
+  curl -sS -o "$WORK/body" -D "$WORK/headers" -w '%{http_code}' --max-time 20 "$@"
+}
+
+# bcrypt_user NAME PASSWORD ACCESS: a users-file entry, hashed by the real htpasswd.
+bcrypt_user() {
+  local hash
+  hash=$(htpasswd -nbBC 5 "$1" "$2" | cut -d: -f2-)
+  printf '  - name: %s\n    password: "%s"\n    access: %s\n' "$1" "$hash" "$3"
+}

@@ -2,6 +2,7 @@
 
 #include "response_writer.hpp"
 
+#include <registryd/auth/access.hpp>
 #include <registryd/sdk/oci_error.hpp>
 
 #include <httplib.h>
@@ -14,17 +15,7 @@
 namespace registryd::frontdoor {
 namespace {
 
-constexpr std::uint32_t all_access =
-    REGISTRYD_ACCESS_PULL | REGISTRYD_ACCESS_PUSH | REGISTRYD_ACCESS_DELETE;
-
 registryd_str view(const std::string& s) noexcept { return {s.data(), s.size()}; }
-
-// The access a method needs on /v2/ (the distribution spec's pull, push and delete).
-std::uint32_t access_needed(std::string_view method) {
-  if (method == "GET" || method == "HEAD") return REGISTRYD_ACCESS_PULL;
-  if (method == "DELETE") return REGISTRYD_ACCESS_DELETE;
-  return REGISTRYD_ACCESS_PUSH;
-}
 
 std::string_view access_word(std::uint32_t needed) {
   if (needed == REGISTRYD_ACCESS_PULL) return "pull";
@@ -86,6 +77,23 @@ void front_door::set_mode(std::shared_ptr<const plugin_host::plugin_instance> mo
   no_mode_reason_ = reason.empty() ? "no registry mode is active" : std::move(reason);
 }
 
+void front_door::set_identity(std::shared_ptr<const pki::tls_identity> identity) {
+  std::lock_guard lock(mutex_);
+  identity_ = std::move(identity);
+}
+
+std::shared_ptr<const pki::tls_identity> front_door::identity() const {
+  std::lock_guard lock(mutex_);
+  return identity_;
+}
+
+int front_door::on_handshake(SSL* ssl, void* self) {
+  const auto identity = static_cast<const front_door*>(self)->identity();
+  // No identity yet fails the handshake; SSL_use_* keep their own references, so the
+  // connection keeps what it got even when the identity is swapped in the middle of it.
+  return identity && pki::install_identity(ssl, *identity).ok() ? 1 : 0;
+}
+
 std::shared_ptr<const plugin_host::plugin_instance> front_door::mode() const {
   std::lock_guard lock(mutex_);
   return mode_;
@@ -104,7 +112,7 @@ util::status front_door::start() {
       SSL_CTX_set_min_proto_version(&ctx, TLS1_2_VERSION);
       SSL_CTX_set_options(&ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
                                     SSL_OP_CIPHER_SERVER_PREFERENCE);
-      credentials_.install(&ctx);
+      SSL_CTX_set_cert_cb(&ctx, &front_door::on_handshake, this);
       return true;
     });
   } else {
@@ -114,6 +122,7 @@ util::status front_door::start() {
   const std::size_t threads = opts_.threads;
   server_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   server_->set_keep_alive_max_count(opts_.keep_alive_max_requests);
+  server_->set_keep_alive_timeout(opts_.keep_alive_timeout_seconds);
   server_->set_read_timeout(opts_.read_timeout_seconds, 0);
   server_->set_write_timeout(opts_.write_timeout_seconds, 0);
   server_->set_tcp_nodelay(true);
@@ -173,14 +182,14 @@ void front_door::install_routes() {
   s.Delete(".*", not_found);
 }
 
-std::optional<principal> front_door::authenticate(const httplib::Request& req,
+std::optional<auth::principal> front_door::authenticate(const httplib::Request& req,
                                                   httplib::Response& res) const {
   std::shared_ptr<const auth_state> auth;
   {
     std::lock_guard lock(mutex_);
     auth = auth_;
   }
-  if (!auth) return principal{"", all_access};
+  if (!auth) return auth::principal{"", auth::access_read_write};
   const std::string header = req.get_header_value("Authorization");
   if (auto who = auth->authenticate(header)) return who;
   res.set_header("WWW-Authenticate", auth->challenge);
@@ -204,8 +213,8 @@ void front_door::handle_v2(const httplib::Request& req, httplib::Response& res,
     return;
   }
 
-  const std::uint32_t needed = access_needed(req.method);
-  if ((who->access & needed) != needed) {
+  const auth::access_bits needed = auth::required_access(req.method);
+  if (!auth::is_allowed(who->access, req.method)) {
     oci_error(res, 403, "DENIED",
               "user " + who->name + " may not " + std::string(access_word(needed)) +
                   ": the account has read-only access");

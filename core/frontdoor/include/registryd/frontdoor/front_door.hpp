@@ -3,7 +3,8 @@
 // hands every other /v2/ request to the active mode's plugin.
 #pragma once
 
-#include <registryd/frontdoor/tls_credentials.hpp>
+#include <registryd/auth/authenticator.hpp>
+#include <registryd/pki/tls_identity.hpp>
 #include <registryd/plugin_host/plugin_instance.hpp>
 #include <registryd/util/result.hpp>
 
@@ -37,18 +38,14 @@ struct options {
   bool tls = true;            // false only for benchmarks and local experiments
   std::size_t threads = 64;   // worker threads = concurrent keep-alive connections served
   std::size_t keep_alive_max_requests = 1000;
+  int keep_alive_timeout_seconds = 30;  // idle keep-alive connections are closed after this
   int read_timeout_seconds = 60;
   int write_timeout_seconds = 60;
 };
 
-// Who made a request, once authenticated. `access` holds REGISTRYD_ACCESS_* bits.
-struct principal {
-  std::string name;
-  std::uint32_t access = 0;
-};
-
 // Checks an Authorization header value (possibly empty). nullopt: not authenticated.
-using authenticate_fn = std::function<std::optional<principal>(std::string_view authorization)>;
+using authenticate_fn =
+    std::function<std::optional<auth::principal>(std::string_view authorization)>;
 
 class front_door {
  public:
@@ -58,8 +55,9 @@ class front_door {
   front_door(const front_door&) = delete;
   front_door& operator=(const front_door&) = delete;
 
-  // New TLS handshakes use these from now on; open connections keep theirs.
-  void set_credentials(std::shared_ptr<const tls_credentials> creds) { credentials_.set(std::move(creds)); }
+  // New TLS handshakes use this identity from now on; open connections keep theirs.
+  void set_identity(std::shared_ptr<const pki::tls_identity> identity);
+  std::shared_ptr<const pki::tls_identity> identity() const;
   // The plugin that answers /v2/ requests; nullptr with a reason when none can.
   void set_mode(std::shared_ptr<const plugin_host::plugin_instance> mode, std::string reason = {});
   std::shared_ptr<const plugin_host::plugin_instance> mode() const;
@@ -82,7 +80,7 @@ class front_door {
                  const httplib::ContentReader* body);
   void handle_readyz(httplib::Response& res) const;
   void handle_metrics(httplib::Response& res) const;
-  std::optional<principal> authenticate(const httplib::Request& req, httplib::Response& res) const;
+  std::optional<auth::principal> authenticate(const httplib::Request& req, httplib::Response& res) const;
   void record(const httplib::Request& req, const httplib::Response& res);
 
   options opts_;
@@ -91,8 +89,12 @@ class front_door {
   prometheus::Family<prometheus::Counter>& requests_total_;
   prometheus::Family<prometheus::Histogram>& request_seconds_;
 
-  credentials_slot credentials_;
+  // Installs the current identity into each new connection (SSL_CTX_set_cert_cb): changing an
+  // SSL_CTX that other threads use is not thread-safe, per-connection installation is.
+  static int on_handshake(SSL* ssl, void* self);
+
   mutable std::mutex mutex_;
+  std::shared_ptr<const pki::tls_identity> identity_;
   std::shared_ptr<const plugin_host::plugin_instance> mode_;
   std::string no_mode_reason_ = "no registry mode is active yet";
   std::shared_ptr<const auth_state> auth_;

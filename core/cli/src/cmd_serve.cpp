@@ -1,0 +1,91 @@
+// registryd serve: the long-running host.
+#include "commands.hpp"
+#include "host_flags.hpp"
+
+#include <registryd/daemon/supervisor.hpp>
+#include <registryd/util/logging.hpp>
+
+#include <csignal>
+#include <ctime>
+#include <iostream>
+#include <memory>
+
+namespace registryd::cli {
+namespace {
+
+struct serve_args {
+  host_flags host;
+  std::string plugin;
+  std::string log_level = "info";
+  bool plain_http = false;
+  std::size_t threads = 64;
+};
+
+int serve(const serve_args& args) {
+  auto host = args.host.load();
+  if (!host) {
+    std::cerr << "registryd: invalid host settings:\n" << host.error_message() << "\n";
+    return exit_invalid;
+  }
+  auto logger = util::make_logger(host->log == config::log_format::json, args.log_level);
+
+  // Signals are taken synchronously by this thread; block them before any thread starts so
+  // that none of the server's threads is interrupted by them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  daemon::supervisor_options opts;
+  opts.host = *host;
+  if (!args.plugin.empty()) opts.plugin_override = std::filesystem::absolute(args.plugin);
+  opts.plain_http = args.plain_http;
+  opts.threads = args.threads;
+  daemon::supervisor sup(std::move(opts), logger);
+  if (auto st = sup.start(); !st) {
+    logger->critical("cannot serve: {}", st.error_message());
+    return exit_refused;
+  }
+
+  const timespec interval{static_cast<time_t>(host->reload_interval.count()), 0};
+  for (;;) {
+    const int sig = sigtimedwait(&signals, nullptr, &interval);
+    if (sig == SIGINT || sig == SIGTERM) {
+      logger->info("stopping on signal {}", sig);
+      break;
+    }
+    if (sig == SIGHUP) logger->info("reloading on SIGHUP");
+    sup.reconcile();
+  }
+  sup.stop();
+  return exit_ok;
+}
+
+}  // namespace
+
+command add_serve(CLI::App& app) {
+  auto* sub = app.add_subcommand(
+      "serve",
+      "Serve the fixed registry address over HTTPS in the configured mode. Creates the host CA "
+      "and serving certificate in the state dir (ca.crt is what clients trust), re-issues them "
+      "before they expire, and reloads the ModuleConfig and users file every few seconds or on "
+      "SIGHUP: a config that is invalid or asks for a forbidden switch is logged and not "
+      "applied, and the running mode keeps serving. SIGTERM or SIGINT stops it.");
+  auto args = std::make_shared<serve_args>();
+  args->host.add_to(*sub);
+  sub->add_option("--plugin", args->plugin,
+                  "Serve with this plugin .so instead of the mode's own (plugin development)");
+  sub->add_option("--log-level", args->log_level, "trace, debug, info, warn or error")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
+  sub->add_option("--threads", args->threads,
+                  "Worker threads: how many keep-alive connections are served at once (64)")
+      ->check(CLI::Range(1, 4096));
+  sub->add_flag("--plain-http", args->plain_http,
+                "Serve plain HTTP, no TLS: for benchmarks and experiments on loopback only");
+  return [args] { return serve(*args); };
+}
+
+}  // namespace registryd::cli

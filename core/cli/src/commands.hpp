@@ -1,0 +1,24 @@
+// The subcommands of `registryd`. Each registers its options on the parent CLI11 app and
+// returns the function that runs it (exit code). main.cpp only wires them together.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+
+namespace registryd::cli {
+
+using command = std::function<int()>;
+
+command add_serve(CLI::App& app);
+command add_check(CLI::App& app);
+command add_render(CLI::App& app);
+command add_status(CLI::App& app);
+command add_version(CLI::App& app);
+
+// Exit codes, the same for every command.
+inline constexpr int exit_ok = 0;
+inline constexpr int exit_refused = 1;  // the answer is "no": a forbidden switch, not ready
+inline constexpr int exit_invalid = 2;  // bad input: flags, a config, a file
+
+}  // namespace registryd::cli

@@ -1,0 +1,74 @@
+#include "host_flags.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <filesystem>
+
+namespace registryd::cli {
+
+void host_flags::add_to(CLI::App& app, bool with_module_config) {
+  app.add_option("--host-config", host_config_,
+                 "Host settings YAML (docs/configuration.md); flags below override its keys")
+      ->check(CLI::ExistingFile);
+  if (with_module_config) {
+    app.add_option("--config,--module-config", module_config_,
+                   "The operator's ModuleConfig YAML (spec.settings.registry picks the mode); "
+                   "none: Unmanaged mode with the install-time registry");
+  }
+  app.add_option("--listen-address", listen_address_, "HTTPS address, host:port (127.0.0.1:5001)");
+  app.add_option("--data-dir", data_dir_, "Where modes keep images (/opt/deckhouse/registry)");
+  app.add_option("--state-dir", state_dir_,
+                 "Where the host keeps its state, CA and certificates (/var/lib/registryd)");
+  app.add_option("--plugin-dir", plugin_dir_, "Where the mode plugins are (next to the binary)");
+  app.add_option("--node-ip", node_ip_, "This node's IP, a SAN of the serving certificate");
+  app.add_option("--masters", masters_, "The masters' IPs (repeat the flag; default: the node IP)");
+  app.add_option("--extra-server-names", server_names_,
+                 "More names or IPs for the serving certificate (repeat the flag)");
+  app.add_option("--users-file", users_file_,
+                 "Users YAML with bcrypt hashes (docs/security.md); none: authentication off");
+  app.add_option("--install-images-repo", install_images_repo_,
+                 "The install-time registry the legacy Unmanaged mode points at");
+  app.add_option("--log-format", log_format_, "text or json");
+  app.add_option("--containerd-dir", containerd_dir_, "containerd's config directory (/etc/containerd)");
+  app.add_option("--config-reload-interval-seconds", reload_interval_,
+                 "How often to look for new configs, users and certificates (5)");
+}
+
+config::checked<config::host_settings> host_flags::load() const {
+  YAML::Node doc;
+  std::filesystem::path base = std::filesystem::current_path();
+  if (!host_config_.empty()) {
+    // Parse the file alone first, so its own errors name it and its lines.
+    auto from_file = config::load_host_settings(std::filesystem::path(host_config_));
+    if (!from_file) return from_file.errors();
+    doc = YAML::LoadFile(host_config_);
+    base = std::filesystem::absolute(host_config_).parent_path();
+  }
+  if (!doc.IsMap()) doc = YAML::Node(YAML::NodeType::Map);
+  auto set = [&](const char* key, const std::string& value) {
+    if (!value.empty()) doc[key] = value;
+  };
+  // A flag's relative path is relative to the working directory, a file's to the file: made
+  // absolute here, a flag's path is right whatever base the merged document is resolved on.
+  auto set_path = [&](const char* key, const std::string& value) {
+    if (!value.empty()) doc[key] = std::filesystem::absolute(value).string();
+  };
+  set("listen_address", listen_address_);
+  set_path("data_dir", data_dir_);
+  set_path("state_dir", state_dir_);
+  set_path("plugin_dir", plugin_dir_);
+  set("node_ip", node_ip_);
+  set_path("users_file", users_file_);
+  set_path("module_config", module_config_);
+  set("install_images_repo", install_images_repo_);
+  set("log_format", log_format_);
+  set_path("containerd_dir", containerd_dir_);
+  if (!masters_.empty()) doc["masters"] = masters_;
+  if (!server_names_.empty()) doc["extra_server_names"] = server_names_;
+  if (reload_interval_) doc["config_reload_interval_seconds"] = *reload_interval_;
+  YAML::Emitter out;
+  out << doc;
+  return config::parse_host_settings(out.c_str(), base, host_config_.empty() ? "flags" : host_config_);
+}
+
+}  // namespace registryd::cli

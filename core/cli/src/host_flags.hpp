@@ -1,0 +1,37 @@
+// The host settings flags every command shares. Each flag is named after its key in the host
+// settings YAML (docs/configuration.md) and overrides it, so a flag and a file are validated by
+// the same rules and an error names the same key.
+#pragma once
+
+#include <registryd/config/host_settings.hpp>
+
+#include <CLI/CLI.hpp>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace registryd::cli {
+
+class host_flags {
+ public:
+  // Registers --host-config and one flag per host settings key on `app`.
+  void add_to(CLI::App& app, bool with_module_config = true);
+
+  // The settings: the --host-config file (or the defaults) with the flags laid over it.
+  // Errors are printed by the caller; each names the key (flag) and the rule.
+  config::checked<config::host_settings> load() const;
+
+  // When --config (the ModuleConfig) is required, a command says so itself.
+  bool has_module_config() const { return !module_config_.empty(); }
+
+ private:
+  std::string host_config_;
+  std::string module_config_;
+  std::string listen_address_, data_dir_, state_dir_, plugin_dir_, node_ip_, users_file_;
+  std::string install_images_repo_, log_format_, containerd_dir_;
+  std::vector<std::string> masters_, server_names_;
+  std::optional<int> reload_interval_;
+};
+
+}  // namespace registryd::cli

@@ -1,0 +1,76 @@
+// The long-running host (`registryd serve`): brings the front door up with the host's
+// certificates and users, runs the configured mode's plugin, and keeps all three current while
+// it serves. A bad config, a forbidden switch or a failing plugin never replaces what runs.
+#pragma once
+
+#include <registryd/config/host_settings.hpp>
+#include <registryd/config/module_config.hpp>
+#include <registryd/frontdoor/front_door.hpp>
+#include <registryd/plugin_host/plugin_instance.hpp>
+#include <registryd/util/result.hpp>
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+#include <spdlog/logger.h>
+
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace registryd::auth {
+class authenticator;
+}
+
+namespace registryd::daemon {
+
+struct supervisor_options {
+  config::host_settings host;
+  // Serve with this plugin file instead of the mode's own (plugin development, tests).
+  std::optional<std::filesystem::path> plugin_override;
+  bool plain_http = false;  // no TLS on the front door: benchmarks and experiments only
+  std::size_t threads = 64;
+};
+
+class supervisor {
+ public:
+  supervisor(supervisor_options options, std::shared_ptr<spdlog::logger> logger);
+  ~supervisor();
+  supervisor(const supervisor&) = delete;
+  supervisor& operator=(const supervisor&) = delete;
+
+  // Certificates, users, mode, then the listener. Fails only when the host cannot serve at
+  // all (unusable state dir, a corrupt state file, the address taken, no mode to start and
+  // none recorded); a mode that fails to start leaves the front door answering 503 with why.
+  util::status start();
+  // One pass over everything that may have changed: certificates (re-issued before they
+  // expire, or when the wanted names change), the users file, the ModuleConfig.
+  void reconcile();
+  void stop();
+
+ private:
+  util::status refresh_certificates();
+  util::status refresh_users();
+  // Applies the ModuleConfig if it changed and the switch is allowed. `starting`: nothing runs
+  // yet, so a refusal falls back to the mode recorded in the state.
+  util::status refresh_mode(bool starting);
+  util::status activate(const config::module_config& config, const std::string& settings,
+                        bool persist);
+
+  supervisor_options opts_;
+  std::shared_ptr<spdlog::logger> logger_;
+  std::shared_ptr<prometheus::Registry> metrics_;
+  prometheus::Family<prometheus::Gauge>& mode_info_;
+  prometheus::Gauge& certificate_expiry_;
+  prometheus::Family<prometheus::Counter>& refusals_;
+  std::unique_ptr<frontdoor::front_door> front_door_;
+  std::shared_ptr<auth::authenticator> authenticator_;
+  std::optional<std::filesystem::file_time_type> users_mtime_;
+
+  std::string active_settings_;   // the settings document the running mode was created with
+  std::string last_refused_;      // the settings document last refused, to log a refusal once
+  std::string active_mode_name_;
+};
+
+}  // namespace registryd::daemon

@@ -1,0 +1,221 @@
+#include <registryd/daemon/supervisor.hpp>
+
+#include <registryd/auth/authenticator.hpp>
+#include <registryd/auth/basic_credentials.hpp>
+#include <registryd/config/address.hpp>
+#include <registryd/config/settings_document.hpp>
+#include <registryd/daemon/mode_loader.hpp>
+#include <registryd/pki/pki_directory.hpp>
+#include <registryd/pki/subject_alt_names.hpp>
+#include <registryd/pki/tls_identity.hpp>
+#include <registryd/switching/mode.hpp>
+#include <registryd/switching/rules.hpp>
+#include <registryd/switching/state.hpp>
+
+#include <prometheus/family.h>
+
+#include <chrono>
+
+namespace registryd::daemon {
+namespace {
+
+std::filesystem::path pki_dir(const config::host_settings& host) { return host.state_dir / "pki"; }
+
+}  // namespace
+
+supervisor::supervisor(supervisor_options options, std::shared_ptr<spdlog::logger> logger)
+    : opts_(std::move(options)),
+      logger_(std::move(logger)),
+      metrics_(std::make_shared<prometheus::Registry>()),
+      mode_info_(prometheus::BuildGauge()
+                     .Name("registryd_mode_info")
+                     .Help("The registry mode that serves the fixed address (1 for the active one).")
+                     .Register(*metrics_)),
+      certificate_expiry_(prometheus::BuildGauge()
+                              .Name("registryd_serving_certificate_expiry_timestamp_seconds")
+                              .Help("When the serving certificate expires (Unix time).")
+                              .Register(*metrics_)
+                              .Add({})),
+      refusals_(prometheus::BuildCounter()
+                    .Name("registryd_config_refusals_total")
+                    .Help("Configs not applied, by reason: invalid, forbidden switch, plugin failure.")
+                    .Register(*metrics_)) {}
+
+supervisor::~supervisor() { stop(); }
+
+util::status supervisor::start() {
+  const auto& host = opts_.host;
+  std::error_code ec;
+  std::filesystem::create_directories(host.state_dir, ec);
+  if (ec) return util::error{"cannot create state dir " + host.state_dir.string() + ": " + ec.message()};
+  std::filesystem::permissions(host.state_dir, std::filesystem::perms::owner_all, ec);
+
+  frontdoor::options fd;
+  const auto listen = config::parse_host_port(host.listen_address);
+  if (!listen) return util::error{"listen_address: " + listen.error_message()};
+  fd.address = listen->host;
+  fd.port = listen->port;
+  fd.tls = !opts_.plain_http;
+  fd.threads = opts_.threads;
+  front_door_ = std::make_unique<frontdoor::front_door>(fd, logger_, metrics_);
+
+  if (!opts_.plain_http) {
+    if (auto st = refresh_certificates(); !st) return st;
+  }
+  if (auto st = refresh_users(); !st) return st;
+  if (auto st = refresh_mode(true); !st) return st;
+  return front_door_->start();
+}
+
+void supervisor::reconcile() {
+  if (!opts_.plain_http) {
+    if (auto st = refresh_certificates(); !st) logger_->error("certificates: {}", st.error_message());
+  }
+  if (auto st = refresh_users(); !st) logger_->error("users: {}", st.error_message());
+  if (auto st = refresh_mode(false); !st) logger_->error("{}", st.error_message());
+}
+
+void supervisor::stop() {
+  if (front_door_) front_door_->stop();
+  front_door_.reset();
+}
+
+util::status supervisor::refresh_certificates() {
+  const auto& host = opts_.host;
+  auto wanted = pki::serving_names(host.node_ip, host.extra_server_names);
+  if (!wanted) return util::error{"serving certificate names: " + wanted.error_message()};
+  pki::pki_options options;
+  options.dir = pki_dir(host);
+  auto report = pki::ensure(options, *wanted, pki::clock::now());
+  if (!report) return util::error{report.error_message()};
+  const auto current = front_door_->identity();
+  if (!report->changed() && current) return util::ok();
+  if (report->changed()) logger_->info("certificates: {}", report->summary());
+  auto identity = pki::load_tls_identity(options.dir);
+  if (!identity) return util::error{identity.error_message()};
+  if (!current || current->chain_fingerprint != (*identity)->chain_fingerprint) {
+    front_door_->set_identity(*identity);
+    certificate_expiry_.Set(static_cast<double>(
+        std::chrono::duration_cast<std::chrono::seconds>((*identity)->not_after.time_since_epoch())
+            .count()));
+    if (current) logger_->info("front door now presents certificate serial {}", (*identity)->serial);
+  }
+  return util::ok();
+}
+
+util::status supervisor::refresh_users() {
+  const auto& file = opts_.host.users_file;
+  if (!file) {
+    if (!users_mtime_) {
+      logger_->warn("authentication is off: no users file (--users-file); every client may pull and push");
+      users_mtime_ = std::filesystem::file_time_type::min();
+    }
+    return util::ok();
+  }
+  std::error_code ec;
+  const auto mtime = std::filesystem::last_write_time(*file, ec);
+  if (ec) return util::error{"cannot read users file " + file->string() + ": " + ec.message()};
+  if (users_mtime_ && *users_mtime_ == mtime) return util::ok();
+  if (!authenticator_) {
+    auto loaded = auth::authenticator::create({.users_file = *file});
+    if (!loaded) return util::error{loaded.error_message()};
+    authenticator_ = std::move(*loaded);
+    front_door_->set_authenticator(
+        [a = authenticator_](std::string_view header) { return a->authenticate(header); },
+        std::string(auth::basic_challenge));
+    logger_->info("users: loaded {} from {}", authenticator_->user_count(), file->string());
+  } else {
+    auto reloaded = authenticator_->reload();
+    if (!reloaded) {
+      users_mtime_ = mtime;  // report a bad file once, keep serving the good users
+      return util::error{reloaded.error_message() + " (keeping the users loaded before)"};
+    }
+    logger_->info("users: reloaded {} from {}", authenticator_->user_count(), file->string());
+  }
+  users_mtime_ = mtime;
+  return util::ok();
+}
+
+util::status supervisor::refresh_mode(bool starting) {
+  const auto& host = opts_.host;
+  auto state = switching::load_state(host.state_dir);
+  if (!state) return util::error{state.error_message()};
+
+  // Counts the refusal; when nothing runs yet, serves the mode the state records, or (on a
+  // fresh node) keeps the front door up answering 503 with `message` until a config applies.
+  auto fall_back = [&](const char* reason, const std::string& message) -> util::status {
+    refusals_.Add({{"reason", reason}}).Increment();
+    if (!starting) return util::ok();  // the running mode keeps serving
+    if (!*state || !(*state)->current) {
+      front_door_->set_mode(nullptr, "no registry mode is running: " + message);
+      return util::ok();
+    }
+    auto recorded = switching::recorded_config(**state);
+    if (!recorded) return util::error{"the state's recorded config is invalid: " + recorded.error_message()};
+    logger_->warn("serving the recorded mode {} instead", config::to_string(recorded->mode));
+    const std::string settings = config::settings_document(*recorded, host).dump();
+    return activate(*recorded, settings, false);
+  };
+
+  auto desired = config::load_module_config(host);
+  if (!desired) {
+    const std::string text = desired.error_message();
+    if (text != last_refused_) {
+      logger_->error("invalid ModuleConfig, not applied:\n{}", text);
+      last_refused_ = text;
+      return fall_back("invalid", "the ModuleConfig is invalid: " + text);
+    }
+    return util::ok();
+  }
+  const std::string settings = config::settings_document(*desired, host).dump();
+  if (settings == active_settings_ || settings == last_refused_) return util::ok();
+
+  const auto decision = switching::check_switch(*state, switching::target_of(*desired));
+  if (!decision.allowed()) {
+    logger_->error("switch refused: {}", decision.reason);
+    last_refused_ = settings;
+    return fall_back("forbidden_switch", decision.reason);
+  }
+  logger_->info("{}", decision.reason);
+  if (auto st = activate(*desired, settings, true); !st) {
+    logger_->error("{}", st.error_message());
+    last_refused_ = settings;
+    refusals_.Add({{"reason", "plugin"}}).Increment();
+    if (starting && !front_door_->mode()) {
+      front_door_->set_mode(nullptr, st.error_message());
+    }
+    return util::ok();
+  }
+  last_refused_.clear();
+  return util::ok();
+}
+
+util::status supervisor::activate(const config::module_config& config, const std::string& settings,
+                                  bool persist) {
+  auto instance = create_mode(config, opts_.host, opts_.plugin_override, logger_);
+  if (!instance) return util::error{instance.error_message()};
+  if (auto st = (*instance)->start(); !st) return st;
+
+  const std::string mode_name(config::to_string(config.mode));
+  front_door_->set_mode(*instance);
+  if (!active_mode_name_.empty()) mode_info_.Add({{"mode", active_mode_name_}}).Set(0);
+  mode_info_.Add({{"mode", mode_name}}).Set(1);
+  active_mode_name_ = mode_name;
+  active_settings_ = settings;
+  logger_->info("mode {} is serving ({})", mode_name, (*instance)->library().describe());
+
+  if (!persist) return util::ok();
+  auto state = switching::load_state(opts_.host.state_dir);
+  if (!state) return util::error{state.error_message()};
+  switching::persisted_state next = state->value_or(switching::persisted_state{});
+  next.current = switching::target_of(config);
+  // This node serves the mode now; for a single host that is the end of bootstrap.
+  next.bootstrap_finished = true;
+  next.config = config::to_canonical_json(config);
+  next.applied_at = switching::wall_clock::now();
+  next.target.reset();
+  next.conditions.clear();
+  return switching::save_state(opts_.host.state_dir, next);
+}
+
+}  // namespace registryd::daemon

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Switching rules at runtime and in `registryd check`: an allowed switch is applied without a
+# restart and persisted; a forbidden one is refused with its rule while the running mode keeps
+# serving; an invalid config is refused with its field paths. The mode plugins for Direct and
+# Proxy are not built yet, so `serve --plugin` puts the echo test plugin behind every mode:
+# what is tested here is the host's side (rules, state, reload), not a mode.
+source "$(dirname "$0")/lib.sh"
+
+echo_plugin="$REGISTRYD_BUILD_DIR/tests/fixtures/plugins/echo.so"
+[ -f "$echo_plugin" ] || fail "missing $echo_plugin"
+
+module_config() {  # module_config MODE [SECTION-YAML]
+  cat <<YML
+apiVersion: deckhouse.io/v1alpha1
+kind: ModuleConfig
+metadata:
+  name: deckhouse
+spec:
+  version: 1
+  settings:
+    registry:
+      mode: $1
+$2
+YML
+}
+direct_section='      direct:
+        imagesRepo: registry.example.com/deckhouse/ee
+        license: secret-license'
+proxy_section='      proxy:
+        imagesRepo: registry.example.com/deckhouse/ee
+        ttl: 72h'
+
+echo "# registryd check, from the persisted mode or --from"
+module_config Proxy "$proxy_section" >"$WORK/proxy.yaml"
+module_config Local >"$WORK/local.yaml"
+set +e
+out=$("$REGISTRYD" check --config "$WORK/proxy.yaml" --from Local 2>&1); rc=$?
+set -e
+assert_eq "$rc" "1" "check Local -> Proxy exit code"
+assert_contains "$out" "mode transition from Local to Proxy is not supported: switch through Direct or Unmanaged" "check output"
+"$REGISTRYD" check --config "$WORK/proxy.yaml" --from Direct >/dev/null || fail "Direct -> Proxy should be allowed"
+set +e
+out=$("$REGISTRYD" check --config "$WORK/local.yaml" --state-dir "$WORK/fresh" 2>&1); rc=$?
+set -e
+assert_eq "$rc" "1" "bootstrap into Local exit code"
+printf 'apiVersion: deckhouse.io/v1alpha1\nkind: ModuleConfig\nmetadata: {name: deckhouse}\nspec:\n  version: 1\n  settings:\n    registry:\n      mode: Proxy\n      proxy:\n        imagesRepo: "bad repo!"\n        ttl: 2m\n' >"$WORK/bad.yaml"
+set +e
+out=$("$REGISTRYD" check --config "$WORK/bad.yaml" --from Direct 2>&1); rc=$?
+set -e
+assert_eq "$rc" "2" "invalid config exit code"
+assert_contains "$out" "spec.settings.registry.proxy.imagesRepo" "invalid config output"
+assert_contains "$out" "spec.settings.registry.proxy.ttl" "invalid config output"
+
+echo "# serve: bootstrap in Direct"
+module_config Direct "$direct_section" >"$WORK/mc.yaml"
+port=$(free_port)
+start_registryd sw "$port" --config "$WORK/mc.yaml" --plugin "$echo_plugin"
+url="https://127.0.0.1:$port"
+mode_metric() { curl -s --cacert "$CA" "$url/metrics" | grep '^registryd_mode_info{mode=.*} 1' ; }
+assert_contains "$(mode_metric)" 'mode="Direct"' "mode after bootstrap"
+assert_contains "$("$REGISTRYD" status --state-dir "$WORK/sw-state")" "mode: Direct" "status"
+
+echo "# a forbidden switch (Direct -> legacy Unmanaged) is refused; Direct keeps serving"
+module_config Unmanaged >"$WORK/mc.yaml"
+kill -HUP "$REGISTRYD_PID"
+wait_for 10 grep -q "switch refused: mode transition from Direct to Unmanaged (legacy)" "$WORK/sw.log"
+assert_contains "$(mode_metric)" 'mode="Direct"' "mode after refusal"
+assert_eq "$(http_status --cacert "$CA" "$url/v2/system/deckhouse/manifests/latest")" "200" "serving after refusal"
+assert_contains "$("$REGISTRYD" status --state-dir "$WORK/sw-state")" "mode: Direct" "state after refusal"
+
+echo "# an invalid config is refused with its field path; Direct keeps serving"
+cp "$WORK/bad.yaml" "$WORK/mc.yaml"
+kill -HUP "$REGISTRYD_PID"
+wait_for 10 grep -q "spec.settings.registry.proxy.ttl" "$WORK/sw.log"
+assert_contains "$(mode_metric)" 'mode="Direct"' "mode after an invalid config"
+
+echo "# an allowed switch (Direct -> Proxy) is applied without a restart and persisted"
+module_config Proxy "$proxy_section" >"$WORK/mc.yaml"
+kill -HUP "$REGISTRYD_PID"
+wait_for 10 bash -c "curl -s --cacert '$CA' '$url/metrics' | grep -q '^registryd_mode_info{mode=\"Proxy\"} 1'"
+assert_contains "$("$REGISTRYD" status --state-dir "$WORK/sw-state")" "mode: Proxy" "state after switch"
+
+echo "# Proxy -> Local is refused; after a restart the recorded Proxy mode still serves"
+module_config Local >"$WORK/mc.yaml"
+kill -HUP "$REGISTRYD_PID"
+wait_for 10 grep -q "mode transition from Proxy to Local is not supported" "$WORK/sw.log"
+stop_pid "$REGISTRYD_PID"
+start_registryd sw2 "$port" --config "$WORK/mc.yaml" --plugin "$echo_plugin"
+# A second instance on a fresh state dir is a fresh node: bootstrap into Local is refused and
+# it answers 503 with the rule, instead of crash-looping.
+code=$(http_status --cacert "$CA" "$url/v2/system/deckhouse/manifests/latest")
+assert_eq "$code" "503" "fresh node with a Local config"
+assert_contains "$(cat "$WORK/body")" "bootstrap" "503 body"
+stop_pid "$REGISTRYD_PID"
+start_bg sw3 300 "$REGISTRYD" serve --listen-address "127.0.0.1:$port" --state-dir "$WORK/sw-state" \
+  --data-dir "$WORK/sw-data" --plugin-dir "$REGISTRYD_PLUGIN_DIR" --config "$WORK/mc.yaml" --plugin "$echo_plugin"
+wait_port "$port" 30
+CA="$WORK/sw-state/pki/ca.crt"
+assert_contains "$(mode_metric)" 'mode="Proxy"' "recorded mode after restart"
+assert_eq "$(http_status --cacert "$CA" "$url/v2/system/deckhouse/manifests/latest")" "200" "serving after restart"
+
+echo "PASS switching"
