@@ -20,7 +20,7 @@ spec:
   settings:
     registry:
       mode: $1
-$2
+${2:-}
 YML
 }
 direct_section='      direct:
