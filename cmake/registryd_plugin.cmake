@@ -9,11 +9,7 @@ function(registryd_add_plugin target)
     set(ARG_NAME ${target})
   endif()
   add_library(${target} MODULE ${ARG_SOURCES})
-  if(TARGET registryd::sdk)
-    target_link_libraries(${target} PRIVATE registryd::sdk)
-  else()
-    target_link_libraries(${target} PRIVATE registryd_sdk)
-  endif()
+  target_link_libraries(${target} PRIVATE registryd::sdk)
   set_target_properties(${target} PROPERTIES
     PREFIX ""
     OUTPUT_NAME ${ARG_NAME}

@@ -21,4 +21,4 @@ class not_built_yet final : public registryd::sdk::mode_plugin {
 
 }  // namespace
 
-REGISTRYD_PLUGIN(not_built_yet, REGISTRYD_MODE_NAME, "0.0.0")
+REGISTRYD_PLUGIN(not_built_yet, REGISTRYD_MODE_NAME, "0.0.0-not-built-yet")
