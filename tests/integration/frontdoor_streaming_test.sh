@@ -7,7 +7,7 @@ source "$(dirname "$0")/lib.sh"
 
 echo_plugin="$REGISTRYD_BUILD_DIR/tests/fixtures/plugins/echo.so"
 port=$(free_port)
-start_registryd st "$port" --plugin "$echo_plugin"
+start_registryd st "$port" --plugin "$echo_plugin" --log-format json
 url="https://127.0.0.1:$port"
 
 echo "# a 64 MiB streamed response arrives whole and in order"
@@ -66,4 +66,14 @@ assert_contains "$(cat "$WORK/body")" '"path":"/v2/x/manifests/latest"' "echo bo
 echo "# the plugin's metrics are part of /metrics"
 http_status --cacert "$CA" "$url/metrics" >/dev/null
 assert_contains "$(cat "$WORK/body")" "registryd_echo_requests_total" "plugin metrics"
+echo "# --log-format json: every log line is one JSON object"
+python3 - "$WORK/st.log" <<'PY'
+import json, sys
+lines = [l for l in open(sys.argv[1]) if l.strip()]
+assert len(lines) > 5, lines
+for l in lines:
+    rec = json.loads(l)
+    assert set(rec) == {"time", "level", "msg"}, rec
+assert any('GET /v2/x/stream' in json.loads(l)["msg"] for l in lines)
+PY
 echo "PASS frontdoor_streaming"
