@@ -24,16 +24,10 @@ int check(const check_args& args) {
     std::cerr << "registryd check: --config FILE is required\n";
     return exit_invalid;
   }
-  auto host = args.host.load();
-  if (!host) {
-    std::cerr << "registryd: invalid host settings:\n" << host.error_message() << "\n";
-    return exit_invalid;
-  }
-  auto config = config::load_module_config(*host);
-  if (!config) {
-    std::cerr << "invalid ModuleConfig:\n" << config.error_message() << "\n";
-    return exit_invalid;
-  }
+  const auto host = args.host.load_or_report();
+  if (!host) return exit_invalid;
+  const auto config = host_flags::module_config_or_report(*host);
+  if (!config) return exit_invalid;
 
   std::optional<switching::persisted_state> current;
   if (!args.from.empty()) {

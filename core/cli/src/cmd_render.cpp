@@ -24,16 +24,10 @@ struct render_args {
 };
 
 int render_containerd(const render_args& args) {
-  auto host = args.host.load();
-  if (!host) {
-    std::cerr << "registryd: invalid host settings:\n" << host.error_message() << "\n";
-    return exit_invalid;
-  }
-  auto config = config::load_module_config(*host);
-  if (!config) {
-    std::cerr << "registryd: invalid ModuleConfig:\n" << config.error_message() << "\n";
-    return exit_invalid;
-  }
+  const auto host = args.host.load_or_report();
+  if (!host) return exit_invalid;
+  const auto config = host_flags::module_config_or_report(*host);
+  if (!config) return exit_invalid;
   auto logger = util::make_logger(host->log == config::log_format::json, "warn");
   auto mode = daemon::create_mode(*config, *host, std::nullopt, logger);
   if (!mode) {

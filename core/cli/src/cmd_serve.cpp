@@ -22,11 +22,8 @@ struct serve_args {
 };
 
 int serve(const serve_args& args) {
-  auto host = args.host.load();
-  if (!host) {
-    std::cerr << "registryd: invalid host settings:\n" << host.error_message() << "\n";
-    return exit_invalid;
-  }
+  const auto host = args.host.load_or_report();
+  if (!host) return exit_invalid;
   auto logger = util::make_logger(host->log == config::log_format::json, args.log_level);
 
   // Signals are taken synchronously by this thread; block them before any thread starts so

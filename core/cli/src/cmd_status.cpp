@@ -19,11 +19,8 @@ struct status_args {
 };
 
 int status(const status_args& args) {
-  auto host = args.host.load();
-  if (!host) {
-    std::cerr << "registryd: invalid host settings:\n" << host.error_message() << "\n";
-    return exit_invalid;
-  }
+  const auto host = args.host.load_or_report();
+  if (!host) return exit_invalid;
   auto state = switching::load_state(host->state_dir);
   if (!state) {
     std::cerr << "registryd status: " << state.error_message() << "\n";

@@ -3,6 +3,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <filesystem>
+#include <iostream>
 
 namespace registryd::cli {
 
@@ -69,6 +70,21 @@ config::checked<config::host_settings> host_flags::load() const {
   YAML::Emitter out;
   out << doc;
   return config::parse_host_settings(out.c_str(), base, host_config_.empty() ? "flags" : host_config_);
+}
+
+std::optional<config::host_settings> host_flags::load_or_report() const {
+  auto host = load();
+  if (host) return std::move(host).value();
+  std::cerr << "registryd: invalid host settings:\n" << host.error_message() << "\n";
+  return std::nullopt;
+}
+
+std::optional<config::module_config> host_flags::module_config_or_report(
+    const config::host_settings& host) {
+  auto config = config::load_module_config(host);
+  if (config) return std::move(config).value();
+  std::cerr << "registryd: invalid ModuleConfig:\n" << config.error_message() << "\n";
+  return std::nullopt;
 }
 
 }  // namespace registryd::cli

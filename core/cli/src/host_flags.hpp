@@ -4,6 +4,7 @@
 #pragma once
 
 #include <registryd/config/host_settings.hpp>
+#include <registryd/config/module_config.hpp>
 
 #include <CLI/CLI.hpp>
 
@@ -21,6 +22,13 @@ class host_flags {
   // The settings: the --host-config file (or the defaults) with the flags laid over it.
   // Errors are printed by the caller; each names the key (flag) and the rule.
   config::checked<config::host_settings> load() const;
+
+  // load(), or nullopt after printing every error (with its key) to stderr.
+  std::optional<config::host_settings> load_or_report() const;
+  // The ModuleConfig the settings name, or nullopt after printing every error (with its field
+  // path) to stderr.
+  static std::optional<config::module_config> module_config_or_report(
+      const config::host_settings& host);
 
   // When --config (the ModuleConfig) is required, a command says so itself.
   bool has_module_config() const { return !module_config_.empty(); }
