@@ -7,7 +7,12 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <set>
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 namespace registryd::containerd {
 namespace {
@@ -63,6 +68,33 @@ std::string manifest_without_version(const std::set<std::string>& hosts) {
                         {"hosts", std::vector<std::string>(hosts.begin(), hosts.end())}};
   return doc.dump(2) + "\n";
 }
+
+// Serializes renders of one tree (the daemon and `registryd render` on the same node): each
+// reads the manifest and acts on it, so two at once could forget a directory. An flock on a
+// file in registry.d, released when the descriptor closes, also after a crash.
+class render_lock {
+ public:
+  explicit render_lock(const fs::path& registry_d) {
+    std::error_code ec;
+    fs::create_directories(registry_d, ec);
+    if (ec) fail("cannot create " + registry_d.string() + ": " + describe(ec));
+    const fs::path path = registry_d / ".registryd-render.lock";
+    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd_ < 0) fail("cannot open " + path.string() + ": " + describe({errno, std::generic_category()}));
+    while (::flock(fd_, LOCK_EX) != 0) {
+      if (errno == EINTR) continue;
+      const std::error_code lec(errno, std::generic_category());
+      ::close(fd_);
+      fail("cannot lock " + path.string() + ": " + describe(lec));
+    }
+  }
+  ~render_lock() { ::close(fd_); }
+  render_lock(const render_lock&) = delete;
+  render_lock& operator=(const render_lock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
 
 class publisher {
  public:
@@ -143,6 +175,8 @@ util::result<render_report> render(const nlohmann::json& description_json,
   try {
     const fs::path reg = registry_dir;
     const fs::path out = options.out_dir;
+    std::optional<render_lock> lock;
+    if (!options.dry_run) lock.emplace(out / reg);
     const std::set<std::string> managed = read_manifest(out / manifest_path);
     const std::set<std::string> wanted(tree.hosts.begin(), tree.hosts.end());
 

@@ -4,6 +4,9 @@
 
 #include <algorithm>
 #include <map>
+#include <atomic>
+#include <set>
+#include <thread>
 #include <tuple>
 
 #include <sys/stat.h>
@@ -249,5 +252,34 @@ TEST_CASE("a described host whose path is a file is refused", "[containerd]") {
   const auto r = render(json{{"hosts", {host("a.example.com")}}}, {.out_dir = out, .adopt_unmanaged = true});
   REQUIRE_FALSE(r.ok());
   CHECK_THAT(r.error_message(), Catch::Contains("is not a directory"));
+  fs::remove_all(out);
+}
+
+TEST_CASE("concurrent renders of one tree leave the manifest and the directories in agreement",
+          "[containerd]") {
+  const fs::path out = scratch_dir();
+  const std::vector<json> docs = {
+      json{{"hosts", {host("a.example.com"), host("b.example.com")}}},
+      json{{"hosts", {host("b.example.com"), host("c.example.com")}}},
+      json{{"hosts", {host("d.example.com")}}},
+  };
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < 6; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 10; ++i) {
+        if (!render(docs[static_cast<std::size_t>(t + i) % docs.size()], {.out_dir = out}).ok()) ++failures;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  CHECK(failures == 0);
+  std::set<std::string> on_disk;
+  for (const auto& e : fs::directory_iterator(out / "registry.d")) {
+    if (e.is_directory()) on_disk.insert(e.path().filename().string());
+  }
+  const auto m = json::parse(slurp(out / "registry.d/.registryd-managed.json"));
+  CHECK(m["hosts"].get<std::set<std::string>>() == on_disk);
+  for (const auto& h : on_disk) CHECK(fs::exists(out / "registry.d" / h / "hosts.toml"));
   fs::remove_all(out);
 }

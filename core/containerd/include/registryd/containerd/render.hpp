@@ -83,7 +83,9 @@ struct render_report {
 //    removed; directories the manifest does not list are never touched (nor adopted, see
 //    render_options::adopt_unmanaged);
 //  - the manifest is widened before a new directory is created and narrowed only after the
-//    removals, so a crash at any point leaves no directory registryd made but forgot.
+//    removals, so a crash at any point leaves no directory registryd made but forgot;
+//  - renders of one tree are serialized by an flock on registry.d/.registryd-render.lock
+//    (blocking), so the daemon and the CLI may render at once. Thread-safe on that basis.
 // Errors (bad description, unreadable manifest, a hand-made directory in the way, I/O) are
 // returned as values with the path involved.
 util::result<render_report> render(const nlohmann::json& description,
