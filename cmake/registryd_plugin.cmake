@@ -19,6 +19,11 @@ function(registryd_add_plugin target)
   if(DEFINED REGISTRYD_PLUGIN_OUTPUT_DIR)
     set_target_properties(${target} PROPERTIES LIBRARY_OUTPUT_DIRECTORY ${REGISTRYD_PLUGIN_OUTPUT_DIR})
   endif()
-  # Unresolved symbols are an error at link time, not at load time in production.
-  target_link_options(${target} PRIVATE -Wl,--no-undefined)
+  # Unresolved symbols are an error at link time, not at load time in production. The version
+  # script keeps the entry point the only exported symbol: hidden visibility alone still lets
+  # standard-library template instances escape, and two plugins could then clash.
+  set(map ${CMAKE_CURRENT_BINARY_DIR}/${target}.map)
+  file(WRITE ${map} "{ global: registryd_plugin_entry; local: *; };\n")
+  target_link_options(${target} PRIVATE -Wl,--no-undefined -Wl,--version-script=${map})
+  set_property(TARGET ${target} APPEND PROPERTY LINK_DEPENDS ${map})
 endfunction()

@@ -18,9 +18,13 @@ cmake -S "$WORK/hello-src" -B "$WORK/hello-build" -DCMAKE_PREFIX_PATH="$prefix" 
 cmake --build "$WORK/hello-build" >"$WORK/hello-build.log"
 plugin="$WORK/hello-build/hello.so"
 [ -f "$plugin" ] || fail "example plugin not built"
-# It exports the entry point and nothing else of its own.
-exported=$(nm -D --defined-only "$plugin" | awk '$2 ~ /[TDBR]/ {print $3}' | grep -v '^_' || true)
+# It exports the entry point and nothing else, not even standard-library template instances.
+exported=$(nm -D --defined-only "$plugin" | awk '$2 ~ /[TtDdBbRrVvWwUuiu]/ {print $3}' | grep -v '^$' || true)
 assert_eq "$exported" "registryd_plugin_entry" "exported symbols"
+for p in "$prefix"/lib/registryd/plugins/*.so; do
+  exported=$(nm -D --defined-only "$p" | awk '{print $3}' | grep -v '^$' || true)
+  assert_eq "$exported" "registryd_plugin_entry" "symbols exported by $(basename "$p")"
+done
 
 # The installed host finds its plugins by itself (no --plugin-dir) and serves through hello.so.
 "$prefix/bin/registryd" version | grep -q "unmanaged.so: Unmanaged" || fail "installed host does not find its plugins"
