@@ -53,7 +53,8 @@ std::map<std::string, file_state> snapshot(const fs::path& dir) {
 
 TEST_CASE("a render writes hosts.toml, CA, manifest and drop-ins under the output directory",
           "[containerd]") {
-  const fs::path out = scratch_dir();
+  const registryd::test::scratch_dir scratch;
+  const fs::path out = scratch.path();
   const json doc = {{"hosts", {host("a.example.com", {{"ca", fixture("test_ca_a.pem")}})}}};
   const auto rep = render_ok(doc, {.out_dir = out});
   CHECK(rep.changed());
@@ -77,11 +78,11 @@ TEST_CASE("a render writes hosts.toml, CA, manifest and drop-ins under the outpu
   CHECK(rep.written[1] == "registry.d/a.example.com/hosts.toml");
   CHECK(rep.written[2] == "registry.d/.registryd-managed.json");
   CHECK(rep.written[4] == "conf2.d/registryd-registry.toml");
-  fs::remove_all(out);
 }
 
 TEST_CASE("rendering the same description again rewrites nothing", "[containerd]") {
-  const fs::path out = scratch_dir();
+  const registryd::test::scratch_dir scratch;
+  const fs::path out = scratch.path();
   const json doc = {{"hosts",
                      {host("a.example.com", {{"ca", fixture("test_ca_a.pem")}}),
                       host("b.example.com:5000", {{"auth", {{"username", "u"}, {"password", "p"}}}})}}};
@@ -96,11 +97,11 @@ TEST_CASE("rendering the same description again rewrites nothing", "[containerd]
   CHECK(snapshot(out) == before);
   CHECK((fs::status(out / "registry.d/b.example.com:5000/hosts.toml").permissions() &
          fs::perms::mask) == fs::perms(0600));
-  fs::remove_all(out);
 }
 
 TEST_CASE("a file changed by hand is put back, and only that file", "[containerd]") {
-  const fs::path out = scratch_dir();
+  const registryd::test::scratch_dir scratch;
+  const fs::path out = scratch.path();
   const json doc = {{"hosts", {host("a.example.com"), host("b.example.com")}}};
   render_ok(doc, {.out_dir = out});
   REQUIRE_FALSE(registryd::util::write_file_atomic(out / "registry.d/a.example.com/hosts.toml", "x"));
@@ -111,12 +112,12 @@ TEST_CASE("a file changed by hand is put back, and only that file", "[containerd
   CHECK(parse_toml(slurp(out / "registry.d/a.example.com/hosts.toml")).contains("host"));
   CHECK((fs::status(out / "registry.d/b.example.com/hosts.toml").permissions() & fs::perms::mask) ==
         fs::perms(0644));
-  fs::remove_all(out);
 }
 
 TEST_CASE("a managed host that is no longer described is removed, a hand-made one is kept",
           "[containerd]") {
-  const fs::path out = scratch_dir();
+  const registryd::test::scratch_dir scratch;
+  const fs::path out = scratch.path();
   REQUIRE_FALSE(registryd::util::write_file_atomic(out / "registry.d/hand.example.com/hosts.toml",
                                                    "server = \"https://hand.example.com\"\n"));
   render_ok(json{{"hosts", {host("a.example.com"), host("b.example.com")}}}, {.out_dir = out});
@@ -136,12 +137,12 @@ TEST_CASE("a managed host that is no longer described is removed, a hand-made on
   const auto empty = render_ok(json{{"hosts", json::array()}}, {.out_dir = out});
   CHECK(empty.removed == std::vector<std::string>{"registry.d/a.example.com/"});
   CHECK(fs::exists(out / "registry.d/hand.example.com/hosts.toml"));
-  fs::remove_all(out);
 }
 
 TEST_CASE("a hand-made directory for a described host is refused unless adopted",
           "[containerd]") {
-  const fs::path out = scratch_dir();
+  const registryd::test::scratch_dir scratch;
+  const fs::path out = scratch.path();
   REQUIRE_FALSE(registryd::util::write_file_atomic(out / "registry.d/a.example.com/hosts.toml",
                                                    "# mine\n"));
   REQUIRE_FALSE(registryd::util::write_file_atomic(out / "registry.d/a.example.com/extra.crt", "x"));
@@ -162,12 +163,12 @@ TEST_CASE("a hand-made directory for a described host is refused unless adopted"
   // Adopted means managed: a later render without it removes it.
   render_ok(json{{"hosts", json::array()}}, {.out_dir = out});
   CHECK_FALSE(fs::exists(out / "registry.d/a.example.com"));
-  fs::remove_all(out);
 }
 
 TEST_CASE("a new CA replaces the old file only after hosts.toml names the new one",
           "[containerd]") {
-  const fs::path out = scratch_dir();
+  const registryd::test::scratch_dir scratch;
+  const fs::path out = scratch.path();
   const auto first = render_ok(json{{"hosts", {host("a.example.com", {{"ca", fixture("test_ca_a.pem")}})}}},
                                {.out_dir = out});
   const std::string old_ca = first.written.at(0);
@@ -181,12 +182,12 @@ TEST_CASE("a new CA replaces the old file only after hosts.toml names the new on
   CHECK_FALSE(fs::exists(out / old_ca));
   CHECK(slurp(out / new_ca) == fixture("test_ca_b.pem"));
   CHECK(second.config_version != first.config_version);
-  fs::remove_all(out);
 }
 
 TEST_CASE("a temporary file left by a crash in a managed directory is cleaned up",
           "[containerd]") {
-  const fs::path out = scratch_dir();
+  const registryd::test::scratch_dir scratch;
+  const fs::path out = scratch.path();
   const json doc = {{"hosts", {host("a.example.com")}}};
   render_ok(doc, {.out_dir = out});
   REQUIRE_FALSE(registryd::util::write_file_atomic(
@@ -194,11 +195,11 @@ TEST_CASE("a temporary file left by a crash in a managed directory is cleaned up
   const auto rep = render_ok(doc, {.out_dir = out});
   CHECK(rep.removed == std::vector<std::string>{"registry.d/a.example.com/.hosts.toml.tmp-AbCdEf"});
   CHECK(rep.written.empty());
-  fs::remove_all(out);
 }
 
 TEST_CASE("a dry run reports the changes and leaves the disk alone", "[containerd]") {
-  const fs::path out = scratch_dir();
+  const registryd::test::scratch_dir scratch;
+  const fs::path out = scratch.path();
   render_ok(json{{"hosts", {host("a.example.com"), host("b.example.com")}}}, {.out_dir = out});
   const auto before = snapshot(out);
   const auto rep = render_ok(json{{"hosts", {host("a.example.com"), host("c.example.com")}}},
@@ -210,16 +211,16 @@ TEST_CASE("a dry run reports the changes and leaves the disk alone", "[container
   CHECK(snapshot(out) == before);
   CHECK_FALSE(fs::exists(out / "registry.d/c.example.com"));
 
-  const fs::path fresh = scratch_dir() / "not-yet";
+  const registryd::test::scratch_dir fresh_scratch;
+  const fs::path fresh = fresh_scratch / "not-yet";
   const auto first = render_ok(json{{"hosts", {host("a.example.com")}}}, {.out_dir = fresh, .dry_run = true});
   CHECK(first.written.size() == 4);
   CHECK_FALSE(fs::exists(fresh));
-  fs::remove_all(out);
-  fs::remove_all(fresh.parent_path());
 }
 
 TEST_CASE("an unreadable manifest stops the render before anything changes", "[containerd]") {
-  const fs::path out = scratch_dir();
+  const registryd::test::scratch_dir scratch;
+  const fs::path out = scratch.path();
   render_ok(json{{"hosts", {host("a.example.com")}}}, {.out_dir = out});
   SECTION("not JSON") {
     REQUIRE_FALSE(registryd::util::write_file_atomic(out / "registry.d/.registryd-managed.json", "{"));
@@ -233,31 +234,31 @@ TEST_CASE("an unreadable manifest stops the render before anything changes", "[c
   REQUIRE_FALSE(r.ok());
   CHECK_THAT(r.error_message(), Catch::Contains("is not a valid registryd manifest"));
   CHECK(snapshot(out) == before);
-  fs::remove_all(out);
 }
 
 TEST_CASE("a bad description is reported and nothing is written", "[containerd]") {
-  const fs::path out = scratch_dir();
+  const registryd::test::scratch_dir scratch;
+  const fs::path out = scratch.path();
   const auto r = render(json{{"hosts", {{{"host", "a"}, {"mirrors", {{{"url", "ftp://a"}}}}}}}},
                         {.out_dir = out});
   REQUIRE_FALSE(r.ok());
   CHECK_THAT(r.error_message(), Catch::Contains("hosts[0].mirrors[0].url"));
   CHECK(fs::is_empty(out));
-  fs::remove_all(out);
 }
 
 TEST_CASE("a described host whose path is a file is refused", "[containerd]") {
-  const fs::path out = scratch_dir();
+  const registryd::test::scratch_dir scratch;
+  const fs::path out = scratch.path();
   REQUIRE_FALSE(registryd::util::write_file_atomic(out / "registry.d/a.example.com", "file"));
   const auto r = render(json{{"hosts", {host("a.example.com")}}}, {.out_dir = out, .adopt_unmanaged = true});
   REQUIRE_FALSE(r.ok());
   CHECK_THAT(r.error_message(), Catch::Contains("is not a directory"));
-  fs::remove_all(out);
 }
 
 TEST_CASE("concurrent renders of one tree leave the manifest and the directories in agreement",
           "[containerd]") {
-  const fs::path out = scratch_dir();
+  const registryd::test::scratch_dir scratch;
+  const fs::path out = scratch.path();
   const std::vector<json> docs = {
       json{{"hosts", {host("a.example.com"), host("b.example.com")}}},
       json{{"hosts", {host("b.example.com"), host("c.example.com")}}},
@@ -281,5 +282,4 @@ TEST_CASE("concurrent renders of one tree leave the manifest and the directories
   const auto m = json::parse(slurp(out / "registry.d/.registryd-managed.json"));
   CHECK(m["hosts"].get<std::set<std::string>>() == on_disk);
   for (const auto& h : on_disk) CHECK(fs::exists(out / "registry.d" / h / "hosts.toml"));
-  fs::remove_all(out);
 }

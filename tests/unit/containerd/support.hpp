@@ -4,6 +4,7 @@
 #include <registryd/util/atomic_file.hpp>
 
 #include <catch2/catch.hpp>
+#include <test_support.hpp>
 #include <nlohmann/json.hpp>
 #include <toml++/toml.h>
 
@@ -20,12 +21,6 @@ inline std::string fixture(const std::string& name) {
   std::string text = util::read_small_file(fs::path(REGISTRYD_TEST_FIXTURE_DIR) / name, ec);
   REQUIRE_FALSE(ec);
   return text;
-}
-
-inline fs::path scratch_dir() {
-  std::string tmpl = (fs::temp_directory_path() / "registryd-containerd-XXXXXX").string();
-  REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-  return tmpl;
 }
 
 inline std::string slurp(const fs::path& p) {

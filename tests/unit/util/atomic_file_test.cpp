@@ -1,25 +1,20 @@
 #include <registryd/util/atomic_file.hpp>
 
 #include <catch2/catch.hpp>
+#include <test_support.hpp>
 
-#include <cstdlib>
 #include <filesystem>
 
 namespace fs = std::filesystem;
 using registryd::util::read_small_file;
 using registryd::util::write_file_atomic;
 
-namespace {
-fs::path scratch_dir() {
-  std::string tmpl = (fs::temp_directory_path() / "registryd-util-XXXXXX").string();
-  REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-  return tmpl;
-}
-}  // namespace
+using registryd::test::scratch_dir;
 
 TEST_CASE("an atomic write creates parents, replaces content and leaves no temporary file",
           "[util]") {
-  const fs::path dir = scratch_dir();
+  const scratch_dir scratch;
+  const fs::path& dir = scratch.path();
   const fs::path target = dir / "a" / "b" / "file.txt";
   REQUIRE_FALSE(write_file_atomic(target, "first"));
   REQUIRE_FALSE(write_file_atomic(target, "second"));
@@ -32,16 +27,15 @@ TEST_CASE("an atomic write creates parents, replaces content and leaves no tempo
     ++entries;
   }
   CHECK(entries == 1);
-  fs::remove_all(dir);
 }
 
 TEST_CASE("an atomic write applies the mode before the file becomes visible", "[util]") {
-  const fs::path dir = scratch_dir();
+  const scratch_dir scratch;
+  const fs::path& dir = scratch.path();
   const fs::path key = dir / "secret.key";
   REQUIRE_FALSE(write_file_atomic(key, "k", fs::perms::owner_read | fs::perms::owner_write));
   CHECK((fs::status(key).permissions() & fs::perms::all) ==
         (fs::perms::owner_read | fs::perms::owner_write));
-  fs::remove_all(dir);
 }
 
 TEST_CASE("reading a missing file reports an error", "[util]") {
