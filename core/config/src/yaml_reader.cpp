@@ -1,10 +1,13 @@
 #include "yaml_reader.hpp"
 
+#include <yaml-cpp/eventhandler.h>
+
 #include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <cstdio>
 #include <exception>
+#include <sstream>
 #include <unordered_set>
 
 namespace registryd::config::detail {
@@ -87,6 +90,40 @@ std::string position(std::string_view source, const YAML::Mark& mark) {
   return std::string(source) + ":" + line + ":" + column;
 }
 
+// A first pass over the parser's events, to make LoadAll safe. yaml-cpp 0.7 does not consume
+// a stray ',' outside a flow collection: it reports an empty document at the same position
+// forever, and LoadAll allocates until the process dies. A document that starts where the
+// previous one started is that stall.
+class document_scanner final : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    if (!starts_.empty() && starts_.back().pos == mark.pos) stalled_ = true;
+    starts_.push_back(mark);
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+
+  bool stalled() const noexcept { return stalled_; }
+  std::size_t documents() const noexcept { return starts_.size(); }
+  const YAML::Mark& last_start() const { return starts_.back(); }
+
+ private:
+  std::vector<YAML::Mark> starts_;
+  bool stalled_ = false;
+};
+
+// Documents beyond one are refused anyway; this only bounds the scan.
+constexpr std::size_t max_scanned_documents = 1000;
+
 std::string key_text(const YAML::Node& key) {
   if (key.IsScalar()) return key.Scalar();
   return "<" + kind_of(key) + " as a key>";
@@ -119,7 +156,31 @@ std::optional<YAML::Node> load_document(std::string_view text, std::string_view 
                                         field_errors& errors) {
   std::vector<YAML::Node> docs;
   try {
-    docs = YAML::LoadAll(std::string(text));
+    const std::string input(text);
+    {
+      std::istringstream in(input);
+      YAML::Parser parser(in);
+      document_scanner scanner;
+      while (!scanner.stalled() && scanner.documents() < max_scanned_documents &&
+             parser.HandleNextDocument(scanner)) {
+      }
+      if (scanner.stalled()) {
+        const YAML::Mark& at = scanner.last_start();
+        std::string what = "unexpected content";
+        if (at.pos >= 0 && static_cast<std::size_t>(at.pos) < input.size()) {
+          what = "unexpected '" + std::string(1, input[static_cast<std::size_t>(at.pos)]) + "'";
+        }
+        errors.push_back({position(source, at), "YAML syntax error: " + what});
+        return std::nullopt;
+      }
+      if (scanner.documents() >= max_scanned_documents) {
+        errors.push_back({position(source, YAML::Mark::null_mark()),
+                          "must hold one YAML document, found more than " +
+                              std::to_string(max_scanned_documents)});
+        return std::nullopt;
+      }
+    }
+    docs = YAML::LoadAll(input);
   } catch (const YAML::Exception& e) {
     errors.push_back({position(source, e.mark), "YAML syntax error: " + e.msg});
     return std::nullopt;

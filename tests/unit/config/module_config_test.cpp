@@ -1,9 +1,10 @@
-#include <catch2/catch.hpp>
 #include <registryd/config/host_settings.hpp>
 #include <registryd/config/module_config.hpp>
 #include <registryd/util/atomic_file.hpp>
 
 #include "test_data.hpp"
+
+#include <catch2/catch.hpp>
 
 using namespace registryd::config;
 using namespace registryd::config::test;
@@ -255,6 +256,20 @@ TEST_CASE("a YAML syntax error names the line and column", "[config]") {
   CHECK(mapping[0].path == "line 1, column 5");
   CHECK(mapping[0].reason == "YAML syntax error: illegal map value");
   CHECK(mapping[0].to_string() == "line 1, column 5: YAML syntax error: illegal map value");
+}
+
+TEST_CASE("a stray comma is a syntax error, not an endless parse", "[config]") {
+  // yaml-cpp 0.7's LoadAll never returns on these and allocates until the process dies.
+  const auto errors = parse_errors(",\n");
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0].to_string() == "line 1, column 1: YAML syntax error: unexpected ','");
+  const auto after_list = parse_errors("- a\n,\n");
+  REQUIRE(after_list.size() == 1);
+  CHECK(after_list[0].to_string() == "line 2, column 1: YAML syntax error: unexpected ','");
+  CHECK(parse_errors(" ,")[0].to_string() == "line 1, column 2: YAML syntax error: unexpected ','");
+  auto host = parse_host_settings(",listen_address: 127.0.0.1:5001\n");
+  REQUIRE_FALSE(host.ok());
+  CHECK(host.error_message() == "line 1, column 1: YAML syntax error: unexpected ','");
 }
 
 TEST_CASE("a syntax error in a named source carries source:line:column", "[config]") {

@@ -5,12 +5,14 @@
 // sees a complete, valid module_config.
 #pragma once
 
-#include <chrono>
-#include <filesystem>
-#include <nlohmann/json.hpp>
-#include <optional>
 #include <registryd/config/errors.hpp>
 #include <registryd/util/result.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <filesystem>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -105,7 +107,7 @@ nlohmann::json to_canonical_json(const module_config& config);
 std::string canonical_text(const module_config& config);  // to_canonical_json(config).dump()
 
 // Parses a `spec.settings.registry` object given as JSON, such as a canonical form read back
-// from the state file, with the same rules and paths relative to `spec.settings.registry`.
+// from the state file, with the same rules; error paths start with `spec.settings.registry`.
 checked<module_config> module_config_from_json(const nlohmann::json& registry_settings);
 
 // `ttl` syntax: ^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$, not empty. No minimum applied here.
