@@ -1,9 +1,9 @@
+#include <registryd/config/address.hpp>
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
-
 #include <algorithm>
 #include <charconv>
-#include <registryd/config/address.hpp>
 
 namespace registryd::config {
 namespace {

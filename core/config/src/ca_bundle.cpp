@@ -1,6 +1,8 @@
 // The `ca` rule, checked with OpenSSL: the text must be one or more PEM CERTIFICATE blocks
 // that parse as X.509, and nothing else that PEM could carry (a private key pasted by mistake
 // is refused rather than skipped).
+#include <registryd/config/module_config.hpp>
+
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -8,7 +10,6 @@
 
 #include <climits>
 #include <memory>
-#include <registryd/config/module_config.hpp>
 #include <string>
 
 namespace registryd::config {

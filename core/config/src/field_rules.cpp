@@ -1,12 +1,13 @@
 // The single-field rules of the registry settings that are more than a type: the imagesRepo
 // pattern and the ttl syntax. Hand-written matchers rather than std::regex: the input is
 // untrusted and std::regex recurses per character.
-#include <charconv>
-#include <cstdint>
-#include <limits>
 #include <registryd/config/module_config.hpp>
 
 #include "yaml_reader.hpp"
+
+#include <charconv>
+#include <cstdint>
+#include <limits>
 
 namespace registryd::config {
 namespace {

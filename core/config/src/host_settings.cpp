@@ -1,11 +1,13 @@
-#include <array>
-#include <exception>
-#include <registryd/config/address.hpp>
 #include <registryd/config/host_settings.hpp>
+
+#include <registryd/config/address.hpp>
 #include <registryd/config/module_config.hpp>
 #include <registryd/util/atomic_file.hpp>
 
 #include "yaml_reader.hpp"
+
+#include <array>
+#include <exception>
 
 namespace registryd::config {
 namespace {

@@ -3,12 +3,13 @@
 // pass over a document finds every problem in it.
 #pragma once
 
+#include <registryd/config/errors.hpp>
+
 #include <yaml-cpp/yaml.h>
 
 #include <cstddef>
 #include <functional>
 #include <optional>
-#include <registryd/config/errors.hpp>
 #include <span>
 #include <string>
 #include <string_view>

@@ -1,5 +1,6 @@
-#include <cctype>
 #include <registryd/switching/mode.hpp>
+
+#include <cctype>
 #include <string>
 
 namespace registryd::switching {

@@ -1,9 +1,11 @@
+#include <registryd/switching/state.hpp>
+
+#include <registryd/switching/steps.hpp>
+#include <registryd/util/atomic_file.hpp>
+
 #include <array>
 #include <cstdio>
 #include <exception>
-#include <registryd/switching/state.hpp>
-#include <registryd/switching/steps.hpp>
-#include <registryd/util/atomic_file.hpp>
 
 namespace registryd::switching {
 namespace {

@@ -1,5 +1,6 @@
-#include <array>
 #include <registryd/switching/steps.hpp>
+
+#include <array>
 
 namespace registryd::switching {
 namespace {

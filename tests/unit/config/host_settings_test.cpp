@@ -1,8 +1,9 @@
-#include <catch2/catch.hpp>
 #include <registryd/config/host_settings.hpp>
 #include <registryd/util/atomic_file.hpp>
 
 #include "test_data.hpp"
+
+#include <catch2/catch.hpp>
 
 using namespace registryd::config;
 using namespace registryd::config::test;

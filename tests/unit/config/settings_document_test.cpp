@@ -1,10 +1,12 @@
-#include <catch2/catch.hpp>
-#include <fstream>
 #include <registryd/config/settings_document.hpp>
-#include <set>
-#include <sstream>
 
 #include "test_data.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <fstream>
+#include <set>
+#include <sstream>
 
 using namespace registryd::config;
 using namespace registryd::config::test;

@@ -2,10 +2,12 @@
 // builders for ModuleConfig documents.
 #pragma once
 
+#include <registryd/config/errors.hpp>
+
 #include <catch2/catch.hpp>
+
 #include <cstdlib>
 #include <filesystem>
-#include <registryd/config/errors.hpp>
 #include <string>
 #include <string_view>
 #include <vector>

@@ -1,5 +1,7 @@
-#include <catch2/catch.hpp>
 #include <registryd/switching/mode.hpp>
+
+#include <catch2/catch.hpp>
+
 #include <string>
 #include <vector>
 

@@ -1,6 +1,8 @@
-#include <catch2/catch.hpp>
-#include <map>
 #include <registryd/switching/rules.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <map>
 #include <string>
 
 using namespace registryd;

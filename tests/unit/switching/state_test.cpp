@@ -1,12 +1,13 @@
-#include <sys/stat.h>
-
-#include <catch2/catch.hpp>
-#include <cstdlib>
-#include <filesystem>
-#include <functional>
 #include <registryd/switching/state.hpp>
 #include <registryd/switching/steps.hpp>
 #include <registryd/util/atomic_file.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <sys/stat.h>
+#include <cstdlib>
+#include <filesystem>
+#include <functional>
 
 using namespace registryd;
 using namespace std::chrono_literals;

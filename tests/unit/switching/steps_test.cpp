@@ -1,5 +1,7 @@
-#include <catch2/catch.hpp>
 #include <registryd/switching/steps.hpp>
+
+#include <catch2/catch.hpp>
+
 #include <set>
 #include <string>
 #include <vector>

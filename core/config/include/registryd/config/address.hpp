@@ -1,8 +1,9 @@
 // Network address rules shared by the host settings and whoever binds or dials them.
 #pragma once
 
-#include <cstdint>
 #include <registryd/util/result.hpp>
+
+#include <cstdint>
 #include <string>
 #include <string_view>
 

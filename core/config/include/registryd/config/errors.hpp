@@ -4,6 +4,7 @@
 #pragma once
 
 #include <registryd/util/result.hpp>
+
 #include <string>
 #include <utility>
 #include <variant>

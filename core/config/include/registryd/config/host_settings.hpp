@@ -3,10 +3,11 @@
 // runs with no file at all. docs/configuration.md lists every key.
 #pragma once
 
+#include <registryd/config/errors.hpp>
+
 #include <chrono>
 #include <filesystem>
 #include <optional>
-#include <registryd/config/errors.hpp>
 #include <string>
 #include <string_view>
 #include <vector>

@@ -2,9 +2,11 @@
 // `validate_settings`. docs/plugin-authors.md is the contract; this builds exactly that.
 #pragma once
 
-#include <nlohmann/json.hpp>
 #include <registryd/config/host_settings.hpp>
 #include <registryd/config/module_config.hpp>
+
+#include <nlohmann/json.hpp>
+
 #include <string_view>
 
 namespace registryd::config {

@@ -2,9 +2,10 @@
 // `unmanaged` section) is a target of its own: the switching rules treat it differently.
 #pragma once
 
-#include <array>
 #include <registryd/config/module_config.hpp>
 #include <registryd/util/result.hpp>
+
+#include <array>
 #include <string_view>
 
 namespace registryd::switching {

@@ -9,9 +9,10 @@
 //   "mode transition from Local to Proxy is not supported: switch through Direct or Unmanaged".
 #pragma once
 
-#include <optional>
 #include <registryd/switching/mode.hpp>
 #include <registryd/switching/state.hpp>
+
+#include <optional>
 #include <string>
 
 namespace registryd::switching {

@@ -5,13 +5,15 @@
 // node be bootstrapped again.
 #pragma once
 
-#include <chrono>
-#include <filesystem>
-#include <nlohmann/json.hpp>
-#include <optional>
 #include <registryd/config/module_config.hpp>
 #include <registryd/switching/mode.hpp>
 #include <registryd/util/result.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <filesystem>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <registryd/switching/mode.hpp>
+
 #include <span>
 #include <string_view>
 
