@@ -4,6 +4,7 @@
 #include "test_data.hpp"
 
 #include <catch2/catch.hpp>
+#include <test_support.hpp>
 
 using namespace registryd::config;
 using namespace registryd::config::test;
@@ -214,7 +215,8 @@ TEST_CASE("host settings that are not a map are refused", "[config][host]") {
 
 TEST_CASE("load_host_settings resolves relative paths against the file's directory",
           "[config][host]") {
-  const auto dir = scratch_dir();
+  const registryd::test::scratch_dir scratch;
+  const auto& dir = scratch.path();
   const auto file = dir / "etc" / "registryd.yaml";
   REQUIRE_FALSE(registryd::util::write_file_atomic(file, "state_dir: state\nlog_format: json\n"));
   auto loaded = load_host_settings(file);
@@ -232,5 +234,4 @@ TEST_CASE("load_host_settings resolves relative paths against the file's directo
   REQUIRE_FALSE(missing.ok());
   CHECK(missing.errors().at(0).path == (dir / "nope.yaml").string());
   CHECK(missing.errors().at(0).reason.rfind("cannot read: ", 0) == 0);
-  fs::remove_all(dir);
 }

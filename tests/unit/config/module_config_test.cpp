@@ -5,6 +5,7 @@
 #include "test_data.hpp"
 
 #include <catch2/catch.hpp>
+#include <test_support.hpp>
 
 using namespace registryd::config;
 using namespace registryd::config::test;
@@ -576,7 +577,8 @@ TEST_CASE("every error in a document is reported, in a stable order", "[config]"
 // Files
 
 TEST_CASE("load_module_config reads a file and names it in errors", "[config]") {
-  const auto dir = scratch_dir();
+  const registryd::test::scratch_dir scratch;
+  const auto& dir = scratch.path();
   const auto file = dir / "deckhouse.yaml";
   REQUIRE_FALSE(registryd::util::write_file_atomic(file, with_registry("mode: Local\n")));
   auto loaded = load_module_config(file);
@@ -592,7 +594,6 @@ TEST_CASE("load_module_config reads a file and names it in errors", "[config]") 
   REQUIRE_FALSE(missing.ok());
   CHECK(missing.errors().at(0).path == (dir / "missing.yaml").string());
   CHECK(missing.errors().at(0).reason.rfind("cannot read: ", 0) == 0);
-  std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("without a module config file the host runs the default config", "[config]") {
@@ -602,14 +603,14 @@ TEST_CASE("without a module config file the host runs the default config", "[con
   CHECK(*config == default_module_config());
   CHECK(config->legacy());
 
-  const auto dir = scratch_dir();
+  const registryd::test::scratch_dir scratch;
+  const auto& dir = scratch.path();
   host.module_config_path = dir / "mc.yaml";
   REQUIRE_FALSE(registryd::util::write_file_atomic(*host.module_config_path,
                                                    with_registry("mode: Direct\ndirect: {}\n")));
   auto from_file = load_module_config(host);
   REQUIRE(from_file.ok());
   CHECK(from_file->mode == registry_mode::direct);
-  std::filesystem::remove_all(dir);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -6,8 +6,6 @@
 
 #include <catch2/catch.hpp>
 
-#include <cstdlib>
-#include <filesystem>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -104,12 +102,6 @@ inline bool has_error_containing(const field_errors& errors, std::string_view pa
     if (e.path == path && e.reason.find(part) != std::string::npos) return true;
   }
   return false;
-}
-
-inline std::filesystem::path scratch_dir() {
-  std::string tmpl = (std::filesystem::temp_directory_path() / "registryd-config-XXXXXX").string();
-  REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-  return tmpl;
 }
 
 }  // namespace registryd::config::test

@@ -3,6 +3,7 @@
 #include <registryd/util/atomic_file.hpp>
 
 #include <catch2/catch.hpp>
+#include <test_support.hpp>
 
 #include <sys/stat.h>
 #include <cstdlib>
@@ -19,12 +20,6 @@ using switching::wall_clock;
 namespace fs = std::filesystem;
 
 namespace {
-
-fs::path scratch_dir() {
-  std::string tmpl = (fs::temp_directory_path() / "registryd-switching-XXXXXX").string();
-  REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-  return tmpl;
-}
 
 // 2025-07-15T12:52:46Z
 const wall_clock::time_point t0 = wall_clock::time_point(1752583966s);
@@ -65,18 +60,19 @@ nlohmann::json valid_json() { return switching::to_json(proxy_state()); }
 }  // namespace
 
 TEST_CASE("a missing state file means no state", "[switching][state]") {
-  const auto dir = scratch_dir();
+  const registryd::test::scratch_dir scratch;
+  const auto& dir = scratch.path();
   auto loaded = switching::load_state(dir);
   REQUIRE(loaded.ok());
   CHECK_FALSE(loaded->has_value());
   auto no_dir = switching::load_state(dir / "does" / "not" / "exist");
   REQUIRE(no_dir.ok());
   CHECK_FALSE(no_dir->has_value());
-  fs::remove_all(dir);
 }
 
 TEST_CASE("a saved state loads back equal", "[switching][state]") {
-  const auto dir = scratch_dir();
+  const registryd::test::scratch_dir scratch;
+  const auto& dir = scratch.path();
   const auto state = proxy_state();
   REQUIRE(switching::save_state(dir / "state", state).ok());
   auto loaded = switching::load_state(dir / "state");
@@ -84,11 +80,11 @@ TEST_CASE("a saved state loads back equal", "[switching][state]") {
   REQUIRE(loaded.ok());
   REQUIRE(loaded->has_value());
   CHECK(**loaded == state);
-  fs::remove_all(dir);
 }
 
 TEST_CASE("states of every mode, legacy and bootstrap round-trip", "[switching][state]") {
-  const auto dir = scratch_dir();
+  const registryd::test::scratch_dir scratch;
+  const auto& dir = scratch.path();
   std::vector<persisted_state> states;
   {
     persisted_state fresh;  // bootstrap has not picked a mode
@@ -119,7 +115,6 @@ TEST_CASE("states of every mode, legacy and bootstrap round-trip", "[switching][
     REQUIRE(loaded->has_value());
     CHECK(**loaded == s);
   }
-  fs::remove_all(dir);
 }
 
 TEST_CASE("the state file has the documented shape", "[switching][state]") {
@@ -154,7 +149,8 @@ TEST_CASE("the state file has the documented shape", "[switching][state]") {
 }
 
 TEST_CASE("the state file is written 0600 and atomically replaced", "[switching][state]") {
-  const auto dir = scratch_dir();
+  const registryd::test::scratch_dir scratch;
+  const auto& dir = scratch.path();
   REQUIRE(switching::save_state(dir, proxy_state()).ok());
   struct stat st {};
   REQUIRE(::stat(switching::state_file_path(dir).c_str(), &st) == 0);
@@ -169,11 +165,11 @@ TEST_CASE("the state file is written 0600 and atomically replaced", "[switching]
   }
   CHECK(entries == 1);
   CHECK(**switching::load_state(dir) == second);
-  fs::remove_all(dir);
 }
 
 TEST_CASE("a corrupt state file is an error and is left as it is", "[switching][state]") {
-  const auto dir = scratch_dir();
+  const registryd::test::scratch_dir scratch;
+  const auto& dir = scratch.path();
   const auto file = switching::state_file_path(dir).string();
   for (const std::string& text : std::vector<std::string>{"", "{", "not json", "{\"version\":1,",
                                                           std::string("\x00\x01", 2)}) {
@@ -184,11 +180,11 @@ TEST_CASE("a corrupt state file is an error and is left as it is", "[switching][
     std::error_code ec;
     CHECK(util::read_small_file(file, ec) == text);  // never reset
   }
-  fs::remove_all(dir);
 }
 
 TEST_CASE("an invalid state names the field and the rule", "[switching][state]") {
-  const auto dir = scratch_dir();
+  const registryd::test::scratch_dir scratch;
+  const auto& dir = scratch.path();
   const auto file = switching::state_file_path(dir).string();
   struct row {
     std::string what;
@@ -259,7 +255,6 @@ TEST_CASE("an invalid state names the field and the rule", "[switching][state]")
     write(dir, j.dump());
     CHECK(load_error(dir) == "state file " + file + " is invalid: " + r.reason);
   }
-  fs::remove_all(dir);
 }
 
 TEST_CASE("every problem of an invalid state is reported together", "[switching][state]") {
@@ -284,23 +279,23 @@ TEST_CASE("unknown keys in the state file are ignored for newer releases", "[swi
 }
 
 TEST_CASE("a state path that is not a regular file is an error", "[switching][state]") {
-  const auto dir = scratch_dir();
+  const registryd::test::scratch_dir scratch;
+  const auto& dir = scratch.path();
   fs::create_directories(switching::state_file_path(dir));
   CHECK(load_error(dir) ==
         "state file " + switching::state_file_path(dir).string() + " is not a regular file");
   CHECK_FALSE(switching::save_state(dir, proxy_state()).ok());
-  fs::remove_all(dir);
 }
 
 TEST_CASE("saving into a state dir that cannot be created is an error", "[switching][state]") {
-  const auto dir = scratch_dir();
+  const registryd::test::scratch_dir scratch;
+  const auto& dir = scratch.path();
   REQUIRE_FALSE(util::write_file_atomic(dir / "file", "x"));
   auto saved = switching::save_state(dir / "file" / "sub", proxy_state());
   REQUIRE_FALSE(saved.ok());
   CHECK(saved.error_message().rfind(
             "cannot write state file " + (dir / "file" / "sub" / "state.json").string() + ": ",
             0) == 0);
-  fs::remove_all(dir);
 }
 
 TEST_CASE("the recorded config reads back into the module config", "[switching][state]") {
@@ -384,7 +379,8 @@ TEST_CASE("a switch whose steps are all True has nothing pending", "[switching][
 
 TEST_CASE("a state interrupted mid-switch resumes at the first unfinished step",
           "[switching][state]") {
-  const auto dir = scratch_dir();
+  const registryd::test::scratch_dir scratch;
+  const auto& dir = scratch.path();
   auto s = proxy_state();
   REQUIRE(switching::save_state(dir, s).ok());
   auto loaded = switching::load_state(dir);
@@ -394,5 +390,4 @@ TEST_CASE("a state interrupted mid-switch resumes at the first unfinished step",
   CHECK(pending->type == "ContainerdConfigPreflightReady");
   CHECK(pending->reason == condition_reason::error);
   CHECK((*loaded)->target == mode::direct);
-  fs::remove_all(dir);
 }
