@@ -127,3 +127,20 @@ bcrypt_user() {
   hash=$(htpasswd -nbBC 5 "$1" "$2" | cut -d: -f2-)
   printf '  - name: %s\n    password: "%s"\n    access: %s\n' "$1" "$hash" "$3"
 }
+
+# module_config MODE [SECTION_YAML]: prints the operator's ModuleConfig selecting MODE, with
+# SECTION_YAML (indented as under `registry:`, e.g. "      proxy:\n        imagesRepo: ...").
+module_config() {
+  cat <<YML
+apiVersion: deckhouse.io/v1alpha1
+kind: ModuleConfig
+metadata:
+  name: deckhouse
+spec:
+  version: 1
+  settings:
+    registry:
+      mode: $1
+${2:-}
+YML
+}

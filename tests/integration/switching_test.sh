@@ -9,20 +9,6 @@ source "$(dirname "$0")/lib.sh"
 echo_plugin="$REGISTRYD_BUILD_DIR/tests/fixtures/plugins/echo.so"
 [ -f "$echo_plugin" ] || fail "missing $echo_plugin"
 
-module_config() {  # module_config MODE [SECTION-YAML]
-  cat <<YML
-apiVersion: deckhouse.io/v1alpha1
-kind: ModuleConfig
-metadata:
-  name: deckhouse
-spec:
-  version: 1
-  settings:
-    registry:
-      mode: $1
-${2:-}
-YML
-}
 direct_section='      direct:
         imagesRepo: registry.example.com/deckhouse/ee
         license: secret-license'

@@ -87,23 +87,12 @@ digest_of() {
   ctr_ images ls | awk -v ref="$1" '$1 == ref { print $3 }'
 }
 
-# module_config FILE PORT SCHEME [EXTRA_YAML]: a ModuleConfig selecting Unmanaged mode.
-module_config() {
-  cat >"$1" <<YML
-apiVersion: deckhouse.io/v1alpha1
-kind: ModuleConfig
-metadata:
-  name: deckhouse
-spec:
-  version: 1
-  settings:
-    registry:
-      mode: Unmanaged
-      unmanaged:
+# unmanaged_config FILE PORT SCHEME [EXTRA_YAML]: a ModuleConfig selecting Unmanaged mode.
+unmanaged_config() {
+  module_config Unmanaged "      unmanaged:
         imagesRepo: 127.0.0.1:$2/deckhouse/ce
         scheme: $3
-${4:-}
-YML
+${4:-}" >"$1"
 }
 
 # push PORT: copies the sample image to the registry on PORT; prints the pushed digest.
@@ -132,7 +121,7 @@ HTTP_REF="127.0.0.1:$HTTP_PORT/deckhouse/ce/sample:latest"
 
 # Credentials make the renderer write the patched-only [host."...".auth] table; this registry
 # has no auth, so containerd never needs them, but stock containerd must still read the file.
-module_config "$WORK/mc-http.yaml" "$HTTP_PORT" HTTP "        username: reader
+unmanaged_config "$WORK/mc-http.yaml" "$HTTP_PORT" HTTP "        username: reader
         password: \"p\\\\a\\\"ss\""
 timeout 30 "$REGISTRYD" render containerd --config "$WORK/mc-http.yaml" --out "$WORK/etc-http" \
   >"$WORK/render-http.log" 2>&1 || fail "render (HTTP) failed: $(cat "$WORK/render-http.log")"
@@ -186,7 +175,7 @@ start_docker_registry "$HTTPS_PORT" "  tls:
 HTTPS_DIGEST=$(push_sample "$HTTPS_PORT")
 HTTPS_REF="127.0.0.1:$HTTPS_PORT/deckhouse/ce/sample:latest"
 
-module_config "$WORK/mc-https.yaml" "$HTTPS_PORT" HTTPS "        ca: |
+unmanaged_config "$WORK/mc-https.yaml" "$HTTPS_PORT" HTTPS "        ca: |
 $(sed 's/^/          /' "$WORK/ca.crt")"
 timeout 30 "$REGISTRYD" render containerd --config "$WORK/mc-https.yaml" --out "$WORK/etc-https" \
   >"$WORK/render-https.log" 2>&1 || fail "render (HTTPS) failed: $(cat "$WORK/render-https.log")"
@@ -207,7 +196,7 @@ if pull "$HTTPS_REF" "$WORK/empty-hosts-dir" >"$WORK/pull-https-nohosts.log" 2>&
 fi
 # With a hosts.toml for HTTPS but no CA, the registry's certificate is not trusted: the CA file
 # is what makes the next pull work.
-module_config "$WORK/mc-https-noca.yaml" "$HTTPS_PORT" HTTPS
+unmanaged_config "$WORK/mc-https-noca.yaml" "$HTTPS_PORT" HTTPS
 timeout 30 "$REGISTRYD" render containerd --config "$WORK/mc-https-noca.yaml" --out "$WORK/etc-https-noca" \
   >"$WORK/render-https-noca.log" 2>&1 || fail "render (HTTPS, no CA) failed: $(cat "$WORK/render-https-noca.log")"
 if pull "$HTTPS_REF" "$WORK/etc-https-noca/registry.d" >"$WORK/pull-https-noca.log" 2>&1; then

@@ -32,39 +32,23 @@ std::string to_string(const field_errors& errors);
 
 // A validated value or the non-empty list of everything wrong with the input.
 template <typename T>
-class [[nodiscard]] checked {
+class [[nodiscard]] checked : public util::basic_result<T, field_errors> {
  public:
-  checked(T value) : v_(std::in_place_index<0>, std::move(value)) {}  // NOLINT: implicit by design
-  checked(field_errors errors)                                        // NOLINT: implicit by design
-      : v_(std::in_place_index<1>, std::move(errors)) {}
-
-  bool ok() const noexcept { return v_.index() == 0; }
-  explicit operator bool() const noexcept { return ok(); }
-
-  T& value() & { return std::get<0>(v_); }
-  const T& value() const& { return std::get<0>(v_); }
-  T&& value() && { return std::get<0>(std::move(v_)); }
-  T* operator->() { return &value(); }
-  const T* operator->() const { return &value(); }
-  T& operator*() & { return value(); }
-  const T& operator*() const& { return value(); }
+  using util::basic_result<T, field_errors>::basic_result;
 
   // Empty when ok().
   const field_errors& errors() const {
     static const field_errors none;
-    return ok() ? none : std::get<1>(v_);
+    return this->ok() ? none : this->error_value();
   }
   // All errors, one per line.
   std::string error_message() const { return to_string(errors()); }
 
   // For callers that only need a message (the CLI, the reload loop).
   util::result<T> to_result() && {
-    if (ok()) return std::move(*this).value();
+    if (this->ok()) return std::move(*this).value();
     return util::error{error_message()};
   }
-
- private:
-  std::variant<T, field_errors> v_;
 };
 
 }  // namespace registryd::config
