@@ -55,7 +55,7 @@ int serve(const serve_args& args) {
       break;
     }
     if (sig == SIGHUP) logger->info("reloading on SIGHUP");
-    sup.reconcile();
+    sup.reconcile(sig == SIGHUP);
   }
   sup.stop();
   return exit_ok;

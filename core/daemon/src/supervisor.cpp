@@ -67,7 +67,8 @@ util::status supervisor::start() {
   return front_door_->start();
 }
 
-void supervisor::reconcile() {
+void supervisor::reconcile(bool retry_refused) {
+  if (retry_refused) last_refused_.clear();
   if (!opts_.plain_http) {
     if (auto st = refresh_certificates(); !st) logger_->error("certificates: {}", st.error_message());
   }

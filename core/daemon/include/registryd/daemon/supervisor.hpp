@@ -45,8 +45,10 @@ class supervisor {
   // none recorded); a mode that fails to start leaves the front door answering 503 with why.
   util::status start();
   // One pass over everything that may have changed: certificates (re-issued before they
-  // expire, or when the wanted names change), the users file, the ModuleConfig.
-  void reconcile();
+  // expire, or when the wanted names change), the users file, the ModuleConfig. A config that
+  // was refused is not tried again until it changes, unless `retry_refused` (SIGHUP): an
+  // operator who fixed what made a plugin fail can ask for another try.
+  void reconcile(bool retry_refused = false);
   void stop();
 
  private:
