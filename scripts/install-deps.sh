@@ -21,8 +21,3 @@ TEST_PKGS=(
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -q
 $SUDO apt-get install -y -q --no-install-recommends "${BUILD_PKGS[@]}" "${TEST_PKGS[@]}"
-# docker-registry and containerd ship systemd units that may start them on install; the tests
-# start their own instances on loopback, so the packaged services are not wanted running.
-if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
-  $SUDO systemctl disable --now docker-registry containerd >/dev/null 2>&1 || true
-fi

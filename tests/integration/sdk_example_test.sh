@@ -8,7 +8,7 @@ prefix="$WORK/prefix"
 cmake --install "$REGISTRYD_BUILD_DIR" --prefix "$prefix" >"$WORK/install.log"
 [ -x "$prefix/bin/registryd" ] || fail "no registryd installed"
 for p in unmanaged direct proxy local packages-proxy; do
-  [ -f "$prefix/lib/registryd/plugins/$p.so" ] || fail "plugin $p.so not installed"
+  [ -f "$prefix/$REGISTRYD_PLUGIN_INSTALL_DIR/$p.so" ] || fail "plugin $p.so not installed"
 done
 [ -f "$prefix/include/registryd/plugin_abi.h" ] || fail "SDK headers not installed"
 
@@ -21,7 +21,7 @@ plugin="$WORK/hello-build/hello.so"
 # It exports the entry point and nothing else, not even standard-library template instances.
 exported=$(nm -D --defined-only "$plugin" | awk '$2 ~ /[TtDdBbRrVvWwUuiu]/ {print $3}' | grep -v '^$' || true)
 assert_eq "$exported" "registryd_plugin_entry" "exported symbols"
-for p in "$prefix"/lib/registryd/plugins/*.so; do
+for p in "$prefix/$REGISTRYD_PLUGIN_INSTALL_DIR"/*.so; do
   exported=$(nm -D --defined-only "$p" | awk '{print $3}' | grep -v '^$' || true)
   assert_eq "$exported" "registryd_plugin_entry" "symbols exported by $(basename "$p")"
 done

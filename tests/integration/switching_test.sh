@@ -85,4 +85,23 @@ CA="$WORK/sw-state/pki/ca.crt"
 assert_contains "$(mode_metric)" 'mode="Proxy"' "recorded mode after restart"
 assert_eq "$(http_status --cacert "$CA" "$url/v2/system/deckhouse/manifests/latest")" "200" "serving after restart"
 
+echo "# a restart with a config whose plugin cannot start serves the recorded mode instead"
+unmanaged_section='      unmanaged:
+        imagesRepo: registry.example.com/deckhouse/ee'
+module_config Unmanaged "$unmanaged_section" >"$WORK/real.yaml"
+stop_pid "$LAST_PID"
+start_registryd real "$port" --config "$WORK/real.yaml"
+assert_eq "$(http_status --cacert "$CA" "$url/v2/system/deckhouse/manifests/latest")" "404" "Unmanaged serving"
+stop_pid "$REGISTRYD_PID"
+module_config Direct "$direct_section" >"$WORK/real.yaml"   # allowed, but Direct is not built yet
+start_bg real2 300 "$REGISTRYD" serve --listen-address "127.0.0.1:$port" --state-dir "$WORK/real-state" \
+  --data-dir "$WORK/real-data" --plugin-dir "$REGISTRYD_PLUGIN_DIR" --config "$WORK/real.yaml"
+wait_port "$port" 30
+code=$(http_status --cacert "$CA" "$url/v2/system/deckhouse/manifests/latest")
+assert_eq "$code" "404" "recorded Unmanaged mode after the restart"
+assert_contains "$(cat "$WORK/body")" "Unmanaged mode" "recorded mode answers"
+grep -q "Direct mode is not built yet" "$WORK/real2.log" || fail "the plugin failure is not logged"
+grep -q "serving the recorded mode Unmanaged instead" "$WORK/real2.log" || fail "no fallback logged"
+assert_contains "$("$REGISTRYD" status --state-dir "$WORK/real-state")" "mode: Unmanaged" "state after the failed switch"
+
 echo "PASS switching"

@@ -48,7 +48,7 @@ int render_containerd(const render_args& args) {
     return exit_invalid;
   }
   containerd::render_options opts;
-  opts.out_dir = args.out_dir;
+  opts.out_dir = args.out_dir.empty() ? host->containerd_dir : std::filesystem::path(args.out_dir);
   opts.final_root = args.final_root;
   opts.dry_run = args.dry_run;
   opts.adopt_unmanaged = args.adopt;
@@ -58,7 +58,7 @@ int render_containerd(const render_args& args) {
     return exit_invalid;
   }
   std::cout << (args.dry_run ? "would render" : "rendered") << " containerd configuration for "
-            << config::to_string(config->mode) << " mode into " << args.out_dir
+            << config::to_string(config->mode) << " mode into " << opts.out_dir.string()
             << " (config version " << report->config_version << ")\n";
   for (const auto& f : report->written) std::cout << "  written   " << f << "\n";
   for (const auto& f : report->unchanged) std::cout << "  unchanged " << f << "\n";
@@ -80,7 +80,9 @@ command add_render(CLI::App& app) {
       "ones are never touched. See docs/containerd.md.");
   auto args = std::make_shared<render_args>();
   args->host.add_to(*ctd);
-  ctd->add_option("--out", args->out_dir, "The directory that plays /etc/containerd")->required();
+  ctd->add_option("--out", args->out_dir,
+                  "The directory that plays /etc/containerd (default: the containerd_dir host "
+                  "setting, /etc/containerd)");
   ctd->add_option("--final-root", args->final_root,
                   "Where --out will be on the node, for the paths inside the files (default: --out)");
   ctd->add_flag("--dry-run", args->dry_run, "Report what would change; write nothing");

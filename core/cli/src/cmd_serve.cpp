@@ -24,6 +24,11 @@ struct serve_args {
 int serve(const serve_args& args) {
   const auto host = args.host.load_or_report();
   if (!host) return exit_invalid;
+  if (args.plain_http && host->users_file) {
+    std::cerr << "registryd serve: --plain-http with --users-file would send passwords in clear "
+                 "text; drop one of them\n";
+    return exit_invalid;
+  }
   auto logger = util::make_logger(host->log == config::log_format::json, args.log_level);
 
   // Signals are taken synchronously by this thread; block them before any thread starts so

@@ -142,20 +142,31 @@ util::status supervisor::refresh_mode(bool starting) {
   auto state = switching::load_state(host.state_dir);
   if (!state) return util::error{state.error_message()};
 
-  // Counts the refusal; when nothing runs yet, serves the mode the state records, or (on a
-  // fresh node) keeps the front door up answering 503 with `message` until a config applies.
+  // Counts the refusal. When nothing runs yet (start-up), serves the mode the state records
+  // instead; when that fails too, or the node has no recorded mode, keeps the front door up
+  // answering 503 with why. It never stops the host: a static pod must not crash-loop on a
+  // config an operator can fix.
   auto fall_back = [&](const char* reason, const std::string& message) -> util::status {
     refusals_.Add({{"reason", reason}}).Increment();
-    if (!starting) return util::ok();  // the running mode keeps serving
+    if (!starting || front_door_->mode()) return util::ok();  // the running mode keeps serving
     if (!*state || !(*state)->current) {
       front_door_->set_mode(nullptr, "no registry mode is running: " + message);
       return util::ok();
     }
     auto recorded = switching::recorded_config(**state);
-    if (!recorded) return util::error{"the state's recorded config is invalid: " + recorded.error_message()};
+    if (!recorded) {
+      front_door_->set_mode(nullptr, "no registry mode is running: " + message +
+                                         "; the recorded config is invalid: " + recorded.error_message());
+      return util::ok();
+    }
     logger_->warn("serving the recorded mode {} instead", config::to_string(recorded->mode));
     const std::string settings = config::settings_document(*recorded, host).dump();
-    return activate(*recorded, settings, false);
+    if (auto st = activate(*recorded, settings, false); !st) {
+      logger_->error("the recorded mode cannot start either: {}", st.error_message());
+      front_door_->set_mode(nullptr, "no registry mode is running: " + message + "; " +
+                                         st.error_message());
+    }
+    return util::ok();
   };
 
   auto desired = config::load_module_config(host);
@@ -181,11 +192,7 @@ util::status supervisor::refresh_mode(bool starting) {
   if (auto st = activate(*desired, settings, true); !st) {
     logger_->error("{}", st.error_message());
     last_refused_ = settings;
-    refusals_.Add({{"reason", "plugin"}}).Increment();
-    if (starting && !front_door_->mode()) {
-      front_door_->set_mode(nullptr, st.error_message());
-    }
-    return util::ok();
+    return fall_back("plugin", st.error_message());
   }
   last_refused_.clear();
   return util::ok();

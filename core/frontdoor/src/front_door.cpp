@@ -8,7 +8,9 @@
 #include <httplib.h>
 #include <prometheus/text_serializer.h>
 
+#include <algorithm>
 #include <chrono>
+#include <optional>
 #include <cstring>
 #include <vector>
 
@@ -29,7 +31,58 @@ void oci_error(httplib::Response& res, int status, std::string_view code, std::s
 }
 
 // Request start times, per worker thread: a request is served start to end on one thread.
-thread_local std::chrono::steady_clock::time_point request_started;
+// Unset for requests httplib refused before routing (a malformed request line, say).
+thread_local std::optional<std::chrono::steady_clock::time_point> request_started;
+
+// A GET or HEAD body larger than this is refused before httplib would read it into memory:
+// the registry API sends none, and no body is ever held whole.
+constexpr std::uint64_t max_get_body = 64 * 1024;
+
+// Text from a request (a path, say) made safe for one log line: control characters, spaces
+// and bytes outside ASCII are percent-encoded, and it is cut at 512 characters. A request
+// cannot forge a log line or break a JSON log.
+std::string loggable(std::string_view text) {
+  static constexpr char hex[] = "0123456789ABCDEF";
+  std::string out;
+  for (const char c : text.substr(0, 512)) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u <= 0x20 || u >= 0x7f) {
+      out += '%';
+      out += hex[u >> 4];
+      out += hex[u & 0xf];
+    } else {
+      out += c;
+    }
+  }
+  if (text.size() > 512) out += "...";
+  return out;
+}
+
+// A /v2/ path a plugin may trust: no "." or ".." segment, no empty segment, no encoded '/'
+// or control character. Repository names never hold them (distribution spec), and a plugin
+// that maps paths to storage must never see them.
+bool is_clean_v2_path(const httplib::Request& req) {
+  const std::string_view path = req.path;
+  std::size_t start = 1;  // after the leading '/'
+  while (start <= path.size()) {
+    const std::size_t end = std::min(path.find('/', start), path.size());
+    const std::string_view segment = path.substr(start, end - start);
+    const bool last = end == path.size();
+    if ((segment.empty() && !last) || segment == "." || segment == "..") return false;
+    start = end + 1;
+  }
+  for (const char c : path) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return false;
+  }
+  const std::string_view target = std::string_view(req.target).substr(0, req.target.find('?'));
+  return target.find("%2f") == std::string_view::npos && target.find("%2F") == std::string_view::npos;
+}
+
+// Reads what is left of a request body and drops it. httplib keeps the connection alive after
+// a handler returns, so an unread body would be parsed as the next request.
+void drain_body(const httplib::ContentReader& reader) {
+  reader([](const char*, std::size_t) { return true; });
+}
 
 // The host side of registryd_body_reader.
 struct body_context {
@@ -45,10 +98,14 @@ struct body_context {
       if (self->buffered == nullptr || self->buffered->empty()) return 0;
       return on_chunk(chunk_ctx, view(*self->buffered)) == 0 ? 0 : -1;
     }
+    // When the plugin stops early, the rest is still read (and dropped) in the same pass:
+    // httplib's reader runs once, and unread bytes would be parsed as the next request.
+    bool stopped = false;
     const bool complete = (*self->reader)([&](const char* data, std::size_t size) {
-      return on_chunk(chunk_ctx, registryd_str{data, size}) == 0;
+      if (!stopped) stopped = on_chunk(chunk_ctx, registryd_str{data, size}) != 0;
+      return true;
     });
-    return complete ? 0 : -1;
+    return complete && !stopped ? 0 : -1;
   }
 };
 
@@ -148,8 +205,14 @@ void front_door::stop() {
 
 void front_door::install_routes() {
   auto& s = *server_;
-  s.set_pre_routing_handler([](const httplib::Request&, httplib::Response&) {
+  s.set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
     request_started = std::chrono::steady_clock::now();
+    if ((req.method == "GET" || req.method == "HEAD") &&
+        (req.has_header("Transfer-Encoding") ||
+         req.get_header_value<std::uint64_t>("Content-Length") > max_get_body)) {
+      oci_error(res, 413, "SIZE_INVALID", "a GET or HEAD request carries no body");
+      return httplib::Server::HandlerResponse::Handled;
+    }
     return httplib::Server::HandlerResponse::Unhandled;
   });
   s.set_logger([this](const httplib::Request& req, const httplib::Response& res) { record(req, res); });
@@ -171,15 +234,21 @@ void front_door::install_routes() {
   s.Patch(v2, streamed);
   s.Delete(v2, streamed);
 
-  auto not_found = [](const httplib::Request&, httplib::Response& res) {
+  auto not_found = [](httplib::Response& res) {
     res.status = 404;
     res.set_content("404 page not found\n", "text/plain");
   };
-  s.Get(".*", not_found);
-  s.Post(".*", not_found);
-  s.Put(".*", not_found);
-  s.Patch(".*", not_found);
-  s.Delete(".*", not_found);
+  s.Get(".*", [not_found](const httplib::Request&, httplib::Response& res) { not_found(res); });
+  // Bodies sent to unknown paths are read and dropped, never buffered (see drain_body).
+  auto not_found_streamed = [not_found](const httplib::Request&, httplib::Response& res,
+                                        const httplib::ContentReader& reader) {
+    drain_body(reader);
+    not_found(res);
+  };
+  s.Post(".*", not_found_streamed);
+  s.Put(".*", not_found_streamed);
+  s.Patch(".*", not_found_streamed);
+  s.Delete(".*", not_found_streamed);
 }
 
 std::optional<auth::principal> front_door::authenticate(const httplib::Request& req,
@@ -200,6 +269,17 @@ std::optional<auth::principal> front_door::authenticate(const httplib::Request& 
 
 void front_door::handle_v2(const httplib::Request& req, httplib::Response& res,
                            const httplib::ContentReader* body) {
+  body_context body_ctx;
+  body_ctx.reader = body;
+  body_ctx.buffered = &req.body;
+  // Whatever path answers, a body nobody read is drained before the next request is parsed.
+  struct drain_at_exit {
+    body_context& ctx;
+    ~drain_at_exit() {
+      if (ctx.reader != nullptr && !ctx.consumed) drain_body(*ctx.reader);
+    }
+  } drain{body_ctx};
+
   res.set_header("Docker-Distribution-API-Version", "registry/2.0");
   const auto who = authenticate(req, res);
   if (!who) return;
@@ -236,13 +316,16 @@ void front_door::handle_v2(const httplib::Request& req, httplib::Response& res,
   std::vector<registryd_header> headers;
   headers.reserve(req.headers.size());
   for (const auto& [name, value] : req.headers) headers.push_back({view(name), view(value)});
+  if (!is_clean_v2_path(req)) {
+    oci_error(res, 400, "NAME_INVALID",
+              "the path holds an empty, '.' or '..' segment, an encoded '/' or a control character");
+    return;
+  }
+
   const auto q = req.target.find('?');
   const std::string_view query =
       q == std::string::npos ? std::string_view{} : std::string_view(req.target).substr(q + 1);
 
-  body_context body_ctx;
-  body_ctx.reader = body;
-  body_ctx.buffered = &req.body;
   registryd_body_reader body_reader{};
   body_reader.ctx = &body_ctx;
   body_reader.read = &body_context::read;
@@ -266,11 +349,6 @@ void front_door::handle_v2(const httplib::Request& req, httplib::Response& res,
   response_writer writer;
   mode->handle(r, *writer.abi());
   writer.apply(res, req.method == "HEAD", mode);
-  if (body != nullptr && !body_ctx.consumed && body_reader.content_length != 0) {
-    // The plugin answered without reading the body; the unread bytes would corrupt the next
-    // request on this connection.
-    res.set_header("Connection", "close");
-  }
 }
 
 void front_door::handle_readyz(httplib::Response& res) const {
@@ -297,17 +375,27 @@ void front_door::handle_metrics(httplib::Response& res) const {
 }
 
 void front_door::record(const httplib::Request& req, const httplib::Response& res) {
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - request_started).count();
   requests_total_.Add({{"method", req.method}, {"code", std::to_string(res.status)}}).Increment();
-  request_seconds_
-      .Add({{"method", req.method}},
-           prometheus::Histogram::BucketBoundaries{0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30})
-      .Observe(seconds);
-  if (req.path == "/healthz" || req.path == "/readyz" || req.path == "/metrics") {
-    logger_->debug("{} {} {} {}", req.remote_addr, req.method, req.path, res.status);
+  // Requests httplib refused before routing have no start time: counted, not timed.
+  std::optional<double> seconds;
+  if (request_started) {
+    seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - *request_started).count();
+    request_started.reset();
+    request_seconds_
+        .Add({{"method", req.method}},
+             prometheus::Histogram::BucketBoundaries{0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30})
+        .Observe(*seconds);
+  }
+  const auto level = (req.path == "/healthz" || req.path == "/readyz" || req.path == "/metrics")
+                         ? spdlog::level::debug
+                         : spdlog::level::info;
+  if (!logger_->should_log(level)) return;
+  const std::string target = loggable(req.target);
+  if (seconds) {
+    logger_->log(level, "{} {} {} {} {:.3f}s", req.remote_addr, loggable(req.method), target,
+                 res.status, *seconds);
   } else {
-    logger_->info("{} {} {} {} {:.3f}s", req.remote_addr, req.method, req.path, res.status, seconds);
+    logger_->log(level, "{} {} {} {}", req.remote_addr, loggable(req.method), target, res.status);
   }
 }
 

@@ -164,23 +164,30 @@ void response_writer::apply(httplib::Response& res, bool head,
         }
         break;
       }
-      auto pull = [holder](httplib::DataSink& sink) {
-        const std::int64_t n =
-            holder->stream.read(holder->stream.ctx, holder->buffer.data(), holder->buffer.size());
-        if (n < 0) return false;
-        if (n == 0) {
-          sink.done();
-          return true;
-        }
-        return sink.write(holder->buffer.data(), static_cast<std::size_t>(n));
-      };
       if (stream_length_ >= 0) {
+        // Fixed length: httplib calls until the promised length is sent. A stream that ends
+        // early is an error (the connection is closed, the client sees a short body), never
+        // a done() call, which httplib does not allow for a fixed-length body.
         res.set_content_provider(
             static_cast<std::size_t>(stream_length_), content_type,
-            [pull](std::size_t, std::size_t, httplib::DataSink& sink) { return pull(sink); });
+            [holder](std::size_t, std::size_t length, httplib::DataSink& sink) {
+              const std::int64_t n = holder->stream.read(
+                  holder->stream.ctx, holder->buffer.data(), std::min(length, holder->buffer.size()));
+              if (n <= 0) return false;
+              return sink.write(holder->buffer.data(), static_cast<std::size_t>(n));
+            });
       } else {
         res.set_chunked_content_provider(
-            content_type, [pull](std::size_t, httplib::DataSink& sink) { return pull(sink); });
+            content_type, [holder](std::size_t, httplib::DataSink& sink) {
+              const std::int64_t n = holder->stream.read(holder->stream.ctx, holder->buffer.data(),
+                                                         holder->buffer.size());
+              if (n < 0) return false;
+              if (n == 0) {
+                sink.done();
+                return true;
+              }
+              return sink.write(holder->buffer.data(), static_cast<std::size_t>(n));
+            });
       }
       break;
     }

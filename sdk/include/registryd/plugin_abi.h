@@ -107,7 +107,9 @@ typedef struct registryd_body_reader {
   /* Size announced by the client, or -1 when unknown (chunked transfer encoding). */
   int64_t content_length;
   /* Delivers the body to `on_chunk` piece by piece until the end, an error, or on_chunk asks
-   * to stop. May be called once. Returns 0 when the whole body was read, -1 otherwise. */
+   * to stop (the host then reads the rest and drops it). May be called once. Returns 0 when
+   * the whole body was delivered, -1 otherwise. A body the plugin never reads is drained by the
+   * host after `handle` returns. */
   int (*read)(void* ctx, registryd_body_chunk_fn on_chunk, void* chunk_ctx);
 } registryd_body_reader;
 
@@ -115,7 +117,9 @@ typedef struct registryd_body_reader {
 typedef struct registryd_request {
   uint32_t struct_size;
   registryd_str method;      /* "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE" */
-  registryd_str path;        /* decoded path, always starting with "/v2/" */
+  registryd_str path;        /* decoded path, starting with "/v2/"; the host has refused paths
+                                with an empty, "." or ".." segment, an encoded '/' or a control
+                                character (400 NAME_INVALID), so it is safe to map to storage */
   registryd_str query;       /* raw query string without '?', possibly empty */
   const registryd_header* headers;
   size_t header_count;
