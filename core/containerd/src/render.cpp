@@ -34,7 +34,32 @@ bool plausible_host_dir(const std::string& name) {
          name.find('\0') == std::string::npos;
 }
 
-std::set<std::string> read_manifest(const fs::path& path) {
+bool is_dropin(const std::string& path) { return path == dropin_v1_path || path == dropin_v2_path; }
+
+struct manifest {
+  std::set<std::string> hosts;    // host directories registryd owns
+  std::set<std::string> dropins;  // drop-ins registryd wrote (paths relative to the output dir)
+  // Written before registryd recorded its drop-ins: `dropins` is then inferred, see below.
+  bool without_dropins = false;
+};
+
+// A drop-in that the code before the dropIns record wrote: it wrote both on every render, each
+// beginning with registryd's marker comment. The marker is checked, not assumed, so that a
+// file registryd did not write is never counted as its own.
+std::set<std::string> inferred_dropins(const fs::path& out) {
+  std::set<std::string> found;
+  for (const char* path : {dropin_v1_path, dropin_v2_path}) {
+    std::error_code ec;
+    const auto st = fs::symlink_status(out / path, ec);
+    if (ec || st.type() != fs::file_type::regular) continue;
+    const std::string text = util::read_small_file(out / path, ec);
+    if (!ec && text.rfind(managed_marker, 0) == 0) found.insert(path);
+  }
+  return found;
+}
+
+manifest read_manifest(const fs::path& out) {
+  const fs::path path = out / manifest_path;
   std::error_code ec;
   const auto st = fs::symlink_status(path, ec);
   if (ec || st.type() == fs::file_type::not_found) return {};
@@ -42,7 +67,7 @@ std::set<std::string> read_manifest(const fs::path& path) {
   if (st.type() != fs::file_type::regular) fail(shown + " is not a regular file");
   const std::string text = util::read_small_file(path, ec);
   if (ec) fail("cannot read " + shown + ": " + describe(ec));
-  std::set<std::string> hosts;
+  manifest m;
   try {
     const auto doc = nlohmann::json::parse(text);
     const auto& list = doc.at("hosts");
@@ -50,7 +75,19 @@ std::set<std::string> read_manifest(const fs::path& path) {
     for (const auto& h : list) {
       const auto name = h.get<std::string>();
       if (!plausible_host_dir(name)) throw std::invalid_argument("bad host \"" + name + "\"");
-      hosts.insert(name);
+      m.hosts.insert(name);
+    }
+    if (const auto it = doc.find("dropIns"); it != doc.end()) {
+      if (!it->is_array()) throw std::invalid_argument("\"dropIns\" is not an array");
+      for (const auto& d : *it) {
+        // Only the two names registryd renders: a tampered manifest cannot make a render
+        // delete anything else.
+        const auto name = d.get<std::string>();
+        if (!is_dropin(name)) throw std::invalid_argument("bad drop-in \"" + name + "\"");
+        m.dropins.insert(name);
+      }
+    } else {
+      m.without_dropins = true;
     }
   } catch (const std::exception& e) {
     // Without the manifest there is no telling registryd's directories from hand-made ones,
@@ -58,14 +95,17 @@ std::set<std::string> read_manifest(const fs::path& path) {
     fail(shown + " is not a valid registryd manifest (" + e.what() +
          "); fix it or remove it (registryd then manages only what it renders next)");
   }
-  return hosts;
+  if (m.without_dropins) m.dropins = inferred_dropins(out);
+  return m;
 }
 
-std::string manifest_without_version(const std::set<std::string>& hosts) {
-  // Written while a render is in progress: it may name directories not made yet, and no
-  // configuration version is complete.
+std::string manifest_without_version(const std::set<std::string>& hosts,
+                                     const std::set<std::string>& dropins) {
+  // Written while a render is in progress: it may name directories and drop-ins not made yet,
+  // and no configuration version is complete.
   nlohmann::json doc = {{"managedBy", "registryd"},
-                        {"hosts", std::vector<std::string>(hosts.begin(), hosts.end())}};
+                        {"hosts", std::vector<std::string>(hosts.begin(), hosts.end())},
+                        {"dropIns", std::vector<std::string>(dropins.begin(), dropins.end())}};
   return doc.dump(2) + "\n";
 }
 
@@ -175,10 +215,24 @@ util::result<render_report> render(const nlohmann::json& description_json,
   try {
     const fs::path reg = registry_dir;
     const fs::path out = options.out_dir;
+    // Nothing described and nothing rendered before (no manifest): the node stays exactly as
+    // installed, without even a registry.d. Checked before locking; a render that runs at the
+    // same time has not published anything yet, so this one simply counts as the earlier.
+    if (tree.hosts.empty()) {
+      // (libstdc++ sets ec for a missing path too; the type tells.)
+      if (fs::symlink_status(out / manifest_path, ec).type() == fs::file_type::not_found) {
+        return report;
+      }
+    }
     std::optional<render_lock> lock;
     if (!options.dry_run) lock.emplace(out / reg);
-    const std::set<std::string> managed = read_manifest(out / manifest_path);
+    const manifest recorded = read_manifest(out);
+    const std::set<std::string>& managed = recorded.hosts;
     const std::set<std::string> wanted(tree.hosts.begin(), tree.hosts.end());
+    std::set<std::string> wanted_dropins;
+    for (const auto& f : tree.files) {
+      if (is_dropin(f.path)) wanted_dropins.insert(f.path);
+    }
 
     // Refuse before changing anything: a hand-made directory in the way, or a non-directory.
     for (const auto& h : tree.hosts) {
@@ -198,14 +252,31 @@ util::result<render_report> render(const nlohmann::json& description_json,
     publisher pub(options, report);
     pub.make_dir(reg);
 
-    // Widen the manifest first: from here on every directory this render may create is listed.
+    // Widen the manifest first: from here on every directory and drop-in this render may
+    // create is listed.
     std::set<std::string> widened = managed;
     widened.insert(wanted.begin(), wanted.end());
-    if (widened != managed) {
-      pub.publish({manifest_path, manifest_without_version(widened), fs::perms(0644)}, false);
+    std::set<std::string> widened_dropins = recorded.dropins;
+    widened_dropins.insert(wanted_dropins.begin(), wanted_dropins.end());
+    if (widened != managed || widened_dropins != recorded.dropins) {
+      pub.publish({manifest_path, manifest_without_version(widened, widened_dropins),
+                   fs::perms(0644)},
+                  false);
     }
     for (const auto& h : tree.hosts) pub.make_dir(reg / h);
     pub.sync(reg);
+
+    // Drop-ins registryd wrote and no longer renders (the description names no host) go
+    // before the host directories: containerd stops being pointed at the tree before it is
+    // emptied, the reverse of publishing. Only recorded ones; a file in conf.d or conf2.d
+    // that registryd did not write is never touched, and neither are the directories.
+    for (const auto& d : recorded.dropins) {
+      if (wanted_dropins.count(d) != 0) continue;
+      // A regular file, as registryd writes them; whatever replaced it is not registryd's.
+      if (fs::symlink_status(out / d, ec).type() != fs::file_type::regular) continue;
+      pub.remove(d, false);
+      pub.sync(fs::path(d).parent_path());
+    }
 
     // CA files before the hosts.toml naming them (render_files orders them so).
     std::map<std::string, std::set<std::string>> names_per_host;
@@ -253,7 +324,7 @@ util::result<render_report> render(const nlohmann::json& description_json,
       if (f.path == manifest_path) pub.publish(f);
     }
     for (const auto& f : tree.files) {
-      if (f.path == dropin_v1_path || f.path == dropin_v2_path) pub.publish(f);
+      if (is_dropin(f.path)) pub.publish(f);
     }
   } catch (const failure& e) {
     return util::error{e.message};

@@ -122,16 +122,26 @@ util::result<rendered_tree> render_files(const description& parsed, const fs::pa
   }
   tree.config_version = sha256_hex(material);
 
+  // No host, no drop-ins: pointing containerd at an empty registry.d would replace the node's
+  // own config_path (legacy Unmanaged mode promises to leave the node as installed).
+  std::vector<std::string> dropins;
+  if (!tree.hosts.empty()) dropins = {dropin_v1_path, dropin_v2_path};
+
   std::vector<std::string> sorted_hosts = tree.hosts;
   std::sort(sorted_hosts.begin(), sorted_hosts.end());
+  // dropIns records which drop-ins registryd wrote, so that a later render without hosts
+  // removes exactly those.
   nlohmann::json manifest = {{"managedBy", "registryd"},
                              {"configVersion", tree.config_version},
-                             {"hosts", sorted_hosts}};
+                             {"hosts", sorted_hosts},
+                             {"dropIns", dropins}};
   tree.files.push_back({manifest_path, manifest.dump(2) + "\n", mode_public});
-  tree.files.push_back({dropin_v1_path, dropin("2", "io.containerd.grpc.v1.cri", final_root),
-                        mode_public});
-  tree.files.push_back({dropin_v2_path, dropin("3", "io.containerd.cri.v1.images", final_root),
-                        mode_public});
+  if (!dropins.empty()) {
+    tree.files.push_back({dropin_v1_path, dropin("2", "io.containerd.grpc.v1.cri", final_root),
+                          mode_public});
+    tree.files.push_back({dropin_v2_path, dropin("3", "io.containerd.cri.v1.images", final_root),
+                          mode_public});
+  }
   return tree;
 }
 

@@ -166,7 +166,8 @@ TEST_CASE("a hosts.toml holding credentials is readable by its owner only", "[co
 
 TEST_CASE("the drop-ins point containerd v1 and v2 at registry.d under the final root",
           "[containerd]") {
-  const auto tree = render_ok(json{{"hosts", json::array()}}, "/srv/node \"1\"/etc/containerd");
+  const auto tree = render_ok(one_mirror("r.example.com", {{"url", "https://r.example.com"}}),
+                              "/srv/node \"1\"/etc/containerd");
   const auto v1 = parse_toml(file_at(tree, "conf.d/registryd-registry.toml").content);
   CHECK(v1["version"].value<int64_t>() == 2);
   CHECK(v1["plugins"]["io.containerd.grpc.v1.cri"]["registry"]["config_path"].value<std::string>() ==
@@ -177,6 +178,21 @@ TEST_CASE("the drop-ins point containerd v1 and v2 at registry.d under the final
         "/srv/node \"1\"/etc/containerd/registry.d");
   // The drop-ins come last: they point at a tree that is complete by then.
   CHECK(tree.files.back().path == "conf2.d/registryd-registry.toml");
+  CHECK(file_at(tree, "conf.d/registryd-registry.toml").content.rfind(managed_marker, 0) == 0);
+  CHECK(file_at(tree, "conf2.d/registryd-registry.toml").content.rfind(managed_marker, 0) == 0);
+}
+
+TEST_CASE("a description without hosts renders no drop-ins, only the manifest", "[containerd]") {
+  const auto tree = render_ok(json{{"hosts", json::array()}});
+  REQUIRE(tree.files.size() == 1);
+  CHECK(tree.files[0].path == "registry.d/.registryd-managed.json");
+  CHECK(tree.hosts.empty());
+  // The config version stays defined: the hash over no files.
+  CHECK(tree.config_version == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  const auto m = json::parse(tree.files[0].content);
+  CHECK(m["hosts"] == json::array());
+  CHECK(m["dropIns"] == json::array());
+  CHECK(m["configVersion"] == tree.config_version);
 }
 
 TEST_CASE("a relative final root is refused", "[containerd]") {
@@ -209,6 +225,7 @@ TEST_CASE("the manifest lists the managed hosts and the config version", "[conta
   const auto m = json::parse(file_at(tree, "registry.d/.registryd-managed.json").content);
   CHECK(m["hosts"] == json({"a.example.com", "z.example.com"}));
   CHECK(m["configVersion"] == tree.config_version);
+  CHECK(m["dropIns"] == json({"conf.d/registryd-registry.toml", "conf2.d/registryd-registry.toml"}));
 }
 
 TEST_CASE("an invalid description renders nothing", "[containerd]") {

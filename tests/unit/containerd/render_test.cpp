@@ -133,9 +133,12 @@ TEST_CASE("a managed host that is no longer described is removed, a hand-made on
   CHECK(m["hosts"] == json({"a.example.com"}));
   CHECK(m["configVersion"] == rep.config_version);
 
-  // Describing nothing removes every managed directory, still sparing the hand-made one.
+  // Describing nothing removes every managed directory (and the drop-ins), still sparing the
+  // hand-made one.
   const auto empty = render_ok(json{{"hosts", json::array()}}, {.out_dir = out});
-  CHECK(empty.removed == std::vector<std::string>{"registry.d/a.example.com/"});
+  CHECK(empty.removed == std::vector<std::string>{"conf.d/registryd-registry.toml",
+                                                  "conf2.d/registryd-registry.toml",
+                                                  "registry.d/a.example.com/"});
   CHECK(fs::exists(out / "registry.d/hand.example.com/hosts.toml"));
 }
 
@@ -229,6 +232,11 @@ TEST_CASE("an unreadable manifest stops the render before anything changes", "[c
     REQUIRE_FALSE(registryd::util::write_file_atomic(out / "registry.d/.registryd-managed.json",
                                                      R"({"hosts": ["../../etc"]})"));
   }
+  SECTION("naming a drop-in registryd does not render") {
+    REQUIRE_FALSE(registryd::util::write_file_atomic(
+        out / "registry.d/.registryd-managed.json",
+        R"({"hosts": [], "dropIns": ["conf.d/../../etc/passwd"]})"));
+  }
   const auto before = snapshot(out);
   const auto r = render(json{{"hosts", json::array()}}, {.out_dir = out});
   REQUIRE_FALSE(r.ok());
@@ -263,6 +271,7 @@ TEST_CASE("concurrent renders of one tree leave the manifest and the directories
       json{{"hosts", {host("a.example.com"), host("b.example.com")}}},
       json{{"hosts", {host("b.example.com"), host("c.example.com")}}},
       json{{"hosts", {host("d.example.com")}}},
+      json{{"hosts", json::array()}},
   };
   std::vector<std::thread> threads;
   std::atomic<int> failures{0};
@@ -282,4 +291,158 @@ TEST_CASE("concurrent renders of one tree leave the manifest and the directories
   const auto m = json::parse(slurp(out / "registry.d/.registryd-managed.json"));
   CHECK(m["hosts"].get<std::set<std::string>>() == on_disk);
   for (const auto& h : on_disk) CHECK(fs::exists(out / "registry.d" / h / "hosts.toml"));
+  // The drop-ins exist exactly when the manifest records them, and then it names hosts.
+  const bool dropins = !m["dropIns"].empty();
+  CHECK(dropins == !on_disk.empty());
+  CHECK(fs::exists(out / "conf.d/registryd-registry.toml") == dropins);
+  CHECK(fs::exists(out / "conf2.d/registryd-registry.toml") == dropins);
+}
+
+namespace {
+
+const std::string dropin_v1 = "conf.d/registryd-registry.toml";
+const std::string dropin_v2 = "conf2.d/registryd-registry.toml";
+
+}  // namespace
+
+TEST_CASE("a description without hosts renders no drop-ins and leaves a fresh node as it was",
+          "[containerd]") {
+  const registryd::test::scratch_dir scratch;
+  const fs::path out = scratch.path();
+  REQUIRE_FALSE(registryd::util::write_file_atomic(out / "conf.d/10-node.toml", "version = 2\n"));
+  const auto before = snapshot(out);
+  const auto rep = render_ok(json{{"hosts", json::array()}}, {.out_dir = out});
+  CHECK_FALSE(rep.changed());
+  CHECK(rep.written.empty());
+  CHECK(rep.unchanged.empty());
+  CHECK(rep.hosts.empty());
+  // The config version is defined all the same.
+  CHECK(rep.config_version.size() == 64);
+  CHECK_FALSE(fs::exists(out / "conf.d/registryd-registry.toml"));
+  CHECK_FALSE(fs::exists(out / "conf2.d"));
+  // Not even registry.d: nothing was rendered here, so there is nothing to record.
+  CHECK_FALSE(fs::exists(out / "registry.d"));
+  CHECK(snapshot(out) == before);
+}
+
+TEST_CASE("a render without hosts removes the drop-ins and host directories rendered before",
+          "[containerd]") {
+  const registryd::test::scratch_dir scratch;
+  const fs::path out = scratch.path();
+  render_ok(json{{"hosts", {host("a.example.com", {{"ca", fixture("test_ca_a.pem")}}),
+                            host("b.example.com")}}},
+            {.out_dir = out});
+  REQUIRE(fs::exists(out / dropin_v1));
+  REQUIRE(fs::exists(out / dropin_v2));
+
+  const auto rep = render_ok(json{{"hosts", json::array()}}, {.out_dir = out});
+  // The drop-ins go first: containerd stops pointing at the tree before it is emptied.
+  CHECK(rep.removed == std::vector<std::string>{dropin_v1, dropin_v2, "registry.d/a.example.com/",
+                                                "registry.d/b.example.com/"});
+  CHECK(rep.written == std::vector<std::string>{"registry.d/.registryd-managed.json"});
+  CHECK_FALSE(fs::exists(out / dropin_v1));
+  CHECK_FALSE(fs::exists(out / dropin_v2));
+  CHECK_FALSE(fs::exists(out / "registry.d/a.example.com"));
+  CHECK_FALSE(fs::exists(out / "registry.d/b.example.com"));
+  const auto m = json::parse(slurp(out / "registry.d/.registryd-managed.json"));
+  CHECK(m["hosts"] == json::array());
+  CHECK(m["dropIns"] == json::array());
+  CHECK(m["configVersion"] == rep.config_version);
+
+  // Again: nothing left to do.
+  const auto again = render_ok(json{{"hosts", json::array()}}, {.out_dir = out});
+  CHECK_FALSE(again.changed());
+  CHECK(again.config_version == rep.config_version);
+
+  // Hosts described once more: the drop-ins come back.
+  const auto back = render_ok(json{{"hosts", {host("a.example.com")}}}, {.out_dir = out});
+  CHECK(contains(back.written, dropin_v1));
+  CHECK(contains(back.written, dropin_v2));
+  CHECK(fs::exists(out / dropin_v1));
+}
+
+TEST_CASE("a file in conf.d that registryd did not write is left untouched", "[containerd]") {
+  const registryd::test::scratch_dir scratch;
+  const fs::path out = scratch.path();
+  REQUIRE_FALSE(registryd::util::write_file_atomic(out / "conf.d/10-node.toml",
+                                                   "version = 2\n# the node's own\n"));
+  REQUIRE_FALSE(registryd::util::write_file_atomic(out / "conf2.d/10-node.toml", "version = 3\n"));
+  const auto mine = [&] {
+    auto all = snapshot(out);
+    std::erase_if(all, [](const auto& kv) { return kv.first.rfind("registry.d/", 0) == 0; });
+    all.erase(dropin_v1);
+    all.erase(dropin_v2);
+    return all;
+  };
+  const auto before = mine();
+  REQUIRE(before.size() == 2);
+
+  render_ok(json{{"hosts", {host("a.example.com")}}}, {.out_dir = out});
+  CHECK(mine() == before);
+  const auto rep = render_ok(json{{"hosts", json::array()}}, {.out_dir = out});
+  CHECK_FALSE(contains(rep.removed, "conf.d/10-node.toml"));
+  CHECK(mine() == before);
+  // The directories stay too: they hold the node's own files.
+  CHECK(fs::is_directory(out / "conf.d"));
+  CHECK(fs::is_directory(out / "conf2.d"));
+}
+
+TEST_CASE("drop-ins a manifest does not record are never removed", "[containerd]") {
+  const registryd::test::scratch_dir scratch;
+  const fs::path out = scratch.path();
+  render_ok(json{{"hosts", {host("a.example.com")}}}, {.out_dir = out});
+  // Someone else's file under registryd's name, after registryd stopped recording one.
+  REQUIRE_FALSE(registryd::util::write_file_atomic(
+      out / "registry.d/.registryd-managed.json",
+      R"({"hosts": ["a.example.com"], "dropIns": ["conf2.d/registryd-registry.toml"]})"));
+  const auto rep = render_ok(json{{"hosts", json::array()}}, {.out_dir = out});
+  CHECK(rep.removed == std::vector<std::string>{dropin_v2, "registry.d/a.example.com/"});
+  CHECK(fs::exists(out / dropin_v1));
+  CHECK_FALSE(fs::exists(out / dropin_v2));
+}
+
+TEST_CASE("a manifest written before drop-ins were recorded still lets their removal happen",
+          "[containerd]") {
+  const registryd::test::scratch_dir scratch;
+  const fs::path out = scratch.path();
+  const auto first = render_ok(json{{"hosts", {host("a.example.com")}}}, {.out_dir = out});
+  // What the code before the dropIns record wrote: it rendered both drop-ins on every render.
+  const std::string old_manifest =
+      json{{"managedBy", "registryd"}, {"configVersion", first.config_version},
+           {"hosts", {"a.example.com"}}}
+          .dump(2) +
+      "\n";
+  REQUIRE_FALSE(registryd::util::write_file_atomic(out / "registry.d/.registryd-managed.json",
+                                                   old_manifest));
+
+  SECTION("a render with hosts takes the old manifest over and rewrites nothing else") {
+    const auto rep = render_ok(json{{"hosts", {host("a.example.com")}}}, {.out_dir = out});
+    CHECK(rep.written == std::vector<std::string>{"registry.d/.registryd-managed.json"});
+    CHECK(rep.removed.empty());
+    const auto m = json::parse(slurp(out / "registry.d/.registryd-managed.json"));
+    CHECK(m["dropIns"] == json({dropin_v1, dropin_v2}));
+  }
+  SECTION("a render without hosts removes the drop-ins registryd wrote") {
+    const auto rep = render_ok(json{{"hosts", json::array()}}, {.out_dir = out});
+    CHECK(rep.removed == std::vector<std::string>{dropin_v1, dropin_v2, "registry.d/a.example.com/"});
+    CHECK_FALSE(fs::exists(out / dropin_v1));
+    CHECK_FALSE(fs::exists(out / dropin_v2));
+  }
+  SECTION("a file under a drop-in's name without registryd's marker is not taken for one") {
+    REQUIRE_FALSE(registryd::util::write_file_atomic(out / dropin_v1, "version = 2\n# mine\n"));
+    const auto rep = render_ok(json{{"hosts", json::array()}}, {.out_dir = out});
+    CHECK(rep.removed == std::vector<std::string>{dropin_v2, "registry.d/a.example.com/"});
+    CHECK(slurp(out / dropin_v1) == "version = 2\n# mine\n");
+  }
+}
+
+TEST_CASE("a dry run without hosts reports the drop-ins it would remove and removes nothing",
+          "[containerd]") {
+  const registryd::test::scratch_dir scratch;
+  const fs::path out = scratch.path();
+  render_ok(json{{"hosts", {host("a.example.com")}}}, {.out_dir = out});
+  const auto before = snapshot(out);
+  const auto rep = render_ok(json{{"hosts", json::array()}}, {.out_dir = out, .dry_run = true});
+  CHECK(rep.removed == std::vector<std::string>{dropin_v1, dropin_v2, "registry.d/a.example.com/"});
+  CHECK(snapshot(out) == before);
 }

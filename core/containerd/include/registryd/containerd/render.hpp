@@ -6,6 +6,8 @@
 //   <out>/conf.d/registryd-registry.toml               config_path drop-in, containerd 1.x
 //   <out>/conf2.d/registryd-registry.toml              config_path drop-in, containerd 2.x
 //
+// The drop-ins are rendered only when the description names at least one host: a mode that
+// describes none (legacy Unmanaged) leaves containerd with the node's own configuration.
 // `<out>` plays the role of /etc/containerd. docs/containerd.md describes the layout, the
 // atomicity and the managed-directories rule. render() is the single entry point for
 // "description JSON -> tree on disk"; render_files() is the pure part, for tests and dry runs.
@@ -18,6 +20,7 @@
 
 #include <filesystem>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace registryd::containerd {
@@ -27,6 +30,8 @@ inline constexpr const char* registry_dir = "registry.d";
 inline constexpr const char* manifest_path = "registry.d/.registryd-managed.json";
 inline constexpr const char* dropin_v1_path = "conf.d/registryd-registry.toml";
 inline constexpr const char* dropin_v2_path = "conf2.d/registryd-registry.toml";
+// Every hosts.toml and drop-in registryd writes begins with this comment.
+inline constexpr std::string_view managed_marker = "# Managed by registryd";
 
 struct rendered_file {
   std::string path;     // relative to the output directory, '/'-separated
@@ -36,12 +41,13 @@ struct rendered_file {
 
 struct rendered_tree {
   // In the order they must be published: per host its CA files, then the hosts.toml naming
-  // them; then the manifest; then the two drop-ins.
+  // them; then the manifest; then the two drop-ins, if `hosts` is not empty (a drop-in
+  // pointing containerd at an empty registry.d would replace the node's own config_path).
   std::vector<rendered_file> files;
   std::vector<std::string> hosts;  // host directory names, as described
   // sha256 hex over every file under registry.d/ except the manifest (path and content): what
   // a node acknowledges once it has applied the configuration. Independent of the output
-  // directory and of the final root.
+  // directory and of the final root; defined for an empty description too.
   std::string config_version;
 };
 
@@ -70,7 +76,9 @@ struct render_report {
   std::vector<std::string> hosts;      // the managed host directories after the render
   std::vector<std::string> written;    // files (re)written, in publication order
   std::vector<std::string> unchanged;  // files that already had the rendered content
-  std::vector<std::string> removed;    // stale files and no-longer-described host directories
+  // Stale files, no-longer-described host directories, and the drop-ins registryd rendered
+  // before when the description now names no host.
+  std::vector<std::string> removed;
   bool changed() const noexcept { return !written.empty() || !removed.empty(); }
 };
 
@@ -82,6 +90,9 @@ struct render_report {
 //  - host directories that the manifest lists and the description no longer names are
 //    removed; directories the manifest does not list are never touched (nor adopted, see
 //    render_options::adopt_unmanaged);
+//  - a description without hosts renders no drop-ins and removes those the manifest records
+//    (first, before the host directories); on a tree without a manifest it writes nothing at
+//    all, not even registry.d;
 //  - the manifest is widened before a new directory is created and narrowed only after the
 //    removals, so a crash at any point leaves no directory registryd made but forgot;
 //  - renders of one tree are serialized by an flock on registry.d/.registryd-render.lock
