@@ -76,8 +76,9 @@ command add_render(CLI::App& app) {
       "Write the containerd registry configuration the configured mode needs: "
       "<out>/registry.d/<host>/hosts.toml with CA files beside it, and the config_path drop-ins "
       "<out>/conf.d (containerd 1.x) and <out>/conf2.d (2.x). Every file is replaced atomically; "
-      "host directories registryd rendered before and no longer needs are removed, hand-made "
-      "ones are never touched. See docs/containerd.md.");
+      "host directories and drop-ins registryd rendered before and no longer needs are removed "
+      "(a mode that describes no hosts, like the legacy Unmanaged mode, leaves the node as "
+      "installed), hand-made ones are never touched. See docs/containerd.md.");
   auto args = std::make_shared<render_args>();
   args->host.add_to(*ctd);
   ctd->add_option("--out", args->out_dir,
