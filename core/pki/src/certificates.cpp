@@ -135,10 +135,11 @@ util::result<pkey_ptr> generate_p256_key() {
   return key;
 }
 
-util::result<x509_ptr> issue_ca_certificate(EVP_PKEY* key, std::string_view common_name,
-                                            const validity& v) {
+namespace {
+
+// "O=registryd, CN=<cn>"; null when OpenSSL fails.
+detail::x509_name_ptr registryd_name(const std::string& cn) {
   detail::x509_name_ptr name(X509_NAME_new());
-  const std::string cn(common_name);
   if (!name ||
       X509_NAME_add_entry_by_txt(name.get(), "O", MBSTRING_UTF8,
                                  reinterpret_cast<const unsigned char*>("registryd"), -1, -1,
@@ -146,8 +147,17 @@ util::result<x509_ptr> issue_ca_certificate(EVP_PKEY* key, std::string_view comm
       X509_NAME_add_entry_by_txt(name.get(), "CN", MBSTRING_UTF8,
                                  reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1,
                                  0) != 1) {
-    return openssl_failure("building the CA name");
+    return nullptr;
   }
+  return name;
+}
+
+}  // namespace
+
+util::result<x509_ptr> issue_ca_certificate(EVP_PKEY* key, std::string_view common_name,
+                                            const validity& v) {
+  const auto name = registryd_name(std::string(common_name));
+  if (!name) return openssl_failure("building the CA name");
   return make_ca(key, name.get(), v);
 }
 
@@ -160,16 +170,8 @@ util::result<x509_ptr> issue_serving_certificate(EVP_PKEY* leaf_key, const subje
                                                  X509* ca, EVP_PKEY* ca_key, const validity& v) {
   if (sans.empty()) return util::error{"a serving certificate needs at least one name"};
   const std::string cn = sans.dns.empty() ? *sans.ips.begin() : *sans.dns.begin();
-  detail::x509_name_ptr name(X509_NAME_new());
-  if (!name ||
-      X509_NAME_add_entry_by_txt(name.get(), "O", MBSTRING_UTF8,
-                                 reinterpret_cast<const unsigned char*>("registryd"), -1, -1,
-                                 0) != 1 ||
-      X509_NAME_add_entry_by_txt(name.get(), "CN", MBSTRING_UTF8,
-                                 reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1,
-                                 0) != 1) {
-    return openssl_failure("building the serving certificate name");
-  }
+  const auto name = registryd_name(cn);
+  if (!name) return openssl_failure("building the serving certificate name");
   auto cert = new_certificate(leaf_key, name.get(), X509_get_subject_name(ca), v);
   if (!cert) return cert;
   X509* c = cert->get();

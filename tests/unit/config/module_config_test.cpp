@@ -31,6 +31,25 @@ constexpr std::string_view P = "spec.settings.registry";
 
 std::string at(std::string_view suffix) { return std::string(P) + "." + std::string(suffix); }
 
+
+// A registry settings document (under `spec.settings.registry`) that must give exactly one
+// error, at `path`, for `reason`.
+struct error_row {
+  std::string doc;
+  std::string path;
+  std::string reason;
+};
+
+void check_each_gives_one_error(const std::vector<error_row>& rows) {
+  for (const auto& r : rows) {
+    INFO(r.doc);
+    const auto errors = parse_errors(with_registry(r.doc));
+    INFO(to_string(errors));
+    CHECK(errors.size() == 1);
+    CHECK(has_error(errors, r.path, r.reason));
+  }
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -313,12 +332,7 @@ TEST_CASE("Direct and Proxy require their own section", "[config]") {
 }
 
 TEST_CASE("a section of another mode is forbidden", "[config]") {
-  struct row {
-    std::string doc;
-    std::string path;
-    std::string reason;
-  };
-  const std::vector<row> rows = {
+  const std::vector<error_row> rows = {
       {"mode: Proxy\nproxy: {}\ndirect: {}\n", at("direct"),
        "is allowed only when mode is Direct, got mode Proxy"},
       {"mode: Direct\ndirect: {}\nproxy: {}\n", at("proxy"),
@@ -337,13 +351,7 @@ TEST_CASE("a section of another mode is forbidden", "[config]") {
       {"mode: Local\nunmanaged: {}\n", at("unmanaged"),
        "is allowed only when mode is Unmanaged, got mode Local (Local mode has no section)"},
   };
-  for (const auto& r : rows) {
-    INFO(r.doc);
-    const auto errors = parse_errors(with_registry(r.doc));
-    INFO(to_string(errors));
-    CHECK(errors.size() == 1);
-    CHECK(has_error(errors, r.path, r.reason));
-  }
+  check_each_gives_one_error(rows);
 }
 
 TEST_CASE("unknown keys under registry and in a section are errors", "[config]") {
@@ -364,12 +372,7 @@ TEST_CASE("ttl is refused outside the proxy section", "[config]") {
 }
 
 TEST_CASE("wrong YAML types are errors, not crashes", "[config]") {
-  struct row {
-    std::string doc;
-    std::string path;
-    std::string reason;
-  };
-  const std::vector<row> rows = {
+  const std::vector<error_row> rows = {
       {"[mode, Proxy]\n", std::string(P), "must be a map, got a list"},
       {"mode: Direct\ndirect: registry.example.com\n", at("direct"), "must be a map, got a string"},
       {"mode: Direct\ndirect: [a]\n", at("direct"), "must be a map, got a list"},
@@ -389,13 +392,7 @@ TEST_CASE("wrong YAML types are errors, not crashes", "[config]") {
       {"mode: Proxy\nproxy:\n  checkMode: 0x1\n", at("proxy.checkMode"),
        "must be a string, got an integer (quote the value to use it as text)"},
   };
-  for (const auto& r : rows) {
-    INFO(r.doc);
-    const auto errors = parse_errors(with_registry(r.doc));
-    INFO(to_string(errors));
-    CHECK(errors.size() == 1);
-    CHECK(has_error(errors, r.path, r.reason));
-  }
+  check_each_gives_one_error(rows);
   CHECK(has_error(parse_errors(module_config_header + "    registry: Proxy\n"), P,
                   "must be a map, got a string"));
   CHECK(has_error(parse_errors(module_config_header + "    - registry\n"), "spec.settings",
