@@ -293,6 +293,12 @@ void front_door::handle_v2(const httplib::Request& req, httplib::Response& res,
     return;
   }
 
+  if (!is_clean_v2_path(req)) {
+    oci_error(res, 400, "NAME_INVALID",
+              "the path holds an empty, '.' or '..' segment, an encoded '/' or a control character");
+    return;
+  }
+
   const auth::access_bits needed = auth::required_access(req.method);
   if (!auth::is_allowed(who->access, req.method)) {
     oci_error(res, 403, "DENIED",
@@ -316,12 +322,6 @@ void front_door::handle_v2(const httplib::Request& req, httplib::Response& res,
   std::vector<registryd_header> headers;
   headers.reserve(req.headers.size());
   for (const auto& [name, value] : req.headers) headers.push_back({view(name), view(value)});
-  if (!is_clean_v2_path(req)) {
-    oci_error(res, 400, "NAME_INVALID",
-              "the path holds an empty, '.' or '..' segment, an encoded '/' or a control character");
-    return;
-  }
-
   const auto q = req.target.find('?');
   const std::string_view query =
       q == std::string::npos ? std::string_view{} : std::string_view(req.target).substr(q + 1);
