@@ -40,6 +40,9 @@ nlohmann::json settings_document(const module_config& config, const host_setting
        {
            {"dataDir", host.data_dir.string()},
            {"stateDir", host.state_dir.string()},
+           // The registry CA that clients trust (the host's PKI keeps it there); Proxy and
+           // Local put it into the containerd description for the node balancer mirror.
+           {"caFile", (host.state_dir / "pki" / "ca.crt").string()},
            {"nodeIP", host.node_ip},
            {"masters", host.masters},
            {"fixedHost", fixed_host},

@@ -33,6 +33,7 @@ host_settings two_masters() {
 const json expected_host = {
     {"dataDir", "/opt/deckhouse/registry"},
     {"stateDir", "/var/lib/registryd"},
+    {"caFile", "/var/lib/registryd/pki/ca.crt"},
     {"nodeIP", "192.0.2.10"},
     {"masters", {"192.0.2.10", "192.0.2.11"}},
     {"fixedHost", "registry.d8-system.svc:5001"},
