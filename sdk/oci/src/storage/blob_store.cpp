@@ -1,0 +1,394 @@
+#include <registryd/oci/storage/blob_store.hpp>
+
+#include "fs_util.hpp"
+
+#include <atomic>
+#include <cerrno>
+#include <fcntl.h>
+#include <stdexcept>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <vector>
+
+namespace registryd::oci::storage {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Appends are gathered into this much memory before a write: request bodies arrive in
+// pieces of a few KiB, and one syscall per piece would cost more than the copy.
+constexpr std::size_t buffer_size = 1 << 20;
+// After this many bytes, writeback of what was written is started without waiting, so dirty
+// pages stay few and the fdatasync at commit has little left to do.
+constexpr std::uint64_t writeback_step = 8ull << 20;
+
+// Hashes `size` bytes of `fd` from offset 0 with `algorithm`.
+store_result<digest> hash_fd(int fd, std::uint64_t size, digest_algorithm algorithm,
+                             const fs::path& path) {
+  hasher h(algorithm);
+  std::vector<char> buf(256 * 1024);
+  std::uint64_t offset = 0;
+  while (offset < size) {
+    const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), size - offset));
+    const ssize_t n = ::pread(fd, buf.data(), want, static_cast<off_t>(offset));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return fsx::from_errno("cannot read", path, errno);
+    }
+    if (n == 0) return make_error(errc::io, path.string() + " is shorter than expected");
+    h.update(buf.data(), static_cast<std::size_t>(n));
+    offset += static_cast<std::uint64_t>(n);
+  }
+  return h.current();
+}
+
+bool is_hex(std::string_view s) {
+  for (const char c : s) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return !s.empty();
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// blob_file
+
+blob_file& blob_file::operator=(blob_file&& o) noexcept {
+  if (this != &o) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = o.release();
+    size_ = o.size_;
+  }
+  return *this;
+}
+
+blob_file::~blob_file() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+store_result<std::string> blob_file::read_all() const {
+  std::string bytes(static_cast<std::size_t>(size_), '\0');
+  std::uint64_t offset = 0;
+  while (offset < size_) {
+    const ssize_t n = ::pread(fd_, bytes.data() + offset, static_cast<std::size_t>(size_ - offset),
+                              static_cast<off_t>(offset));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return make_error(errc::io, "cannot read a blob: " + fsx::errno_text(errno));
+    }
+    if (n == 0) return make_error(errc::io, "a blob is shorter than its size");
+    offset += static_cast<std::uint64_t>(n);
+  }
+  return bytes;
+}
+
+// ---------------------------------------------------------------------------------------------
+// blob_writer
+
+struct blob_writer::impl {
+  const blob_store* store = nullptr;
+  fs::path path;
+  fsx::unique_fd fd;
+  std::uint64_t size = 0;                 // appended, including the buffer
+  std::atomic<std::uint64_t> flushed{0};  // in the file
+  std::uint64_t writeback_from = 0;
+  std::vector<char> buffer;
+  hasher hash;
+  bool hash_valid = true;
+  bool finished = false;
+
+  explicit impl(digest_algorithm a) : hash(a) {}
+
+  std::size_t buffered() const { return static_cast<std::size_t>(size - flushed.load()); }
+
+  // Writes `data` at the end of the file; on failure cuts the file back to what was flushed.
+  store_status write_through(const char* data, std::size_t n) {
+    const std::uint64_t at = flushed.load();
+    if (!fsx::pwrite_all(fd.get(), data, n, at)) {
+      const int e = errno;
+      // Whatever part of this write landed is not accounted for: drop it, so the file holds
+      // exactly the flushed bytes and the writer can go on (or be resumed) from there.
+      (void)::ftruncate(fd.get(), static_cast<off_t>(at));
+      size = at;
+      buffer.clear();
+      hash_valid = false;
+      return fsx::from_errno("cannot write", path, e);
+    }
+    flushed.store(at + n);
+    if (flushed.load() - writeback_from >= writeback_step) {
+      (void)::sync_file_range(fd.get(), static_cast<off_t>(writeback_from),
+                              static_cast<off_t>(flushed.load() - writeback_from), SYNC_FILE_RANGE_WRITE);
+      writeback_from = flushed.load();
+    }
+    return success();
+  }
+
+  store_status flush_buffer() {
+    if (buffer.empty()) return success();
+    auto st = write_through(buffer.data(), buffer.size());
+    buffer.clear();
+    return st;
+  }
+
+  store_status ensure_hash() {
+    if (hash_valid) return success();
+    if (auto st = flush_buffer(); !st) return st;
+    hasher fresh(hash.algorithm());
+    std::vector<char> buf(256 * 1024);
+    std::uint64_t offset = 0;
+    const std::uint64_t end = flushed.load();
+    while (offset < end) {
+      const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), end - offset));
+      const ssize_t n = ::pread(fd.get(), buf.data(), want, static_cast<off_t>(offset));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return fsx::from_errno("cannot read", path, errno);
+      }
+      if (n == 0) return make_error(errc::io, path.string() + " is shorter than expected");
+      fresh.update(buf.data(), static_cast<std::size_t>(n));
+      offset += static_cast<std::uint64_t>(n);
+    }
+    hash = std::move(fresh);
+    hash_valid = true;
+    return success();
+  }
+};
+
+blob_writer::blob_writer(std::unique_ptr<impl> p) noexcept : impl_(std::move(p)) {}
+blob_writer::blob_writer(blob_writer&&) noexcept = default;
+blob_writer& blob_writer::operator=(blob_writer&& o) noexcept {
+  if (this != &o) {
+    abort();
+    impl_ = std::move(o.impl_);
+  }
+  return *this;
+}
+blob_writer::~blob_writer() { abort(); }
+
+store_status blob_writer::append(std::string_view bytes) {
+  impl& w = *impl_;
+  if (w.finished) return make_error(errc::invalid, "the blob writer is finished");
+  if (bytes.empty()) return success();
+  if (w.hash_valid) w.hash.update(bytes);
+  if (w.buffer.empty() && bytes.size() >= buffer_size) {
+    w.size += bytes.size();
+    return w.write_through(bytes.data(), bytes.size());
+  }
+  if (w.buffer.capacity() < buffer_size) w.buffer.reserve(buffer_size);
+  while (!bytes.empty()) {
+    const std::size_t room = buffer_size - w.buffer.size();
+    const std::size_t n = std::min(room, bytes.size());
+    w.buffer.insert(w.buffer.end(), bytes.data(), bytes.data() + n);
+    w.size += n;
+    bytes.remove_prefix(n);
+    if (w.buffer.size() == buffer_size) {
+      if (auto st = w.flush_buffer(); !st) return st;
+    }
+  }
+  return success();
+}
+
+store_status blob_writer::flush() {
+  if (impl_->finished) return make_error(errc::invalid, "the blob writer is finished");
+  return impl_->flush_buffer();
+}
+
+store_status blob_writer::sync() {
+  if (auto st = flush(); !st) return st;
+  if (::fdatasync(impl_->fd.get()) != 0) return fsx::from_errno("cannot fsync", impl_->path, errno);
+  return success();
+}
+
+store_status blob_writer::truncate(std::uint64_t new_size) {
+  impl& w = *impl_;
+  if (w.finished) return make_error(errc::invalid, "the blob writer is finished");
+  if (new_size > w.size) return make_error(errc::invalid, "cannot truncate a blob writer forward");
+  if (auto st = w.flush_buffer(); !st) return st;
+  if (new_size == w.size) return success();
+  if (::ftruncate(w.fd.get(), static_cast<off_t>(new_size)) != 0) {
+    return fsx::from_errno("cannot truncate", w.path, errno);
+  }
+  w.size = new_size;
+  w.flushed.store(new_size);
+  w.writeback_from = std::min(w.writeback_from, new_size);
+  w.hash_valid = false;
+  return success();
+}
+
+store_result<digest> blob_writer::current_digest() {
+  if (impl_->finished) return make_error(errc::invalid, "the blob writer is finished");
+  if (auto st = impl_->ensure_hash(); !st) return st.error();
+  return impl_->hash.current();
+}
+
+store_result<blob_info> blob_writer::commit(const digest& expected) {
+  impl& w = *impl_;
+  if (w.finished) return make_error(errc::invalid, "the blob writer is finished");
+  if (auto st = sync(); !st) return st.error();
+
+  std::optional<digest> actual;
+  if (w.hash.algorithm() == expected.algorithm()) {
+    if (auto st = w.ensure_hash(); !st) return st.error();
+    actual = w.hash.current();
+  } else {
+    auto h = hash_fd(w.fd.get(), w.flushed.load(), expected.algorithm(), w.path);
+    if (!h) return h.error();
+    actual = std::move(h.value());
+  }
+  if (*actual != expected) {
+    const std::uint64_t size = w.size;
+    abort();
+    return make_error(errc::digest_mismatch, "the content (" + std::to_string(size) +
+                                                 " bytes) has digest " + actual->str() + ", not " +
+                                                 expected.str());
+  }
+
+  const fs::path target = w.store->blob_path(expected);
+  if (auto st = fsx::ensure_dir(target.parent_path()); !st) {
+    abort();
+    return st.error();
+  }
+  // Replacing an existing copy is harmless (same bytes; readers keep the inode they have
+  // open) and refreshes its mtime, which the GC grace rule relies on.
+  if (::rename(w.path.c_str(), target.c_str()) != 0) {
+    const int e = errno;
+    abort();
+    return fsx::from_errno("cannot publish", target, e);
+  }
+  w.finished = true;
+  w.fd = fsx::unique_fd();
+  if (auto st = fsx::fsync_dir(target.parent_path()); !st) return st.error();
+  blob_info info{expected, w.size, std::chrono::system_clock::now()};
+  return info;
+}
+
+void blob_writer::abort() noexcept {
+  if (!impl_ || impl_->finished) return;
+  impl_->finished = true;
+  impl_->fd = fsx::unique_fd();
+  ::unlink(impl_->path.c_str());
+}
+
+void blob_writer::detach() noexcept {
+  if (!impl_ || impl_->finished) return;
+  (void)impl_->flush_buffer();
+  impl_->finished = true;
+  impl_->fd = fsx::unique_fd();
+}
+
+std::uint64_t blob_writer::size() const noexcept { return impl_->size; }
+std::uint64_t blob_writer::flushed_size() const noexcept { return impl_->flushed.load(); }
+const std::filesystem::path& blob_writer::path() const noexcept { return impl_->path; }
+
+// ---------------------------------------------------------------------------------------------
+// blob_store
+
+blob_store::blob_store(std::filesystem::path root) : root_(std::move(root)) {
+  for (const fs::path& dir : {root_ / "blobs", temp_dir()}) {
+    if (auto st = fsx::ensure_dir(dir); !st) {
+      throw std::runtime_error("cannot open the blob store: " + st.message());
+    }
+  }
+}
+
+fs::path blob_store::blob_path(const digest& d) const {
+  const std::string_view hex = d.hex();
+  return root_ / "blobs" / std::string(d.algorithm_name()) / std::string(hex.substr(0, 2)) /
+         std::string(hex);
+}
+
+std::optional<std::uint64_t> blob_store::stat(const digest& d) const {
+  struct ::stat st {};
+  if (::stat(blob_path(d).c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return std::nullopt;
+  return static_cast<std::uint64_t>(st.st_size);
+}
+
+store_result<blob_file> blob_store::open(const digest& d) const {
+  const fs::path p = blob_path(d);
+  fsx::unique_fd fd(::open(p.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) {
+    if (errno == ENOENT || errno == ENOTDIR) return make_error(errc::not_found, "blob " + d.str() + " is not stored");
+    return fsx::from_errno("cannot open", p, errno);
+  }
+  struct ::stat st {};
+  if (::fstat(fd.get(), &st) != 0) return fsx::from_errno("cannot stat", p, errno);
+  return blob_file(fd.release(), static_cast<std::uint64_t>(st.st_size));
+}
+
+store_result<blob_writer> blob_store::create_writer(digest_algorithm algorithm) const {
+  auto p = std::make_unique<blob_writer::impl>(algorithm);
+  p->store = this;
+  p->path = temp_dir() / (fsx::random_hex(16) + ".tmp");
+  p->fd = fsx::unique_fd(::open(p->path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+  if (!p->fd) return fsx::from_errno("cannot create", p->path, errno);
+  return blob_writer(std::move(p));
+}
+
+store_result<blob_writer> blob_store::open_writer(const std::filesystem::path& temp_path,
+                                                  digest_algorithm algorithm) const {
+  auto p = std::make_unique<blob_writer::impl>(algorithm);
+  p->store = this;
+  p->path = temp_path;
+  p->fd = fsx::unique_fd(::open(temp_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+  if (!p->fd) return fsx::from_errno("cannot open", temp_path, errno);
+  struct ::stat st {};
+  if (::fstat(p->fd.get(), &st) != 0) return fsx::from_errno("cannot stat", temp_path, errno);
+  p->size = static_cast<std::uint64_t>(st.st_size);
+  p->flushed.store(p->size);
+  p->writeback_from = p->size;
+  p->hash_valid = p->size == 0;
+  blob_writer w(std::move(p));
+  // Hash what is there now, so a resumed upload answers as fast as a fresh one afterwards.
+  if (auto h = w.current_digest(); !h) {
+    w.impl_->finished = true;  // keep the data: it is the caller's, not ours to delete
+    return h.error();
+  }
+  return w;
+}
+
+store_result<blob_info> blob_store::put(std::string_view bytes, const digest& expected) const {
+  auto w = create_writer(expected.algorithm());
+  if (!w) return w.error();
+  if (auto st = w->append(bytes); !st) return st.error();
+  return w->commit(expected);
+}
+
+bool blob_store::touch(const digest& d) const {
+  return ::utimensat(AT_FDCWD, blob_path(d).c_str(), nullptr, 0) == 0;
+}
+
+store_status blob_store::remove(const digest& d) const {
+  auto st = fsx::remove_file(blob_path(d));
+  if (!st && st.code() == errc::not_found) return make_error(errc::not_found, "blob " + d.str() + " is not stored");
+  return st;
+}
+
+void blob_store::for_each_blob(const std::function<void(const blob_info&)>& fn) const {
+  const fs::path blobs = root_ / "blobs";
+  for (const std::string& algorithm : fsx::list_dir(blobs)) {
+    for (const std::string& prefix : fsx::list_dir(blobs / algorithm)) {
+      if (prefix.size() != 2 || !is_hex(prefix)) continue;
+      for (const std::string& hex : fsx::list_dir(blobs / algorithm / prefix)) {
+        if (hex.compare(0, 2, prefix) != 0) continue;
+        auto d = digest::parse(algorithm + ":" + hex);
+        if (!d) continue;
+        struct ::stat st {};
+        if (::stat((blobs / algorithm / prefix / hex).c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+        fn(blob_info{*d, static_cast<std::uint64_t>(st.st_size), fsx::mtime_of(st.st_mtim)});
+      }
+    }
+  }
+}
+
+void blob_store::for_each_temp(
+    const std::function<void(const std::filesystem::path&, std::uint64_t, time_point)>& fn) const {
+  for (const std::string& name : fsx::list_dir(temp_dir())) {
+    const fs::path p = temp_dir() / name;
+    struct ::stat st {};
+    if (::stat(p.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+    fn(p, static_cast<std::uint64_t>(st.st_size), fsx::mtime_of(st.st_mtim));
+  }
+}
+
+}  // namespace registryd::oci::storage
