@@ -1,0 +1,16 @@
+# The upstream registry client (include/registryd/oci/client/, docs/upstream-client.md) and the
+# image check built on it: part of registryd::oci, listed here so the client's files change
+# without touching the library's shared list. cpp-httplib (a shared library) and OpenSSL's TLS
+# are linked by whatever links registryd::oci.
+target_sources(registryd_oci PRIVATE
+  ${CMAKE_CURRENT_LIST_DIR}/connection_pool.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/error.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/link_header.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/message.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/options.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/registry_client.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/scope.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/token_cache.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/url.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/www_authenticate.cpp)
+target_link_libraries(registryd_oci PUBLIC PkgConfig::HTTPLIB OpenSSL::SSL)
