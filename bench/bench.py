@@ -1,0 +1,590 @@
+#!/usr/bin/env python3
+"""registryd benchmarks: registryd against docker-registry (and nginx) in the same run, on
+loopback. Run through bench/run.sh; docs/benchmarks.md explains every figure.
+
+Suites:
+  local   issue 3: blob GET (1 and 16 clients, plain and TLS), manifest GET/HEAD at 64
+          connections, monolithic push, peak RSS. registryd Local vs docker-registry vs nginx.
+  proxy   issue 4: 32 clients pulling one uncached blob (upstream fetches, wall time vs one cold
+          pull), warm pulls, peak RSS. registryd Proxy vs docker-registry's proxy mode, both in
+          front of the same upstream docker-registry.
+  direct  issue 4: pass-through pulls through registryd Direct vs straight from the upstream.
+"""
+
+import argparse
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from harness import load, procs, registry, results, servers  # noqa: E402
+
+MIB = 1024 * 1024
+UPSTREAM_REPO = "deckhouse/ce"        # where the upstream keeps the images
+REGISTRYD_REPO = "system/deckhouse"   # registryd's fixed path that maps to imagesRepo's path
+LOCAL_REPO = "bench/image"
+BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def log(msg):
+    print(f"bench: {msg}", flush=True)
+
+
+class Context:
+    def __init__(self, args):
+        self.args = args
+        self.scratch = procs.Scratch(keep=args.keep)
+        self.registryd = args.registryd
+        self.plugin_dir = args.plugin_dir
+        self.tls_cert = servers.make_tls_cert(self.scratch.sub("tls"))
+        self.registryd_version = servers.registryd_version(self.registryd, self.plugin_dir)
+        # Per-request logging is off on both sides unless asked for (docs/benchmarks.md).
+        self.log_requests = args.server_logs == "info"
+        self.registryd_args = (["--log-level", "info" if self.log_requests else "warn"]
+                               + args.registryd_arg)
+
+    def checked(self, run, label, rd, check):
+        """Runs check(); when registryd fails it (a push refused, a wrong digest), records it
+        as not measured with the error, stops it and returns None, so the reference servers
+        are still measured. Otherwise returns rd."""
+        try:
+            check()
+            return rd
+        except (RuntimeError, OSError) as e:
+            reason = f"{rd.mode} mode failed the harness's checks: {e}"[:400]
+            log(f"{label}: {reason}; its rows are not measured")
+            run.server(label, f"registryd {rd.mode}", available=False, reason=reason)
+            rd.stop()
+            return None
+
+    def start_registryd(self, run, label, mode, section=None, plain_http=True, state=None,
+                        data=None):
+        """Starts registryd in `mode`; returns it when the mode serves, or None after recording
+        why not (and stopping it)."""
+        state = state or self.scratch.sub(f"{label}-state")
+        data = data or self.scratch.sub(f"{label}-data")
+        rd = servers.Registryd(self.scratch, label, self.registryd, self.plugin_dir, state, data,
+                               mode, section=section, plain_http=plain_http,
+                               extra_args=self.registryd_args)
+        if rd.ready:
+            run.server(label, f"registryd {mode}", version=self.registryd_version.splitlines()[0])
+            return rd
+        log(f"{label}: {mode} mode does not serve ({rd.unavailable}); its rows are not measured")
+        run.server(label, f"registryd {mode}", available=False, reason=rd.unavailable,
+                   version=self.registryd_version.splitlines()[0])
+        rd.stop()
+        return None
+
+
+def settings_for(args, suite):
+    s = {"repetitions": args.reps, "duration_s": args.duration, "warmup_s": args.warmup,
+         "server_logs": args.server_logs}
+    if suite == "local":
+        s.update(blob_mib=args.blob_mib, push_mib=args.push_mib, manifest_connections=64,
+                 manifest_wrk_threads=2)
+        s["method"] = (
+            f"each figure is the median of {args.reps} repetitions after a {args.warmup} s "
+            f"warm-up run per server, servers interleaved within each repetition. Blob GET: "
+            f"wrk for {args.duration} s on a {args.blob_mib} MiB blob, 1 connection (1 thread) "
+            f"and 16 connections (2 threads), MiB/s of bytes received. nginx serves the same "
+            f"file docker-registry stores. Manifest GET: wrk -t2 -c64 --latency for "
+            f"{args.duration} s, by tag and by digest. Manifest HEAD: ApacheBench -k -c64 for "
+            f"{args.duration} s (wrk 4.1 cannot do HEAD). Push: curl POST then PUT -T of a "
+            f"fresh {args.push_mib} MiB blob, MiB/s over curl's time for both requests. Peak "
+            f"RSS: VmHWM of each server. Server logs: {args.server_logs} (quiet: warnings "
+            f"only on both sides).")
+    else:
+        s.update(blob_mib=args.proxy_blob_mib, clients=args.proxy_clients)
+        s["method"] = (
+            f"each figure is the median of {args.reps} repetitions. Cold pulls use a blob no "
+            f"proxy has seen ({args.proxy_blob_mib} MiB, a new one for every pull); wall time "
+            f"runs from starting the first curl to the last one finishing; upstream fetches "
+            f"are the GET requests for that blob in the upstream docker-registry's log. Warm "
+            f"and pass-through pulls: wrk for {args.duration} s with 1 connection and 16 "
+            f"connections on a {args.proxy_blob_mib} MiB blob after a {args.warmup} s warm-up, "
+            f"MiB/s of bytes received.")
+    return s
+
+
+def measure_round(run, fid, targets, fn):
+    """Calls fn(target, seconds) for every server in every repetition, servers interleaved,
+    after one warm-up call each of --warmup seconds that is not recorded. targets: a list of
+    (label, target), target being what fn needs (a URL, a server) or None when the server is
+    not available. fn returns a sample dict."""
+    args = run.args
+    live = [(label, t) for label, t in targets if t is not None]
+    for label, t in targets:
+        if t is None:
+            run.not_measured(fid, label, run.servers[label]["reason"] or "not available")
+    for label, t in live:
+        fn(t, args.warmup)
+    for rep in range(args.reps):
+        for label, t in live:
+            sample = fn(t, args.duration)
+            run.add_sample(fid, label, sample)
+            log(f"  {fid} {label} rep {rep + 1}: " + _brief(sample))
+
+
+def _brief(sample):
+    parts = []
+    if sample.get("tool") in ("wrk", "ab"):
+        parts.append(f"{sample['rps']:.0f} req/s, p99 {sample['p99_ms']:.2f} ms")
+    if sample.get("mib_s") is not None:
+        parts.append(f"{sample['mib_s']:.0f} MiB/s")
+    if sample.get("seconds") and sample.get("tool") not in ("wrk", "ab"):
+        parts.append(f"{sample['seconds']:.2f} s")
+    if not sample.get("valid", True):
+        parts.append(f"INVALID {sample.get('errors')}")
+    return ", ".join(parts)
+
+
+# ----------------------------------------------------------------------------------------------
+# Local (issue 3)
+
+
+def seed_image(base_url, blob_path, blob_digest, blob_size, small_layers):
+    """Pushes the big blob, a few small layers, a config and a manifest tagged `latest` into
+    LOCAL_REPO. Returns the manifest digest."""
+    registry.push_blob(base_url, LOCAL_REPO, blob_path, blob_digest)
+    layers = [(blob_digest, blob_size)]
+    for data in small_layers:
+        layers.append((registry.push_bytes(base_url, LOCAL_REPO, data), len(data)))
+    config = registry.image_config([d for d, _ in layers])
+    config_digest = registry.push_bytes(base_url, LOCAL_REPO, config)
+    manifest = registry.image_manifest(config_digest, len(config), layers)
+    registry.put_manifest(base_url, LOCAL_REPO, "latest", manifest)
+    return "sha256:" + __import__("hashlib").sha256(manifest).hexdigest()
+
+
+def check_blob(label, url, digest, size):
+    status, got_size, got = registry.fetch_digest(url)
+    if status != 200 or got_size != size or got != digest:
+        raise RuntimeError(f"{label}: GET {url} gave {status}, {got_size} bytes, {got}; "
+                           f"wanted {size} bytes {digest}")
+
+
+def check_manifest(label, url, digest):
+    for method in ("GET", "HEAD"):
+        status, headers, _ = procs.http_get(url, method=method,
+                                            headers={"Accept": registry.MANIFEST_ACCEPT})
+        if status != 200 or headers.get("docker-content-digest") != digest:
+            raise RuntimeError(f"{label}: {method} {url} gave {status}, digest "
+                               f"{headers.get('docker-content-digest')}; wanted {digest}")
+
+
+def seed_and_check_registryd(rd, blob_path, blob_digest, blob_size, small_layers,
+                             manifest_digest):
+    got = seed_image(rd.base_url, blob_path, blob_digest, blob_size, small_layers)
+    if got != manifest_digest:
+        raise RuntimeError(f"the same manifest got digest {got}, docker-registry's is "
+                           f"{manifest_digest}")
+    check_blob("registryd", f"{rd.base_url}/v2/{LOCAL_REPO}/blobs/{blob_digest}", blob_digest,
+               blob_size)
+    check_manifest("registryd", f"{rd.base_url}/v2/{LOCAL_REPO}/manifests/latest",
+                   manifest_digest)
+
+
+def blob_get_figures(run, tls, targets):
+    """targets: [(label, url or None)]."""
+    scheme = "TLS" if tls else "plain HTTP"
+    for clients in (1, 16):
+        fid = f"blob_get_{'tls' if tls else 'plain'}_c{clients}"
+        run.figure(fid, f"Blob GET, {scheme}, {clients} client{'s' if clients > 1 else ''}",
+                   "MiB/s", "mib_s")
+        log(f"{fid}")
+        measure_round(run, fid, targets,
+                      lambda url, d, c=clients: load.wrk(url, c, d, threads=min(2, c)))
+
+
+def suite_local(ctx, run):
+    a = ctx.args
+    sc = ctx.scratch
+    log(f"making a {a.blob_mib} MiB blob")
+    blob_path = sc.file("content", "blob")
+    blob_size = a.blob_mib * MIB
+    blob_digest = registry.random_file(blob_path, blob_size)
+    small_layers = [os.urandom(32 * 1024 + i) for i in range(3)]
+    push_base = sc.file("content", "push-base")
+    registry.random_file(push_base, a.push_mib * MIB)
+
+    dr_root = sc.sub("docker-registry-data")
+    rd_state, rd_data = sc.sub("registryd-state"), sc.sub("registryd-data")
+    run.server("docker-registry", "reference")
+    run.server("nginx", "static file server, the ceiling for blob GET")
+
+    # --- plain HTTP: blob GET, manifests, push
+    dr = servers.DockerRegistry(sc, "docker-registry", dr_root, log_requests=ctx.log_requests)
+    rd = ctx.start_registryd(run, "registryd", "Local", state=rd_state, data=rd_data)
+    log("seeding")
+    manifest_digest = seed_image(dr.base_url, blob_path, blob_digest, blob_size, small_layers)
+    nginx = servers.Nginx(sc, "nginx", os.path.dirname(dr.blob_path(blob_digest)))
+    blob_urls = {"docker-registry": f"{dr.base_url}/v2/{LOCAL_REPO}/blobs/{blob_digest}",
+                 "nginx": f"{nginx.base_url}/data"}
+    for label, url in blob_urls.items():
+        check_blob(label, url, blob_digest, blob_size)
+    check_manifest("docker-registry", f"{dr.base_url}/v2/{LOCAL_REPO}/manifests/latest",
+                   manifest_digest)
+    if rd:
+        rd = ctx.checked(run, "registryd", rd, lambda: seed_and_check_registryd(
+            rd, blob_path, blob_digest, blob_size, small_layers, manifest_digest))
+    if rd:
+        blob_urls["registryd"] = f"{rd.base_url}/v2/{LOCAL_REPO}/blobs/{blob_digest}"
+
+    order = ["registryd", "docker-registry", "nginx"]
+    blob_get_figures(run, False, [(lb, blob_urls.get(lb)) for lb in order])
+
+    two = [("registryd", rd), ("docker-registry", dr)]
+    accept = "Accept: " + registry.MANIFEST_ACCEPT
+    for fid, title, ref, method in (
+            ("manifest_get_tag", "Manifest GET by tag, 64 connections", "latest", "GET"),
+            ("manifest_get_digest", "Manifest GET by digest, 64 connections", manifest_digest,
+             "GET"),
+            ("manifest_head_tag", "Manifest HEAD by tag, 64 connections", "latest", "HEAD")):
+        run.figure(fid, title, "req/s", "rps")
+        log(fid)
+        urls = [(lb, s and f"{s.base_url}/v2/{LOCAL_REPO}/manifests/{ref}") for lb, s in two]
+        if method == "GET":
+            measure_round(run, fid, urls,
+                          lambda url, d: load.wrk(url, 64, d, threads=2, headers=[accept]))
+        else:
+            measure_round(run, fid, urls, lambda url, d: load.ab_head(url, 64, d, [accept]))
+
+    fid = "push"
+    run.figure(fid, f"Monolithic push of a {a.push_mib} MiB blob (POST + PUT)", "MiB/s", "mib_s")
+    log(fid)
+    counter = iter(range(10_000))
+
+    def push_once(srv, _duration):
+        path = sc.file("content", "push-variant")
+        digest = registry.variant_file(push_base, path, f"push {next(counter)} {srv.name}")
+        secs, _ = registry.push_blob(srv.base_url, "bench/push", path, digest)
+        os.unlink(path)
+        return {"tool": "curl", "seconds": secs, "mib_s": a.push_mib / secs, "valid": True}
+    measure_round(run, fid, two, push_once)
+
+    rss = {"docker-registry": dr.stop(), "nginx": nginx.stop()}
+    if rd:
+        rss["registryd"] = rd.stop()
+
+    # --- TLS: blob GET (same data; each server with its own certificate)
+    log("TLS instances")
+    dr_tls = servers.DockerRegistry(sc, "docker-registry-tls", dr_root, tls_cert=ctx.tls_cert,
+                                    log_requests=ctx.log_requests)
+    nginx_tls = servers.Nginx(sc, "nginx-tls", os.path.dirname(dr.blob_path(blob_digest)),
+                              tls_cert=ctx.tls_cert)
+    rd_tls = None
+    if rd:
+        rd_tls = servers.Registryd(sc, "registryd-tls", ctx.registryd, ctx.plugin_dir,
+                                   rd_state, rd_data, "Local", plain_http=False,
+                                   extra_args=ctx.registryd_args)
+        if not rd_tls.ready:
+            raise RuntimeError(f"registryd Local served plain HTTP but not TLS: "
+                               f"{rd_tls.unavailable}")
+    tls_urls = {"docker-registry": f"{dr_tls.base_url}/v2/{LOCAL_REPO}/blobs/{blob_digest}",
+                "nginx": f"{nginx_tls.base_url}/data"}
+    if rd_tls:
+        tls_urls["registryd"] = f"{rd_tls.base_url}/v2/{LOCAL_REPO}/blobs/{blob_digest}"
+    for label, url in tls_urls.items():
+        check_blob(label + " TLS", url, blob_digest, blob_size)
+    for label, srv in (("registryd", rd_tls), ("docker-registry", dr_tls), ("nginx", nginx_tls)):
+        if srv:
+            run.servers[label]["tls"] = servers.negotiated_tls(srv.port)
+    blob_get_figures(run, True, [(lb, tls_urls.get(lb)) for lb in order])
+
+    for label, srv in (("docker-registry", dr_tls), ("nginx", nginx_tls), ("registryd", rd_tls)):
+        if srv:
+            rss[label] = max(x for x in (rss.get(label), srv.stop()) if x is not None)
+    run.peak_rss_mib.update(rss)
+
+    # --- targets (issue 3 item 7)
+    for fid in ("blob_get_plain_c1", "blob_get_plain_c16", "blob_get_tls_c1",
+                "blob_get_tls_c16"):
+        title = run.figures[fid]["title"]
+        run.target_ratio(f"{fid}_vs_docker_registry", (fid, "registryd"),
+                         (fid, "docker-registry"), ">=", 1.0,
+                         f"{title}: registryd / docker-registry")
+        run.target_ratio(f"{fid}_vs_nginx", (fid, "registryd"), (fid, "nginx"), ">=", 0.9,
+                         f"{title}: registryd / nginx (within 10 %)")
+    for fid in ("manifest_get_tag", "manifest_get_digest"):
+        run.target_ratio(f"{fid}_vs_docker_registry", (fid, "registryd"),
+                         (fid, "docker-registry"), ">=", 4.0,
+                         f"{run.figures[fid]['title']}: registryd / docker-registry")
+    run.target_ratio("push_vs_docker_registry", ("push", "registryd"),
+                     ("push", "docker-registry"), ">=", 2.5,
+                     "Monolithic push: registryd / docker-registry")
+    run.target_ratio("rss_vs_docker_registry", rss.get("registryd"),
+                     rss.get("docker-registry"), "<=", 1 / 3,
+                     "Peak RSS: registryd / docker-registry (at most a third)")
+    run.notes.append("Manifest HEAD has no target in the issue; it is reported for "
+                     "comparison. HEAD is measured with ApacheBench and GET with wrk, so compare "
+                     "servers within a row, not HEAD with GET.")
+
+
+# ----------------------------------------------------------------------------------------------
+# Proxy and Direct (issue 4)
+
+
+def start_upstream(ctx, run):
+    # The upstream always logs every request: its log is how upstream fetches are counted.
+    up = servers.DockerRegistry(ctx.scratch, "upstream", ctx.scratch.sub("upstream-data"),
+                                log_requests=True)
+    run.server("upstream", "upstream docker-registry both sides pull from")
+    return up
+
+
+def upstream_gets(up, digest):
+    """GET requests for a blob the upstream logged, and HEADs, separately."""
+    lines = [r for r in up.requests_logged() if (r["uri"] or "").split("?")[0].endswith(digest)]
+    return (sum(1 for r in lines if r["method"] == "GET"),
+            sum(1 for r in lines if r["method"] == "HEAD"))
+
+
+def suite_proxy(ctx, run):
+    a = ctx.args
+    sc = ctx.scratch
+    size = a.proxy_blob_mib * MIB
+    up = start_upstream(ctx, run)
+    base = sc.file("content", "proxy-base")
+    registry.random_file(base, size)
+
+    rdp = ctx.start_registryd(run, "registryd", "Proxy", section={"proxy": {
+        "imagesRepo": f"127.0.0.1:{up.port}/{UPSTREAM_REPO}", "scheme": "HTTP"}})
+    drp = servers.DockerRegistry(sc, "docker-registry", sc.sub("docker-registry-proxy-data"),
+                                 proxy_remote=f"http://127.0.0.1:{up.port}",
+                                 log_requests=ctx.log_requests)
+    run.server("docker-registry", "docker-registry proxy mode (proxy.remoteurl)")
+    proxies = [("registryd", rdp, REGISTRYD_REPO), ("docker-registry", drp, UPSTREAM_REPO)]
+
+    # Every cold pull gets a blob of its own, so each one is truly uncached on that proxy.
+    log(f"seeding the upstream with {2 * a.reps + 1} blobs of {a.proxy_blob_mib} MiB per "
+        "proxy")
+    blobs = {}
+    for label, srv, _ in proxies:
+        if srv is None:
+            continue
+        for kind in ["warmup"] + [f"{k}{r}" for r in range(a.reps) for k in ("one", "many")]:
+            path = sc.file("content", "variant")
+            digest = registry.variant_file(base, path, f"{label} {kind}")
+            registry.push_blob(up.base_url, UPSTREAM_REPO, path, digest)
+            os.unlink(path)
+            blobs[(label, kind)] = digest
+
+    def url(srv, repo, digest):
+        return f"{srv.base_url}/v2/{repo}/blobs/{digest}"
+
+    n = a.proxy_clients
+    f_one, f_many = "cold_single", "cold_concurrent"
+    run.figure(f_one, f"One client pulls an uncached {a.proxy_blob_mib} MiB blob", "s",
+               "seconds", higher_is_better=False)
+    run.figure(f_many, f"{n} clients pull the same uncached {a.proxy_blob_mib} MiB blob at "
+               "once: wall time", "s", "seconds", higher_is_better=False)
+    run.figure("cold_ratio", f"{n}-client wall time / one cold pull", "x", "ratio",
+               higher_is_better=False)
+    run.figure("upstream_fetches", f"Upstream GETs of the blob for the {n} clients", "GETs",
+               "fetches", higher_is_better=False)
+
+    def warm_up(label, srv, repo):  # a first pull through the proxy, not recorded
+        check_blob(label, url(srv, repo, blobs[(label, "warmup")]), blobs[(label, "warmup")],
+                   size)
+
+    warm_up("docker-registry", drp, UPSTREAM_REPO)
+    if rdp:
+        rdp = ctx.checked(run, "registryd", rdp, lambda: warm_up("registryd", rdp,
+                                                                 REGISTRYD_REPO))
+    proxies[0] = ("registryd", rdp, REGISTRYD_REPO)
+    for label, srv, _ in proxies:
+        if srv is None:
+            for fid in (f_one, f_many, "cold_ratio", "upstream_fetches"):
+                run.not_measured(fid, label, run.servers[label]["reason"])
+    live = [(lb, s, repo) for lb, s, repo in proxies if s is not None]
+    for rep in range(a.reps):
+        for label, srv, repo in live:
+            d_one, d_many = blobs[(label, f"one{rep}")], blobs[(label, f"many{rep}")]
+            wall1, res1 = load.curl_parallel(url(srv, repo, d_one), 1)
+            ok1 = res1[0]["status"] == 200 and res1[0]["bytes"] == size
+            run.add_sample(f_one, label, {"tool": "curl", "seconds": wall1, "valid": ok1,
+                                          "ttfb_s": res1[0]["ttfb_s"]})
+            walln, resn = load.curl_parallel(url(srv, repo, d_many), n)
+            okn = all(r["status"] == 200 and r["bytes"] == size for r in resn)
+            time.sleep(0.5)  # the upstream logs a request just after its last byte
+            gets, heads = upstream_gets(up, d_many)
+            run.add_sample(f_many, label, {
+                "tool": "curl", "seconds": walln, "valid": okn,
+                "client_seconds_max": max(r["seconds"] for r in resn),
+                "ttfb_s_max": max(r["ttfb_s"] for r in resn),
+                "failed_clients": sum(1 for r in resn
+                                      if r["status"] != 200 or r["bytes"] != size)})
+            run.add_sample("cold_ratio", label, {"ratio": walln / wall1, "valid": ok1 and okn})
+            run.add_sample("upstream_fetches", label, {"fetches": gets, "heads": heads,
+                                                       "valid": okn})
+            log(f"  rep {rep + 1} {label}: one {wall1:.2f} s, {n} clients {walln:.2f} s "
+                f"(x{walln / wall1:.2f}), upstream GETs {gets}, HEADs {heads}"
+                + ("" if ok1 and okn else " INVALID"))
+
+    # Warm pulls: the first cold blob is cached on each proxy now.
+    check_blob("docker-registry warm", url(drp, UPSTREAM_REPO, blobs[("docker-registry",
+                                                                      "one0")]),
+               blobs[("docker-registry", "one0")], size)
+    if rdp:
+        d = blobs[("registryd", "one0")]
+        rdp = ctx.checked(run, "registryd", rdp, lambda: check_blob(
+            "registryd warm", url(rdp, REGISTRYD_REPO, d), d, size))
+        proxies[0] = ("registryd", rdp, REGISTRYD_REPO)
+    warm = [(lb, s and url(s, repo, blobs[(lb, "one0")])) for lb, s, repo in proxies]
+    warm.append(("upstream", url(up, UPSTREAM_REPO, blobs[("docker-registry", "one0")])))
+    for clients in (1, 16):
+        fid = f"warm_c{clients}"
+        run.figure(fid, f"Warm (cached) pull of a {a.proxy_blob_mib} MiB blob, {clients} "
+                   f"client{'s' if clients > 1 else ''}", "MiB/s", "mib_s")
+        log(fid)
+        measure_round(run, fid, warm,
+                      lambda u, d, c=clients: load.wrk(u, c, d, threads=min(2, c)))
+        run.figures[fid]["note"] = ("The upstream row is docker-registry serving the blob "
+                                    "from its own disk, for scale; it has no target.")
+
+    rss = {}
+    for label, srv, _ in proxies:
+        if srv:
+            rss[label] = srv.stop()
+    rss["upstream"] = up.stop()
+    run.peak_rss_mib.update(rss)
+
+    run.target_value("fetches", run.median("upstream_fetches", "registryd"), "==", 1,
+                     f"registryd Proxy: upstream fetches for {n} concurrent clients (median)")
+    run.target_value("fetches_max", _max_of(run, "upstream_fetches", "registryd", "fetches"),
+                     "==", 1, f"registryd Proxy: upstream fetches, worst repetition")
+    run.target_value("cold_ratio", run.median("cold_ratio", "registryd"), "<=", 1.3,
+                     f"registryd Proxy: {n}-client wall time / one cold pull")
+    for clients in (1, 16):
+        fid = f"warm_c{clients}"
+        run.target_ratio(fid, (fid, "registryd"), (fid, "docker-registry"), ">=", 1.0,
+                         f"{run.figures[fid]['title']}: registryd / docker-registry")
+    run.notes.append(f"docker-registry's proxy mode is measured the same way for comparison; "
+                     f"the targets apply to registryd. The {n} clients are {n} curl processes "
+                     f"on the same cores as the servers: {n} x {a.proxy_blob_mib} MiB crosses "
+                     f"loopback, so the wall-time ratio includes that delivery cost.")
+
+
+def _max_of(run, fid, label, key):
+    entry = run.figures[fid]["servers"].get(label)
+    if not entry or not entry["samples"]:
+        return None
+    return max(s[key] for s in entry["samples"])
+
+
+def suite_direct(ctx, run):
+    a = ctx.args
+    sc = ctx.scratch
+    size = a.proxy_blob_mib * MIB
+    up = start_upstream(ctx, run)
+    path = sc.file("content", "direct-blob")
+    digest = registry.random_file(path, size)
+    registry.push_blob(up.base_url, UPSTREAM_REPO, path, digest)
+    rdd = ctx.start_registryd(run, "registryd", "Direct", section={"direct": {
+        "imagesRepo": f"127.0.0.1:{up.port}/{UPSTREAM_REPO}", "scheme": "HTTP"}})
+    up_url = f"{up.base_url}/v2/{UPSTREAM_REPO}/blobs/{digest}"
+    rd_url = rdd and f"{rdd.base_url}/v2/{REGISTRYD_REPO}/blobs/{digest}"
+    check_blob("upstream", up_url, digest, size)
+    if rdd:
+        rdd = ctx.checked(run, "registryd", rdd,
+                          lambda: check_blob("registryd Direct", rd_url, digest, size))
+        rd_url = rdd and rd_url
+    targets = [("registryd", rd_url), ("upstream", up_url)]
+    for clients in (1, 16):
+        fid = f"direct_c{clients}"
+        run.figure(fid, f"Pull of a {a.proxy_blob_mib} MiB blob, {clients} "
+                   f"client{'s' if clients > 1 else ''}", "MiB/s", "mib_s")
+        log(fid)
+        measure_round(run, fid, targets,
+                      lambda u, d, c=clients: load.wrk(u, c, d, threads=min(2, c)))
+    rss = {"upstream": up.stop()}
+    if rdd:
+        rss["registryd"] = rdd.stop()
+    run.peak_rss_mib.update(rss)
+    for clients in (1, 16):
+        fid = f"direct_c{clients}"
+        run.target_ratio(fid, (fid, "registryd"), (fid, "upstream"), ">=", 0.8,
+                         f"{run.figures[fid]['title']}: registryd Direct / straight from the "
+                         "upstream")
+    run.notes.append("Pass-through means every byte crosses loopback twice (upstream to "
+                     "registryd, registryd to the client) on the same cores that serve it, while "
+                     "the straight pull crosses once.")
+
+
+# ----------------------------------------------------------------------------------------------
+
+def wait_idle(seconds, threshold):
+    """Waits up to `seconds` for the machine to be quiet; the run records the load anyway."""
+    if seconds <= 0:
+        return
+    deadline = time.monotonic() + seconds
+    while True:
+        with open("/proc/loadavg") as f:
+            load1 = float(f.read().split()[0])
+        if load1 < threshold:
+            return
+        if time.monotonic() >= deadline:
+            log(f"the load average is still {load1}; measuring anyway (recorded in the results)")
+            return
+        log(f"load average {load1}, waiting for it to fall below {threshold}")
+        time.sleep(min(30, max(1, deadline - time.monotonic())))
+
+
+SUITES = {"local": suite_local, "proxy": suite_proxy, "direct": suite_direct}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("suite", nargs="?", default="all", choices=["all"] + list(SUITES))
+    p.add_argument("--registryd", required=True, help="the registryd binary")
+    p.add_argument("--plugin-dir", default="", help="registryd's plugin dir (default: its own)")
+    p.add_argument("--registryd-arg", action="append", default=[],
+                   help="one more argument for `registryd serve` (repeatable)")
+    p.add_argument("--reps", type=int, default=3, help="repetitions per figure (3)")
+    p.add_argument("--duration", type=int, default=10, help="seconds per wrk/ab run (10)")
+    p.add_argument("--warmup", type=int, default=3, help="seconds of each warm-up run (3)")
+    p.add_argument("--blob-mib", type=int, default=1024, help="Local blob GET size (1024)")
+    p.add_argument("--push-mib", type=int, default=1024, help="Local push size (1024)")
+    p.add_argument("--proxy-blob-mib", type=int, default=256, help="Proxy/Direct blob (256)")
+    p.add_argument("--proxy-clients", type=int, default=32, help="concurrent cold pulls (32)")
+    p.add_argument("--results", default=os.path.join(BENCH_DIR, "results"),
+                   help="where results go (bench/results)")
+    p.add_argument("--server-logs", choices=["quiet", "info"], default="quiet",
+                   help="quiet: registryd and docker-registry log warnings only (default); "
+                        "info: both log every request, as they do out of the box")
+    p.add_argument("--wait-idle", type=int, default=0, metavar="SECONDS",
+                   help="before each suite, wait up to SECONDS for the 1-minute load average "
+                        "to fall below --idle-load (default: do not wait)")
+    p.add_argument("--idle-load", type=float, default=0.5,
+                   help="the load average --wait-idle waits for (0.5)")
+    p.add_argument("--keep", action="store_true", help="keep the scratch dir and server logs")
+    args = p.parse_args()
+    if args.reps < 1 or args.duration < 1:
+        p.error("--reps and --duration must be at least 1")
+
+    ctx = Context(args)
+    log(f"scratch {ctx.scratch.path}; registryd: {ctx.registryd_version.splitlines()[0]}")
+    suites = list(SUITES) if args.suite == "all" else [args.suite]
+    for name in suites:
+        wait_idle(args.wait_idle, args.idle_load)
+        run = results.Run(name, settings_for(args, name))
+        run.args = args
+        log(f"suite {name}")
+        top = ctx.scratch
+        ctx.scratch = top.child(name)  # each suite's gigabytes go once it is done
+        try:
+            SUITES[name](ctx, run)
+        finally:
+            procs.stop_all()
+            ctx.scratch.remove()
+            ctx.scratch = top
+        run.finish()
+        base = results.write(run, args.results)
+        log(f"wrote {base}.md and .json, and {args.results}/README.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
