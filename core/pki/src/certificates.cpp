@@ -1,4 +1,5 @@
 #include <registryd/pki/certificates.hpp>
+#include <registryd/pki/token_signer.hpp>
 
 #include "openssl_util.hpp"
 
@@ -185,6 +186,27 @@ util::result<x509_ptr> issue_serving_certificate(EVP_PKEY* leaf_key, const subje
   if (auto st = add_san_extension(c, sans); !st) return util::error{st.error_message()};
   if (X509_sign(c, ca_key, EVP_sha256()) <= 0) {
     return openssl_failure("signing the serving certificate");
+  }
+  return cert;
+}
+
+util::result<x509_ptr> issue_token_signer_certificate(EVP_PKEY* key, X509* ca, EVP_PKEY* ca_key,
+                                                      const validity& v) {
+  const auto name = registryd_name(std::string(token_signer_common_name));
+  if (!name) return openssl_failure("building the token signer name");
+  auto cert = new_certificate(key, name.get(), X509_get_subject_name(ca), v);
+  if (!cert) return cert;
+  X509* c = cert->get();
+  // No extendedKeyUsage: token verifiers (distribution's among them) accept any, and without
+  // serverAuth the certificate cannot pose as a TLS server.
+  for (auto [nid, value] : {std::pair{NID_basic_constraints, "critical,CA:FALSE"},
+                            std::pair{NID_key_usage, "critical,digitalSignature"},
+                            std::pair{NID_subject_key_identifier, "hash"},
+                            std::pair{NID_authority_key_identifier, "keyid:always"}}) {
+    if (auto st = add_extension(c, ca, nid, value); !st) return util::error{st.error_message()};
+  }
+  if (X509_sign(c, ca_key, EVP_sha256()) <= 0) {
+    return openssl_failure("signing the token signer certificate");
   }
   return cert;
 }
