@@ -81,3 +81,17 @@ std::optional<basic_credentials> parse_basic_authorization(std::string_view head
 }
 
 }  // namespace registryd::auth
+
+namespace registryd::auth {
+
+std::string basic_authorization(std::string_view username, std::string_view password) {
+  const std::string raw = std::string(username) + ":" + std::string(password);
+  std::string out(4 * ((raw.size() + 2) / 3) + 1, '\0');
+  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(raw.data()),
+                                static_cast<int>(raw.size()));
+  out.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
+  return "Basic " + out;
+}
+
+}  // namespace registryd::auth

@@ -9,6 +9,9 @@
 namespace registryd::auth {
 namespace {
 
+constexpr std::string_view account_kinds =
+    "read-only, read-write, mirror-puller or mirror-pusher";
+
 util::error at(const std::string& path, const std::string& reason) {
   return util::error{path + ": " + reason};
 }
@@ -63,20 +66,15 @@ util::result<user> parse_user(const YAML::Node& node, const std::string& path) {
       }
       has_password = true;
     } else {
-      const std::string& a = value.Scalar();
-      if (a == "read-only") {
-        u.access = access_read_only;
-      } else if (a == "read-write") {
-        u.access = access_read_write;
-      } else {
-        return at(field, "must be read-only or read-write");
-      }
+      const auto kind = parse_account_kind(value.Scalar());
+      if (!kind) return at(field, "must be " + std::string(account_kinds));
+      u.access = *kind;
       has_access = true;
     }
   }
   if (!has_name) return at(path + ".name", "required");
   if (!has_password) return at(path + ".password", "required");
-  if (!has_access) return at(path + ".access", "required (read-only or read-write)");
+  if (!has_access) return at(path + ".access", "required (" + std::string(account_kinds) + ")");
   return u;
 }
 

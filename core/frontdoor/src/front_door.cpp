@@ -6,12 +6,14 @@
 #include <registryd/sdk/oci_error.hpp>
 
 #include <httplib.h>
+#include <nlohmann/json.hpp>
 #include <prometheus/text_serializer.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
-#include <optional>
 #include <cstring>
+#include <optional>
 #include <vector>
 
 namespace registryd::frontdoor {
@@ -23,6 +25,29 @@ std::string_view access_word(std::uint32_t needed) {
   if (needed == REGISTRYD_ACCESS_PULL) return "pull";
   if (needed == REGISTRYD_ACCESS_DELETE) return "delete";
   return "push";
+}
+
+std::string_view account_word(auth::access_bits held) {
+  if (held == auth::access_read_only) return "read-only";
+  if (held == auth::access_mirror_puller) return "mirror-puller";
+  if (held == auth::access_mirror_pusher) return "mirror-pusher";
+  if (held == auth::access_read_write) return "read-write";
+  return "limited";
+}
+
+// The token of an "Authorization: Bearer <token>" value (scheme case-insensitive), or nullopt
+// for any other scheme.
+std::optional<std::string_view> bearer_token(std::string_view header) {
+  constexpr std::string_view scheme = "bearer ";
+  if (header.size() <= scheme.size()) return std::nullopt;
+  for (std::size_t i = 0; i < scheme.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(header[i])) != scheme[i]) return std::nullopt;
+  }
+  std::string_view token = header.substr(scheme.size());
+  while (!token.empty() && (token.front() == ' ' || token.front() == '\t')) token.remove_prefix(1);
+  while (!token.empty() && (token.back() == ' ' || token.back() == '\t')) token.remove_suffix(1);
+  if (token.empty()) return std::nullopt;
+  return token;
 }
 
 void oci_error(httplib::Response& res, int status, std::string_view code, std::string_view message) {
@@ -156,6 +181,11 @@ std::shared_ptr<const plugin_host::plugin_instance> front_door::mode() const {
   return mode_;
 }
 
+void front_door::set_token_authority(std::shared_ptr<const auth::token_authority> authority) {
+  std::lock_guard lock(mutex_);
+  tokens_ = std::move(authority);
+}
+
 void front_door::set_authenticator(authenticate_fn fn, std::string challenge) {
   auto state = fn ? std::make_shared<const auth_state>(auth_state{std::move(fn), std::move(challenge)})
                   : nullptr;
@@ -223,6 +253,14 @@ void front_door::install_routes() {
   s.Get("/readyz", [this](const httplib::Request&, httplib::Response& res) { handle_readyz(res); });
   s.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) { handle_metrics(res); });
 
+  s.Get("/auth/token", [this](const httplib::Request& req, httplib::Response& res) {
+    handle_token_get(req, res);
+  });
+  s.Post("/auth/token", [this](const httplib::Request& req, httplib::Response& res,
+                               const httplib::ContentReader& reader) {
+    handle_token_post(req, res, reader);
+  });
+
   const std::string v2 = R"(/v2(/.*)?)";
   s.Get(v2, [this](const httplib::Request& req, httplib::Response& res) {
     handle_v2(req, res, nullptr);
@@ -251,20 +289,119 @@ void front_door::install_routes() {
   s.Delete(".*", not_found_streamed);
 }
 
-std::optional<auth::principal> front_door::authenticate(const httplib::Request& req,
-                                                  httplib::Response& res) const {
-  std::shared_ptr<const auth_state> auth;
-  {
-    std::lock_guard lock(mutex_);
-    auth = auth_;
+std::shared_ptr<const front_door::auth_state> front_door::auth_snapshot() const {
+  std::lock_guard lock(mutex_);
+  return auth_;
+}
+
+std::shared_ptr<const auth::token_authority> front_door::token_snapshot() const {
+  std::lock_guard lock(mutex_);
+  return tokens_;
+}
+
+std::string front_door::realm_for(const httplib::Request& req) const {
+  // The Host header names the address the client used (the node balancer's, say), so the
+  // realm stays reachable the same way. Only characters of a host[:port] pass: the value goes
+  // into a response header.
+  std::string host = req.get_header_value("Host");
+  const bool plausible =
+      !host.empty() && host.size() <= 255 &&
+      std::all_of(host.begin(), host.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == ':' ||
+               c == '[' || c == ']';
+      });
+  if (!plausible) host = opts_.address + ":" + std::to_string(opts_.port);
+  return std::string(opts_.tls ? "https://" : "http://") + host + "/auth/token";
+}
+
+void front_door::challenge(const httplib::Request& req, httplib::Response& res,
+                           const std::vector<auth::resource_actions>& needed,
+                           std::string_view error, std::string_view message) const {
+  const auto tokens = token_snapshot();
+  if (tokens) {
+    res.set_header("WWW-Authenticate",
+                   auth::bearer_challenge(realm_for(req), tokens->settings().service, needed, error));
+  } else if (const auto auth = auth_snapshot()) {
+    res.set_header("WWW-Authenticate", auth->challenge);
   }
-  if (!auth) return auth::principal{"", auth::access_read_write};
+  nlohmann::json detail = nullptr;
+  if (!needed.empty()) {
+    detail = nlohmann::json::array();
+    for (const auto& r : needed) {
+      for (const auto& a : r.actions) {
+        detail.push_back({{"Type", r.type}, {"Name", r.name}, {"Action", a}});
+      }
+    }
+  }
+  res.status = 401;
+  res.set_content(sdk::oci_error_body("UNAUTHORIZED", message, detail), "application/json");
+}
+
+std::optional<front_door::caller> front_door::authenticate(const httplib::Request& req,
+                                                           httplib::Response& res,
+                                                           const auth::request_scope& scope) const {
+  const auto auth = auth_snapshot();
+  if (!auth) return caller{"", auth::access_read_write, std::nullopt};
   const std::string header = req.get_header_value("Authorization");
-  if (auto who = auth->authenticate(header)) return who;
-  res.set_header("WWW-Authenticate", auth->challenge);
-  oci_error(res, 401, "UNAUTHORIZED",
+  if (const auto bearer = bearer_token(header)) {
+    const auto tokens = token_snapshot();
+    if (!tokens) {
+      challenge(req, res, scope.needed, {}, "token authentication is off: use basic credentials");
+      return std::nullopt;
+    }
+    auto claims = tokens->verify(*bearer, std::chrono::system_clock::now());
+    if (!claims) {
+      logger_->info("{} refused a token: {}", req.remote_addr, claims.error_message());
+      challenge(req, res, scope.needed, "invalid_token", "invalid token");
+      return std::nullopt;
+    }
+    return caller{claims->subject, 0, std::move(claims->access)};
+  }
+  if (auto who = auth->authenticate(header)) return caller{who->name, who->access, std::nullopt};
+  challenge(req, res, scope.needed, {},
             header.empty() ? "authentication required" : "invalid credentials");
   return std::nullopt;
+}
+
+std::optional<auth::access_bits> front_door::authorize(const caller& who,
+                                                       const httplib::Request& req,
+                                                       httplib::Response& res,
+                                                       const auth::request_scope& scope) const {
+  using route = auth::request_scope::route;
+  if (who.token_access) {
+    // A token holds exactly what it was granted; a request outside any scope it could hold
+    // has nothing to check against.
+    if (scope.kind == route::unknown) {
+      oci_error(res, 404, "NAME_UNKNOWN",
+                "no repository route in this path, or an invalid repository name");
+      return std::nullopt;
+    }
+    if (scope.needed.empty()) {
+      oci_error(res, 405, "UNSUPPORTED", "the registry API does not use this method");
+      return std::nullopt;
+    }
+    if (!auth::covers(*who.token_access, scope.needed)) {
+      challenge(req, res, scope.needed, "insufficient_scope",
+                "the token does not grant " + auth::to_string(scope.needed));
+      return std::nullopt;
+    }
+    // Plugins see what the token grants on this repository; the catalog is a read.
+    return scope.kind == route::catalog ? auth::access_pull
+                                        : auth::repository_access(*who.token_access, scope.repository);
+  }
+  if (scope.kind == route::catalog && (who.access & auth::access_catalog) == 0) {
+    oci_error(res, 403, "DENIED",
+              "user " + who.name + " may not list the repositories: the account has no catalog access");
+    return std::nullopt;
+  }
+  if (!auth::is_allowed(who.access, req.method)) {
+    const auth::access_bits needed = auth::required_access(req.method);
+    oci_error(res, 403, "DENIED",
+              "user " + who.name + " may not " + std::string(access_word(needed)) +
+                  ": the account has " + std::string(account_word(who.access)) + " access");
+    return std::nullopt;
+  }
+  return auth::plugin_access(who.access);
 }
 
 void front_door::handle_v2(const httplib::Request& req, httplib::Response& res,
@@ -281,7 +418,9 @@ void front_door::handle_v2(const httplib::Request& req, httplib::Response& res,
   } drain{body_ctx};
 
   res.set_header("Docker-Distribution-API-Version", "registry/2.0");
-  const auto who = authenticate(req, res);
+  const auth::request_scope scope =
+      auth::scope_of_request(req.method, req.path, req.get_param_value("from"));
+  const auto who = authenticate(req, res, scope);
   if (!who) return;
 
   if (req.path == "/v2" || req.path == "/v2/") {
@@ -299,13 +438,8 @@ void front_door::handle_v2(const httplib::Request& req, httplib::Response& res,
     return;
   }
 
-  const auth::access_bits needed = auth::required_access(req.method);
-  if (!auth::is_allowed(who->access, req.method)) {
-    oci_error(res, 403, "DENIED",
-              "user " + who->name + " may not " + std::string(access_word(needed)) +
-                  ": the account has read-only access");
-    return;
-  }
+  const auto access = authorize(*who, req, res, scope);
+  if (!access) return;
 
   std::shared_ptr<const plugin_host::plugin_instance> mode;
   std::string reason;
@@ -343,7 +477,7 @@ void front_door::handle_v2(const httplib::Request& req, httplib::Response& res,
   r.header_count = headers.size();
   r.remote_addr = view(req.remote_addr);
   r.user = view(who->name);
-  r.access = who->access;
+  r.access = *access;
   r.body = &body_reader;
 
   response_writer writer;

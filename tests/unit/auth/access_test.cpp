@@ -6,8 +6,33 @@ namespace auth = registryd::auth;
 
 TEST_CASE("access bits are the plugin ABI's REGISTRYD_ACCESS bits", "[auth]") {
   CHECK(auth::access_read_only == REGISTRYD_ACCESS_PULL);
-  CHECK(auth::access_read_write ==
+  CHECK(auth::plugin_access(auth::access_read_write) ==
         (REGISTRYD_ACCESS_PULL | REGISTRYD_ACCESS_PUSH | REGISTRYD_ACCESS_DELETE));
+}
+
+TEST_CASE("the catalog bit is the host's own and never reaches a plugin", "[auth]") {
+  const auth::access_bits abi = REGISTRYD_ACCESS_PULL | REGISTRYD_ACCESS_PUSH | REGISTRYD_ACCESS_DELETE;
+  CHECK((auth::access_catalog & abi) == 0);
+  CHECK(auth::plugin_access(auth::access_catalog) == 0);
+  CHECK(auth::plugin_access(auth::access_mirror_puller) == REGISTRYD_ACCESS_PULL);
+}
+
+TEST_CASE("the four account kinds hold what FACTS.md section 4 says", "[auth]") {
+  CHECK(auth::parse_account_kind("read-only") == auth::access_pull);
+  CHECK(auth::parse_account_kind("read-write") ==
+        (auth::access_pull | auth::access_push | auth::access_delete | auth::access_catalog));
+  CHECK(auth::parse_account_kind("mirror-puller") == (auth::access_pull | auth::access_catalog));
+  CHECK(auth::parse_account_kind("mirror-pusher") ==
+        (auth::access_pull | auth::access_push | auth::access_catalog));
+  CHECK_FALSE(auth::parse_account_kind("admin"));
+  CHECK_FALSE(auth::parse_account_kind("Read-Only"));
+}
+
+TEST_CASE("a mirror pusher may upload but never delete", "[auth]") {
+  CHECK(auth::is_allowed(auth::access_mirror_pusher, "PUT"));
+  CHECK(auth::is_allowed(auth::access_mirror_pusher, "GET"));
+  CHECK_FALSE(auth::is_allowed(auth::access_mirror_pusher, "DELETE"));
+  CHECK_FALSE(auth::is_allowed(auth::access_mirror_puller, "PATCH"));
 }
 
 TEST_CASE("GET and HEAD need pull, POST PUT PATCH need push, DELETE needs delete", "[auth]") {

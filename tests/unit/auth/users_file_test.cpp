@@ -48,7 +48,7 @@ TEST_CASE("a bad access value is reported with its field path", "[auth]") {
   CHECK(parse_error("users:\n"
                     "  - {name: a, password: '" + hash_a + "', access: read-only}\n"
                     "  - {name: b, password: '" + hash_a + "', access: admin}\n") ==
-        "users[1].access: must be read-only or read-write");
+        "users[1].access: must be read-only, read-write, mirror-puller or mirror-pusher");
 }
 
 TEST_CASE("a plain-text password is refused without echoing it", "[auth]") {
@@ -93,7 +93,7 @@ TEST_CASE("duplicate user names are refused naming both entries", "[auth]") {
 TEST_CASE("missing fields, unknown fields and bad shapes are reported with their paths",
           "[auth]") {
   CHECK(parse_error("users:\n  - {name: a, password: '" + hash_a + "'}\n") ==
-        "users[0].access: required (read-only or read-write)");
+        "users[0].access: required (read-only, read-write, mirror-puller or mirror-pusher)");
   CHECK(parse_error("users:\n  - {name: a, access: read-only}\n") == "users[0].password: required");
   CHECK(parse_error("users:\n  - {password: '" + hash_a + "', access: read-only}\n") ==
         "users[0].name: required");
@@ -126,4 +126,13 @@ TEST_CASE("loading a users file prefixes errors with its path", "[auth]") {
   auto bad = auth::load_users_file(file);
   REQUIRE_FALSE(bad);
   CHECK_THAT(bad.error_message(), Catch::StartsWith(file.string() + ": users[0].password: "));
+}
+
+TEST_CASE("mirror puller and pusher accounts parse with their access", "[auth]") {
+  auto table = auth::parse_users("users:\n"
+                                 "  - {name: puller, password: '" + hash_a + "', access: mirror-puller}\n"
+                                 "  - {name: pusher, password: '" + hash_b + "', access: mirror-pusher}\n");
+  REQUIRE(table.ok());
+  CHECK(table->find("puller")->access == auth::access_mirror_puller);
+  CHECK(table->find("pusher")->access == auth::access_mirror_pusher);
 }

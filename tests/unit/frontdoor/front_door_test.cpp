@@ -1,11 +1,17 @@
 // The front door on plain HTTP over loopback, with the echo test plugin behind it, driven by
 // raw sockets: what reaches the wire is what is checked (request desync, short streams,
 // refused paths). Runs under ASan and UBSan in CI.
+#include <registryd/auth/basic_credentials.hpp>
 #include <registryd/frontdoor/front_door.hpp>
+#include <registryd/pki/pki_directory.hpp>
+#include <registryd/pki/token_signer.hpp>
 #include <registryd/plugin_host/plugin_instance.hpp>
 #include <registryd/plugin_host/plugin_library.hpp>
 
+#include <test_support.hpp>
+
 #include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
 #include <spdlog/sinks/ostream_sink.h>
 
 #include <arpa/inet.h>
@@ -214,4 +220,212 @@ TEST_CASE("a request path cannot forge a log line", "[frontdoor]") {
   const std::string log = fd.log.str();
   CHECK(log.find("\n2026-01-01 info forged") == std::string::npos);
   CHECK(log.find("%0a2026-01-01%20info%20forged%ff") != std::string::npos);
+}
+
+// --- token auth -----------------------------------------------------------------------------
+
+namespace {
+
+namespace auth = registryd::auth;
+namespace pki = registryd::pki;
+
+// A front door with two users (reader: read-only, writer: read-write) and token auth, its
+// PKI made by the real code in a scratch directory.
+struct token_front_door {
+  registryd::test::scratch_dir dir;
+  running_front_door fd{false};
+  std::shared_ptr<const auth::token_authority> authority;
+
+  token_front_door() {
+    auto names = pki::serving_names("127.0.0.1", {});
+    REQUIRE(names.ok());
+    pki::pki_options options;
+    options.dir = dir.path();
+    REQUIRE(pki::ensure(options, *names, pki::clock::now()).ok());
+    REQUIRE(pki::ensure_token_signer(dir.path(), pki::clock::now()).ok());
+    auto loaded = auth::token_authority::load(dir.path());
+    REQUIRE(loaded.ok());
+    authority = *loaded;
+    fd.door->set_authenticator(
+        [](std::string_view header) -> std::optional<auth::principal> {
+          const auto c = auth::parse_basic_authorization(header);
+          if (c && c->username == "reader" && c->password == "rpass") {
+            return auth::principal{"reader", auth::access_read_only};
+          }
+          if (c && c->username == "writer" && c->password == "wpass") {
+            return auth::principal{"writer", auth::access_read_write};
+          }
+          return std::nullopt;
+        },
+        std::string(auth::basic_challenge));
+    fd.door->set_token_authority(authority);
+  }
+
+  std::string get(const std::string& target, const std::string& authorization = "",
+                  const std::string& method = "GET") {
+    std::string request = method + " " + target + " HTTP/1.1\r\nHost: reg.example:5001\r\n";
+    if (!authorization.empty()) request += "Authorization: " + authorization + "\r\n";
+    if (method == "PUT" || method == "POST") request += "Content-Length: 0\r\n";
+    return roundtrip(fd.port, request + "Connection: close\r\n\r\n");
+  }
+
+  // A token from /auth/token for these basic credentials and query.
+  std::string token(const std::string& user, const std::string& password, const std::string& query) {
+    const auto reply = get("/auth/token?" + query, auth::basic_authorization(user, password));
+    INFO(reply);
+    REQUIRE(count(reply, "HTTP/1.1 200") == 1);
+    return nlohmann::json::parse(body_of(reply)).at("token").get<std::string>();
+  }
+
+  static std::string body_of(const std::string& reply) { return reply.substr(reply.find("\r\n\r\n") + 4); }
+};
+
+std::string header_of(const std::string& reply, const std::string& name) {
+  const auto at = reply.find("\r\n" + name + ": ");
+  if (at == std::string::npos) return {};
+  const auto start = at + name.size() + 4;
+  return reply.substr(start, reply.find("\r\n", start) - start);
+}
+
+}  // namespace
+
+TEST_CASE("with token auth, a request without credentials is challenged with Bearer, the realm "
+          "of its Host and the scope it needs",
+          "[frontdoor][token]") {
+  token_front_door t;
+  const auto reply = t.get("/v2/system/deckhouse/manifests/latest");
+  CHECK(count(reply, "HTTP/1.1 401") == 1);
+  CHECK(header_of(reply, "WWW-Authenticate") ==
+        R"(Bearer realm="http://reg.example:5001/auth/token",service="registryd",scope="repository:system/deckhouse:pull")");
+  CHECK(count(reply, R"("code":"UNAUTHORIZED")") == 1);
+  const auto push = t.get("/v2/a/blobs/uploads/", "", "POST");
+  CHECK(header_of(push, "WWW-Authenticate") ==
+        R"(Bearer realm="http://reg.example:5001/auth/token",service="registryd",scope="repository:a:pull,push")");
+  const auto base = t.get("/v2/");
+  CHECK(header_of(base, "WWW-Authenticate") ==
+        R"(Bearer realm="http://reg.example:5001/auth/token",service="registryd")");
+}
+
+TEST_CASE("the token realm refuses anonymous requests and wrong passwords", "[frontdoor][token]") {
+  token_front_door t;
+  const auto anonymous = t.get("/auth/token?service=registryd&scope=repository:a:pull");
+  CHECK(count(anonymous, "HTTP/1.1 401") == 1);
+  CHECK(header_of(anonymous, "WWW-Authenticate") == R"(Basic realm="registryd")");
+  const auto wrong = t.get("/auth/token?scope=repository:a:pull", auth::basic_authorization("reader", "nope"));
+  CHECK(count(wrong, "HTTP/1.1 401") == 1);
+  const auto other_service =
+      t.get("/auth/token?service=elsewhere", auth::basic_authorization("reader", "rpass"));
+  CHECK(count(other_service, "HTTP/1.1 400") == 1);
+  const auto other_account =
+      t.get("/auth/token?account=writer", auth::basic_authorization("reader", "rpass"));
+  CHECK(count(other_account, "HTTP/1.1 400") == 1);
+}
+
+TEST_CASE("a read-only user's token grants pull only, and is refused for push with "
+          "insufficient_scope",
+          "[frontdoor][token]") {
+  token_front_door t;
+  const auto reply = t.get("/auth/token?service=registryd&scope=repository:a:pull,push&account=reader",
+                           auth::basic_authorization("reader", "rpass"));
+  REQUIRE(count(reply, "HTTP/1.1 200") == 1);
+  CHECK(header_of(reply, "Cache-Control") == "no-store");
+  const auto body = nlohmann::json::parse(token_front_door::body_of(reply));
+  CHECK(body.at("expires_in") == 900);
+  CHECK(body.at("access_token") == body.at("token"));
+  CHECK(body.at("issued_at").get<std::string>().size() == 20);  // 2024-01-01T00:00:00Z
+  const std::string token = body.at("token");
+  auto claims = t.authority->verify(token, std::chrono::system_clock::now());
+  REQUIRE(claims.ok());
+  CHECK(claims->subject == "reader");
+  CHECK(claims->access == std::vector<auth::resource_actions>{{"repository", "a", {"pull"}}});
+
+  const auto pulled = t.get("/v2/a/manifests/x", "Bearer " + token);
+  CHECK(count(pulled, "HTTP/1.1 200") == 1);
+  const auto echo = nlohmann::json::parse(token_front_door::body_of(pulled));
+  CHECK(echo.at("user") == "reader");
+  CHECK(echo.at("access") == REGISTRYD_ACCESS_PULL);
+
+  const auto pushed = t.get("/v2/a/manifests/x", "Bearer " + token, "PUT");
+  CHECK(count(pushed, "HTTP/1.1 401") == 1);
+  CHECK(header_of(pushed, "WWW-Authenticate") ==
+        R"(Bearer realm="http://reg.example:5001/auth/token",service="registryd",scope="repository:a:pull,push",error="insufficient_scope")");
+  const auto elsewhere = t.get("/v2/b/manifests/x", "Bearer " + token);
+  CHECK(count(elsewhere, "HTTP/1.1 401") == 1);
+  CHECK(count(elsewhere, "insufficient_scope") == 1);
+  CHECK(count(t.get("/v2/", "Bearer " + token), "HTTP/1.1 200") == 1);
+}
+
+TEST_CASE("a writer's token carries its grant to the plugin", "[frontdoor][token]") {
+  token_front_door t;
+  const auto token = t.token("writer", "wpass", "scope=repository:a:pull,push");
+  const auto pulled = t.get("/v2/a/tags/list", "Bearer " + token);
+  REQUIRE(count(pulled, "HTTP/1.1 200") == 1);
+  CHECK(nlohmann::json::parse(token_front_door::body_of(pulled)).at("access") ==
+        (REGISTRYD_ACCESS_PULL | REGISTRYD_ACCESS_PUSH));
+  CHECK(count(t.get("/v2/a/blobs/uploads/", "Bearer " + token, "POST"), "HTTP/1.1 201") == 1);
+  // Delete was not asked for, so it is not granted.
+  CHECK(count(t.get("/v2/a/manifests/sha256:1", "Bearer " + token, "DELETE"), "insufficient_scope") == 1);
+  // A mount needs pull on its source as well.
+  const auto mount = t.get("/v2/a/blobs/uploads/?mount=sha256:1&from=b", "Bearer " + token, "POST");
+  CHECK(header_of(mount, "WWW-Authenticate").find(R"(scope="repository:a:pull,push repository:b:pull")") !=
+        std::string::npos);
+}
+
+TEST_CASE("a tampered or foreign token is refused with invalid_token", "[frontdoor][token]") {
+  token_front_door t;
+  std::string token = t.token("writer", "wpass", "scope=repository:a:pull");
+  token[token.size() - 3] = token[token.size() - 3] == 'A' ? 'B' : 'A';
+  const auto reply = t.get("/v2/a/manifests/x", "Bearer " + token);
+  CHECK(count(reply, "HTTP/1.1 401") == 1);
+  CHECK(header_of(reply, "WWW-Authenticate").ends_with(R"(,error="invalid_token")"));
+  CHECK(count(t.fd.log.str(), "refused a token: the signature does not verify") == 1);
+  CHECK(count(t.get("/v2/a/manifests/x", "Bearer not.a.token"), "HTTP/1.1 401") == 1);
+}
+
+TEST_CASE("basic credentials keep working beside tokens", "[frontdoor][token]") {
+  token_front_door t;
+  const auto reply = t.get("/v2/a/manifests/x", auth::basic_authorization("writer", "wpass"));
+  REQUIRE(count(reply, "HTTP/1.1 200") == 1);
+  CHECK(nlohmann::json::parse(token_front_door::body_of(reply)).at("access") ==
+        (REGISTRYD_ACCESS_PULL | REGISTRYD_ACCESS_PUSH | REGISTRYD_ACCESS_DELETE));
+  CHECK(count(t.get("/v2/a/manifests/x", auth::basic_authorization("reader", "rpass"), "PUT"),
+              "HTTP/1.1 403") == 1);
+}
+
+TEST_CASE("the catalog needs catalog access, by basic credentials and by token",
+          "[frontdoor][token]") {
+  token_front_door t;
+  CHECK(count(t.get("/v2/_catalog", auth::basic_authorization("reader", "rpass")), "HTTP/1.1 403") == 1);
+  CHECK(count(t.get("/v2/_catalog", auth::basic_authorization("writer", "wpass")), "HTTP/1.1 200") == 1);
+  const auto reader_token = t.token("reader", "rpass", "scope=registry:catalog:*");
+  const auto refused = t.get("/v2/_catalog", "Bearer " + reader_token);
+  CHECK(header_of(refused, "WWW-Authenticate").ends_with(
+      R"(scope="registry:catalog:*",error="insufficient_scope")"));
+  const auto writer_token = t.token("writer", "wpass", "scope=registry:catalog:*");
+  CHECK(count(t.get("/v2/_catalog", "Bearer " + writer_token), "HTTP/1.1 200") == 1);
+}
+
+TEST_CASE("the OAuth2 password grant issues the same tokens", "[frontdoor][token]") {
+  token_front_door t;
+  auto post = [&](const std::string& form) {
+    return roundtrip(t.fd.port, "POST /auth/token HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                                "application/x-www-form-urlencoded\r\nContent-Length: " +
+                                    std::to_string(form.size()) + "\r\nConnection: close\r\n\r\n" + form);
+  };
+  const auto ok = post("grant_type=password&username=reader&password=rpass&service=registryd"
+                       "&client_id=containerd-client&scope=repository%3Aa%3Apull%2Cpush+repository%3Ab%3Apull");
+  REQUIRE(count(ok, "HTTP/1.1 200") == 1);
+  const auto body = nlohmann::json::parse(token_front_door::body_of(ok));
+  CHECK(body.at("scope") == "repository:a:pull repository:b:pull");
+  CHECK(t.authority->verify(body.at("access_token").get<std::string>(), std::chrono::system_clock::now()).ok());
+  CHECK(count(post("grant_type=password&username=reader&password=bad"), "HTTP/1.1 401") == 1);
+  CHECK(count(post("grant_type=refresh_token&refresh_token=x"), "unsupported_grant_type") == 1);
+}
+
+TEST_CASE("without a token authority the challenge stays Basic and the realm is off",
+          "[frontdoor][token]") {
+  token_front_door t;
+  t.fd.door->set_token_authority(nullptr);
+  CHECK(header_of(t.get("/v2/a/manifests/x"), "WWW-Authenticate") == R"(Basic realm="registryd")");
+  CHECK(count(t.get("/auth/token", auth::basic_authorization("reader", "rpass")), "HTTP/1.1 404") == 1);
 }

@@ -21,4 +21,8 @@ struct basic_credentials {
 // a NUL in the password, or a value longer than 4 KiB.
 std::optional<basic_credentials> parse_basic_authorization(std::string_view header_value);
 
+// The Authorization header value for these credentials ("Basic <base64(user:password)>"):
+// the front door turns an OAuth2 password grant into the same check as basic auth.
+std::string basic_authorization(std::string_view username, std::string_view password);
+
 }  // namespace registryd::auth

@@ -3,7 +3,9 @@
 //   users:
 //     - name: reader
 //       password: "$2y$10$..."   # bcrypt, e.g. from `htpasswd -nbB reader secret`
-//       access: read-only        # read-only (pull) | read-write (pull, push, delete)
+//       access: read-only        # read-only (pull) | read-write (pull, push, delete, catalog)
+//                                # | mirror-puller (pull, catalog) | mirror-pusher (pull, push,
+//                                # catalog): the last two are for replica sync
 #pragma once
 
 #include <registryd/auth/access.hpp>

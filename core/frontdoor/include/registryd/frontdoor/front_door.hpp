@@ -1,9 +1,12 @@
 // The HTTP(S) front door: the one listener every client talks to. It owns what is the same in
-// every mode (TLS, authentication, /healthz, /readyz, /metrics, the /v2/ version check) and
-// hands every other /v2/ request to the active mode's plugin.
+// every mode (TLS, authentication: basic and the token realm /auth/token with Bearer tokens,
+// /healthz, /readyz, /metrics, the /v2/ version check) and hands every other /v2/ request to
+// the active mode's plugin.
 #pragma once
 
 #include <registryd/auth/authenticator.hpp>
+#include <registryd/auth/request_scope.hpp>
+#include <registryd/auth/token_authority.hpp>
 #include <registryd/pki/tls_identity.hpp>
 #include <registryd/plugin_host/plugin_instance.hpp>
 #include <registryd/util/result.hpp>
@@ -22,6 +25,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <vector>
 
 namespace httplib {
 class Server;
@@ -62,7 +66,14 @@ class front_door {
   void set_mode(std::shared_ptr<const plugin_host::plugin_instance> mode, std::string reason = {});
   std::shared_ptr<const plugin_host::plugin_instance> mode() const;
   // With no authenticator every request is anonymous with full access (authentication off).
+  // `challenge` is the WWW-Authenticate value of a 401 while token auth is off.
   void set_authenticator(authenticate_fn fn, std::string challenge);
+  // Token auth (docs/security.md): /auth/token issues tokens to the authenticator's users, and
+  // /v2/ accepts `Authorization: Bearer` tokens the authority verifies. While an authority is
+  // set, a 401 on /v2/ challenges with Bearer (realm https://<Host>/auth/token, the service,
+  // the scope the request needs); basic credentials keep working. nullptr turns it off.
+  void set_token_authority(std::shared_ptr<const auth::token_authority> authority);
+  std::shared_ptr<const auth::token_authority> token_authority() const { return token_snapshot(); }
 
   // Binds and starts serving on a background thread. Fails with the reason (address in use).
   util::status start();
@@ -74,13 +85,39 @@ class front_door {
     authenticate_fn authenticate;
     std::string challenge;
   };
+  // Who a /v2/ request comes from, before the access check.
+  struct caller {
+    std::string name;
+    auth::access_bits access = 0;                           // from the users file (basic)
+    std::optional<std::vector<auth::resource_actions>> token_access;  // from a Bearer token
+  };
 
   void install_routes();
   void handle_v2(const httplib::Request& req, httplib::Response& res,
                  const httplib::ContentReader* body);
   void handle_readyz(httplib::Response& res) const;
   void handle_metrics(httplib::Response& res) const;
-  std::optional<auth::principal> authenticate(const httplib::Request& req, httplib::Response& res) const;
+  // The caller, or nullopt after answering 401.
+  std::optional<caller> authenticate(const httplib::Request& req, httplib::Response& res,
+                                     const auth::request_scope& scope) const;
+  // The access bits the plugin gets, or nullopt after answering 401, 403 or 404.
+  std::optional<auth::access_bits> authorize(const caller& who, const httplib::Request& req,
+                                             httplib::Response& res,
+                                             const auth::request_scope& scope) const;
+  void challenge(const httplib::Request& req, httplib::Response& res,
+                 const std::vector<auth::resource_actions>& needed, std::string_view error,
+                 std::string_view message) const;
+  // https://<Host of the request>/auth/token (http:// without TLS).
+  std::string realm_for(const httplib::Request& req) const;
+  // /auth/token (token_endpoint.cpp).
+  void handle_token_get(const httplib::Request& req, httplib::Response& res) const;
+  void handle_token_post(const httplib::Request& req, httplib::Response& res,
+                         const httplib::ContentReader& body) const;
+  void answer_token(const httplib::Request& req, httplib::Response& res,
+                    const auth::principal& who, const std::vector<std::string>& scopes,
+                    std::string_view service, bool oauth_form) const;
+  std::shared_ptr<const auth_state> auth_snapshot() const;
+  std::shared_ptr<const auth::token_authority> token_snapshot() const;
   void record(const httplib::Request& req, const httplib::Response& res);
 
   options opts_;
@@ -98,6 +135,7 @@ class front_door {
   std::shared_ptr<const plugin_host::plugin_instance> mode_;
   std::string no_mode_reason_ = "no registry mode is active yet";
   std::shared_ptr<const auth_state> auth_;
+  std::shared_ptr<const auth::token_authority> tokens_;
 
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;
