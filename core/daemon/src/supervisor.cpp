@@ -8,6 +8,7 @@
 #include <registryd/pki/pki_directory.hpp>
 #include <registryd/pki/subject_alt_names.hpp>
 #include <registryd/pki/tls_identity.hpp>
+#include <registryd/pki/token_signer.hpp>
 #include <registryd/switching/mode.hpp>
 #include <registryd/switching/rules.hpp>
 #include <registryd/switching/state.hpp>
@@ -89,6 +90,15 @@ util::status supervisor::refresh_certificates() {
   options.dir = pki_dir(host);
   auto report = pki::ensure(options, *wanted, pki::clock::now());
   if (!report) return util::error{report.error_message()};
+  // The token signer hangs off the CA: re-read it when either changed.
+  auto token_report = pki::ensure_token_signer(options.dir, pki::clock::now());
+  if (!token_report) return util::error{"token signer: " + token_report.error_message()};
+  if (token_report->issued || report->changed() || !front_door_->token_authority()) {
+    auto authority = auth::token_authority::load(options.dir);
+    if (!authority) return util::error{"token signer: " + authority.error_message()};
+    front_door_->set_token_authority(*authority);
+    logger_->info("tokens: {}, key id {}", token_report->summary(), (*authority)->key_id());
+  }
   const auto current = front_door_->identity();
   if (!report->changed() && current) return util::ok();
   if (report->changed()) logger_->info("certificates: {}", report->summary());
