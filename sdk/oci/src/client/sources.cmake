@@ -5,6 +5,7 @@
 target_sources(registryd_oci PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/connection_pool.cpp
   ${CMAKE_CURRENT_LIST_DIR}/error.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/image_check.cpp
   ${CMAKE_CURRENT_LIST_DIR}/link_header.cpp
   ${CMAKE_CURRENT_LIST_DIR}/message.cpp
   ${CMAKE_CURRENT_LIST_DIR}/options.cpp
