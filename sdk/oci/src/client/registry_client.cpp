@@ -17,6 +17,7 @@
 #include <cerrno>
 #include <charconv>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <future>
 #include <map>
@@ -310,7 +311,14 @@ struct registry_client::impl {
                                  std::chrono::steady_clock::time_point last_activity) const {
     const auto host = where.authority();
     const auto secs = [](std::chrono::milliseconds ms) {
-      return std::to_string(ms.count() / 1000) + (ms.count() % 1000 ? "." + std::to_string(ms.count() % 1000) : "") + " s";
+      char buf[48];
+      if (ms.count() % 1000 == 0) {
+        std::snprintf(buf, sizeof buf, "%lld s", static_cast<long long>(ms.count() / 1000));
+      } else {
+        std::snprintf(buf, sizeof buf, "%lld.%03lld s", static_cast<long long>(ms.count() / 1000),
+                      static_cast<long long>(ms.count() % 1000));
+      }
+      return std::string(buf);
     };
     switch (err) {
       case httplib::Error::Connection: {
