@@ -1,0 +1,26 @@
+// Small pieces every handler of registry_api uses: access checks, storage failures turned
+// into OCI errors, and JSON answers that also serve HEAD.
+#pragma once
+
+#include <registryd/oci/storage/store_result.hpp>
+#include <registryd/sdk/plugin.hpp>
+
+#include <string>
+#include <string_view>
+
+namespace registryd::local {
+
+// True when the user holds `bits`; otherwise answers 403 DENIED and returns false. The host
+// already refuses by method; this keeps the plugin safe behind any host.
+bool require_access(const sdk::request& req, sdk::response& res, std::uint32_t bits);
+
+// 500 UNKNOWN for a storage failure that is not the client's doing (io), with the message.
+void storage_failure(sdk::response& res, const oci::storage::store_error& e);
+
+// A JSON (or other small) body with `status`; for HEAD only the headers and the length.
+void send_body(const sdk::request& req, sdk::response& res, int status, std::string_view content_type,
+               const std::string& body);
+
+inline bool is_head(const sdk::request& req) { return req.method() == "HEAD"; }
+
+}  // namespace registryd::local
