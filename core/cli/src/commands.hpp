@@ -15,6 +15,7 @@ command add_check(CLI::App& app);
 command add_render(CLI::App& app);
 command add_status(CLI::App& app);
 command add_version(CLI::App& app);
+command add_mirror(CLI::App& app);
 
 // Exit codes, the same for every command.
 inline constexpr int exit_ok = 0;

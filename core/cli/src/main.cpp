@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
   add(&registryd::cli::add_render);
   add(&registryd::cli::add_status);
   add(&registryd::cli::add_version);
+  add(&registryd::cli::add_mirror);
 
   try {
     app.parse(argc, argv);
