@@ -10,6 +10,7 @@ target_sources(registryd_oci PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/message.cpp
   ${CMAKE_CURRENT_LIST_DIR}/options.cpp
   ${CMAKE_CURRENT_LIST_DIR}/registry_client.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/response_stream.cpp
   ${CMAKE_CURRENT_LIST_DIR}/scope.cpp
   ${CMAKE_CURRENT_LIST_DIR}/token_cache.cpp
   ${CMAKE_CURRENT_LIST_DIR}/url.cpp
