@@ -1,0 +1,344 @@
+#include <registryd/oci/cache/blob_fill.hpp>
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <set>
+#include <unistd.h>
+
+namespace registryd::oci::cache {
+namespace detail {
+
+// One fill, shared by its thread and its readers. Every field below the mutex is guarded by it.
+struct fill_state {
+  explicit fill_state(digest d) : blob(std::move(d)) {}
+  ~fill_state() {
+    if (read_fd >= 0) ::close(read_fd);
+  }
+  fill_state(const fill_state&) = delete;
+  fill_state& operator=(const fill_state&) = delete;
+
+  const digest blob;
+  const std::shared_ptr<client::abort_handle> abort = std::make_shared<client::abort_handle>();
+  // Read side of the temporary, opened before any reader exists and closed with the state:
+  // readers pread through it, so the rename on publication and the unlink on failure leave
+  // their view intact.
+  int read_fd = -1;
+  std::filesystem::path temp_path;
+  // Only the fill's thread touches the writer.
+  std::optional<storage::blob_writer> writer;
+  std::uint64_t written = 0;  // fill thread only; published to readers as `flushed`
+
+  mutable std::mutex mutex;
+  std::condition_variable changed;
+  bool announced = false;                // begin() happened: readers may be created
+  std::optional<std::uint64_t> size;     // as announced
+  std::uint64_t flushed = 0;             // bytes in the temporary file
+  bool verified = false;                 // every byte is there and hashed to `blob`
+  std::optional<fill_failure> failure;   // the fill failed; readers get -1
+  bool cancelled = false;
+
+  void notify() { changed.notify_all(); }
+};
+
+}  // namespace detail
+
+using detail::fill_state;
+
+// ---------------------------------------------------------------------------------------------
+// fill_sink
+
+void fill_sink::begin(std::optional<std::uint64_t> size) {
+  std::lock_guard lock(state_.mutex);
+  if (state_.announced) return;
+  state_.announced = true;
+  state_.size = size;
+  state_.notify();
+}
+
+bool fill_sink::write(std::string_view bytes) {
+  fill_state& s = state_;
+  {
+    std::lock_guard lock(s.mutex);
+    if (s.cancelled || s.failure) return false;
+    if (s.size && s.written + bytes.size() > *s.size) {
+      s.failure = fill_failure{502, "BLOB_UNKNOWN",
+                               "the upstream sent more than the " + std::to_string(*s.size) +
+                                   " bytes it announced for " + s.blob.str()};
+      return false;
+    }
+  }
+  if (bytes.empty()) return true;
+  // Straight to the file: readers can only see what is in it.
+  auto st = s.writer->append(bytes);
+  if (st) st = s.writer->flush();
+  std::lock_guard lock(s.mutex);
+  if (!st) {
+    s.failure = fill_failure{500, "UNKNOWN", "the cache cannot write " + s.blob.str() + ": " + st.message()};
+    s.notify();
+    return false;
+  }
+  s.written += bytes.size();
+  s.flushed = s.written;
+  s.notify();
+  return true;
+}
+
+const std::shared_ptr<client::abort_handle>& fill_sink::abort_handle() const noexcept { return state_.abort; }
+
+std::uint64_t fill_sink::written() const noexcept { return state_.written; }
+
+// ---------------------------------------------------------------------------------------------
+// fill_reader
+
+fill_reader::fill_reader(std::shared_ptr<fill_state> state) noexcept : state_(std::move(state)) {}
+fill_reader::fill_reader(fill_reader&&) noexcept = default;
+fill_reader& fill_reader::operator=(fill_reader&&) noexcept = default;
+fill_reader::~fill_reader() = default;
+
+std::optional<std::uint64_t> fill_reader::size() const {
+  std::lock_guard lock(state_->mutex);
+  return state_->size;
+}
+
+void fill_reader::set_range(std::uint64_t first, std::uint64_t length) {
+  offset_ = first;
+  end_ = first + length;
+}
+
+std::optional<fill_failure> fill_reader::failure() const {
+  std::lock_guard lock(state_->mutex);
+  return state_->failure;
+}
+
+std::int64_t fill_reader::read(char* buffer, std::size_t capacity) {
+  return read_impl(buffer, capacity, std::nullopt);
+}
+
+std::int64_t fill_reader::read_for(char* buffer, std::size_t capacity, std::chrono::milliseconds timeout) {
+  return read_impl(buffer, capacity, timeout);
+}
+
+std::int64_t fill_reader::read_impl(char* buffer, std::size_t capacity,
+                                    std::optional<std::chrono::milliseconds> timeout) {
+  fill_state& s = *state_;
+  if (end_ && offset_ >= *end_) return 0;
+  std::uint64_t readable = 0;
+  {
+    std::unique_lock lock(s.mutex);
+    const auto deadline = std::chrono::steady_clock::now() + timeout.value_or(std::chrono::milliseconds(0));
+    for (;;) {
+      if (s.failure) return -1;
+      // Until the content is verified, its last byte is withheld, so a failed fill never hands
+      // anyone a complete (and possibly wrong) blob.
+      readable = s.verified ? s.flushed : (s.flushed > 0 ? s.flushed - 1 : 0);
+      if (offset_ < readable) break;
+      if (s.verified) return 0;  // the whole blob was read
+      if (!timeout) {
+        s.changed.wait(lock);
+      } else if (s.changed.wait_until(lock, deadline) == std::cv_status::timeout) {
+        return -2;
+      }
+    }
+  }
+  std::uint64_t want = std::min<std::uint64_t>(capacity, readable - offset_);
+  if (end_) want = std::min(want, *end_ - offset_);
+  ssize_t n;
+  do {
+    n = ::pread(s.read_fd, buffer, static_cast<std::size_t>(want), static_cast<off_t>(offset_));
+  } while (n < 0 && errno == EINTR);
+  if (n <= 0) return -1;
+  offset_ += static_cast<std::uint64_t>(n);
+  return n;
+}
+
+// ---------------------------------------------------------------------------------------------
+// blob_fills
+
+blob_fills::blob_fills(const storage::blob_store& store, fill_options options)
+    : store_(store), options_(options) {}
+
+blob_fills::~blob_fills() { shutdown(); }
+
+blob_fills::joined blob_fills::join(const digest& d, const fetch_fn& fetch) {
+  joined out;
+  std::shared_ptr<fill_state> state;
+  {
+    std::lock_guard lock(mutex_);
+    if (shut_down_) {
+      out.failure = fill_failure{503, "UNAVAILABLE", "the cache is shutting down"};
+      return out;
+    }
+    const auto it = fills_.find(d);
+    if (it != fills_.end()) {
+      state = it->second;
+      ++coalesced_;
+    } else {
+      // Checked under the lock: a fill publishes before it leaves the map, so a blob that is
+      // neither in flight nor in the store really needs a fetch.
+      if (store_.exists(d)) {
+        out.published = true;
+        return out;
+      }
+      state = std::make_shared<fill_state>(d);
+      auto writer = store_.create_writer(d.algorithm());
+      if (!writer) {
+        out.failure = fill_failure{500, "UNKNOWN", "the cache cannot store " + d.str() + ": " + writer.message()};
+        return out;
+      }
+      state->temp_path = writer->path();
+      state->read_fd = ::open(state->temp_path.c_str(), O_RDONLY | O_CLOEXEC);
+      if (state->read_fd < 0) {
+        const int e = errno;
+        writer->abort();
+        out.failure = fill_failure{500, "UNKNOWN", "the cache cannot read back " + state->temp_path.string() +
+                                                       ": " + std::string(std::strerror(e))};
+        return out;
+      }
+      state->writer.emplace(std::move(writer.value()));
+      fills_.emplace(d, state);
+      out.started = true;
+      reap_finished_threads();
+      auto done = std::make_shared<bool>(false);
+      workers_.push_back(worker{std::thread([this, state, fetch, done] {
+                                  run(state, fetch);
+                                  std::lock_guard l(mutex_);
+                                  *done = true;
+                                }),
+                                done});
+    }
+  }
+
+  std::unique_lock lock(state->mutex);
+  state->changed.wait(lock, [&] { return state->announced || state->failure.has_value(); });
+  if (state->failure) {
+    // Failed before this client had a byte: it gets the reason, not a cut connection.
+    out.failure = state->failure;
+    return out;
+  }
+  lock.unlock();
+  out.reader.reset(new fill_reader(state));
+  return out;
+}
+
+void blob_fills::run(std::shared_ptr<fill_state> state, fetch_fn fetch) {
+  fill_state& s = *state;
+  fill_sink sink(s);
+  std::optional<fill_failure> failure;
+  try {
+    failure = fetch(sink);
+  } catch (const std::exception& e) {
+    failure = fill_failure{500, "UNKNOWN", std::string("the fill of ") + s.blob.str() + " failed: " + e.what()};
+  } catch (...) {
+    failure = fill_failure{500, "UNKNOWN", "the fill of " + s.blob.str() + " failed"};
+  }
+  {
+    std::lock_guard lock(s.mutex);
+    // A write the sink refused is the root cause of whatever the fetch then reported.
+    if (s.failure) failure = s.failure;
+    if (!failure && s.cancelled) failure = fill_failure{503, "UNAVAILABLE", "the cache is shutting down"};
+    if (!failure && s.size && s.written != *s.size) {
+      failure = fill_failure{502, "BLOB_UNKNOWN",
+                             "the upstream sent " + std::to_string(s.written) + " of the " +
+                                 std::to_string(*s.size) + " bytes it announced for " + s.blob.str()};
+    }
+  }
+  if (!failure) {
+    auto actual = s.writer->current_digest();
+    if (!actual) {
+      failure = fill_failure{500, "UNKNOWN", "the cache cannot hash " + s.blob.str() + ": " + actual.message()};
+    } else if (*actual != s.blob) {
+      failure = fill_failure{502, "BLOB_UNKNOWN",
+                             "the upstream sent content with digest " + actual->str() + " for " + s.blob.str()};
+    }
+  }
+
+  if (failure) {
+    s.writer->abort();
+    {
+      std::lock_guard lock(s.mutex);
+      s.failure = failure;
+      s.notify();
+    }
+    if (options_.on_failed) options_.on_failed(s.blob, *failure);
+    std::lock_guard lock(mutex_);
+    fills_.erase(s.blob);
+    return;
+  }
+
+  // Verified: readers may have the last byte now; the fsync and rename only make the cache
+  // durable and need not delay anyone.
+  {
+    std::lock_guard lock(s.mutex);
+    if (!s.announced) {
+      s.announced = true;
+      s.size = s.written;
+    }
+    s.verified = true;
+    s.notify();
+  }
+  // When publication fails, the clients still got verified bytes; the next join fetches again.
+  auto committed = s.writer->commit(s.blob);
+  if (committed && options_.on_published) options_.on_published(s.blob, committed->size);
+  if (!committed && options_.on_failed) {
+    options_.on_failed(s.blob, fill_failure{500, "UNKNOWN", "the cache cannot publish " + s.blob.str() + ": " +
+                                                                committed.message()});
+  }
+  std::lock_guard lock(mutex_);
+  fills_.erase(s.blob);
+}
+
+void blob_fills::reap_finished_threads() {
+  for (auto it = workers_.begin(); it != workers_.end();) {
+    if (*it->done) {
+      it->thread.join();
+      it = workers_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void blob_fills::shutdown() {
+  std::list<worker> workers;
+  {
+    std::lock_guard lock(mutex_);
+    shut_down_ = true;
+    for (auto& [d, state] : fills_) {
+      {
+        std::lock_guard l(state->mutex);
+        state->cancelled = true;
+        state->notify();
+      }
+      state->abort->abort();
+    }
+    workers.swap(workers_);
+  }
+  for (auto& w : workers) {
+    if (w.thread.joinable()) w.thread.join();
+  }
+}
+
+std::size_t blob_fills::in_flight() const {
+  std::lock_guard lock(mutex_);
+  return fills_.size();
+}
+
+std::uint64_t blob_fills::joins_coalesced() const noexcept { return coalesced_.load(); }
+
+std::size_t blob_fills::sweep_temps(std::chrono::system_clock::time_point now) {
+  std::set<std::filesystem::path> owned;
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& [d, state] : fills_) owned.insert(state->temp_path);
+  }
+  std::size_t removed = 0;
+  store_.for_each_temp([&](const std::filesystem::path& p, std::uint64_t, storage::time_point mtime) {
+    if (owned.count(p) != 0 || now - mtime < options_.abandoned_temp_age) return;
+    std::error_code ec;
+    if (std::filesystem::remove(p, ec)) ++removed;
+  });
+  return removed;
+}
+
+}  // namespace registryd::oci::cache
