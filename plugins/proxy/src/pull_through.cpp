@@ -1,0 +1,593 @@
+#include "pull_through.hpp"
+
+#include "http.hpp"
+
+#include <registryd/oci/content_negotiation.hpp>
+#include <registryd/oci/manifest.hpp>
+#include <registryd/oci/media_types.hpp>
+#include <registryd/oci/reference.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <charconv>
+
+namespace registryd::proxy {
+namespace {
+
+using oci::client::error_kind;
+using oci::client::upstream_error;
+
+// After the upstream was found unavailable, requests that have something cached serve it at
+// once for this long instead of each waiting for the upstream again.
+constexpr std::chrono::milliseconds down_window{3000};
+
+bool is_head(const sdk::request& req) { return req.method() == "HEAD"; }
+
+// The host pulls the bytes of an uncached blob from here while the fill writes them.
+class fill_stream final : public sdk::body_source {
+ public:
+  explicit fill_stream(std::unique_ptr<oci::cache::fill_reader> reader) : reader_(std::move(reader)) {}
+  std::size_t read(char* buffer, std::size_t capacity) override {
+    const auto n = reader_->read(buffer, capacity);
+    // A failed fill: the host closes the connection, so the client never takes a short or
+    // unverified body for the blob.
+    if (n < 0) throw std::runtime_error("the fill of the blob failed");
+    return static_cast<std::size_t>(n);
+  }
+
+ private:
+  std::unique_ptr<oci::cache::fill_reader> reader_;
+};
+
+// The linux/amd64 entry of a Docker manifest list (what distribution serves to a client that
+// asked by tag and does not accept lists).
+std::optional<oci::digest> default_platform_child(const std::string& bytes, std::string_view media_type) {
+  auto m = oci::parse_manifest(bytes, media_type);
+  if (!m) return std::nullopt;
+  for (const auto& c : m->children()) {
+    if (c.platform.is_object() && c.platform.value("architecture", "") == "amd64" &&
+        c.platform.value("os", "") == "linux") {
+      return c.digest;
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<std::uint64_t> content_length(const oci::client::header_list& headers) {
+  const auto v = headers.get("Content-Length");
+  if (!v) return std::nullopt;
+  std::uint64_t n = 0;
+  const auto [ptr, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
+  if (ec != std::errc() || ptr != v->data() + v->size()) return std::nullopt;
+  return n;
+}
+
+void manifest_unknown(sdk::response& res, const oci::route& r, const std::string& message) {
+  res.send_error(404, "MANIFEST_UNKNOWN", message, {{"name", r.name}, {"reference", r.reference}});
+}
+
+}  // namespace
+
+bool upstream_unavailable(const upstream_error& e) noexcept {
+  switch (e.kind) {
+    case error_kind::connect:
+    case error_kind::timeout:
+    case error_kind::tls:
+    case error_kind::io:
+      return true;
+    case error_kind::http:
+      return e.status >= 500 || e.status == 429 || e.status == 408;
+    default:
+      return false;
+  }
+}
+
+std::optional<std::string> pull_through::manifest_answer::read() const {
+  if (!file) return bytes;
+  auto all = file->read_all();
+  if (!all) return std::nullopt;
+  return std::move(all.value());
+}
+
+pull_through::pull_through(const settings& s, sdk::host host, const oci::storage::blob_store& blobs,
+                           const oci::storage::repository_store& repos, oci::cache::blob_fills& fills,
+                           oci::cache::access_times& access, const oci::client::registry_client& upstream,
+                           upstream_health& health, counters& c, clock_fn clock)
+    : settings_(s),
+      host_(host),
+      blobs_(blobs),
+      repos_(repos),
+      fills_(fills),
+      access_(access),
+      upstream_(upstream),
+      health_(health),
+      counters_(c),
+      clock_(std::move(clock)),
+      mapping_(s.fixed_repository, s.upstream.images_repo.path) {}
+
+void pull_through::handle(const sdk::request& req, sdk::response& res) {
+  const std::string_view method = req.method();
+  const auto r = oci::parse_route(req.path());
+  if (!r) {
+    res.send_error(404, "NAME_UNKNOWN", "no such endpoint of the registry API: " + std::string(req.path()));
+    return;
+  }
+  if (r->kind == oci::route_kind::base) {
+    res.status(200);
+    res.send("application/json", "{}");
+    return;
+  }
+  if (method != "GET" && method != "HEAD") {
+    res.send_error(405, "UNSUPPORTED",
+                   "Proxy mode is a read-only pull-through cache of " + settings_.upstream.images_repo.str() +
+                       ": " + std::string(method) + " is not supported; push to the upstream registry");
+    return;
+  }
+  if (!req.may(REGISTRYD_ACCESS_PULL)) {
+    res.send_error(403, "DENIED", "user " + std::string(req.user()) + " may not pull (access denied)");
+    return;
+  }
+  if (r->kind == oci::route_kind::catalog) {
+    const std::string body = nlohmann::json{{"repositories", repos_.repositories()}}.dump();
+    res.status(200);
+    if (is_head(req)) {
+      res.header("Content-Type", "application/json");
+      res.header("Content-Length", std::to_string(body.size()));
+      return;
+    }
+    res.send("application/json", body);
+    return;
+  }
+  if (!oci::is_valid_repository_name(r->name)) {
+    res.send_error(400, "NAME_INVALID", "invalid repository name \"" + r->name + "\"", {{"name", r->name}});
+    return;
+  }
+  const auto upstream_name = mapping_.to_upstream(r->name);
+  if (!upstream_name) {
+    res.send_error(404, "NAME_UNKNOWN",
+                   "repository " + r->name + " is not known to this registry: Proxy mode serves " +
+                       mapping_.fixed_repository() + " and the repositories below it",
+                   {{"name", r->name}});
+    return;
+  }
+  switch (r->kind) {
+    case oci::route_kind::manifest: return get_manifest(req, res, *r, *upstream_name);
+    case oci::route_kind::blob: return get_blob(req, res, *r, *upstream_name);
+    case oci::route_kind::tags_list: return get_tags(req, res, *r, *upstream_name);
+    case oci::route_kind::referrers: return get_referrers(req, res, *r, *upstream_name);
+    default:
+      res.send_error(405, "UNSUPPORTED", "Proxy mode is a read-only pull-through cache: uploads are not supported");
+      return;
+  }
+}
+
+// ---- manifests ---------------------------------------------------------------------------------
+
+std::optional<pull_through::manifest_answer> pull_through::open_cached(const std::string& name,
+                                                                       const oci::digest& d) const {
+  auto opened = repos_.open_manifest(name, d);
+  if (!opened) return std::nullopt;
+  manifest_answer m{d, opened->record.media_type, std::move(opened->file), {}};
+  return m;
+}
+
+pull_through::fetch_result pull_through::fetch_manifest(const std::string& name, const std::string& upstream_name,
+                                                        const std::string& reference,
+                                                        const std::optional<std::string>& tag) {
+  ++counters_.upstream_manifest_gets;
+  auto got = upstream_.get_manifest(upstream_name, reference);
+  if (!got) return std::move(got).error();
+  health_.succeeded();
+  auto& fetched = *got;
+  // By digest the client has checked the bytes already; by tag the digest came from
+  // Docker-Content-Digest, and the bytes must have it too before they are cached under it.
+  const oci::digest actual = oci::digest_of(fetched.body, fetched.descriptor.digest.algorithm());
+  if (actual != fetched.descriptor.digest) {
+    return oci::client::make_error(error_kind::protocol,
+                                   "the upstream sent manifest bytes with digest " + actual.str() + " for " +
+                                       fetched.descriptor.digest.str());
+  }
+  auto parsed = oci::parse_manifest(fetched.body, fetched.descriptor.media_type);
+  manifest_answer m{actual, parsed ? parsed->media_type : fetched.descriptor.media_type, std::nullopt,
+                    std::move(fetched.body)};
+  if (!parsed) {
+    host_.warn("manifest " + name + "@" + actual.str() + " from the upstream is served but not cached: " +
+               parsed.error_message());
+    return m;
+  }
+  oci::storage::manifest_put put{.bytes = m.bytes,
+                                 .digest = actual,
+                                 .media_type = m.media_type,
+                                 .subject = std::nullopt,
+                                 .referrer_descriptor = nullptr,
+                                 .tag = tag};
+  auto stored = repos_.put_manifest(name, put);
+  if (!stored) {
+    host_.warn("manifest " + name + "@" + actual.str() + " could not be cached: " + stored.message());
+  } else {
+    counters_.bytes_cached += m.bytes.size();
+    counters_.cache_bytes += m.bytes.size();
+    if (on_cache_grew) on_cache_grew();
+  }
+  return m;
+}
+
+bool pull_through::tag_is_fresh(const std::string& key) const {
+  std::lock_guard lock(validated_mutex_);
+  const auto it = validated_.find(key);
+  return it != validated_.end() && clock_() - it->second < settings_.tag_revalidate;
+}
+
+void pull_through::mark_validated(const std::string& key) {
+  std::lock_guard lock(validated_mutex_);
+  validated_[key] = clock_();
+}
+
+void pull_through::forget_validated(const std::string& key) {
+  std::lock_guard lock(validated_mutex_);
+  validated_.erase(key);
+}
+
+std::optional<pull_through::manifest_answer> pull_through::manifest_by_digest(sdk::response& res,
+                                                                              const oci::route& r,
+                                                                              const std::string& upstream_name,
+                                                                              const oci::digest& d) {
+  if (auto cached = open_cached(r.name, d)) {
+    ++counters_.manifest_hits;
+    return cached;
+  }
+  ++counters_.manifest_misses;
+  auto f = fetch_manifest(r.name, upstream_name, d.str(), std::nullopt);
+  if (auto* m = std::get_if<manifest_answer>(&f)) return std::move(*m);
+  const auto& e = std::get<upstream_error>(f);
+  note_failure(e);
+  send_upstream_failure(res, e, "manifest " + r.name + "@" + d.str());
+  return std::nullopt;
+}
+
+std::optional<pull_through::manifest_answer> pull_through::manifest_by_tag(sdk::response& res, const oci::route& r,
+                                                                           const std::string& upstream_name) {
+  const std::string key = r.name + ":" + r.reference;
+  const std::string what = "manifest " + key;
+  std::optional<manifest_answer> cached;
+  if (auto t = repos_.resolve_tag(r.name, r.reference)) cached = open_cached(r.name, *t);
+
+  if (cached) {
+    if (tag_is_fresh(key)) {
+      ++counters_.manifest_hits;
+      return cached;
+    }
+    if (health_.down_within(down_window)) {
+      health_.stale(what, "was unavailable moments ago");
+      ++counters_.manifest_hits;
+      return cached;
+    }
+    ++counters_.upstream_manifest_heads;
+    auto head = upstream_.head_manifest(upstream_name, r.reference);
+    if (head) {
+      health_.succeeded();
+      if (head->digest == cached->digest) {
+        ++counters_.tag_revalidations_unchanged;
+        mark_validated(key);
+        ++counters_.manifest_hits;
+        return cached;
+      }
+      ++counters_.tag_revalidations_changed;
+      ++counters_.manifest_misses;
+      auto f = fetch_manifest(r.name, upstream_name, head->digest.str(), r.reference);
+      if (auto* m = std::get_if<manifest_answer>(&f)) {
+        mark_validated(key);
+        return std::move(*m);
+      }
+      const auto& e = std::get<upstream_error>(f);
+      note_failure(e);
+      health_.stale(what, "moved the tag to " + head->digest.str() + " but the manifest could not be fetched: " +
+                              mapping_.text_to_client(e.str()));
+      return cached;
+    }
+    const auto& e = head.error();
+    if (e.kind == error_kind::http && e.status == 404) {
+      // The upstream says the tag is gone: it is, here too.
+      (void)repos_.delete_tag(r.name, r.reference);
+      forget_validated(key);
+      send_upstream_failure(res, e, what);
+      return std::nullopt;
+    }
+    note_failure(e);
+    health_.stale(what, "failed: " + mapping_.text_to_client(e.str()));
+    ++counters_.manifest_hits;
+    return cached;
+  }
+
+  ++counters_.manifest_misses;
+  auto f = fetch_manifest(r.name, upstream_name, r.reference, r.reference);
+  if (auto* m = std::get_if<manifest_answer>(&f)) {
+    mark_validated(key);
+    return std::move(*m);
+  }
+  const auto& e = std::get<upstream_error>(f);
+  note_failure(e);
+  send_upstream_failure(res, e, what);
+  return std::nullopt;
+}
+
+void pull_through::get_manifest(const sdk::request& req, sdk::response& res, const oci::route& r,
+                                const std::string& upstream_name) {
+  const bool by_tag = r.reference.find(':') == std::string::npos;
+  std::optional<manifest_answer> m;
+  if (by_tag) {
+    if (!oci::is_valid_tag(r.reference)) return manifest_unknown(res, r, "\"" + r.reference + "\" is not a valid tag");
+    m = manifest_by_tag(res, r, upstream_name);
+  } else {
+    const auto d = oci::digest::parse(r.reference);
+    if (!d) {
+      return res.send_error(400, "DIGEST_INVALID",
+                            "\"" + r.reference + "\" is not a digest registryd can verify (sha256, sha512)",
+                            {{"digest", r.reference}});
+    }
+    m = manifest_by_digest(res, r, upstream_name, *d);
+  }
+  if (!m) return;  // answered
+
+  switch (oci::negotiate_manifest(header_values(req, "Accept"), m->media_type, by_tag)) {
+    case oci::negotiation::refuse:
+      return manifest_unknown(res, r, oci::negotiation_message(m->media_type));
+    case oci::negotiation::serve_platform_child: {
+      const auto bytes = m->read();
+      const auto child = bytes ? default_platform_child(*bytes, m->media_type) : std::nullopt;
+      if (!child) return manifest_unknown(res, r, "the manifest list has no linux/amd64 image for this client");
+      auto c = manifest_by_digest(res, r, upstream_name, *child);
+      if (!c) return;
+      m = std::move(c);
+      break;
+    }
+    case oci::negotiation::serve:
+      break;
+  }
+  send_manifest(req, res, std::move(*m));
+}
+
+void pull_through::send_manifest(const sdk::request& req, sdk::response& res, manifest_answer m) {
+  access_.touch(m.digest, clock_());
+  res.status(200);
+  res.header("Docker-Content-Digest", m.digest.str());
+  res.header("ETag", "\"" + m.digest.str() + "\"");
+  const std::uint64_t size = m.size();
+  if (is_head(req)) {
+    res.header("Content-Type", m.media_type);
+    res.header("Content-Length", std::to_string(size));
+    return;
+  }
+  if (m.file) {
+    res.send_file(m.media_type, m.file->release(), 0, size);
+  } else {
+    res.send(m.media_type, m.bytes);
+  }
+}
+
+// ---- blobs -------------------------------------------------------------------------------------
+
+oci::cache::fetch_fn pull_through::blob_fetch(const std::string& client_name, const std::string& upstream_name,
+                                              const oci::digest& d) {
+  return [this, client_name, upstream_name, d](oci::cache::fill_sink& sink) -> std::optional<oci::cache::fill_failure> {
+    ++counters_.upstream_blob_gets;
+    oci::client::blob_read_options options;
+    options.verify = false;  // the fill verifies what it writes, once
+    options.abort = sink.abort_handle();
+    oci::client::response_handler handler;
+    handler.on_head = [&sink](const oci::client::response_head& head) {
+      sink.begin(content_length(head.headers));
+      return true;
+    };
+    handler.on_body = [&sink](std::string_view piece) { return sink.write(piece); };
+    auto got = upstream_.get_blob(upstream_name, d, handler, options);
+    if (got) {
+      health_.succeeded();
+      return std::nullopt;
+    }
+    note_failure(got.error());
+    return to_fill_failure(got.error(), "blob " + d.str() + " of " + client_name);
+  };
+}
+
+void pull_through::get_blob(const sdk::request& req, sdk::response& res, const oci::route& r,
+                            const std::string& upstream_name) {
+  const auto d = oci::digest::parse(r.reference);
+  if (!d) {
+    return res.send_error(400, "DIGEST_INVALID", "\"" + r.reference + "\" is not a digest registryd can verify",
+                          {{"digest", r.reference}});
+  }
+  // Twice at most: a blob evicted between a join that found it published and the open.
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    auto file = blobs_.open(*d);
+    if (file) {
+      ++counters_.blob_hits;
+      return send_blob_file(req, res, *d, std::move(file.value()));
+    }
+    if (file.code() != oci::storage::errc::not_found) {
+      return res.send_error(500, "UNKNOWN", "cache storage failure: " + file.message());
+    }
+    if (is_head(req)) return head_blob_upstream(res, r, upstream_name, *d);
+
+    auto joined = fills_.join(*d, blob_fetch(r.name, upstream_name, *d));
+    if (joined.published) continue;
+    ++counters_.blob_misses;
+    if (joined.failure) {
+      const auto& f = *joined.failure;
+      return res.send_error(f.status, f.code, f.message, {{"digest", d->str()}});
+    }
+    auto reader = std::move(joined.reader);
+    const auto size = reader->size();
+    res.header("Docker-Content-Digest", d->str());
+    res.header("ETag", "\"" + d->str() + "\"");
+    res.header("Cache-Control", "max-age=31536000");
+    std::int64_t length = size ? static_cast<std::int64_t>(*size) : -1;
+    int status = 200;
+    if (size) {
+      res.header("Accept-Ranges", "bytes");
+      if (const auto h = req.header("Range")) {
+        const auto range = parse_range(*h, *size);
+        if (range.kind == range_kind::unsatisfiable) {
+          res.header("Content-Range", "bytes */" + std::to_string(*size));
+          return res.send_error(416, "RANGE_NOT_SATISFIABLE",
+                                "the requested range is not within the blob's " + std::to_string(*size) + " bytes");
+        }
+        if (range.kind == range_kind::partial) {
+          reader->set_range(range.first, range.length);
+          length = static_cast<std::int64_t>(range.length);
+          status = 206;
+          res.header("Content-Range", "bytes " + std::to_string(range.first) + "-" +
+                                          std::to_string(range.first + range.length - 1) + "/" +
+                                          std::to_string(*size));
+        }
+      }
+    }
+    access_.touch(*d, clock_());
+    res.status(status);
+    res.send_stream("application/octet-stream", length, std::make_unique<fill_stream>(std::move(reader)));
+    return;
+  }
+  res.send_error(503, "UNAVAILABLE", "blob " + d->str() + " was evicted while it was being fetched; try again");
+}
+
+void pull_through::send_blob_file(const sdk::request& req, sdk::response& res, const oci::digest& d,
+                                  oci::storage::blob_file file) {
+  access_.touch(d, clock_());
+  const std::uint64_t size = file.size();
+  res.header("Docker-Content-Digest", d.str());
+  res.header("ETag", "\"" + d.str() + "\"");
+  res.header("Accept-Ranges", "bytes");
+  // Content-addressed: what this URL names can never change.
+  res.header("Cache-Control", "max-age=31536000");
+  range_request range;
+  if (const auto h = req.header("Range")) range = parse_range(*h, size);
+  if (range.kind == range_kind::unsatisfiable) {
+    res.header("Content-Range", "bytes */" + std::to_string(size));
+    return res.send_error(416, "RANGE_NOT_SATISFIABLE",
+                          "the requested range is not within the blob's " + std::to_string(size) + " bytes");
+  }
+  std::uint64_t offset = 0, length = size;
+  if (range.kind == range_kind::partial) {
+    offset = range.first;
+    length = range.length;
+    res.status(206);
+    res.header("Content-Range", "bytes " + std::to_string(offset) + "-" + std::to_string(offset + length - 1) + "/" +
+                                    std::to_string(size));
+  } else {
+    res.status(200);
+  }
+  if (is_head(req)) {
+    res.header("Content-Type", "application/octet-stream");
+    res.header("Content-Length", std::to_string(length));
+    return;
+  }
+  if (length == 0) return res.send("application/octet-stream", "");
+  res.send_file("application/octet-stream", file.release(), offset, length);
+}
+
+void pull_through::head_blob_upstream(sdk::response& res, const oci::route& r, const std::string& upstream_name,
+                                      const oci::digest& d) {
+  ++counters_.upstream_blob_heads;
+  auto head = upstream_.head_blob(upstream_name, d);
+  if (!head) {
+    note_failure(head.error());
+    return send_upstream_failure(res, head.error(), "blob " + d.str() + " of " + r.name);
+  }
+  health_.succeeded();
+  res.status(200);
+  res.header("Docker-Content-Digest", d.str());
+  res.header("ETag", "\"" + d.str() + "\"");
+  res.header("Content-Type", "application/octet-stream");
+  res.header("Content-Length", std::to_string(head->size));
+}
+
+// ---- listings ----------------------------------------------------------------------------------
+
+void pull_through::get_tags(const sdk::request& req, sdk::response& res, const oci::route& r,
+                            const std::string& upstream_name) {
+  std::vector<std::string> tags;
+  auto listed = upstream_.list_tags(upstream_name);
+  if (listed) {
+    health_.succeeded();
+    tags = std::move(listed.value());
+  } else {
+    const auto& e = listed.error();
+    note_failure(e);
+    auto cached = repos_.tags(r.name);
+    if (!upstream_unavailable(e) || !cached) return send_upstream_failure(res, e, "the tag list of " + r.name);
+    health_.stale("the tag list of " + r.name, "failed: " + mapping_.text_to_client(e.str()));
+    tags = std::move(cached.value());
+  }
+  const std::string body = nlohmann::json{{"name", r.name}, {"tags", tags}}.dump();
+  res.status(200);
+  if (is_head(req)) {
+    res.header("Content-Type", "application/json");
+    res.header("Content-Length", std::to_string(body.size()));
+    return;
+  }
+  res.send("application/json", body);
+}
+
+void pull_through::get_referrers(const sdk::request& req, sdk::response& res, const oci::route& r,
+                                 const std::string& upstream_name) {
+  const auto d = oci::digest::parse(r.reference);
+  if (!d) {
+    return res.send_error(400, "DIGEST_INVALID", "\"" + r.reference + "\" is not a digest", {{"digest", r.reference}});
+  }
+  const std::string artifact_type(req.query_param("artifactType").value_or(""));
+  auto got = upstream_.referrers(upstream_name, *d, artifact_type);
+  if (!got) {
+    note_failure(got.error());
+    return send_upstream_failure(res, got.error(), "the referrers of " + r.name + "@" + d->str());
+  }
+  health_.succeeded();
+  res.status(200);
+  if (!artifact_type.empty()) res.header("OCI-Filters-Applied", "artifactType");
+  const std::string type = got->descriptor.media_type.empty() ? std::string(oci::media_type::oci_index)
+                                                              : got->descriptor.media_type;
+  if (is_head(req)) {
+    res.header("Content-Type", type);
+    res.header("Content-Length", std::to_string(got->body.size()));
+    return;
+  }
+  res.send(type, got->body);
+}
+
+// ---- upstream failures -------------------------------------------------------------------------
+
+void pull_through::note_failure(const upstream_error& e) {
+  if (upstream_unavailable(e)) {
+    health_.failed(mapping_.text_to_client(e.str()));
+  } else if (e.kind == error_kind::http) {
+    health_.succeeded();  // it answered
+  }
+}
+
+oci::cache::fill_failure pull_through::to_fill_failure(const upstream_error& e, const std::string& what) const {
+  const std::string& upstream = settings_.upstream.options.registry;
+  if (e.kind == error_kind::http && e.status == 401) {
+    return {503, "UNAVAILABLE",
+            "upstream " + upstream + " refused registryd's credentials (" + mapping_.text_to_client(e.str()) +
+                "), so " + what + " cannot be fetched; check the username and password of the proxy section"};
+  }
+  if (e.kind == error_kind::http && !upstream_unavailable(e)) {
+    return {e.status, e.code.empty() ? std::string("UNKNOWN") : e.code,
+            e.message.empty() ? "upstream " + upstream + " answered " + std::to_string(e.status) + " for " + what
+                              : mapping_.text_to_client(e.message)};
+  }
+  return {503, "UNAVAILABLE",
+          "upstream " + upstream + " is unavailable (" + mapping_.text_to_client(e.str()) + ") and " + what +
+              " is not in the cache"};
+}
+
+void pull_through::send_upstream_failure(sdk::response& res, const upstream_error& e, const std::string& what) {
+  const auto f = to_fill_failure(e, what);
+  nlohmann::json detail = nullptr;
+  if (f.status != 503 && !e.detail.empty()) {
+    detail = nlohmann::json::parse(mapping_.text_to_client(e.detail), nullptr, false);
+    if (detail.is_discarded()) detail = nullptr;
+  }
+  res.send_error(f.status, f.code, f.message, detail);
+}
+
+}  // namespace registryd::proxy

@@ -1,0 +1,131 @@
+// The registry API of the Proxy mode: a read-only, pull-through cache of the upstream
+// imagesRepo under the fixed repository (system/deckhouse and below). docs/proxy-mode.md.
+//
+// - Blobs and manifests by digest: served from the cache once there; a miss is fetched,
+//   verified against its digest, stored, and served (blobs stream to the client while they are
+//   written: oci::cache::blob_fills coalesces concurrent misses into one upstream GET).
+// - Tags: revalidated upstream with HEAD at most once per settings::tag_revalidate; the same
+//   digest serves the cached manifest, another one is fetched by digest.
+// - Upstream unavailable (unreachable, 5xx, 429): cached content is served stale (counted,
+//   logged); anything not cached fails at once with 503 UNAVAILABLE naming the upstream.
+// - Push and delete: 405 UNSUPPORTED. Other repositories: 404 NAME_UNKNOWN.
+//
+// Thread-safety: handle() runs concurrently on many threads; state is in the stores, the
+// fills, the access times, atomics and one mutex-guarded map.
+#pragma once
+
+#include "counters.hpp"
+#include "settings.hpp"
+#include "upstream_health.hpp"
+
+#include <registryd/oci/cache/blob_fill.hpp>
+#include <registryd/oci/cache/eviction.hpp>
+#include <registryd/oci/client/registry_client.hpp>
+#include <registryd/oci/path_mapping.hpp>
+#include <registryd/oci/route.hpp>
+#include <registryd/oci/storage/blob_store.hpp>
+#include <registryd/oci/storage/repository_store.hpp>
+#include <registryd/sdk/plugin.hpp>
+
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <variant>
+
+namespace registryd::proxy {
+
+class pull_through {
+ public:
+  // Everything must outlive this object; `fills` must be shut down before it is destroyed
+  // (fills run code of this object on their threads).
+  pull_through(const settings& s, sdk::host host, const oci::storage::blob_store& blobs,
+               const oci::storage::repository_store& repos, oci::cache::blob_fills& fills,
+               oci::cache::access_times& access, const oci::client::registry_client& upstream,
+               upstream_health& health, counters& c, clock_fn clock);
+
+  void handle(const sdk::request& req, sdk::response& res);
+
+  const oci::path_mapping& mapping() const noexcept { return mapping_; }
+
+  // Called after a fill or a manifest added bytes to the cache (the mode wakes its evictor
+  // when a size cap is passed).
+  std::function<void()> on_cache_grew;
+
+ private:
+  // A manifest to answer with: cached (an open file) or fetched just now (its bytes).
+  struct manifest_answer {
+    oci::digest digest;
+    std::string media_type;
+    std::optional<oci::storage::blob_file> file;
+    std::string bytes;
+    std::uint64_t size() const { return file ? file->size() : bytes.size(); }
+    // The document's bytes (read from the file when cached; manifests are small).
+    std::optional<std::string> read() const;
+  };
+  using fetch_result = std::variant<manifest_answer, oci::client::upstream_error>;
+
+  // ---- manifests ----
+  void get_manifest(const sdk::request& req, sdk::response& res, const oci::route& r,
+                    const std::string& upstream_name);
+  // The tag's manifest: cached and fresh, revalidated, fetched, or stale. Answers errors
+  // itself and returns nullopt then.
+  std::optional<manifest_answer> manifest_by_tag(sdk::response& res, const oci::route& r,
+                                                 const std::string& upstream_name);
+  std::optional<manifest_answer> manifest_by_digest(sdk::response& res, const oci::route& r,
+                                                    const std::string& upstream_name, const oci::digest& d);
+  std::optional<manifest_answer> open_cached(const std::string& name, const oci::digest& d) const;
+  // GET upstream, verify, store (and tag), return the bytes.
+  fetch_result fetch_manifest(const std::string& name, const std::string& upstream_name,
+                              const std::string& reference, const std::optional<std::string>& tag);
+  void send_manifest(const sdk::request& req, sdk::response& res, manifest_answer m);
+  bool tag_is_fresh(const std::string& key) const;
+  void mark_validated(const std::string& key);
+  void forget_validated(const std::string& key);
+
+  // ---- blobs ----
+  void get_blob(const sdk::request& req, sdk::response& res, const oci::route& r,
+                const std::string& upstream_name);
+  void send_blob_file(const sdk::request& req, sdk::response& res, const oci::digest& d,
+                      oci::storage::blob_file file);
+  void head_blob_upstream(sdk::response& res, const oci::route& r, const std::string& upstream_name,
+                          const oci::digest& d);
+  oci::cache::fetch_fn blob_fetch(const std::string& client_name, const std::string& upstream_name,
+                                  const oci::digest& d);
+
+  // ---- listings ----
+  void get_tags(const sdk::request& req, sdk::response& res, const oci::route& r, const std::string& upstream_name);
+  void get_referrers(const sdk::request& req, sdk::response& res, const oci::route& r,
+                     const std::string& upstream_name);
+
+  // ---- upstream failures ----
+  // Records the failure in the health state when it means the upstream is unavailable.
+  void note_failure(const oci::client::upstream_error& e);
+  // The answer for a request that could not be served from the cache: the upstream's own
+  // 4xx (its text in client-side names), or 503 UNAVAILABLE naming the upstream and the cause.
+  void send_upstream_failure(sdk::response& res, const oci::client::upstream_error& e, const std::string& what);
+  oci::cache::fill_failure to_fill_failure(const oci::client::upstream_error& e, const std::string& what) const;
+
+  const settings& settings_;
+  sdk::host host_;
+  const oci::storage::blob_store& blobs_;
+  const oci::storage::repository_store& repos_;
+  oci::cache::blob_fills& fills_;
+  oci::cache::access_times& access_;
+  const oci::client::registry_client& upstream_;
+  upstream_health& health_;
+  counters& counters_;
+  clock_fn clock_;
+  oci::path_mapping mapping_;
+
+  mutable std::mutex validated_mutex_;
+  // "<name>:<tag>" -> when the upstream last confirmed (or gave) the cached digest.
+  std::unordered_map<std::string, std::chrono::system_clock::time_point> validated_;
+};
+
+// True when the failure means the upstream is unavailable: unreachable, timed out, broken off,
+// TLS failed, or answered 5xx, 408 or 429.
+bool upstream_unavailable(const oci::client::upstream_error& e) noexcept;
+
+}  // namespace registryd::proxy
