@@ -406,6 +406,11 @@ std::optional<auth::access_bits> front_door::authorize(const caller& who,
 
 void front_door::handle_v2(const httplib::Request& req, httplib::Response& res,
                            const httplib::ContentReader* body) {
+  // Every /v2/ answer handles a Range itself: a plugin with 206 and Content-Range, or the whole
+  // body; errors whole. httplib would slice such an answer a second time (a doubled offset, a
+  // second Content-Range, a wrong length for "bytes=N-"), so it must not see the ranges.
+  // httplib owns `req` as a mutable local; handlers are only given a const view.
+  const_cast<httplib::Request&>(req).ranges.clear();
   body_context body_ctx;
   body_ctx.reader = body;
   body_ctx.buffered = &req.body;
