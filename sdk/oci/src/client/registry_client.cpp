@@ -109,7 +109,11 @@ upstream_error http_error(const response_head& head, std::string_view body, cons
     e.message = doc["details"].get<std::string>();  // some token servers answer {"details": ...}
   }
   if (e.code.empty()) e.code = default_code(head.status, where.target);
-  if (e.message.empty()) {
+  if (e.message.empty() && head.status == 404 && e.code == "MANIFEST_UNKNOWN") {
+    e.message = "manifest unknown to " + where.authority();  // a HEAD's 404 has no body to say it
+  } else if (e.message.empty() && head.status == 404 && e.code == "BLOB_UNKNOWN") {
+    e.message = "blob unknown to " + where.authority();
+  } else if (e.message.empty()) {
     e.message = where.authority() + " answered " + std::to_string(head.status);
     // A short plain-text body is often the only explanation there is.
     if (!body.empty() && body.size() <= 200 && !doc.is_object()) {
