@@ -1,5 +1,7 @@
 #include "local_mode.hpp"
 
+#include <registryd/oci/containerd_description.hpp>
+
 #include <chrono>
 #include <fstream>
 #include <sstream>
@@ -34,9 +36,8 @@ void counter(std::string& out, const char* name, const char* help, std::uint64_t
 }  // namespace
 
 nlohmann::json describe_containerd(const settings& s, const std::optional<std::string>& ca_pem) {
-  nlohmann::json mirror = {{"url", s.node_mirror}, {"capabilities", {"pull", "resolve"}}};
-  if (ca_pem) mirror["ca"] = *ca_pem;
-  return nlohmann::json{{"hosts", {{{"host", s.fixed_host}, {"mirrors", {mirror}}}}}};
+  // The same description as Proxy mode's, so a node renders identical files in either mode.
+  return oci::node_balancer_description(s.fixed_host, ca_pem, s.node_mirror);
 }
 
 local_mode::local_mode(const sdk::host& host, const nlohmann::json& settings_doc)

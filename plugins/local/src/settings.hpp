@@ -2,6 +2,8 @@
 // section of its own: everything it needs comes from `host`.
 #pragma once
 
+#include <registryd/oci/containerd_description.hpp>
+
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
@@ -15,7 +17,7 @@ struct settings {
   std::optional<std::filesystem::path> ca_file;  // host.caFile: the registry CA (PEM)
   std::string fixed_host = "registry.d8-system.svc:5001";
   // The address every node reaches the registry at (the node balancer, FACTS.md section 4).
-  std::string node_mirror = "https://127.0.0.1:5001";
+  std::string node_mirror{oci::node_balancer_url};
 };
 
 // Parses and checks the document. Throws std::invalid_argument naming the offending field.
