@@ -16,6 +16,9 @@ command add_render(CLI::App& app);
 command add_status(CLI::App& app);
 command add_version(CLI::App& app);
 command add_mirror(CLI::App& app);
+command add_gc(CLI::App& app);
+command add_fsck(CLI::App& app);
+command add_rotate(CLI::App& app);
 
 // Exit codes, the same for every command.
 inline constexpr int exit_ok = 0;

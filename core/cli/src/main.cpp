@@ -26,6 +26,9 @@ int main(int argc, char** argv) {
   add(&registryd::cli::add_status);
   add(&registryd::cli::add_version);
   add(&registryd::cli::add_mirror);
+  add(&registryd::cli::add_gc);
+  add(&registryd::cli::add_fsck);
+  add(&registryd::cli::add_rotate);
 
   try {
     app.parse(argc, argv);
