@@ -93,14 +93,18 @@ stop_pid "$LAST_PID"
 start_registryd real "$port" --config "$WORK/real.yaml"
 assert_eq "$(http_status --cacert "$CA" "$url/v2/system/deckhouse/manifests/latest")" "404" "Unmanaged serving"
 stop_pid "$REGISTRYD_PID"
-module_config Direct "$direct_section" >"$WORK/real.yaml"   # allowed, but Direct is not built yet
+module_config Direct "$direct_section" >"$WORK/real.yaml"   # allowed, but its plugin fails to start
+# A plugin dir whose direct.so refuses to start; unmanaged.so is the real one.
+mkdir -p "$WORK/plugins"
+ln -s "$REGISTRYD_PLUGIN_DIR/unmanaged.so" "$WORK/plugins/unmanaged.so"
+ln -s "$REGISTRYD_BUILD_DIR/tests/fixtures/plugins/failing_create.so" "$WORK/plugins/direct.so"
 start_bg real2 300 "$REGISTRYD" serve --listen-address "127.0.0.1:$port" --state-dir "$WORK/real-state" \
-  --data-dir "$WORK/real-data" --plugin-dir "$REGISTRYD_PLUGIN_DIR" --config "$WORK/real.yaml"
+  --data-dir "$WORK/real-data" --plugin-dir "$WORK/plugins" --config "$WORK/real.yaml"
 wait_port "$port" 30
 code=$(http_status --cacert "$CA" "$url/v2/system/deckhouse/manifests/latest")
 assert_eq "$code" "404" "recorded Unmanaged mode after the restart"
 assert_contains "$(cat "$WORK/body")" "Unmanaged mode" "recorded mode answers"
-grep -q "Direct mode is not built yet" "$WORK/real2.log" || fail "the plugin failure is not logged"
+grep -q "fixture refuses to start" "$WORK/real2.log" || fail "the plugin failure is not logged"
 grep -q "serving the recorded mode Unmanaged instead" "$WORK/real2.log" || fail "no fallback logged"
 assert_contains "$("$REGISTRYD" status --state-dir "$WORK/real-state")" "mode: Unmanaged" "state after the failed switch"
 
