@@ -322,3 +322,37 @@ TEST_CASE("skopeo reads a bundle registryd wrote, whole and after cat of its chu
   registryd::test::output_of("cat " + (dir.path() / "c.tar.chunk-*").string() + " > " + (dir.path() / "joined.tar").string());
   CHECK(registryd::test::output_of("skopeo inspect --raw oci-archive:" + (dir.path() / "joined.tar").string() + ":v1.0.0") == s.image_manifest);
 }
+
+TEST_CASE("a consumer that stops at the blob's length never receives the last piece of a corrupt blob", "[bundle]") {
+  scratch_dir dir;
+  auto l = image_layout::open(dir.path() / "layout", true);
+  REQUIRE(l);
+  const auto s = make_layout(*l);
+  const auto bundle = dir.path() / "b.tar";
+  REQUIRE(write_bundle(*l, bundle));
+  std::string tar = slurp(bundle);
+  const auto at = tar.find(s.layer.substr(s.layer.size() - 64));
+  REQUIRE(at != std::string::npos);
+  tar[at] = static_cast<char>(tar[at] ^ 0x55);
+  spit(bundle, tar);
+  auto r = bundle_reader::open(bundle);
+  REQUIRE(r);
+  std::uint64_t received = 0;
+  std::string reported;
+  const std::vector<descriptor> wanted{s.layer_d};
+  auto st = r->for_each_blob(wanted, [&](const descriptor& b, blob_stream& body) -> status {
+    char buf[65536];
+    while (received < static_cast<std::uint64_t>(b.size)) {  // like an upload with Content-Length
+      const auto n = body.read(buf, sizeof buf);
+      if (n <= 0) {
+        reported = body.error();
+        return error{reported};
+      }
+      received += static_cast<std::uint64_t>(n);
+    }
+    return ok();
+  });
+  REQUIRE_FALSE(st);
+  CHECK(received < s.layer.size());
+  CHECK_THAT(reported, Catch::Contains("blob " + digest_of(s.layer).str() + " in the bundle is corrupt"));
+}
