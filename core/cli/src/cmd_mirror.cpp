@@ -21,6 +21,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -186,7 +187,9 @@ class progress {
     const int filled = std::min(width, percent() * width / 100);
     std::cerr << "\r\033[K" << verb_ << " [" << std::string(static_cast<std::size_t>(filled), '#')
               << std::string(static_cast<std::size_t>(width - filled), '.') << "] " << percent() << "% "
-              << human(done_) << "/" << human(total_) << "  blobs " << items_done_ << "/" << items_ << std::flush;
+              << human(done_) << "/" << human(total_);
+    if (items_ > 0) std::cerr << "  blobs " << items_done_ << "/" << items_;
+    std::cerr << std::flush;
   }
 
   std::string verb_;
@@ -328,6 +331,7 @@ class puller {
       if (resumed > accounted) bar.add_bytes(resumed - accounted);
       accounted = std::max(accounted, resumed);
       std::uint64_t position = resumed;
+      bool ranged = false;
       std::string write_error;
       client::blob_read_options opts;
       opts.verify = false;  // the layout's writer verifies
@@ -335,6 +339,7 @@ class puller {
       const bool whole = resumed == size;
       client::response_handler h;
       h.on_head = [&](const client::response_head& head) {
+        ranged = head.status == 206;
         if (head.status == 200 && w->offset() > 0) {
           // The source ignored the Range (or there was nothing left to ask for): start over.
           position = 0;
@@ -372,7 +377,7 @@ class puller {
       if (r) {
         auto st = w->commit();
         if (st) {
-          bar.item("pulled", b.digest, size);
+          bar.item(ranged ? "pulled (resumed at byte " + std::to_string(resumed) + ")" : "pulled", b.digest, size);
           return true;
         }
         err = st.error_message() + " (from " + client_.options().registry + ")";
@@ -597,12 +602,12 @@ int pull(const pull_args& args) {
     w.chunk_size = chunk;
     auto content = oci::collect_manifests(*layout, *index);
     std::uint64_t bundle_total = 0;
-    std::size_t bundle_blobs = 0;
     if (content) {
       for (const auto& b : content->blobs) bundle_total += static_cast<std::uint64_t>(b.size);
-      bundle_blobs = content->blobs.size();
     }
-    progress tar_bar("write", bundle_total, bundle_blobs);
+    std::cerr << "mirror pull: writing " << bundle.string()
+              << (chunk ? " in chunks of " + human(*chunk) : std::string()) << "\n";
+    progress tar_bar("write", bundle_total, 0);  // bytes only: the tar is one stream
     std::uint64_t last = 0;
     w.progress = [&](std::uint64_t done, std::uint64_t) {
       tar_bar.add_bytes(done - last);
@@ -730,17 +735,34 @@ int push(const push_args& args) {
   }
   bar.finish();
 
-  // Manifests: children before parents (content lists parents first), then the tags.
-  std::set<oci::digest> roots;
-  for (const auto& e : reader->index()) roots.insert(e.digest);
+  // Manifests that are children of others go first, by digest, each after its own children (a
+  // depth-first post-order: an image can be both a tag and a child of a tagged index); then
+  // the tags, whose children are all there by then.
   const auto& ms = content.manifests;
-  for (auto it = ms.rbegin(); it != ms.rend(); ++it) {
-    if (roots.count(it->of.digest) != 0) continue;
-    auto there = c->head_manifest(dest->repository, it->of.digest.str());
-    if (there) continue;
-    auto r = c->push_manifest(dest->repository, it->of.digest.str(), it->parsed.media_type, it->bytes);
+  std::set<oci::digest> children;
+  for (const auto& m : ms) {
+    for (const auto& ch : m.parsed.children()) children.insert(ch.digest);
+  }
+  std::set<oci::digest> placed;
+  std::string manifest_error;
+  std::function<bool(const oci::manifest_set::entry&)> place = [&](const oci::manifest_set::entry& m) -> bool {
+    if (!placed.insert(m.of.digest).second) return true;
+    for (const auto& ch : m.parsed.children()) {
+      const auto* child = content.find(ch.digest);
+      if (child != nullptr && !place(*child)) return false;
+    }
+    if (children.count(m.of.digest) == 0) return true;  // a top-level manifest: pushed by its tag
+    if (c->head_manifest(dest->repository, m.of.digest.str())) return true;
+    auto r = c->push_manifest(dest->repository, m.of.digest.str(), m.parsed.media_type, m.bytes);
     if (!r) {
-      std::cerr << "registryd mirror push: manifest " << it->of.digest.str() << ": " << describe(r.error()) << "\n";
+      manifest_error = "manifest " + m.of.digest.str() + ": " + describe(r.error());
+      return false;
+    }
+    return true;
+  };
+  for (const auto& m : ms) {
+    if (!place(m)) {
+      std::cerr << "registryd mirror push: " << manifest_error << "\n";
       return exit_failed;
     }
   }
