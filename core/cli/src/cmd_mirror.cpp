@@ -409,8 +409,8 @@ class puller {
   }
 
   bool store(const descriptor& d, const std::string& bytes, std::string& err) {
-    if (layout_.has_blob(d.digest, bytes.size())) return true;
-    auto st = layout_.put_blob(d.digest, bytes);
+    if (layout_.has_blob(d.digest, bytes.size()) && layout_.verify_blob(d.digest, bytes.size())) return true;
+    auto st = layout_.put_blob(d.digest, bytes);  // replaces a damaged copy
     if (!st) {
       err = st.error_message();
       return false;
