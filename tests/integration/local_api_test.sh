@@ -7,7 +7,7 @@
 # survives `kill -9` of registryd in the middle of a streamed chunk.
 source "$(dirname "$0")/lib.sh"
 
-for tool in curl python3 htpasswd sha256sum; do command -v "$tool" >/dev/null || fail "$tool is not installed"; done
+for tool in curl python3 htpasswd sha256sum pgrep dd; do command -v "$tool" >/dev/null || fail "$tool is not installed"; done
 
 # record_local_mode STATE_DIR: makes a fresh state dir look like a node that runs Local mode
 # (a fresh node may only bootstrap into Direct or Unmanaged; docs/switching.md).

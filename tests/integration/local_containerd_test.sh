@@ -11,7 +11,7 @@
 source "$(dirname "$0")/lib.sh"
 
 [ "$(id -u)" -eq 0 ] || fail "containerd needs root to run (this test starts its own containerd)"
-for tool in containerd ctr skopeo umoci curl python3 htpasswd; do
+for tool in containerd ctr skopeo umoci curl python3 htpasswd openssl; do
   command -v "$tool" >/dev/null || fail "$tool is not installed"
 done
 
