@@ -6,6 +6,7 @@
 
 #include "yaml_reader.hpp"
 
+#include <algorithm>
 #include <array>
 #include <exception>
 
@@ -84,6 +85,25 @@ std::optional<std::vector<std::string>> read_masters(const YAML::Node& node, fie
   }
   if (!good) return std::nullopt;
   return masters;
+}
+
+// host:port of each peer, distinct, none with port 0; an empty list is allowed (no peers).
+std::optional<std::vector<std::string>> read_replica_peers(const YAML::Node& node,
+                                                           field_errors& errors) {
+  const std::string path = "replica_peers";
+  if (is_absent(node)) return std::nullopt;
+  std::vector<std::string> seen;
+  return detail::read_string_list(
+      node, path, errors, [&](const std::string& peer) -> std::optional<std::string> {
+        auto parsed = parse_host_port(peer);
+        if (!parsed) return parsed.error_message();
+        if (parsed->port == 0) return "must name the peer's port, got " + detail::quoted(peer);
+        if (std::find(seen.begin(), seen.end(), peer) != seen.end()) {
+          return "lists " + detail::quoted(peer) + " twice";
+        }
+        seen.push_back(peer);
+        return std::nullopt;
+      });
 }
 
 // A SAN: a DNS name, a wildcard DNS name (*.example.com) or an IP address.
@@ -165,6 +185,28 @@ std::optional<host_settings> parse_root(const YAML::Node& root,
       s.reload_interval = std::chrono::seconds(*seconds);
     }
   }
+  if (auto peers = read_replica_peers(fields.take("replica_peers"), errors)) {
+    s.replica_peers = std::move(*peers);
+  }
+  if (auto p = read_path(fields.take("replica_credentials_file"), "replica_credentials_file", base_dir,
+                         errors)) {
+    s.replica_credentials_file = *p;
+  }
+  if (auto p = read_path(fields.take("replica_ca_file"), "replica_ca_file", base_dir, errors)) {
+    s.replica_ca_file = *p;
+  }
+  if (auto seconds = detail::read_integer(fields.take("replica_sync_interval_seconds"),
+                                          "replica_sync_interval_seconds", errors)) {
+    if (*seconds < minimum_replica_sync_interval.count() ||
+        *seconds > maximum_replica_sync_interval.count()) {
+      errors.push_back({"replica_sync_interval_seconds",
+                        "must be from " + std::to_string(minimum_replica_sync_interval.count()) +
+                            " to " + std::to_string(maximum_replica_sync_interval.count()) +
+                            " seconds, got " + std::to_string(*seconds)});
+    } else {
+      s.replica_sync_interval = std::chrono::seconds(*seconds);
+    }
+  }
   fields.reject_unknown();
   if (errors.size() != errors_before) return std::nullopt;
   return s;
@@ -177,6 +219,19 @@ std::string_view to_string(log_format format) {
 }
 
 host_settings default_host_settings() { return host_settings{}; }
+
+std::vector<std::string> effective_replica_peers(const host_settings& s) {
+  if (s.replica_peers) return *s.replica_peers;
+  std::uint16_t port = 5001;
+  if (auto listen = parse_host_port(s.listen_address); listen && listen->port != 0) port = listen->port;
+  std::vector<std::string> out;
+  for (const auto& m : s.masters) {
+    if (m == s.node_ip) continue;
+    const bool v6 = m.find(':') != std::string::npos;
+    out.push_back((v6 ? "[" + m + "]" : m) + ":" + std::to_string(port));
+  }
+  return out;
+}
 
 checked<host_settings> parse_host_settings(std::string_view yaml,
                                            const std::filesystem::path& base_dir,

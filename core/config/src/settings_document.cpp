@@ -32,22 +32,30 @@ nlohmann::json settings_document(const module_config& config, const host_setting
     install_time.images_repo = host.install_images_repo;
     section = section_document(install_time);
   }
+  const std::string ca_file = (host.state_dir / "pki" / "ca.crt").string();
+  nlohmann::json host_doc = {
+      {"dataDir", host.data_dir.string()},
+      {"stateDir", host.state_dir.string()},
+      // The registry CA that clients trust (the host's PKI keeps it there); Proxy and
+      // Local put it into the containerd description for the node balancer mirror.
+      {"caFile", ca_file},
+      {"nodeIP", host.node_ip},
+      {"masters", host.masters},
+      {"fixedHost", fixed_host},
+      {"fixedRepository", fixed_repository},
+      // Local mode replica sync (docs/replica-sync.md).
+      {"replicaPeers", effective_replica_peers(host)},
+      {"replicaCaFile", host.replica_ca_file ? host.replica_ca_file->string() : ca_file},
+      {"replicaSyncIntervalSeconds", host.replica_sync_interval.count()},
+  };
+  if (host.replica_credentials_file) {
+    host_doc["replicaCredentialsFile"] = host.replica_credentials_file->string();
+  }
   return {
       {"mode", to_string(config.mode)},
       {"legacy", config.legacy()},
       {"section", std::move(section)},
-      {"host",
-       {
-           {"dataDir", host.data_dir.string()},
-           {"stateDir", host.state_dir.string()},
-           // The registry CA that clients trust (the host's PKI keeps it there); Proxy and
-           // Local put it into the containerd description for the node balancer mirror.
-           {"caFile", (host.state_dir / "pki" / "ca.crt").string()},
-           {"nodeIP", host.node_ip},
-           {"masters", host.masters},
-           {"fixedHost", fixed_host},
-           {"fixedRepository", fixed_repository},
-       }},
+      {"host", std::move(host_doc)},
   };
 }
 

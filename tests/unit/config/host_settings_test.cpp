@@ -235,3 +235,41 @@ TEST_CASE("load_host_settings resolves relative paths against the file's directo
   CHECK(missing.errors().at(0).path == (dir / "nope.yaml").string());
   CHECK(missing.errors().at(0).reason.rfind("cannot read: ", 0) == 0);
 }
+
+TEST_CASE("replica sync settings are read and checked", "[config][host]") {
+  const auto s = parse_ok(
+      "replica_peers: [127.0.0.1:5002, 'registry-2.example.com:5001', '[::1]:5003']\n"
+      "replica_credentials_file: replica.yaml\n"
+      "replica_ca_file: /etc/registryd/peer-ca.crt\n"
+      "replica_sync_interval_seconds: 1\n",
+      "/etc/registryd");
+  CHECK(s.replica_peers ==
+        std::vector<std::string>{"127.0.0.1:5002", "registry-2.example.com:5001", "[::1]:5003"});
+  CHECK(s.replica_credentials_file == fs::path("/etc/registryd/replica.yaml"));
+  CHECK(s.replica_ca_file == fs::path("/etc/registryd/peer-ca.crt"));
+  CHECK(s.replica_sync_interval == 1s);
+  CHECK(parse_ok("replica_peers: []\n").replica_peers == std::vector<std::string>{});
+
+  const auto errors = parse_errors(
+      "replica_peers: [127.0.0.1, '127.0.0.1:0', 127.0.0.1:5002, 127.0.0.1:5002]\n"
+      "replica_sync_interval_seconds: 0\n");
+  CHECK(has_error(errors, "replica_peers[1]", "must name the peer's port, got \"127.0.0.1:0\""));
+  CHECK(has_error(errors, "replica_peers[3]", "lists \"127.0.0.1:5002\" twice"));
+  CHECK(has_error(errors, "replica_sync_interval_seconds", "must be from 1 to 3600 seconds, got 0"));
+  bool port_missing = false;
+  for (const auto& e : errors) port_missing |= e.path == "replica_peers[0]";
+  CHECK(port_missing);
+}
+
+TEST_CASE("the replica peers default to the other masters at the listen port", "[config][host]") {
+  auto s = parse_ok(
+      "listen_address: 192.0.2.10:5001\nnode_ip: 192.0.2.10\n"
+      "masters: [192.0.2.10, 192.0.2.11, 2001:db8::1]\n");
+  CHECK_FALSE(s.replica_peers);
+  CHECK(effective_replica_peers(s) == std::vector<std::string>{"192.0.2.11:5001", "[2001:db8::1]:5001"});
+  s.listen_address = "0.0.0.0:0";
+  CHECK(effective_replica_peers(s).front() == "192.0.2.11:5001");
+  CHECK(effective_replica_peers(default_host_settings()).empty());  // one master: no peers
+  s.replica_peers = std::vector<std::string>{};
+  CHECK(effective_replica_peers(s).empty());
+}

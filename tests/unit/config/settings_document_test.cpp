@@ -38,6 +38,9 @@ const json expected_host = {
     {"masters", {"192.0.2.10", "192.0.2.11"}},
     {"fixedHost", "registry.d8-system.svc:5001"},
     {"fixedRepository", "system/deckhouse"},
+    {"replicaPeers", {"192.0.2.11:5001"}},
+    {"replicaCaFile", "/var/lib/registryd/pki/ca.crt"},
+    {"replicaSyncIntervalSeconds", 2},
 };
 
 std::set<std::string> keys(const json& object) {
@@ -150,4 +153,20 @@ TEST_CASE("the settings document has the keys docs/plugin-authors.md documents",
   CHECK(keys(doc["host"]) == keys(documented["host"]));
   CHECK(doc["host"]["fixedHost"] == documented["host"]["fixedHost"]);
   CHECK(doc["host"]["fixedRepository"] == documented["host"]["fixedRepository"]);
+}
+
+TEST_CASE("the settings document names the replica peers, their CA, credentials and interval",
+          "[config][doc]") {
+  host_settings host = two_masters();
+  host.replica_peers = std::vector<std::string>{"127.0.0.1:5002", "[::1]:5003"};
+  host.replica_ca_file = "/etc/registryd/peer-ca.crt";
+  host.replica_credentials_file = "/etc/registryd/replica.yaml";
+  host.replica_sync_interval = std::chrono::seconds(1);
+  const auto doc = settings_document(parse_ok("mode: Local\n"), host);
+  CHECK(doc["host"]["replicaPeers"] == json{"127.0.0.1:5002", "[::1]:5003"});
+  CHECK(doc["host"]["replicaCaFile"] == "/etc/registryd/peer-ca.crt");
+  CHECK(doc["host"]["replicaCredentialsFile"] == "/etc/registryd/replica.yaml");
+  CHECK(doc["host"]["replicaSyncIntervalSeconds"] == 1);
+  CHECK_FALSE(settings_document(parse_ok("mode: Local\n"), two_masters())["host"].contains(
+      "replicaCredentialsFile"));
 }

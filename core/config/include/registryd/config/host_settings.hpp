@@ -31,6 +31,14 @@ struct host_settings {
   log_format log = log_format::text;
   std::filesystem::path containerd_dir = "/etc/containerd";
   std::chrono::seconds reload_interval{5};
+  // Local mode replica sync (docs/replica-sync.md). No list: the other masters, at the listen
+  // address's port (5001 when that is 0); an empty list: no peers.
+  std::optional<std::vector<std::string>> replica_peers;
+  // YAML with `username` and `password` of a mirror-puller account on the peers; none: anonymous.
+  std::optional<std::filesystem::path> replica_credentials_file;
+  // The CA the peers' serving certificates chain to; none: the host CA (masters share it).
+  std::optional<std::filesystem::path> replica_ca_file;
+  std::chrono::seconds replica_sync_interval{2};
 
   friend bool operator==(const host_settings&, const host_settings&) = default;
 };
@@ -38,6 +46,14 @@ struct host_settings {
 // The limits of config_reload_interval_seconds.
 inline constexpr std::chrono::seconds minimum_reload_interval{1};
 inline constexpr std::chrono::seconds maximum_reload_interval{86400};
+
+// The limits of replica_sync_interval_seconds.
+inline constexpr std::chrono::seconds minimum_replica_sync_interval{1};
+inline constexpr std::chrono::seconds maximum_replica_sync_interval{3600};
+
+// The replica peers as host:port: replica_peers when set, else every master but node_ip at
+// the listen address's port (5001 when that port is 0 or unreadable).
+std::vector<std::string> effective_replica_peers(const host_settings& s);
 
 // The built-in defaults (equal to a value-initialised host_settings).
 host_settings default_host_settings();
