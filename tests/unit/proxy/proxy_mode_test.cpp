@@ -463,6 +463,33 @@ TEST_CASE("a blob the upstream does not have is BLOB_UNKNOWN, and a bad digest D
   CHECK(res.error_code() == "DIGEST_INVALID");
 }
 
+TEST_CASE("a blob whose upstream bytes do not match its digest is never served whole nor cached",
+          "[proxy][blob]") {
+  fixture f;
+  const std::string wanted(200 * 1024, 'w');
+  std::string sent = wanted;
+  sent[1000] = 'x';
+  const std::string d = oci::digest_of(wanted).str();
+  f.upstream.add_blob_as(d, sent);
+  auto res = get(*f.mode, base + "/blobs/" + d);
+  // Either the client was answered before the mismatch was found and its stream is cut short,
+  // or it came late and got the error itself; never the whole wrong blob.
+  if (res.status == 200) {
+    CHECK(res.stream_failed);
+    CHECK(res.body.size() < sent.size());
+  } else {
+    CHECK(res.status == 502);
+    CHECK(res.error_code() == "BLOB_UNKNOWN");
+  }
+  for (int i = 0; i < 200 && f.mode->fills_in_flight() != 0; ++i) std::this_thread::sleep_for(5ms);
+  CHECK(f.mode->stats().fills_failed.load() == 1);
+  CHECK_THAT(f.log_text(), Catch::Contains("digest"));
+  // Nothing was cached: the next pull goes upstream again.
+  res = get(*f.mode, base + "/blobs/" + d);
+  CHECK_FALSE((res.status == 200 && !res.stream_failed));
+  CHECK(f.upstream.count("GET /v2/deckhouse/ee/blobs/" + d) == 2);
+}
+
 // ---- eviction ------------------------------------------------------------------------------------
 
 TEST_CASE("content not pulled for the ttl is evicted and fetched again on the next pull", "[proxy][eviction]") {

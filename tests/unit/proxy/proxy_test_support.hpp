@@ -29,6 +29,8 @@ namespace registryd::test {
 class fake_upstream {
  public:
   explicit fake_upstream(std::string repo = "deckhouse/ee") : repo_(std::move(repo)) {
+    // stop() waits for kept-alive connections to time out: keep that short.
+    server_.set_keep_alive_timeout(1);
     // Counted before the answer goes out (a logger runs after it, racing the test's checks).
     server_.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response&) {
       std::lock_guard lock(mutex_);
@@ -104,6 +106,11 @@ class fake_upstream {
     std::lock_guard lock(mutex_);
     blobs_[d] = content;
     return d;
+  }
+  // Serves `content` as the blob `digest`, whatever it hashes to (a broken upstream).
+  void add_blob_as(const std::string& digest, const std::string& content) {
+    std::lock_guard lock(mutex_);
+    blobs_[digest] = content;
   }
   // Adds a manifest and points `tag` at it (when given); returns its digest.
   std::string add_manifest(const std::string& body, const std::string& media_type, const std::string& tag = {}) {
