@@ -79,7 +79,7 @@ class Context:
 
 def settings_for(args, suite):
     s = {"repetitions": args.reps, "duration_s": args.duration, "warmup_s": args.warmup,
-         "server_logs": args.server_logs}
+         "server_logs": args.server_logs, "nice": args.nice}
     if suite == "local":
         s.update(blob_mib=args.blob_mib, push_mib=args.push_mib, manifest_connections=64,
                  manifest_wrk_threads=2)
@@ -559,11 +559,21 @@ def main():
                         "to fall below --idle-load (default: do not wait)")
     p.add_argument("--idle-load", type=float, default=0.5,
                    help="the load average --wait-idle waits for (0.5)")
+    p.add_argument("--nice", type=int, default=0,
+                   help="run the harness, every server and every load generator at this nice "
+                        "value; -10 (as root) gives them precedence over other work on the "
+                        "machine, all alike (default 0)")
+    p.add_argument("--note", action="append", default=[],
+                   help="a line for the results' notes, e.g. how registryd was built "
+                        "(repeatable)")
     p.add_argument("--keep", action="store_true", help="keep the scratch dir and server logs")
     args = p.parse_args()
     if args.reps < 1 or args.duration < 1:
         p.error("--reps and --duration must be at least 1")
 
+    if args.nice:
+        # Inherited by every process the harness starts, so all sides run at the same priority.
+        os.setpriority(os.PRIO_PROCESS, 0, args.nice)
     ctx = Context(args)
     log(f"scratch {ctx.scratch.path}; registryd: {ctx.registryd_version.splitlines()[0]}")
     suites = list(SUITES) if args.suite == "all" else [args.suite]
@@ -571,6 +581,7 @@ def main():
         wait_idle(args.wait_idle, args.idle_load)
         run = results.Run(name, settings_for(args, name))
         run.args = args
+        run.notes += args.note
         log(f"suite {name}")
         top = ctx.scratch
         ctx.scratch = top.child(name)  # each suite's gigabytes go once it is done

@@ -34,6 +34,7 @@ class Run:
         self.settings = settings
         self.environment = environment()
         self.environment["loadavg_start"] = _loadavg()
+        self._cpu_start = _cpu_seconds()
         self.figures = {}      # id -> {"title", "unit", "metric", "order", "servers": {...}}
         self.servers = {}      # label -> {"role", "available", "reason", ...}
         self.peak_rss_mib = {}  # label -> MiB
@@ -89,6 +90,13 @@ class Run:
         self.summarize()
         self.finished = datetime.datetime.now(datetime.timezone.utc)
         self.environment["loadavg_end"] = _loadavg()
+        # What other work took: the machine's busy CPU time minus the harness's own and its
+        # children's (every server and load generator has been waited for by now).
+        machine0, own0 = self._cpu_start
+        machine1, own1 = _cpu_seconds()
+        wall = (self.finished - self.started).total_seconds()
+        other = max(0.0, (machine1 - machine0) - (own1 - own0))
+        self.environment["other_cpu_share"] = round(other / (wall * os.cpu_count()), 3)
 
     def to_json(self):
         return {
@@ -112,6 +120,16 @@ def _judge(name, val, op, bound, describe, kind):
         ok = val >= bound if op == ">=" else val <= bound if op == "<=" else val == bound
     return {"name": name, "kind": kind, "value": val, "op": op, "bound": bound,
             "pass": ok, "describe": describe}
+
+
+def _cpu_seconds():
+    """(busy CPU seconds of the whole machine, CPU seconds of this process and its children)."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    busy = sum(fields) - fields[3] - fields[4]  # all but idle and iowait
+    t = os.times()
+    own = t.user + t.system + t.children_user + t.children_system
+    return busy / os.sysconf("SC_CLK_TCK"), own
 
 
 def _loadavg():
@@ -210,13 +228,18 @@ def markdown(run_json, results_name):
     out.append(f"Machine: {env['cpu']}, {env['cores']} cores, {env['memory_gib']} GiB, "
                f"{env['os']}, kernel {env['kernel']}. **{env['shared_cores'].capitalize()}**, "
                f"and other work on the machine is not excluded (load average "
-               f"{env['loadavg_start']} at the start, {env['loadavg_end']} at the end).")
+               f"{env['loadavg_start']} at the start, {env['loadavg_end']} at the end"
+               + (f"; other work took {env['other_cpu_share']:.0%} of the CPU time"
+                  if "other_cpu_share" in env else "") + ").")
     out.append("")
     busy = _busy_warning(env)
     if busy:
         out += [busy, ""]
     s = r["settings"]
     out.append("Method: " + s["method"])
+    if s.get("nice"):
+        out.append(f"Every server and load generator ran at nice {s['nice']}, ahead of other "
+                   "work on the machine.")
     out.append("")
     out.append("## Targets")
     out.append("")
@@ -367,13 +390,20 @@ def write_readme(results_dir):
 
 
 def _busy_warning(env):
-    """A warning when other work loaded the machine during the run, or None."""
-    loads = [float(env[k].split()[0]) for k in ("loadavg_start", "loadavg_end") if k in env]
-    if not loads or max(loads) <= env["cores"] / 2:
+    """A warning when other work took more than a tenth of the machine during the run."""
+    share = env.get("other_cpu_share")
+    start = float(env["loadavg_start"].split()[0])
+    if share is None:  # runs recorded before the share was measured
+        if start <= env["cores"] / 2:
+            return None
+        took = "other work loaded it"
+    elif share <= 0.10:
         return None
-    return (f"**The machine was busy during this run** (1-minute load average up to "
-            f"{max(loads):.1f} on {env['cores']} cores, from work other than the benchmark). "
-            "Every server got only part of the cores, and the scheduler's per-thread fairness "
+    else:
+        took = f"work other than the benchmark took {share:.0%} of its CPU time"
+    return (f"**The machine was busy during this run**: {took} (load average "
+            f"{env['loadavg_start']} at the start). "
+            "The servers got only part of the cores, and the scheduler's per-thread fairness "
             "favours servers that run more threads, so these figures understate capacity and "
             "can misstate ratios. Each sample's load average is in the JSON.")
 
