@@ -370,13 +370,19 @@ TEST_CASE("a repository whose manifest cannot be parsed keeps all its links", "[
                              std::string(junk_digest.hex()),
                          R"({"mediaType":"application/vnd.oci.image.manifest.v1+json","size":14})");
   REQUIRE(s.repos.delete_manifest("library/a", m));
+  const digest untagged = s.image("library/a", "untagged config", {"untagged layer"});
   s.age_everything();
-  const auto r = collect(s);
+  gc_options o;
+  SECTION("by default") {}
+  SECTION("and no untagged manifest goes with delete_untagged") { o.delete_untagged = true; }
+  const auto r = collect(s, o);
   REQUIRE(r.report.errors.size() == 1);
   CHECK(r.report.errors[0].find("library/a") != std::string::npos);
   CHECK(r.report.links.count == 0);
+  CHECK(r.report.manifests.count == 0);
   CHECK(s.linked("library/a", registryd::oci::digest_of("layer")));
   CHECK(s.blobs.exists(junk_digest));
+  CHECK(s.repos.has_manifest("library/a", untagged));
 }
 
 TEST_CASE("should_stop ends a run early and says so", "[gc]") {

@@ -103,8 +103,8 @@ class collector {
     std::vector<digest> roots;
     repos_.for_each_tag(name, [&](const tag_record& t) { roots.push_back(t.digest); });
     for (const auto& [d, node] : g.manifests) {
-      // Unreadable manifests are roots too: deleting what cannot be inspected is not GC's call.
-      if (!options_.delete_untagged || !node.readable || young(node.record.mtime) || young(node.content_mtime)) {
+      // With a manifest that cannot be read, what lists what is unknown: all are roots then.
+      if (!options_.delete_untagged || !g.complete || young(node.record.mtime) || young(node.content_mtime)) {
         roots.push_back(d);
       }
     }
@@ -126,7 +126,8 @@ class collector {
       link_candidates_.push_back({name, l.digest});
     });
 
-    if (kept.size() < g.manifests.size()) {
+    // An unreadable manifest may list any untagged one as a child: none is deleted then.
+    if (g.complete && kept.size() < g.manifests.size()) {
       std::unordered_set<digest> doomed;
       for (const auto& [d, node] : g.manifests) {
         if (kept.count(d) == 0) doomed.insert(d);
