@@ -29,7 +29,10 @@ class body_relay {
   // Why the last pull failed, for the exception's message.
   using why_fn = std::function<std::string()>;
 
-  body_relay(pull_fn pull, why_fn why, std::optional<oci::digest> verify);
+  // `min_fill`: a read gathers at least this many bytes (or what is left) before it returns.
+  // The upstream arrives in small pieces (cpp-httplib reads 4 KiB at a time); passing each on
+  // alone would cost the host a socket write (and a TLS record) per piece.
+  body_relay(pull_fn pull, why_fn why, std::optional<oci::digest> verify, std::size_t min_fill = 128 * 1024);
 
   // Copies up to `capacity` bytes into `buffer`; returns the count, 0 at the end of a complete
   // (and, with verification, matching) body. Throws std::runtime_error when the body broke
@@ -42,6 +45,10 @@ class body_relay {
   bool complete() const noexcept { return complete_; }
 
  private:
+  // pull_ repeated until `capacity` is at least min(capacity, min_fill_) full or the source
+  // ended (0) or failed (-1, remembered when some bytes came before it).
+  std::ptrdiff_t fill(char* buffer, std::size_t capacity);
+
   pull_fn pull_;
   why_fn why_;
   std::optional<oci::digest> verify_;
@@ -50,6 +57,8 @@ class body_relay {
   std::string scratch_;        // where the next chunk is pulled into
   std::size_t offset_ = 0;     // of held_, handed out
   std::size_t last_chunk_ = 0; // the tail of held_ that must wait for the next chunk
+  std::size_t min_fill_;
+  bool source_failed_ = false; // a pull failed after fill() had bytes to return
   bool ended_ = false;         // the pull reached the end (and it verified)
   bool complete_ = false;
   std::uint64_t delivered_ = 0;

@@ -186,7 +186,6 @@ std::variant<forward_plan, local_answer> plan_request(const oci::path_mapping& m
         return local_answer{400, "DIGEST_INVALID", "'" + route->reference + "' is not a digest registryd can verify",
                             nullptr};
       }
-      if (route->kind == oci::route_kind::blob && method == "GET") plan.verify = *d;
       break;
     }
     default: break;

@@ -47,8 +47,9 @@ struct forward_plan {
   std::string method;          // GET or HEAD
   std::string target;          // "/v2/<upstream name>/manifests/<reference>[?query]"
   std::string scope;           // "repository:<upstream name>:pull"
-  // The digest a whole (200) answer body must hash to: blobs, and manifests asked for by
-  // digest. Ranged and other answers are not verified.
+  // The digest a whole (200) answer body must hash to: manifests asked for by digest. Blobs
+  // are not hashed on the way: every registry client verifies what it pulls, and hashing
+  // costs a third of the pass-through's CPU (docs/direct-mode.md, "Integrity").
   std::optional<oci::digest> verify;
   // "system/deckhouse:v1.2" or "system/deckhouse@sha256:...", for messages.
   std::string client_reference() const;

@@ -57,8 +57,7 @@ TEST_CASE("a pull of system/deckhouse goes to the imagesRepo path with a pull sc
 
   p = plan_of("GET", "/v2/system/deckhouse/blobs/" + d1);
   CHECK(p.target == "/v2/deckhouse/ee/blobs/" + d1);
-  REQUIRE(p.verify);
-  CHECK(p.verify->str() == d1);
+  CHECK_FALSE(p.verify);  // clients verify blobs themselves
 
   p = plan_of("GET", "/v2/system/deckhouse/modules/x/tags/list", "n=10&last=v1");
   CHECK(p.target == "/v2/deckhouse/ee/modules/x/tags/list?n=10&last=v1");

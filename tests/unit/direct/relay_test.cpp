@@ -86,6 +86,21 @@ TEST_CASE("without a digest the relay passes bytes as they come", "[direct][rela
   CHECK(r.delivered() == src.data.size());
 }
 
+TEST_CASE("small upstream pieces are gathered into reads of at least min_fill bytes", "[direct][relay]") {
+  chunked_source src{make_bytes(1000000, 9), 4096};
+  body_relay r(src.pull(), why("x"), std::nullopt, 128 * 1024);
+  std::vector<char> buf(256 * 1024);
+  std::string got;
+  for (;;) {
+    const auto n = r.read(buf.data(), buf.size());
+    if (n == 0) break;
+    const bool last = got.size() + n == src.data.size();
+    if (!last) CHECK(n >= 128u * 1024);
+    got.append(buf.data(), n);
+  }
+  CHECK((got == src.data));
+}
+
 TEST_CASE("a matching body passes whole, in any read size", "[direct][relay]") {
   for (const std::size_t cap : {1u, 1000u, 65536u, 300000u}) {
     chunked_source src{make_bytes(250000, 3), 65536};
