@@ -1,5 +1,6 @@
 #include <registryd/frontdoor/front_door.hpp>
 
+#include "request_body.hpp"
 #include "response_writer.hpp"
 
 #include <registryd/auth/access.hpp>
@@ -105,8 +106,8 @@ bool is_clean_v2_path(const httplib::Request& req) {
 
 // Reads what is left of a request body and drops it. httplib keeps the connection alive after
 // a handler returns, so an unread body would be parsed as the next request.
-void drain_body(const httplib::ContentReader& reader) {
-  reader([](const char*, std::size_t) { return true; });
+void drain_body(const httplib::Request& req, const httplib::ContentReader& reader) {
+  if (has_framed_body(req)) reader([](const char*, std::size_t) { return true; });
 }
 
 // The host side of registryd_body_reader.
@@ -266,7 +267,9 @@ void front_door::install_routes() {
     handle_v2(req, res, nullptr);
   });
   auto streamed = [this](const httplib::Request& req, httplib::Response& res,
-                         const httplib::ContentReader& reader) { handle_v2(req, res, &reader); };
+                         const httplib::ContentReader& reader) {
+    handle_v2(req, res, has_framed_body(req) ? &reader : nullptr);
+  };
   s.Post(v2, streamed);
   s.Put(v2, streamed);
   s.Patch(v2, streamed);
@@ -278,9 +281,9 @@ void front_door::install_routes() {
   };
   s.Get(".*", [not_found](const httplib::Request&, httplib::Response& res) { not_found(res); });
   // Bodies sent to unknown paths are read and dropped, never buffered (see drain_body).
-  auto not_found_streamed = [not_found](const httplib::Request&, httplib::Response& res,
+  auto not_found_streamed = [not_found](const httplib::Request& req, httplib::Response& res,
                                         const httplib::ContentReader& reader) {
-    drain_body(reader);
+    drain_body(req, reader);
     not_found(res);
   };
   s.Post(".*", not_found_streamed);
@@ -418,7 +421,8 @@ void front_door::handle_v2(const httplib::Request& req, httplib::Response& res,
   struct drain_at_exit {
     body_context& ctx;
     ~drain_at_exit() {
-      if (ctx.reader != nullptr && !ctx.consumed) drain_body(*ctx.reader);
+      // reader is null for a request without a framed body (has_framed_body).
+      if (ctx.reader != nullptr && !ctx.consumed) (*ctx.reader)([](const char*, std::size_t) { return true; });
     }
   } drain{body_ctx};
 

@@ -4,6 +4,8 @@
 // (https://distribution.github.io/distribution/spec/auth/oauth/).
 #include <registryd/frontdoor/front_door.hpp>
 
+#include "request_body.hpp"
+
 #include <registryd/auth/basic_credentials.hpp>
 #include <registryd/sdk/oci_error.hpp>
 
@@ -79,7 +81,7 @@ void front_door::handle_token_post(const httplib::Request& req, httplib::Respons
   res.set_header("Cache-Control", "no-store");
   std::string body;
   bool too_large = false;
-  reader([&](const char* data, std::size_t size) {
+  if (has_framed_body(req)) reader([&](const char* data, std::size_t size) {
     // Read on after the limit so that the connection stays in step; keep nothing more.
     if (body.size() + size > max_form_body) too_large = true;
     if (!too_large) body.append(data, size);

@@ -29,9 +29,9 @@ int http_status(error_code code) noexcept {
   switch (code) {
     case error_code::blob_unknown:
     case error_code::blob_upload_unknown:
-    case error_code::manifest_blob_unknown:
     case error_code::manifest_unknown:
     case error_code::name_unknown: return 404;
+    case error_code::manifest_blob_unknown:  // distribution answers a PUT naming an absent blob 400
     case error_code::blob_upload_invalid:
     case error_code::digest_invalid:
     case error_code::manifest_invalid:

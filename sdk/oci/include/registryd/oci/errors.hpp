@@ -15,7 +15,7 @@ enum class error_code {
   blob_upload_invalid,    // 400 (416 for out-of-order chunks is sent by the caller)
   blob_upload_unknown,    // 404
   digest_invalid,         // 400
-  manifest_blob_unknown,  // 404
+  manifest_blob_unknown,  // 400 (as distribution answers)
   manifest_invalid,       // 400
   manifest_unknown,       // 404
   name_invalid,           // 400
