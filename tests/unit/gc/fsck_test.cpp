@@ -71,7 +71,7 @@ TEST_CASE("fsck finds nothing wrong in a healthy store and counts what it checke
   CHECK(r.summary().find("no problems") != std::string::npos);
 }
 
-TEST_CASE("fsck finds a flipped byte; repair quarantines the blob and removes the links to it", "[fsck]") {
+TEST_CASE("fsck finds a flipped byte, and repair quarantines the blob and removes the links to it", "[fsck]") {
   test_store s;
   s.image("library/a", "config", {"a layer of some length"}, "v1");
   const digest layer = digest_of("a layer of some length");
@@ -140,7 +140,7 @@ TEST_CASE("fsck reports dangling and damaged tags, and repair removes them", "[f
   CHECK(check(s).clean());
 }
 
-TEST_CASE("fsck reports a manifest whose content is gone; repair removes the revision and its tags", "[fsck]") {
+TEST_CASE("fsck reports a manifest whose content is gone, and repair removes the revision and its tags", "[fsck]") {
   test_store s;
   const digest m = s.image("library/a", "config", {"layer"}, "v1");
   fs::remove(s.blobs.blob_path(m));

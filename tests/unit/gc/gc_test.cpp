@@ -140,7 +140,7 @@ TEST_CASE("a dry run reports exactly what a run deletes and deletes nothing", "[
   CHECK(did.report.summary().rfind("deleted 4 blobs", 0) == 0);
 }
 
-TEST_CASE("untagged manifests stay by default; delete_untagged keeps what a tag reaches, index children and referrers included", "[gc]") {
+TEST_CASE("untagged manifests stay by default, and delete_untagged keeps what a tag reaches, index children and referrers included", "[gc]") {
   test_store s;
   const digest amd = s.image("library/a", "config amd64", {"amd64 layer"});
   const digest arm = s.image("library/a", "config arm64", {"arm64 layer"});
@@ -294,7 +294,7 @@ TEST_CASE("pushes racing the sweep never lose a blob they linked", "[gc]") {
   CHECK(linked.size() + r.report.blobs.count == blobs.size());
 }
 
-TEST_CASE("abandoned uploads and stale temporaries go after the upload grace; fresh ones stay", "[gc]") {
+TEST_CASE("abandoned uploads and stale temporaries go after the upload grace, fresh ones stay", "[gc]") {
   test_store s;
   auto old_id = s.uploads.create("library/a");
   auto new_id = s.uploads.create("library/a");
@@ -335,7 +335,7 @@ TEST_CASE("abandoned uploads and stale temporaries go after the upload grace; fr
   CHECK(std::filesystem::exists(live->path()));
 }
 
-TEST_CASE("a second GC run is skipped while one holds the lock; a dry run is not", "[gc]") {
+TEST_CASE("a second GC run is skipped while one holds the lock, a dry run is not", "[gc]") {
   test_store s;
   s.blob("orphan");
   s.age_everything();
