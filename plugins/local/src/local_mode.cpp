@@ -41,7 +41,9 @@ nlohmann::json describe_containerd(const settings& s, const std::optional<std::s
 }
 
 local_mode::local_mode(const sdk::host& host, const nlohmann::json& settings_doc)
-    : host_(host), settings_(parse_settings(settings_doc)) {
+    : host_(host),
+      settings_(parse_settings(settings_doc)),
+      replica_(std::make_unique<replica_sync>(host, parse_replica_settings(settings_doc))) {
   host_.info("Local mode: images are stored under " + settings_.data_dir.string());
 }
 
@@ -52,6 +54,7 @@ void local_mode::start() {
   repos_ = std::make_unique<oci::storage::repository_store>(*blobs_, settings_.data_dir);
   uploads_ = std::make_unique<oci::storage::upload_store>(*blobs_);
   api_ = std::make_unique<registry_api>(*blobs_, *repos_, *uploads_);
+  replica_->start(*repos_);
   {
     std::lock_guard lock(stop_mutex_);
     stopping_ = false;
@@ -68,6 +71,7 @@ void local_mode::start() {
 }
 
 void local_mode::stop() {
+  replica_->stop();
   {
     std::lock_guard lock(stop_mutex_);
     stopping_ = true;
@@ -110,6 +114,7 @@ void local_mode::handle(const sdk::request& req, sdk::response& res) {
     res.send_error(503, "UNAVAILABLE", "Local mode storage is not open");
     return;
   }
+  if (replica_->handle(req, res)) return;
   api_->handle(req, res);
 }
 
@@ -140,6 +145,7 @@ void local_mode::metrics(std::string& out) const {
   gauge(out, "registryd_local_upload_sessions_open", "Upload sessions open in memory now.",
         uploads_ ? static_cast<double>(uploads_->open_sessions()) : 0.0);
   gauge(out, "registryd_local_storage_scan_timestamp_seconds", "When the storage was last scanned.", s.scanned_at);
+  replica_->metrics(out);
   if (!api_) return;
   const auto& c = api_->counters();
   counter(out, "registryd_local_blobs_pushed_total", "Blobs pushed and verified.", c.blobs_pushed.load());

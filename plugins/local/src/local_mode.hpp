@@ -4,6 +4,7 @@
 #pragma once
 
 #include "registry_api.hpp"
+#include "replica_sync.hpp"
 #include "settings.hpp"
 
 #include <registryd/oci/storage/blob_store.hpp>
@@ -58,6 +59,7 @@ class local_mode final : public sdk::mode_plugin {
   std::unique_ptr<oci::storage::repository_store> repos_;
   std::unique_ptr<oci::storage::upload_store> uploads_;
   std::unique_ptr<registry_api> api_;
+  std::unique_ptr<replica_sync> replica_;  // docs/replica-sync.md
 
   mutable std::mutex stats_mutex_;
   storage_stats stats_;
