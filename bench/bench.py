@@ -297,7 +297,12 @@ def suite_local(ctx, run):
             rss[label] = max(x for x in (rss.get(label), srv.stop()) if x is not None)
     run.peak_rss_mib.update(rss)
 
-    # --- targets (issue 3 item 7)
+    local_targets(run)
+
+
+def local_targets(run):
+    """Issue 3 item 7, judged from the medians."""
+    rss = run.peak_rss_mib
     for fid in ("blob_get_plain_c1", "blob_get_plain_c16", "blob_get_tls_c1",
                 "blob_get_tls_c16"):
         title = run.figures[fid]["title"]
@@ -316,9 +321,9 @@ def suite_local(ctx, run):
     run.target_ratio("rss_vs_docker_registry", rss.get("registryd"),
                      rss.get("docker-registry"), "<=", 1 / 3,
                      "Peak RSS: registryd / docker-registry (at most a third)")
-    run.notes.append("Manifest HEAD has no target in the issue; it is reported for "
-                     "comparison. HEAD is measured with ApacheBench and GET with wrk, so compare "
-                     "servers within a row, not HEAD with GET.")
+    _note_once(run, "Manifest HEAD has no target in the issue; it is reported for comparison. "
+               "HEAD is measured with ApacheBench and GET with wrk, so compare servers within a "
+               "row, not HEAD with GET.")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -450,6 +455,12 @@ def suite_proxy(ctx, run):
     rss["upstream"] = up.stop()
     run.peak_rss_mib.update(rss)
 
+    proxy_targets(run)
+
+
+def proxy_targets(run):
+    """Issue 4 item 7 (the cache), judged from the medians."""
+    n = run.settings["clients"]
     run.target_value("fetches", run.median("upstream_fetches", "registryd"), "==", 1,
                      f"registryd Proxy: upstream fetches for {n} concurrent clients (median)")
     run.target_value("fetches_max", _max_of(run, "upstream_fetches", "registryd", "fetches"),
@@ -460,10 +471,15 @@ def suite_proxy(ctx, run):
         fid = f"warm_c{clients}"
         run.target_ratio(fid, (fid, "registryd"), (fid, "docker-registry"), ">=", 1.0,
                          f"{run.figures[fid]['title']}: registryd / docker-registry")
-    run.notes.append(f"docker-registry's proxy mode is measured the same way for comparison; "
+    _note_once(run, f"docker-registry's proxy mode is measured the same way for comparison; "
                      f"the targets apply to registryd. The {n} clients are {n} curl processes "
-                     f"on the same cores as the servers: {n} x {a.proxy_blob_mib} MiB crosses "
+                     f"on the same cores as the servers: {n} x {run.settings['blob_mib']} MiB crosses "
                      f"loopback, so the wall-time ratio includes that delivery cost.")
+
+
+def _note_once(run, text):
+    if text not in run.notes:
+        run.notes.append(text)
 
 
 def _max_of(run, fid, label, key):
@@ -502,12 +518,17 @@ def suite_direct(ctx, run):
     if rdd:
         rss["registryd"] = rdd.stop()
     run.peak_rss_mib.update(rss)
+    direct_targets(run)
+
+
+def direct_targets(run):
+    """Issue 4 item 7 (pass-through), judged from the medians."""
     for clients in (1, 16):
         fid = f"direct_c{clients}"
         run.target_ratio(fid, (fid, "registryd"), (fid, "upstream"), ">=", 0.8,
                          f"{run.figures[fid]['title']}: registryd Direct / straight from the "
                          "upstream")
-    run.notes.append("Pass-through means every byte crosses loopback twice (upstream to "
+    _note_once(run, "Pass-through means every byte crosses loopback twice (upstream to "
                      "registryd, registryd to the client) on the same cores that serve it, while "
                      "the straight pull crosses once.")
 
@@ -532,13 +553,26 @@ def wait_idle(seconds, threshold):
 
 
 SUITES = {"local": suite_local, "proxy": suite_proxy, "direct": suite_direct}
+TARGETS = {"local": local_targets, "proxy": proxy_targets, "direct": direct_targets}
+
+
+def rejudge(path):
+    """Judges a recorded run's targets again from its samples and rewrites its files."""
+    import json
+    with open(path) as f:
+        run = results.Run.from_json(json.load(f))
+    TARGETS[run.suite](run)
+    _note_once(run, "Targets judged again from the recorded samples with `bench.py --rejudge` "
+               "(the run itself had judged them before computing its medians).")
+    base = results.write(run, os.path.dirname(path), os.path.basename(path)[:-5])
+    log(f"rewrote {base}.md and .json")
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("suite", nargs="?", default="all", choices=["all"] + list(SUITES))
-    p.add_argument("--registryd", required=True, help="the registryd binary")
+    p.add_argument("--registryd", help="the registryd binary (bench/run.sh passes it)")
     p.add_argument("--plugin-dir", default="", help="registryd's plugin dir (default: its own)")
     p.add_argument("--registryd-arg", action="append", default=[],
                    help="one more argument for `registryd serve` (repeatable)")
@@ -567,7 +601,14 @@ def main():
                    help="a line for the results' notes, e.g. how registryd was built "
                         "(repeatable)")
     p.add_argument("--keep", action="store_true", help="keep the scratch dir and server logs")
+    p.add_argument("--rejudge", metavar="RUN.json",
+                   help="judge the targets of a recorded run again from its samples, and exit")
     args = p.parse_args()
+    if args.rejudge:
+        rejudge(args.rejudge)
+        return 0
+    if not args.registryd:
+        p.error("--registryd is required")
     if args.reps < 1 or args.duration < 1:
         p.error("--reps and --duration must be at least 1")
 

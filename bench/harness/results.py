@@ -71,7 +71,20 @@ class Run:
                 entry["max"] = max(vals) if vals else None
                 entry["p99_ms"] = _median([s.get("p99_ms") for s in good])
 
+    @classmethod
+    def from_json(cls, data):
+        """A Run rebuilt from its JSON, to judge its targets again from the samples."""
+        run = cls.__new__(cls)
+        run.suite = data["suite"]
+        run.started = datetime.datetime.fromisoformat(data["started"])
+        run.finished = datetime.datetime.fromisoformat(data["finished"])
+        for key in ("settings", "environment", "figures", "servers", "peak_rss_mib", "notes"):
+            setattr(run, key, data[key])
+        run.targets = []
+        return run
+
     def median(self, fid, label):
+        self.summarize()  # targets are judged before finish()
         entry = self.figures.get(fid, {}).get("servers", {}).get(label)
         return None if entry is None else entry.get("median")
 
@@ -313,11 +326,11 @@ def markdown(run_json, results_name):
     return "\n".join(out)
 
 
-def write(run, results_dir):
+def write(run, results_dir, name=None):
     """Writes <stamp>-<suite>.json and .md and refreshes README.md; returns the base path."""
     os.makedirs(results_dir, exist_ok=True)
     data = run.to_json()
-    name = run.started.strftime("%Y-%m-%dT%H%M%SZ") + "-" + run.suite
+    name = name or run.started.strftime("%Y-%m-%dT%H%M%SZ") + "-" + run.suite
     base = os.path.join(results_dir, name)
     with open(base + ".json", "w") as f:
         json.dump(data, f, indent=1, sort_keys=False)
