@@ -179,12 +179,19 @@ void registry_api::put_manifest(const sdk::request& req, sdk::response& res, con
                    std::string(what) + " " + desc.digest.str() + " is not in " + r.name + "; push it first",
                    {{"digest", desc.digest.str()}});
   };
+  // Each check also touches what it found (link_blob touches the blob, then re-writes the
+  // link): an online GC that is about to remove an old, unlinked-looking blob sees the fresh
+  // mtime and keeps it, or has already moved it and the check fails (docs/gc.md).
   for (const auto& b : m.blobs()) {
     if (!b.urls.empty()) continue;
-    if (!repos_.stat_blob(r.name, b.digest)) return blob_unknown(b, "blob");
+    if (!repos_.stat_blob(r.name, b.digest) || !repos_.link_blob(r.name, b.digest).ok()) {
+      return blob_unknown(b, "blob");
+    }
   }
   for (const auto& c : m.children()) {
-    if (!repos_.has_manifest(r.name, c.digest)) return blob_unknown(c, "manifest");
+    if (!repos_.has_manifest(r.name, c.digest) || !blobs_.touch(c.digest)) {
+      return blob_unknown(c, "manifest");
+    }
   }
 
   oci::storage::manifest_put put{.bytes = body,
