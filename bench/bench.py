@@ -12,6 +12,7 @@ Suites:
 """
 
 import argparse
+import atexit
 import os
 import sys
 import time
@@ -615,6 +616,13 @@ def main():
     if args.nice:
         # Inherited by every process the harness starts, so all sides run at the same priority.
         os.setpriority(os.PRIO_PROCESS, 0, args.nice)
+        # wrk, ab and curl run in the harness's session, which it may share with a terminal:
+        # its autogroup's nice value is put back at exit.
+        previous = procs.autogroup_nice(os.getpid())
+        procs.set_autogroup_nice(os.getpid(), args.nice)
+        if previous is not None:
+            atexit.register(procs.set_autogroup_nice, os.getpid(), previous)
+        procs.AUTOGROUP_NICE = args.nice                  # each server has a session of its own
     ctx = Context(args)
     log(f"scratch {ctx.scratch.path}; registryd: {ctx.registryd_version.splitlines()[0]}")
     suites = list(SUITES) if args.suite == "all" else [args.suite]

@@ -18,6 +18,27 @@ import urllib.request
 import ssl
 
 _RUNNING = []  # Proc objects still alive, in start order
+AUTOGROUP_NICE = None  # set by the harness for --nice
+
+
+def autogroup_nice(pid):
+    """The nice value of pid's autogroup ("/autogroup-20 nice 0"), or None."""
+    try:
+        with open(f"/proc/{pid}/autogroup") as f:
+            return int(f.read().split()[-1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def set_autogroup_nice(pid, value):
+    """With the kernel's autogroup scheduling, the CPU is shared between sessions first and a
+    process's nice value counts only inside its session; a server started in a session of its
+    own therefore gets the session's nice value too. Best effort: no autogroup, no change."""
+    try:
+        with open(f"/proc/{pid}/autogroup", "w") as f:
+            f.write(str(value))
+    except OSError:
+        pass
 
 
 class Proc:
@@ -35,6 +56,8 @@ class Proc:
                                       start_new_session=True)
         self.pid = self.popen.pid
         _RUNNING.append(self)
+        if AUTOGROUP_NICE is not None:
+            set_autogroup_nice(self.pid, AUTOGROUP_NICE)
 
     def alive(self):
         return self.popen.poll() is None

@@ -251,8 +251,7 @@ def markdown(run_json, results_name):
     s = r["settings"]
     out.append("Method: " + s["method"])
     if s.get("nice"):
-        out.append(f"Every server and load generator ran at nice {s['nice']}, ahead of other "
-                   "work on the machine.")
+        out.append(f"Every server and load generator ran at nice {s['nice']}.")
     out.append("")
     out.append("## Targets")
     out.append("")
