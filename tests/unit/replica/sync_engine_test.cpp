@@ -5,6 +5,8 @@
 #include "replica_test_support.hpp"
 
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <thread>
 
 using namespace registryd::test;
@@ -136,6 +138,19 @@ TEST_CASE("two peers offering the same blob at once copy it once", "[replica][en
   pc->blob_delay = std::chrono::milliseconds(300);
   store_peer* ra = pa.get();
   store_peer* rc = pc.get();
+  // Both rounds reach the blobs together: each waits at its manifest for the other.
+  std::mutex m;
+  std::condition_variable cv;
+  int at_manifest = 0;
+  auto meet = [&](const char* what, const digest&) {
+    if (std::string_view(what) != "manifest") return;
+    std::unique_lock lock(m);
+    ++at_manifest;
+    cv.notify_all();
+    cv.wait_for(lock, std::chrono::seconds(10), [&] { return at_manifest >= 2; });
+  };
+  pa->before_fetch = meet;
+  pc->before_fetch = meet;
   std::vector<std::unique_ptr<peer_source>> peers;
   peers.push_back(std::move(pa));
   peers.push_back(std::move(pc));
@@ -150,6 +165,7 @@ TEST_CASE("two peers offering the same blob at once copy it once", "[replica][en
   const digest layer = digest_of("a big layer");
   CHECK(ra->blob_count(layer) + rc->blob_count(layer) == 1);
   CHECK(r1.blobs_copied + r2.blobs_copied == 2);  // the layer and the config, once each
+  CHECK(r1.blobs_linked + r2.blobs_linked == 2);  // and linked by the round that waited
   std::string text;
   e.metrics(text);
   CHECK_THAT(text, Catch::Contains("registryd_replica_blob_copies_coalesced_total 2"));
