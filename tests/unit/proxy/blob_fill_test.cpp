@@ -92,7 +92,6 @@ TEST_CASE("concurrent misses of one blob run exactly one fetch and every client 
           "[cache][fill]") {
   scratch_dir dir;
   storage::blob_store store(dir.path());
-  cache::blob_fills fills(store);
   const std::string content = random_bytes(4 * 1024 * 1024 + 123, 7);
   const digest d = digest_of(content);
   constexpr int clients = 24;
@@ -112,6 +111,7 @@ TEST_CASE("concurrent misses of one blob run exactly one fetch and every client 
     return std::nullopt;
   };
 
+  cache::blob_fills fills(store);
   std::vector<std::string> got(clients);
   std::vector<int> started(clients, 0);
   std::vector<std::thread> threads;
@@ -153,7 +153,6 @@ TEST_CASE("concurrent misses of one blob run exactly one fetch and every client 
 TEST_CASE("a client gets its first bytes while the fill is still running", "[cache][fill]") {
   scratch_dir dir;
   storage::blob_store store(dir.path());
-  cache::blob_fills fills(store);
   const std::string content = random_bytes(2 * 1024 * 1024, 3);
   gate rest;
   const cache::fetch_fn fetch = [&](cache::fill_sink& sink) -> std::optional<cache::fill_failure> {
@@ -163,6 +162,7 @@ TEST_CASE("a client gets its first bytes while the fill is still running", "[cac
     if (!sink.write(std::string_view(content).substr(1024 * 1024))) return cache::fill_failure{};
     return std::nullopt;
   };
+  cache::blob_fills fills(store);
   auto j = fills.join(digest_of(content), fetch);
   REQUIRE(j.reader);
   REQUIRE(j.reader->size() == content.size());
@@ -193,7 +193,6 @@ TEST_CASE("a client gets its first bytes while the fill is still running", "[cac
 TEST_CASE("a client that leaves does not stop the fill for the others", "[cache][fill]") {
   scratch_dir dir;
   storage::blob_store store(dir.path());
-  cache::blob_fills fills(store);
   const std::string content = random_bytes(3 * 1024 * 1024, 11);
   const digest d = digest_of(content);
   gate go;
@@ -208,6 +207,7 @@ TEST_CASE("a client that leaves does not stop the fill for the others", "[cache]
     }
     return std::nullopt;
   };
+  cache::blob_fills fills(store);
   auto leaver = fills.join(d, fetch);
   auto stayer = fills.join(d, fetch);
   REQUIRE(leaver.reader);
@@ -228,7 +228,6 @@ TEST_CASE("a client that leaves does not stop the fill for the others", "[cache]
 TEST_CASE("every client leaving still leaves the blob cached", "[cache][fill]") {
   scratch_dir dir;
   storage::blob_store store(dir.path());
-  cache::blob_fills fills(store);
   const std::string content = random_bytes(1024 * 1024, 12);
   const digest d = digest_of(content);
   gate go;
@@ -237,6 +236,7 @@ TEST_CASE("every client leaving still leaves the blob cached", "[cache][fill]") 
     if (!go.wait_for(20s)) return cache::fill_failure{};
     return write_all(sink, content);
   };
+  cache::blob_fills fills(store);
   {
     auto j = fills.join(d, fetch);
     REQUIRE(j.reader);
@@ -256,7 +256,6 @@ TEST_CASE("a fill that breaks off cuts every client short and publishes nothing"
     std::lock_guard lock(failures_mutex);
     failures.push_back(f.message);
   };
-  cache::blob_fills fills(store, options);
   const std::string content = random_bytes(1024 * 1024, 5);
   const digest d = digest_of(content);
   gate go;
@@ -266,6 +265,7 @@ TEST_CASE("a fill that breaks off cuts every client short and publishes nothing"
     if (!sink.write(std::string_view(content).substr(0, 300 * 1024))) return cache::fill_failure{};
     return cache::fill_failure{503, "UNAVAILABLE", "the connection to the upstream broke"};
   };
+  cache::blob_fills fills(store, options);
   auto a = fills.join(d, fetch);
   auto b = fills.join(d, fetch);
   REQUIRE(a.reader);
@@ -289,7 +289,6 @@ TEST_CASE("a fill that breaks off cuts every client short and publishes nothing"
 TEST_CASE("content with another digest never reaches a client whole and is not published", "[cache][fill]") {
   scratch_dir dir;
   storage::blob_store store(dir.path());
-  cache::blob_fills fills(store);
   const std::string wanted = random_bytes(512 * 1024, 1);
   std::string sent = wanted;
   sent[sent.size() / 2] ^= 0x55;  // same size, one byte off
@@ -300,6 +299,7 @@ TEST_CASE("content with another digest never reaches a client whole and is not p
     if (!go.wait_for(20s)) return cache::fill_failure{};
     return write_all(sink, sent);
   };
+  cache::blob_fills fills(store);
   auto j = fills.join(d, fetch);
   REQUIRE(j.reader);
   go.open();
@@ -319,10 +319,10 @@ TEST_CASE("content with another digest never reaches a client whole and is not p
 TEST_CASE("a source that sends more or fewer bytes than it announced fails the fill", "[cache][fill]") {
   scratch_dir dir;
   storage::blob_store store(dir.path());
-  cache::blob_fills fills(store);
   const std::string content = random_bytes(100 * 1024, 2);
   const digest d = digest_of(content);
 
+  cache::blob_fills fills(store);
   SECTION("more") {
     auto j = fills.join(d, [&](cache::fill_sink& sink) -> std::optional<cache::fill_failure> {
       sink.begin(content.size() - 10);
@@ -362,7 +362,6 @@ TEST_CASE("a source that sends more or fewer bytes than it announced fails the f
 TEST_CASE("a fill that fails before its first byte gives every waiting client the reason", "[cache][fill]") {
   scratch_dir dir;
   storage::blob_store store(dir.path());
-  cache::blob_fills fills(store);
   const digest d = digest_of("not upstream");
   std::atomic<int> fetches{0};
   gate go;
@@ -371,6 +370,7 @@ TEST_CASE("a fill that fails before its first byte gives every waiting client th
     (void)go.wait_for(2s);
     return cache::fill_failure{404, "BLOB_UNKNOWN", "blob unknown to registry"};
   };
+  cache::blob_fills fills(store);
   std::vector<std::optional<cache::fill_failure>> seen(4);
   std::vector<std::thread> threads;
   for (int i = 0; i < 4; ++i) {
@@ -396,9 +396,9 @@ TEST_CASE("a fill that fails before its first byte gives every waiting client th
 TEST_CASE("a reader limited to a range gets exactly those bytes while the fill runs", "[cache][fill]") {
   scratch_dir dir;
   storage::blob_store store(dir.path());
-  cache::blob_fills fills(store);
   const std::string content = random_bytes(700 * 1024, 9);
   gate go;
+  cache::blob_fills fills(store);
   auto j = fills.join(digest_of(content), [&](cache::fill_sink& sink) -> std::optional<cache::fill_failure> {
     sink.begin(content.size());
     if (!go.wait_for(20s)) return cache::fill_failure{};
@@ -415,9 +415,9 @@ TEST_CASE("a reader limited to a range gets exactly those bytes while the fill r
 TEST_CASE("shutdown cancels a fill blocked on its source and refuses new joins", "[cache][fill]") {
   scratch_dir dir;
   storage::blob_store store(dir.path());
-  auto fills = std::make_unique<cache::blob_fills>(store);
   const digest d = digest_of("slow");
   std::atomic<bool> aborted{false};
+  auto fills = std::make_unique<cache::blob_fills>(store);
   auto j = fills->join(d, [&](cache::fill_sink& sink) -> std::optional<cache::fill_failure> {
     sink.begin(4);
     // A transfer blocked on the network: it ends when the abort handle is tripped.
@@ -442,7 +442,6 @@ TEST_CASE("shutdown cancels a fill blocked on its source and refuses new joins",
 TEST_CASE("sweeping temporaries removes only abandoned old ones", "[cache][fill]") {
   scratch_dir dir;
   storage::blob_store store(dir.path());
-  cache::blob_fills fills(store);
   const auto old_temp = store.temp_dir() / "crashed.tmp";
   registryd::test::spill(old_temp, "partial");
   const auto young_temp = store.temp_dir() / "young.tmp";
@@ -452,6 +451,7 @@ TEST_CASE("sweeping temporaries removes only abandoned old ones", "[cache][fill]
 
   gate go;
   const std::string content = random_bytes(1000, 4);
+  cache::blob_fills fills(store);
   auto j = fills.join(digest_of(content), [&](cache::fill_sink& sink) -> std::optional<cache::fill_failure> {
     sink.begin(content.size());
     if (!go.wait_for(20s)) return cache::fill_failure{};
