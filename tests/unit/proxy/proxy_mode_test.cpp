@@ -195,7 +195,7 @@ TEST_CASE("the containerd description mirrors the fixed host through the node ba
 
 // ---- routing -------------------------------------------------------------------------------------
 
-TEST_CASE("only the fixed repository and below are served; others are NAME_UNKNOWN", "[proxy]") {
+TEST_CASE("only the fixed repository and below are served, others are NAME_UNKNOWN", "[proxy]") {
   fixture f;
   auto res = get(*f.mode, "/v2/library/alpine/manifests/latest");
   CHECK(res.status == 404);
