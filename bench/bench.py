@@ -6,8 +6,9 @@ Suites:
   local   issue 3: blob GET (1 and 16 clients, plain and TLS), manifest GET/HEAD at 64
           connections, monolithic push, peak RSS. registryd Local vs docker-registry vs nginx.
   proxy   issue 4: 32 clients pulling one uncached blob (upstream fetches, wall time vs one cold
-          pull), warm pulls, peak RSS. registryd Proxy vs docker-registry's proxy mode, both in
-          front of the same upstream docker-registry.
+          pull), on loopback and through a bandwidth-limited link to the upstream (the WAN
+          variant, bench/harness/link.py), warm pulls, peak RSS. registryd Proxy vs
+          docker-registry's proxy mode, both in front of the same upstream docker-registry.
   direct  issue 4: pass-through pulls through registryd Direct vs straight from the upstream.
 """
 
@@ -105,6 +106,15 @@ def settings_for(args, suite):
             f"and pass-through pulls: wrk for {args.duration} s with 1 connection and 16 "
             f"connections on a {args.proxy_blob_mib} MiB blob after a {args.warmup} s warm-up, "
             f"MiB/s of bytes received.")
+        if suite == "proxy":
+            s["link_mbit"] = args.link_mbit
+            if args.link_mbit > 0:
+                s["method"] += (
+                    f" Link variant: the cold pulls again, through bench/harness/link.py, a "
+                    f"relay between a second registryd Proxy and the upstream that passes "
+                    f"{args.link_mbit:g} Mbit/s each way shared by all its connections (one WAN "
+                    f"link); a straight pull from the upstream through the relay gives the "
+                    f"link's floor.")
     return s
 
 
@@ -449,33 +459,210 @@ def suite_proxy(ctx, run):
         run.figures[fid]["note"] = ("The upstream row is docker-registry serving the blob "
                                     "from its own disk, for scale; it has no target.")
 
+    run.figures["cold_ratio"]["note"] = (
+        f"On loopback this ratio measures delivery, not the cache: one cold pull takes about as "
+        f"long as the upstream needs to send the blob once, while the {n} clients must receive "
+        f"{n} x {a.proxy_blob_mib} MiB = {_size(n * size)} over loopback on the same cores. "
+        "The wall-time target is judged on the link variant, where the upstream link is the "
+        "bottleneck.")
+
     rss = {}
     for label, srv, _ in proxies:
         if srv:
             rss[label] = srv.stop()
+    if a.link_mbit > 0:
+        # Any blob of the upstream will do for the link's floor: a straight pull caches nothing.
+        link_variant(ctx, run, up, base, blobs[("docker-registry", "warmup")],
+                     registryd_ok=rdp is not None, rss=rss)
     rss["upstream"] = up.stop()
     run.peak_rss_mib.update(rss)
 
     proxy_targets(run)
 
 
+def _size(nbytes):
+    return f"{nbytes / 1024 ** 3:.1f} GiB" if nbytes >= 1024 ** 3 else f"{nbytes / MIB:.0f} MiB"
+
+
+def link_variant(ctx, run, up, base, floor_digest, registryd_ok, rss):
+    """The cold pulls through a bandwidth-limited link to the upstream (issue 4's situation: a
+    pull-through cache sits on the near side of a slow link). A second registryd Proxy reaches
+    the upstream through bench/harness/link.py; the relay's rate is shared by all connections.
+
+    docker-registry is not measured here: its proxy fetches the blob again for every client
+    that comes while its first fetch runs (every client, through a slow link), and N+1 fetches
+    through one shared link take about N+1 times one cold pull (some 6 minutes for 32
+    clients and 256 MiB at 200 Mbit/s), more than the whole suite is meant to take. Its single
+    cold pull is skipped too: the link bounds it whatever the proxy, and alone it makes no
+    ratio."""
+    a = ctx.args
+    sc = ctx.scratch
+    size = a.proxy_blob_mib * MIB
+    n = a.proxy_clients
+    mbit = a.link_mbit
+    floor_s = size * 8 / (mbit * 1e6)
+    link = servers.Link(sc, "link", up.port, mbit)
+    log(f"link variant: {mbit:g} Mbit/s relay on {link.port} to the upstream on {up.port}")
+
+    f_one, f_many = "link_cold_single", "link_cold_concurrent"
+    f_ratio, f_fetches = "link_cold_ratio", "link_upstream_fetches"
+    where = f"Through a {mbit:g} Mbit/s link"
+    run.figure(f_one, f"{where}: one client pulls an uncached {a.proxy_blob_mib} MiB blob", "s",
+               "seconds", higher_is_better=False)
+    run.figure(f_many, f"{where}: {n} clients pull the same uncached {a.proxy_blob_mib} MiB "
+               "blob at once: wall time", "s", "seconds", higher_is_better=False)
+    run.figure(f_ratio, f"{where}: {n}-client wall time / one cold pull", "x", "ratio",
+               higher_is_better=False)
+    run.figure(f_fetches, f"{where}: upstream GETs of the blob for the {n} clients", "GETs",
+               "fetches", higher_is_better=False)
+
+    rd = None
+    reason = run.servers["registryd"]["reason"] or "not available"
+    if registryd_ok:
+        log(f"seeding the upstream with {2 * a.reps} more blobs of {a.proxy_blob_mib} MiB and a "
+            "small one")
+        blobs = {}
+        for kind in [f"{k}{r}" for r in range(a.reps) for k in ("one", "many")]:
+            path = sc.file("content", "variant")
+            blobs[kind] = registry.variant_file(base, path, f"registryd link {kind}")
+            registry.push_blob(up.base_url, UPSTREAM_REPO, path, blobs[kind])
+            os.unlink(path)
+        # The warm-up pull opens the proxy's upstream connections; its size does not matter.
+        path = sc.file("content", "link-warmup")
+        blobs["warmup"] = registry.random_file(path, MIB)
+        registry.push_blob(up.base_url, UPSTREAM_REPO, path, blobs["warmup"])
+        rd = servers.Registryd(sc, "registryd-link", ctx.registryd, ctx.plugin_dir,
+                               sc.sub("registryd-link-state"), sc.sub("registryd-link-data"),
+                               "Proxy", section={"proxy": {
+                                   "imagesRepo": f"127.0.0.1:{link.port}/{UPSTREAM_REPO}",
+                                   "scheme": "HTTP"}},
+                               extra_args=ctx.registryd_args)
+        if not rd.ready:
+            reason = ("the second registryd Proxy (through the link) did not serve: "
+                      f"{rd.unavailable}")
+            rd.stop()
+            rd = None
+        else:
+            def rd_url(digest):
+                return f"{rd.base_url}/v2/{REGISTRYD_REPO}/blobs/{digest}"
+            try:
+                check_blob("registryd through the link", rd_url(blobs["warmup"]),
+                           blobs["warmup"], MIB)
+            except (RuntimeError, OSError) as e:
+                reason = f"registryd Proxy through the link failed the harness's checks: {e}"
+                rd.stop()
+                rd = None
+    if rd is None:
+        log(f"link variant, registryd: not measured ({reason})")
+        for fid in (f_one, f_many, f_ratio, f_fetches):
+            run.not_measured(fid, "registryd", reason[:400])
+    else:
+        for rep in range(a.reps):
+            wall1, res1 = load.curl_parallel(rd_url(blobs[f"one{rep}"]), 1)
+            ok1 = res1[0]["status"] == 200 and res1[0]["bytes"] == size
+            run.add_sample(f_one, "registryd", {"tool": "curl", "seconds": wall1, "valid": ok1,
+                                                "ttfb_s": res1[0]["ttfb_s"]})
+            d_many = blobs[f"many{rep}"]
+            walln, resn = load.curl_parallel(rd_url(d_many), n)
+            okn = all(r["status"] == 200 and r["bytes"] == size for r in resn)
+            time.sleep(0.5)  # the upstream logs a request just after its last byte
+            gets, heads = upstream_gets(up, d_many)
+            run.add_sample(f_many, "registryd", {
+                "tool": "curl", "seconds": walln, "valid": okn,
+                "client_seconds_max": max(r["seconds"] for r in resn),
+                "ttfb_s_max": max(r["ttfb_s"] for r in resn),
+                "failed_clients": sum(1 for r in resn
+                                      if r["status"] != 200 or r["bytes"] != size)})
+            run.add_sample(f_ratio, "registryd", {"ratio": walln / wall1, "valid": ok1 and okn})
+            run.add_sample(f_fetches, "registryd", {"fetches": gets, "heads": heads,
+                                                    "valid": okn})
+            log(f"  link rep {rep + 1} registryd: one {wall1:.2f} s, {n} clients {walln:.2f} s "
+                f"(x{walln / wall1:.2f}), upstream GETs {gets}, HEADs {heads}"
+                + ("" if ok1 and okn else " INVALID"))
+        rss["registryd"] = max(x for x in (rss.get("registryd"), rd.stop()) if x is not None)
+
+    skipped = (f"skipped to keep the suite short: docker-registry's proxy fetches the blob "
+               f"from the upstream again for every client that comes while its first fetch "
+               f"runs, which through a slow link is every client (its loopback row shows the "
+               f"count), and {n + 1} copies through one shared link take about {n + 1} x "
+               f"{floor_s:.1f} s = {(n + 1) * floor_s:.0f} s")
+    for fid in (f_many, f_ratio, f_fetches):
+        run.not_measured(fid, "docker-registry", skipped)
+    run.not_measured(f_one, "docker-registry", "skipped to keep the suite short: one pull "
+                     "through the link is bound by the link whatever the proxy (the upstream "
+                     "row is that floor), and without the N-client row there is no ratio")
+
+    # The link's floor, and the check that it runs at its rate: a straight pull, no proxy.
+    wall, res = load.curl_parallel(f"{link.base_url}/v2/{UPSTREAM_REPO}/blobs/{floor_digest}", 1)
+    ok = res[0]["status"] == 200 and res[0]["bytes"] == size
+    achieved = size * 8 / wall / 1e6
+    run.add_sample(f_one, "upstream", {"tool": "curl", "seconds": wall, "valid": ok,
+                                       "mbit_s": achieved})
+    log(f"  link floor: a straight {a.proxy_blob_mib} MiB pull through the link took {wall:.2f} "
+        f"s ({achieved:.0f} Mbit/s; ideal {floor_s:.2f} s)" + ("" if ok else " INVALID"))
+    run.figures[f_one]["note"] = (
+        f"The upstream row is a straight pull from the upstream through the link, no proxy: the "
+        f"link's floor for one pull, {floor_s:.2f} s at exactly {mbit:g} Mbit/s (it measured "
+        f"{achieved:.0f} Mbit/s). It has no target.")
+    run.figures[f_many]["note"] = (
+        f"registryd fetches the blob once and streams it to all {n} clients while it is being "
+        f"written, so with the link as the bottleneck the clients finish about when one cold "
+        f"pull does. Each client then receives at the link's rate, {n} x {mbit:g} Mbit/s "
+        f"together on loopback, far less than the loopback rows show the cores can deliver.")
+    link.stop()
+
+
 def proxy_targets(run):
-    """Issue 4 item 7 (the cache), judged from the medians."""
+    """Issue 4 item 7 (the cache), judged from the medians.
+
+    The wall-time target ("32 clients pulling the same uncached blob: wall time at most 1.3
+    times one cold pull") is judged on the link variant: it describes a cache in front of a
+    slow upstream link. On loopback the ratio is dominated by delivering N copies of the blob
+    on the same cores; it stays a reported figure."""
     n = run.settings["clients"]
+    mbit = run.settings.get("link_mbit")
     run.target_value("fetches", run.median("upstream_fetches", "registryd"), "==", 1,
-                     f"registryd Proxy: upstream fetches for {n} concurrent clients (median)")
-    run.target_value("fetches_max", _max_of(run, "upstream_fetches", "registryd", "fetches"),
-                     "==", 1, f"registryd Proxy: upstream fetches, worst repetition")
-    run.target_value("cold_ratio", run.median("cold_ratio", "registryd"), "<=", 1.3,
-                     f"registryd Proxy: {n}-client wall time / one cold pull")
+                     f"registryd Proxy: upstream fetches for {n} concurrent clients on loopback "
+                     "(median)")
+    worst = [v for v in (_max_of(run, "upstream_fetches", "registryd", "fetches"),
+                         _max_of(run, "link_upstream_fetches", "registryd", "fetches"))
+             if v is not None]
+    run.target_value("fetches_max", max(worst) if worst else None, "==", 1,
+                     "registryd Proxy: upstream fetches, worst repetition"
+                     + (" (loopback and link)" if mbit else ""))
+    if mbit:
+        run.target_value("cold_ratio", run.median("link_cold_ratio", "registryd"), "<=", 1.3,
+                         f"registryd Proxy through a {mbit:g} Mbit/s link: {n}-client wall "
+                         "time / one cold pull")
+    else:
+        why = "--link-mbit 0" if mbit == 0 else "the run predates it"
+        run.target_value("cold_ratio", None, "<=", 1.3,
+                         f"registryd Proxy: {n}-client wall time / one cold pull, judged "
+                         f"through a link to the upstream (no link variant in this run: {why})")
     for clients in (1, 16):
         fid = f"warm_c{clients}"
         run.target_ratio(fid, (fid, "registryd"), (fid, "docker-registry"), ">=", 1.0,
                          f"{run.figures[fid]['title']}: registryd / docker-registry")
+    blob_mib = run.settings["blob_mib"]
     _note_once(run, f"docker-registry's proxy mode is measured the same way for comparison; "
                      f"the targets apply to registryd. The {n} clients are {n} curl processes "
-                     f"on the same cores as the servers: {n} x {run.settings['blob_mib']} MiB crosses "
-                     f"loopback, so the wall-time ratio includes that delivery cost.")
+                     f"on the same cores as the servers.")
+    _note_once(run, f"The loopback wall-time ratio is reported but not judged: there one cold "
+                     f"pull is bound by the upstream sending the blob once on the same cores, "
+                     f"while the {n} clients must then receive {n} x {blob_mib} MiB = "
+                     f"{_size(n * blob_mib * MIB)} over loopback, so the ratio measures that "
+                     f"fan-out, not the cache. The target describes a cache in front of a slow "
+                     f"upstream link, and is judged on the link variant"
+                     + (f" ({mbit:g} Mbit/s shared by all connections, bench/harness/link.py)."
+                        if mbit else ", which this run did not measure."))
+    if mbit:
+        _note_once(run, "docker-registry is not measured through the link: its proxy fetches "
+                   "the blob from the upstream again for every client that comes while its "
+                   "first fetch runs, which through a slow link is every client, so through one "
+                   f"shared link its {n} clients would take about {n + 1} times one cold pull "
+                   "(some 6 minutes "
+                   "for 32 clients and 256 MiB at 200 Mbit/s), more than the whole suite is "
+                   "meant to take. Its loopback rows show the fetch count.")
 
 
 def _note_once(run, text):
@@ -484,7 +671,7 @@ def _note_once(run, text):
 
 
 def _max_of(run, fid, label, key):
-    entry = run.figures[fid]["servers"].get(label)
+    entry = run.figures.get(fid, {}).get("servers", {}).get(label)
     if not entry or not entry["samples"]:
         return None
     return max(s[key] for s in entry["samples"])
@@ -584,6 +771,10 @@ def main():
     p.add_argument("--push-mib", type=int, default=1024, help="Local push size (1024)")
     p.add_argument("--proxy-blob-mib", type=int, default=256, help="Proxy/Direct blob (256)")
     p.add_argument("--proxy-clients", type=int, default=32, help="concurrent cold pulls (32)")
+    p.add_argument("--link-mbit", type=float, default=200,
+                   help="the proxy suite's link variant: cold pulls through a relay to the "
+                        "upstream limited to this many Mbit/s, shared by all connections (200; "
+                        "0: no link variant, and the wall-time target is not judged)")
     p.add_argument("--results", default=os.path.join(BENCH_DIR, "results"),
                    help="where results go (bench/results)")
     p.add_argument("--server-logs", choices=["quiet", "info"], default="quiet",
@@ -612,6 +803,8 @@ def main():
         p.error("--registryd is required")
     if args.reps < 1 or args.duration < 1:
         p.error("--reps and --duration must be at least 1")
+    if args.link_mbit < 0:
+        p.error("--link-mbit must be 0 (off) or more")
 
     if args.nice:
         # Inherited by every process the harness starts, so all sides run at the same priority.

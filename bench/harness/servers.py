@@ -274,3 +274,21 @@ def registryd_version(binary, plugin_dir):
     argv = [binary, "version"] + (["--plugin-dir", plugin_dir] if plugin_dir else [])
     res = procs.run(argv, check=False, timeout=30)
     return (res.stdout + res.stderr).strip()
+
+
+class Link(Server):
+    """bench/harness/link.py: a relay on 127.0.0.1 to target_port that passes at most `mbit`
+    Mbit/s each way, shared by all its connections, like one WAN link in front of an upstream.
+    A separate process, stopped by pid like the servers."""
+
+    SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "link.py")
+
+    def __init__(self, scratch, label, target_port, mbit):
+        self.name = label
+        self.mbit = mbit
+        self.port = procs.free_port()
+        self.log_path = scratch.file("logs", f"{label}.log")
+        self.proc = procs.start(label, ["python3", self.SCRIPT, "--listen-port", str(self.port),
+                                        "--target-port", str(target_port), "--mbit", str(mbit)],
+                                self.log_path)
+        procs.wait_port(self.port, self.proc)
