@@ -263,3 +263,21 @@ TEST_CASE("touch refreshes a blob's mtime and reports a missing blob", "[storage
   });
   CHECK(seen == 1);
 }
+
+TEST_CASE("a blob whose write sat idle longer than any grace is published with a fresh mtime", "[storage][blob][gc]") {
+  // GC sweeps unreferenced blobs older than its grace by mtime; a blob published from an upload
+  // that was last written hours ago must not look hours old, or GC could take it before the
+  // manifest that references it is pushed.
+  scratch_dir dir;
+  blob_store store(dir.path());
+  const std::string content = random_bytes(4096, 3);
+  const digest d = digest_of(content);
+  auto w = store.create_writer();
+  REQUIRE(w);
+  REQUIRE(w->append(content));
+  REQUIRE(w->flush());
+  const auto old = std::filesystem::file_time_type::clock::now() - std::chrono::hours(5);
+  std::filesystem::last_write_time(w->path(), old);
+  REQUIRE(w->commit(d));
+  CHECK(std::filesystem::last_write_time(store.blob_path(d)) > old + std::chrono::hours(4));
+}

@@ -249,8 +249,16 @@ store_result<blob_info> blob_writer::commit(const digest& expected) {
     abort();
     return st.error();
   }
+  // The GC grace rule reads a blob's mtime as the time it was published, and rename keeps the
+  // mtime of the last write: an upload left idle longer than the grace would be published
+  // looking old enough to sweep before a manifest could reference it. Stamp it now.
+  if (::futimens(w.fd.get(), nullptr) != 0) {
+    const int e = errno;
+    abort();
+    return fsx::from_errno("cannot stamp", w.path, e);
+  }
   // Replacing an existing copy is harmless (same bytes; readers keep the inode they have
-  // open) and refreshes its mtime, which the GC grace rule relies on.
+  // open) and the new copy carries the fresh mtime.
   if (::rename(w.path.c_str(), target.c_str()) != 0) {
     const int e = errno;
     abort();
