@@ -44,7 +44,10 @@ std::error_code write_file_atomic(const std::filesystem::path& path, std::string
   std::filesystem::create_directories(dir, ec);
   if (ec) return ec;
 
-  std::string tmpl = (dir / ("." + path.filename().string() + ".tmp-XXXXXX")).string();
+  // Built by appending: `"." + string` trips GCC 12's -Wrestrict false positive at -O3.
+  std::string leaf(1, '.');
+  leaf.append(path.filename().string()).append(".tmp-XXXXXX");
+  std::string tmpl = (dir / leaf).string();
   const int fd = ::mkostemp(tmpl.data(), O_CLOEXEC);
   if (fd < 0) return last_error();
   const std::filesystem::path tmp(tmpl);
