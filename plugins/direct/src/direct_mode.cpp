@@ -4,10 +4,9 @@
 #include "body_relay.hpp"
 
 #include <registryd/oci/client/response_stream.hpp>
+#include <registryd/oci/text_file.hpp>
 
 #include <charconv>
-#include <fstream>
-#include <sstream>
 #include <stdexcept>
 
 namespace registryd::direct {
@@ -123,14 +122,6 @@ void send_local(sdk::response& res, const local_answer& a) {
   res.send_error(a.status, a.code, a.message, a.detail);
 }
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return {};
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 }  // namespace
 
 json describe_containerd(const settings& s, const std::string& ca_pem) {
@@ -177,7 +168,7 @@ std::optional<json> direct_mode::containerd_config() const {
   if (settings_.ca_file.empty()) {
     throw std::invalid_argument("host.caFile is not set: nodes could not verify the in-cluster proxy");
   }
-  const std::string ca = read_file(settings_.ca_file);
+  const std::string ca = oci::read_text_file(settings_.ca_file).value_or("");
   if (ca.find("-----BEGIN CERTIFICATE-----") == std::string::npos) {
     throw std::runtime_error("the registry CA " + settings_.ca_file +
                              " cannot be read (it exists once registryd serves TLS)");

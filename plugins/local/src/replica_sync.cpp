@@ -1,12 +1,11 @@
 #include "replica_sync.hpp"
 
 #include <registryd/oci/replica/peer.hpp>
+#include <registryd/oci/text_file.hpp>
 
 #include <yaml-cpp/yaml.h>
 
-#include <fstream>
 #include <mutex>
-#include <sstream>
 #include <stdexcept>
 #include <sys/stat.h>
 
@@ -18,14 +17,6 @@ namespace replica = oci::replica;
 
 [[noreturn]] void fail(const std::string& path, const std::string& why) {
   throw std::invalid_argument("invalid Local settings: " + path + ": " + why);
-}
-
-std::optional<std::string> read_text(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  if (!in) return std::nullopt;
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
 }
 
 // The mirror-puller's credentials, re-read when the file changes; a file that cannot be read
@@ -90,7 +81,7 @@ class replica_peer final : public replica::peer_source {
   oci::client::result<replica::replica_state> fetch_state() override {
     std::string ca;
     if (!ca_file_.empty()) {
-      auto text = read_text(ca_file_);
+      auto text = oci::read_text_file(ca_file_);
       if (!text) {
         return oci::client::make_error(oci::client::error_kind::tls,
                                        "the CA file " + ca_file_.string() + " cannot be read");

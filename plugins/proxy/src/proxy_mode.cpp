@@ -2,20 +2,10 @@
 
 #include <registryd/oci/containerd_description.hpp>
 
-#include <fstream>
-#include <sstream>
 #include <sys/stat.h>
 
 namespace registryd::proxy {
 namespace {
-
-std::optional<std::string> read_text(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  if (!in) return std::nullopt;
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 settings from_document(const nlohmann::json& doc, bool environment) {
   settings s = parse_settings(doc);
@@ -33,10 +23,6 @@ oci::client::client_options upstream_options(const settings& s) {
 }
 
 }  // namespace
-
-nlohmann::json describe_containerd(const settings& s, const std::optional<std::string>& ca_pem) {
-  return oci::node_balancer_description(s.fixed_host, ca_pem);
-}
 
 proxy_mode::proxy_mode(const sdk::host& host, const nlohmann::json& settings_doc)
     : proxy_mode(host, from_document(settings_doc, true), [] { return std::chrono::system_clock::now(); }, true) {}
@@ -141,15 +127,8 @@ void proxy_mode::stop() {
 }
 
 std::optional<nlohmann::json> proxy_mode::containerd_config() const {
-  std::optional<std::string> ca;
-  if (settings_.ca_file) {
-    ca = read_text(*settings_.ca_file);
-    if (!ca) {
-      host_.warn("the registry CA " + settings_.ca_file->string() +
-                 " cannot be read: the containerd description names no CA");
-    }
-  }
-  return describe_containerd(settings_, ca);
+  return oci::node_balancer_description(settings_.fixed_host, settings_.ca_file, oci::node_balancer_url,
+                                        [this](const std::string& why) { host_.warn(why); });
 }
 
 void proxy_mode::handle(const sdk::request& req, sdk::response& res) {

@@ -88,7 +88,4 @@ class proxy_mode final : public sdk::mode_plugin {
   std::thread evictor_thread_;
 };
 
-// The node balancer mirror for the fixed host, trusting `ca_pem` (oci::node_balancer_description).
-nlohmann::json describe_containerd(const settings& s, const std::optional<std::string>& ca_pem);
-
 }  // namespace registryd::proxy

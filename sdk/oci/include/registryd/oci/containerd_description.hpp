@@ -8,7 +8,11 @@
 // Thread-safety: pure functions.
 #pragma once
 
+#include <registryd/oci/text_file.hpp>
+
 #include <nlohmann/json.hpp>
+
+#include <filesystem>
 
 #include <optional>
 #include <string>
@@ -28,6 +32,20 @@ inline nlohmann::json node_balancer_description(std::string_view fixed_host,
   nlohmann::json mirror = {{"url", mirror_url}, {"capabilities", {"pull", "resolve"}}};
   if (ca_pem) mirror["ca"] = *ca_pem;
   return nlohmann::json{{"hosts", {{{"host", fixed_host}, {"mirrors", {mirror}}}}}};
+}
+
+// The same, reading the CA from `ca_file` now. A file that cannot be read is passed to `warn`
+// with the reason and the description names no CA (containerd then trusts the system CAs).
+template <typename Warn>
+nlohmann::json node_balancer_description(std::string_view fixed_host,
+                                         const std::optional<std::filesystem::path>& ca_file,
+                                         std::string_view mirror_url, Warn&& warn) {
+  std::optional<std::string> ca;
+  if (ca_file) {
+    ca = read_text_file(*ca_file);
+    if (!ca) warn("the registry CA " + ca_file->string() + " cannot be read: the containerd description names no CA");
+  }
+  return node_balancer_description(fixed_host, ca, mirror_url);
 }
 
 }  // namespace registryd::oci
