@@ -207,6 +207,23 @@ std::optional<host_settings> parse_root(const YAML::Node& root,
       s.replica_sync_interval = std::chrono::seconds(*seconds);
     }
   }
+  if (auto seconds = detail::read_integer(fields.take("gc_interval_seconds"), "gc_interval_seconds", errors)) {
+    if (*seconds != 0 && (*seconds < minimum_gc_interval.count() || *seconds > maximum_gc_interval.count())) {
+      errors.push_back({"gc_interval_seconds", "must be 0 (off) or from " + std::to_string(minimum_gc_interval.count()) +
+                                                   " to " + std::to_string(maximum_gc_interval.count()) +
+                                                   " seconds, got " + std::to_string(*seconds)});
+    } else {
+      s.gc_interval = std::chrono::seconds(*seconds);
+    }
+  }
+  if (auto seconds = detail::read_integer(fields.take("gc_grace_seconds"), "gc_grace_seconds", errors)) {
+    if (*seconds < 0 || *seconds > maximum_gc_grace.count()) {
+      errors.push_back({"gc_grace_seconds", "must be from 0 to " + std::to_string(maximum_gc_grace.count()) +
+                                                " seconds, got " + std::to_string(*seconds)});
+    } else {
+      s.gc_grace = std::chrono::seconds(*seconds);
+    }
+  }
   fields.reject_unknown();
   if (errors.size() != errors_before) return std::nullopt;
   return s;

@@ -47,6 +47,9 @@ nlohmann::json settings_document(const module_config& config, const host_setting
       {"replicaPeers", effective_replica_peers(host)},
       {"replicaCaFile", host.replica_ca_file ? host.replica_ca_file->string() : ca_file},
       {"replicaSyncIntervalSeconds", host.replica_sync_interval.count()},
+      // Local mode online garbage collection (docs/gc.md).
+      {"gcIntervalSeconds", host.gc_interval.count()},
+      {"gcGraceSeconds", host.gc_grace.count()},
   };
   if (host.replica_credentials_file) {
     host_doc["replicaCredentialsFile"] = host.replica_credentials_file->string();

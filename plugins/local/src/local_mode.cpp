@@ -3,7 +3,6 @@
 #include <registryd/oci/containerd_description.hpp>
 
 #include <chrono>
-#include <fstream>
 #include <sstream>
 #include <sys/stat.h>
 
@@ -11,14 +10,6 @@ namespace registryd::local {
 namespace {
 
 constexpr auto scan_interval = std::chrono::seconds(60);
-
-std::optional<std::string> read_text(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  if (!in) return std::nullopt;
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 void gauge(std::string& out, const char* name, const char* help, double value) {
   out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " gauge\n" + name + " ";
@@ -34,11 +25,6 @@ void counter(std::string& out, const char* name, const char* help, std::uint64_t
 }
 
 }  // namespace
-
-nlohmann::json describe_containerd(const settings& s, const std::optional<std::string>& ca_pem) {
-  // The same description as Proxy mode's, so a node renders identical files in either mode.
-  return oci::node_balancer_description(s.fixed_host, ca_pem, s.node_mirror);
-}
 
 local_mode::local_mode(const sdk::host& host, const nlohmann::json& settings_doc)
     : host_(host),
@@ -59,15 +45,60 @@ void local_mode::start() {
     std::lock_guard lock(stop_mutex_);
     stopping_ = false;
   }
-  scanner_ = std::thread([this] {
+  scanner_ = every(std::chrono::seconds(0), scan_interval, &local_mode::refresh_stats);
+  if (settings_.gc_interval.count() > 0) {
+    // The first run waits one interval: a registry that restarts often must not collect on
+    // every start, and right after a start nothing has had time to become garbage anyway.
+    collector_ = every(settings_.gc_interval, settings_.gc_interval, &local_mode::scheduled_gc);
+    host_.info("Local mode: garbage collection every " + std::to_string(settings_.gc_interval.count()) +
+               " s, grace " + std::to_string(settings_.gc_grace.count()) + " s");
+  } else {
+    host_.info("Local mode: online garbage collection is off (host.gcIntervalSeconds 0); `registryd gc` collects");
+  }
+}
+
+std::thread local_mode::every(std::chrono::seconds first, std::chrono::seconds interval, void (local_mode::*work)()) {
+  return std::thread([this, first, interval, work] {
     std::unique_lock lock(stop_mutex_);
+    if (stop_cv_.wait_for(lock, first, [this] { return stopping_.load(); })) return;
     while (!stopping_) {
       lock.unlock();
-      refresh_stats();
+      (this->*work)();
       lock.lock();
-      stop_cv_.wait_for(lock, scan_interval, [this] { return stopping_; });
+      stop_cv_.wait_for(lock, interval, [this] { return stopping_.load(); });
     }
   });
+}
+
+oci::storage::gc_report local_mode::collect_garbage() {
+  if (!repos_) {
+    oci::storage::gc_report none;
+    none.errors.push_back("the storage is not open");
+    return none;
+  }
+  oci::storage::gc_options options;
+  options.grace = settings_.gc_grace;
+  options.should_stop = [this] { return stopping_.load(); };
+  auto report = oci::storage::run_gc(*repos_, *uploads_, options);
+  if (report.skipped) {
+    host_.info("garbage collection skipped: another run (registryd gc?) holds the lock");
+  } else {
+    host_.info("garbage collection " + std::string(report.stopped ? "stopped early: " : "done: ") + report.summary() +
+               " in " + std::to_string(report.duration.count()) + " ms");
+  }
+  for (const auto& e : report.errors) host_.warn("garbage collection: " + e);
+  std::lock_guard lock(stats_mutex_);
+  if (report.skipped) {
+    ++gc_stats_.skipped;
+  } else {
+    ++gc_stats_.runs;
+    gc_stats_.blobs_deleted += report.blobs.count;
+    gc_stats_.bytes_deleted += report.blobs.bytes + report.uploads.bytes + report.temporaries.bytes;
+    gc_stats_.errors += report.errors.size();
+    gc_stats_.last_run_at = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    gc_stats_.last_duration = std::chrono::duration<double>(report.duration).count();
+  }
+  return report;
 }
 
 void local_mode::stop() {
@@ -78,6 +109,7 @@ void local_mode::stop() {
   }
   stop_cv_.notify_all();
   if (scanner_.joinable()) scanner_.join();
+  if (collector_.joinable()) collector_.join();
 }
 
 void local_mode::refresh_stats() {
@@ -98,15 +130,9 @@ void local_mode::refresh_stats() {
 }
 
 std::optional<nlohmann::json> local_mode::containerd_config() const {
-  std::optional<std::string> ca;
-  if (settings_.ca_file) {
-    ca = read_text(*settings_.ca_file);
-    if (!ca) {
-      host_.warn("the registry CA " + settings_.ca_file->string() +
-                 " cannot be read: the containerd description names no CA");
-    }
-  }
-  return describe_containerd(settings_, ca);
+  // The same description as Proxy mode's, so a node renders identical files in either mode.
+  return oci::node_balancer_description(settings_.fixed_host, settings_.ca_file, settings_.node_mirror,
+                                        [this](const std::string& why) { host_.warn(why); });
 }
 
 void local_mode::handle(const sdk::request& req, sdk::response& res) {
@@ -129,9 +155,11 @@ std::string local_mode::health() const {
 
 void local_mode::metrics(std::string& out) const {
   storage_stats s;
+  gc_stats g;
   {
     std::lock_guard lock(stats_mutex_);
     s = stats_;
+    g = gc_stats_;
   }
   gauge(out, "registryd_local_blobs", "Blobs in the Local mode store (last scan).", static_cast<double>(s.blobs));
   gauge(out, "registryd_local_blob_bytes", "Bytes of blobs in the Local mode store (last scan).",
@@ -145,6 +173,17 @@ void local_mode::metrics(std::string& out) const {
   gauge(out, "registryd_local_upload_sessions_open", "Upload sessions open in memory now.",
         uploads_ ? static_cast<double>(uploads_->open_sessions()) : 0.0);
   gauge(out, "registryd_local_storage_scan_timestamp_seconds", "When the storage was last scanned.", s.scanned_at);
+  counter(out, "registryd_local_gc_runs_total", "Online garbage collection runs finished.", g.runs);
+  counter(out, "registryd_local_gc_skipped_total", "Online garbage collection runs skipped (another run held the lock).",
+          g.skipped);
+  counter(out, "registryd_local_gc_blobs_deleted_total", "Blobs deleted by online garbage collection.", g.blobs_deleted);
+  counter(out, "registryd_local_gc_bytes_deleted_total",
+          "Bytes of blobs, uploads and temporaries deleted by online garbage collection.", g.bytes_deleted);
+  counter(out, "registryd_local_gc_errors_total", "Errors met by online garbage collection runs.", g.errors);
+  gauge(out, "registryd_local_gc_last_run_timestamp_seconds", "When the last online garbage collection run ended.",
+        g.last_run_at);
+  gauge(out, "registryd_local_gc_last_duration_seconds", "How long the last online garbage collection run took.",
+        g.last_duration);
   replica_->metrics(out);
   if (!api_) return;
   const auto& c = api_->counters();

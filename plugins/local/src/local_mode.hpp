@@ -8,6 +8,7 @@
 #include "settings.hpp"
 
 #include <registryd/oci/storage/blob_store.hpp>
+#include <registryd/oci/storage/gc.hpp>
 #include <registryd/oci/storage/repository_store.hpp>
 #include <registryd/oci/storage/upload_store.hpp>
 #include <registryd/sdk/plugin.hpp>
@@ -32,6 +33,17 @@ struct storage_stats {
   double scanned_at = 0;  // unix seconds; 0 before the first scan
 };
 
+// What the online garbage collection has done since start (for /metrics).
+struct gc_stats {
+  std::uint64_t runs = 0;            // runs that finished (skipped ones not counted)
+  std::uint64_t skipped = 0;         // runs skipped: another run (`registryd gc`) held the lock
+  std::uint64_t blobs_deleted = 0;
+  std::uint64_t bytes_deleted = 0;   // blobs, uploads and temporaries
+  std::uint64_t errors = 0;
+  double last_run_at = 0;            // unix seconds the last run ended; 0 before the first
+  double last_duration = 0;          // seconds
+};
+
 class local_mode final : public sdk::mode_plugin {
  public:
   local_mode(const sdk::host& host, const nlohmann::json& settings_doc);
@@ -40,7 +52,8 @@ class local_mode final : public sdk::mode_plugin {
   // Exported as validate_settings.
   static void validate(const nlohmann::json& settings_doc) { (void)parse_settings(settings_doc); }
 
-  // Opens the storage under host.dataDir (creating it) and starts the statistics scan.
+  // Opens the storage under host.dataDir (creating it) and starts the statistics scan and,
+  // unless host.gcIntervalSeconds is 0, the online garbage collection.
   void start() override;
   void stop() override;
   std::optional<nlohmann::json> containerd_config() const override;
@@ -51,6 +64,9 @@ class local_mode final : public sdk::mode_plugin {
   const settings& config() const noexcept { return settings_; }
   // Scans the storage now (the background thread does it every minute).
   void refresh_stats();
+  // Runs the garbage collection now (the GC thread does it every host.gcIntervalSeconds) and
+  // returns its report; logs its summary and errors.
+  oci::storage::gc_report collect_garbage();
 
  private:
   sdk::host host_;
@@ -63,14 +79,16 @@ class local_mode final : public sdk::mode_plugin {
 
   mutable std::mutex stats_mutex_;
   storage_stats stats_;
+  gc_stats gc_stats_;
   std::mutex stop_mutex_;
   std::condition_variable stop_cv_;
-  bool stopping_ = false;
+  std::atomic<bool> stopping_{false};  // written under stop_mutex_, polled by a GC run
   std::thread scanner_;
-};
+  std::thread collector_;
 
-// The description for `s` (schema: docs/plugin-authors.md): the fixed host mirrored by the
-// node balancer over HTTPS, trusting `ca_pem` when given.
-nlohmann::json describe_containerd(const settings& s, const std::optional<std::string>& ca_pem);
+  // Runs `work` every `interval` until stop(); the first run comes after `first`.
+  std::thread every(std::chrono::seconds first, std::chrono::seconds interval, void (local_mode::*work)());
+  void scheduled_gc() { (void)collect_garbage(); }
+};
 
 }  // namespace registryd::local

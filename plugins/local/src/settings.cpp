@@ -21,6 +21,11 @@ std::string string_field(const json& v, const std::string& path) {
   return v.get<std::string>();
 }
 
+std::chrono::seconds seconds_field(const json& v, const std::string& path) {
+  if (!v.is_number_integer() || v.get<long long>() < 0) fail(path, "must be a whole number of seconds, 0 or more");
+  return std::chrono::seconds(v.get<long long>());
+}
+
 }  // namespace
 
 settings parse_settings(const json& doc) {
@@ -42,6 +47,8 @@ settings parse_settings(const json& doc) {
   if (s.data_dir.empty()) fail("host.dataDir", "must not be empty");
   if (const json* ca = optional_field(*host, "caFile")) s.ca_file = string_field(*ca, "host.caFile");
   if (const json* f = optional_field(*host, "fixedHost")) s.fixed_host = string_field(*f, "host.fixedHost");
+  if (const json* g = optional_field(*host, "gcIntervalSeconds")) s.gc_interval = seconds_field(*g, "host.gcIntervalSeconds");
+  if (const json* g = optional_field(*host, "gcGraceSeconds")) s.gc_grace = seconds_field(*g, "host.gcGraceSeconds");
   return s;
 }
 

@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -18,6 +19,10 @@ struct settings {
   std::string fixed_host = "registry.d8-system.svc:5001";
   // The address every node reaches the registry at (the node balancer, FACTS.md section 4).
   std::string node_mirror{oci::node_balancer_url};
+  // Online garbage collection (docs/gc.md): host.gcIntervalSeconds (0: never) and
+  // host.gcGraceSeconds.
+  std::chrono::seconds gc_interval{3600};
+  std::chrono::seconds gc_grace{3600};
 };
 
 // Parses and checks the document. Throws std::invalid_argument naming the offending field.

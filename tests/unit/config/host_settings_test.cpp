@@ -261,6 +261,19 @@ TEST_CASE("replica sync settings are read and checked", "[config][host]") {
   CHECK(port_missing);
 }
 
+TEST_CASE("online garbage collection settings are read and checked", "[config][host]") {
+  const auto defaults = parse_ok("");
+  CHECK(defaults.gc_interval == 3600s);
+  CHECK(defaults.gc_grace == 3600s);
+  const auto s = parse_ok("gc_interval_seconds: 0\ngc_grace_seconds: 0\n");
+  CHECK(s.gc_interval == 0s);
+  CHECK(s.gc_grace == 0s);
+  CHECK(parse_ok("gc_interval_seconds: 600\n").gc_interval == 600s);
+  const auto errors = parse_errors("gc_interval_seconds: -1\ngc_grace_seconds: 99999999\n");
+  CHECK(has_error(errors, "gc_interval_seconds", "must be 0 (off) or from 1 to 604800 seconds, got -1"));
+  CHECK(has_error(errors, "gc_grace_seconds", "must be from 0 to 2592000 seconds, got 99999999"));
+}
+
 TEST_CASE("the replica peers default to the other masters at the listen port", "[config][host]") {
   auto s = parse_ok(
       "listen_address: 192.0.2.10:5001\nnode_ip: 192.0.2.10\n"

@@ -41,6 +41,8 @@ const json expected_host = {
     {"replicaPeers", {"192.0.2.11:5001"}},
     {"replicaCaFile", "/var/lib/registryd/pki/ca.crt"},
     {"replicaSyncIntervalSeconds", 2},
+    {"gcIntervalSeconds", 3600},
+    {"gcGraceSeconds", 3600},
 };
 
 std::set<std::string> keys(const json& object) {

@@ -4,11 +4,13 @@
 
 #include <dlfcn.h>
 #include <fstream>
+#include <thread>
 
 using nlohmann::json;
 using registryd::test::local_fixture;
 using registryd::test::local_settings;
 using registryd::test::scratch_dir;
+using registryd::test::call;
 
 TEST_CASE("Local settings need the Local mode and a data directory", "[local][settings]") {
   scratch_dir dir;
@@ -91,4 +93,65 @@ TEST_CASE("local.so loads through the C boundary and answers a request", "[local
   api.destroy(plugin);
   CHECK(std::filesystem::is_directory(dir.path() / "blobs"));
   ::dlclose(handle);
+}
+
+TEST_CASE("the Local mode collects garbage on its own schedule and keeps what a tag reaches", "[local][gc]") {
+  scratch_dir dir;
+  std::string logs;
+  registryd_host_api api{REGISTRYD_PLUGIN_ABI_MAJOR, REGISTRYD_PLUGIN_ABI_MINOR, sizeof(registryd_host_api), &logs,
+                         [](void* ctx, registryd_log_level, registryd_str m) {
+                           static_cast<std::string*>(ctx)->append(m.data, m.size).append("\n");
+                         }};
+  json doc = local_settings(dir.path());
+  doc["host"]["gcIntervalSeconds"] = 1;
+  doc["host"]["gcGraceSeconds"] = 0;
+  registryd::local::local_mode mode(registryd::sdk::host(&api), doc);
+  mode.start();
+  registryd::test::call_options body;
+  auto push = [&](const std::string& content) {
+    body.body = content;
+    const auto d = registryd::oci::digest_of(content);
+    REQUIRE(call(mode, "POST", "/v2/app/blobs/uploads/?digest=" + d.str(), body).status == 201);
+    return d;
+  };
+  const std::string config = "{\"architecture\":\"amd64\",\"os\":\"linux\"}";
+  const auto c = push(config);
+  const auto l = push("kept layer");
+  const auto orphan = push("nobody references me");
+  body.body = registryd::test::image_manifest(c, config.size(), {{l, 10}});
+  body.headers = {{"Content-Type", "application/vnd.oci.image.manifest.v1+json"}};
+  REQUIRE(call(mode, "PUT", "/v2/app/manifests/v1", body).status == 201);
+
+  std::string text;
+  for (int i = 0; i < 100 && text.find("registryd_local_gc_blobs_deleted_total 1\n") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    text.clear();
+    mode.metrics(text);
+  }
+  mode.stop();
+  INFO(logs);
+  CHECK_THAT(text, Catch::Contains("registryd_local_gc_blobs_deleted_total 1\n"));
+  CHECK_THAT(logs, Catch::Contains("garbage collection every 1 s, grace 0 s"));
+  CHECK_THAT(logs, Catch::Contains("garbage collection done: deleted 1 blob"));
+  mode.start();
+  CHECK(call(mode, "HEAD", "/v2/app/blobs/" + orphan.str()).status == 404);
+  CHECK(call(mode, "HEAD", "/v2/app/blobs/" + l.str()).status == 200);
+  CHECK(call(mode, "HEAD", "/v2/app/blobs/" + c.str()).status == 200);
+  CHECK(call(mode, "GET", "/v2/app/manifests/v1").status == 200);
+  mode.stop();
+}
+
+TEST_CASE("Local garbage collection settings are whole seconds, 0 or more", "[local][gc][settings]") {
+  scratch_dir dir;
+  json doc = local_settings(dir.path());
+  auto s = registryd::local::parse_settings(doc);
+  CHECK(s.gc_interval == std::chrono::hours(1));
+  CHECK(s.gc_grace == std::chrono::hours(1));
+  doc["host"]["gcIntervalSeconds"] = 0;
+  CHECK(registryd::local::parse_settings(doc).gc_interval.count() == 0);
+  doc["host"]["gcIntervalSeconds"] = -5;
+  CHECK_THROWS_WITH(registryd::local::parse_settings(doc), Catch::Contains("host.gcIntervalSeconds"));
+  doc["host"]["gcIntervalSeconds"] = 60;
+  doc["host"]["gcGraceSeconds"] = "1h";
+  CHECK_THROWS_WITH(registryd::local::parse_settings(doc), Catch::Contains("host.gcGraceSeconds"));
 }

@@ -39,6 +39,10 @@ struct host_settings {
   // The CA the peers' serving certificates chain to; none: the host CA (masters share it).
   std::optional<std::filesystem::path> replica_ca_file;
   std::chrono::seconds replica_sync_interval{2};
+  // Local mode online garbage collection (docs/gc.md): how often a run starts (0: never; the
+  // `registryd gc` command still works) and how old an unreferenced blob must be to go.
+  std::chrono::seconds gc_interval{3600};
+  std::chrono::seconds gc_grace{3600};
 
   friend bool operator==(const host_settings&, const host_settings&) = default;
 };
@@ -50,6 +54,11 @@ inline constexpr std::chrono::seconds maximum_reload_interval{86400};
 // The limits of replica_sync_interval_seconds.
 inline constexpr std::chrono::seconds minimum_replica_sync_interval{1};
 inline constexpr std::chrono::seconds maximum_replica_sync_interval{3600};
+
+// The limits of gc_interval_seconds (0, off, is allowed too) and gc_grace_seconds.
+inline constexpr std::chrono::seconds minimum_gc_interval{1};
+inline constexpr std::chrono::seconds maximum_gc_interval{7 * 86400};
+inline constexpr std::chrono::seconds maximum_gc_grace{30 * 86400};
 
 // The replica peers as host:port: replica_peers when set, else every master but node_ip at
 // the listen address's port (5001 when that port is 0 or unreadable).
