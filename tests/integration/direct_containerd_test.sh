@@ -17,41 +17,7 @@ for tool in containerd ctr skopeo docker-registry umoci htpasswd python3; do
 done
 
 NS=registryd-it
-SOCK="$WORK/containerd.sock"
 
-start_containerd() {
-  mkdir -p "$WORK/containerd-root" "$WORK/containerd-state"
-  cat >"$WORK/containerd.toml" <<TOML
-version = 2
-root = "$WORK/containerd-root"
-state = "$WORK/containerd-state"
-disabled_plugins = [
-  "io.containerd.grpc.v1.cri",
-  "io.containerd.internal.v1.opt",
-  "io.containerd.internal.v1.tracing",
-  "io.containerd.tracing.processor.v1.otlp",
-  "io.containerd.snapshotter.v1.aufs",
-  "io.containerd.snapshotter.v1.btrfs",
-  "io.containerd.snapshotter.v1.devmapper",
-  "io.containerd.snapshotter.v1.zfs",
-]
-
-[grpc]
-  address = "$SOCK"
-
-[ttrpc]
-  address = "$SOCK.ttrpc"
-
-[debug]
-  level = "info"
-
-[metrics]
-  address = ""
-TOML
-  start_bg containerd 240 containerd --config "$WORK/containerd.toml"
-  wait_for 30 ctr --address "$SOCK" version
-}
-ctr_() { timeout 60 ctr --address "$SOCK" --namespace "$NS" "$@"; }
 
 # --- the upstream: docker-registry with basic auth, the image at deckhouse/ee:v1 ---------------
 htpasswd -Bbn upuser uppass >"$WORK/htpasswd"
@@ -100,18 +66,16 @@ cmp -s "$host_dir/$ca_name" "$WORK/rd-state/pki/ca.crt" || fail "the CA beside h
 assert_eq "$(ls "$WORK/etc/registry.d")" "registry.d8-system.svc:5001" "host directories"
 
 start_containerd
-snapshotter=native
-ctr_ plugins ls 2>/dev/null | grep -Eq 'io.containerd.snapshotter.v1 +overlayfs .* ok' && snapshotter=overlayfs
 ref=registry.d8-system.svc:5001/system/deckhouse:v1
 
 echo "# without credentials for registryd, containerd cannot pull"
-if ctr_ images pull --snapshotter "$snapshotter" --hosts-dir "$WORK/etc/registry.d" "$ref" >"$WORK/pull-anon.log" 2>&1; then
+if ctr_ images pull --snapshotter "$SNAPSHOTTER" --hosts-dir "$WORK/etc/registry.d" "$ref" >"$WORK/pull-anon.log" 2>&1; then
   fail "an anonymous pull through registryd succeeded: the test proves nothing"
 fi
 assert_contains "$(cat "$WORK/pull-anon.log")" "401" "anonymous pull"
 
 echo "# with registryd's read-only user, stock containerd pulls the upstream's image"
-ctr_ --debug images pull --snapshotter "$snapshotter" --hosts-dir "$WORK/etc/registry.d" --user reader:rpass "$ref" \
+ctr_ --debug images pull --snapshotter "$SNAPSHOTTER" --hosts-dir "$WORK/etc/registry.d" --user reader:rpass "$ref" \
   >"$WORK/pull.log" 2>&1 || fail "ctr pull through Direct failed: $(tail -5 "$WORK/pull.log")"
 assert_contains "$(cat "$WORK/pull.log")" "msg=\"loading host directory\" dir=\"$host_dir\"" "ctr's debug log"
 grep -q "failed to decode hosts.toml" "$WORK/pull.log" && fail "containerd could not decode the hosts.toml"

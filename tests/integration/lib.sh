@@ -144,3 +144,47 @@ spec:
 ${2:-}
 YML
 }
+
+# --- containerd, alone in $WORK ---------------------------------------------------------------
+# start_containerd: starts a containerd (as root) with its root, state and socket under $WORK
+# and sets SNAPSHOTTER to what pulls unpack into: overlayfs where the kernel lets us mount it
+# here, else native (some sandboxes refuse overlay mounts inside overlay file systems). CRI is
+# off: `ctr images pull --hosts-dir` reads hosts.toml without it; "opt" would write to
+# /opt/containerd, tracing wants a collector. ctr_ talks to it in namespace $NS.
+start_containerd() {
+  mkdir -p "$WORK/containerd-root" "$WORK/containerd-state"
+  cat >"$WORK/containerd.toml" <<TOML
+version = 2
+root = "$WORK/containerd-root"
+state = "$WORK/containerd-state"
+disabled_plugins = [
+  "io.containerd.grpc.v1.cri",
+  "io.containerd.internal.v1.opt",
+  "io.containerd.internal.v1.tracing",
+  "io.containerd.tracing.processor.v1.otlp",
+  "io.containerd.snapshotter.v1.aufs",
+  "io.containerd.snapshotter.v1.btrfs",
+  "io.containerd.snapshotter.v1.devmapper",
+  "io.containerd.snapshotter.v1.zfs",
+]
+
+[grpc]
+  address = "$WORK/containerd.sock"
+
+[ttrpc]
+  address = "$WORK/containerd.sock.ttrpc"
+
+[debug]
+  level = "info"
+
+[metrics]
+  address = ""
+TOML
+  start_bg containerd 240 containerd --config "$WORK/containerd.toml"
+  wait_for 30 ctr --address "$WORK/containerd.sock" version
+  SNAPSHOTTER=native
+  if ctr_ plugins ls 2>/dev/null | grep -E 'io.containerd.snapshotter.v1 +overlayfs .* ok' >/dev/null; then
+    SNAPSHOTTER=overlayfs
+  fi
+}
+ctr_() { timeout 90 ctr --address "$WORK/containerd.sock" --namespace "${NS:-registryd-it}" "$@"; }

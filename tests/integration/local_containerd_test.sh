@@ -28,39 +28,8 @@ PY
 }
 
 NS=registryd-local-it
-SOCK="$WORK/containerd.sock"
 FIXED=registry.d8-system.svc:5001
 
-start_containerd() {
-  mkdir -p "$WORK/containerd-root" "$WORK/containerd-state"
-  cat >"$WORK/containerd.toml" <<TOML
-version = 2
-root = "$WORK/containerd-root"
-state = "$WORK/containerd-state"
-disabled_plugins = [
-  "io.containerd.grpc.v1.cri",
-  "io.containerd.internal.v1.opt",
-  "io.containerd.internal.v1.tracing",
-  "io.containerd.tracing.processor.v1.otlp",
-  "io.containerd.snapshotter.v1.aufs",
-  "io.containerd.snapshotter.v1.btrfs",
-  "io.containerd.snapshotter.v1.devmapper",
-  "io.containerd.snapshotter.v1.zfs",
-]
-
-[grpc]
-  address = "$SOCK"
-
-[ttrpc]
-  address = "$SOCK.ttrpc"
-
-[metrics]
-  address = ""
-TOML
-  start_bg containerd 240 containerd --config "$WORK/containerd.toml"
-  wait_for 30 ctr --address "$SOCK" version
-}
-ctr_() { timeout 90 ctr --address "$SOCK" --namespace "$NS" "$@"; }
 digest_of() { ctr_ images ls | awk -v ref="$1" '$1 == ref { print $3 }'; }
 
 # ---------------------------------------------------------------------------------------------
@@ -126,8 +95,6 @@ cp -r "$WORK/hosts/$FIXED" "$WORK/hosts-noca/"
 sed -i '/^ *ca = /d' "$WORK/hosts-noca/$FIXED/hosts.toml"
 
 start_containerd
-SNAPSHOTTER=native
-if ctr_ plugins ls 2>/dev/null | grep -E 'io.containerd.snapshotter.v1 +overlayfs .* ok' >/dev/null; then SNAPSHOTTER=overlayfs; fi
 
 echo "# ctr pulls the fixed address through the mirror"
 pull() { ctr_ --debug images pull --snapshotter "$SNAPSHOTTER" --hosts-dir "$2" --user "$3" "$1"; }

@@ -36,36 +36,6 @@ PY
 }
 
 NS=registryd-it
-SOCK="$WORK/containerd.sock"
-start_containerd() {  # as in unmanaged_containerd_test.sh: alone in $WORK, CRI off
-  mkdir -p "$WORK/containerd-root" "$WORK/containerd-state"
-  cat >"$WORK/containerd.toml" <<TOML
-version = 2
-root = "$WORK/containerd-root"
-state = "$WORK/containerd-state"
-disabled_plugins = [
-  "io.containerd.grpc.v1.cri",
-  "io.containerd.internal.v1.opt",
-  "io.containerd.internal.v1.tracing",
-  "io.containerd.tracing.processor.v1.otlp",
-  "io.containerd.snapshotter.v1.aufs",
-  "io.containerd.snapshotter.v1.btrfs",
-  "io.containerd.snapshotter.v1.devmapper",
-  "io.containerd.snapshotter.v1.zfs",
-]
-[grpc]
-  address = "$SOCK"
-[ttrpc]
-  address = "$SOCK.ttrpc"
-[debug]
-  level = "info"
-[metrics]
-  address = ""
-TOML
-  start_bg containerd 240 containerd --config "$WORK/containerd.toml"
-  wait_for 30 ctr --address "$SOCK" version
-}
-ctr_() { timeout 90 ctr --address "$SOCK" --namespace "$NS" "$@"; }
 
 # ---------------------------------------------------------------------------------------------
 UP=$(free_port)
@@ -99,10 +69,6 @@ echo "ok: $(grep -c . "$HOSTS") lines, mirror https://127.0.0.1:5001 with the re
 
 echo "# ctr pulls the fixed address through the mirror"
 start_containerd
-SNAPSHOTTER=native
-if ctr_ plugins ls 2>/dev/null | grep -E 'io.containerd.snapshotter.v1 +overlayfs .* ok' >/dev/null; then
-  SNAPSHOTTER=overlayfs
-fi
 REF="registry.d8-system.svc:5001/system/deckhouse:v1"
 ctr_ --debug images pull --snapshotter "$SNAPSHOTTER" --hosts-dir "$WORK/etc/registry.d" "$REF" \
   >"$WORK/pull.log" 2>&1 || fail "ctr pull through the Proxy's hosts.toml failed: $(tail -5 "$WORK/pull.log")"

@@ -18,54 +18,6 @@ for tool in containerd ctr skopeo docker-registry umoci openssl python3; do
 done
 
 NS=registryd-it
-SOCK="$WORK/containerd.sock"
-
-# ---------------------------------------------------------------------------------------------
-# containerd, alone in $WORK.
-start_containerd() {
-  mkdir -p "$WORK/containerd-root" "$WORK/containerd-state"
-  cat >"$WORK/containerd.toml" <<TOML
-version = 2
-root = "$WORK/containerd-root"
-state = "$WORK/containerd-state"
-# Not needed by ctr pulls; "opt" would write to /opt/containerd, tracing wants a collector.
-disabled_plugins = [
-  "io.containerd.grpc.v1.cri",
-  "io.containerd.internal.v1.opt",
-  "io.containerd.internal.v1.tracing",
-  "io.containerd.tracing.processor.v1.otlp",
-  "io.containerd.snapshotter.v1.aufs",
-  "io.containerd.snapshotter.v1.btrfs",
-  "io.containerd.snapshotter.v1.devmapper",
-  "io.containerd.snapshotter.v1.zfs",
-]
-
-[grpc]
-  address = "$SOCK"
-
-[ttrpc]
-  address = "$SOCK.ttrpc"
-
-[debug]
-  level = "info"
-
-[metrics]
-  address = ""
-TOML
-  start_bg containerd 240 containerd --config "$WORK/containerd.toml"
-  wait_for 30 ctr --address "$SOCK" version
-}
-
-ctr_() { timeout 60 ctr --address "$SOCK" --namespace "$NS" "$@"; }
-
-# The snapshotter pulls unpack into: overlayfs where the kernel lets us mount it here, else
-# native (plain copies; some sandboxes refuse overlay mounts inside overlay file systems).
-pick_snapshotter() {
-  SNAPSHOTTER=native
-  if ctr_ plugins ls 2>/dev/null | grep -E 'io.containerd.snapshotter.v1 +overlayfs .* ok' >/dev/null; then
-    SNAPSHOTTER=overlayfs
-  fi
-}
 
 # pull REF HOSTS_DIR: pulls (and unpacks) REF reading hosts.toml files from HOSTS_DIR; --debug
 # makes ctr log which host directory it loads and whether the hosts.toml decoded.
@@ -109,7 +61,6 @@ push_sample() {
 
 make_sample_image "$WORK/layout"
 start_containerd
-pick_snapshotter
 echo "containerd up; unpacking with the $SNAPSHOTTER snapshotter"
 
 # ---------------------------------------------------------------------------------------------
