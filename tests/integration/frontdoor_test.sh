@@ -10,6 +10,10 @@ start_registryd fd "$port" --users-file "$WORK/users.yaml" --extra-server-names 
   --extra-server-names 192.0.2.7
 url="https://127.0.0.1:$port"
 
+echo "# the listening socket queues bursts of connections (httplib alone listens with a backlog of 5)"
+backlog=$(ss -Hltn "sport = :$port" | awk '{print $3}')
+assert_eq "$backlog" "1024" "listen backlog (ss Send-Q)"
+
 echo "# TLS: the chain verifies against the host CA, with the SANs FACTS.md names"
 [ -f "$CA" ] || fail "no CA at $CA"
 assert_eq "$(stat -c %a "$WORK/fd-state/pki/ca.key")" "600" "ca.key mode"
