@@ -7,6 +7,19 @@
 #include <unistd.h>
 
 namespace registryd::oci::cache {
+namespace {
+
+// Sources hand over small pieces (cpp-httplib's are 4 KiB): writing each to the file and waking
+// every reader for it would cost a syscall and a wake-up per piece. Bytes are gathered in the
+// writer's buffer and flushed to the file (where readers see them) once this many are waiting,
+// or once this long has passed since the last flush, so a slow source still reaches readers
+// promptly. (A source that stalls keeps what is gathered, under flush_bytes, from readers until
+// it goes on or ends.)
+constexpr std::uint64_t flush_bytes = 256 * 1024;
+constexpr auto flush_interval = std::chrono::milliseconds(20);
+
+}  // namespace
+
 namespace detail {
 
 // One fill, shared by its thread and its readers. Every field below the mutex is guarded by it.
@@ -27,7 +40,8 @@ struct fill_state {
   std::filesystem::path temp_path;
   // Only the fill's thread touches the writer.
   std::optional<storage::blob_writer> writer;
-  std::uint64_t written = 0;  // fill thread only; published to readers as `flushed`
+  std::uint64_t written = 0;  // appended so far; fill thread only (readers see `flushed`)
+  std::chrono::steady_clock::time_point last_flush = std::chrono::steady_clock::now();  // fill thread only
 
   mutable std::mutex mutex;
   std::condition_variable changed;
@@ -69,18 +83,27 @@ bool fill_sink::write(std::string_view bytes) {
     }
   }
   if (bytes.empty()) return true;
-  // Straight to the file: readers can only see what is in it.
   auto st = s.writer->append(bytes);
-  if (st) st = s.writer->flush();
-  std::lock_guard lock(s.mutex);
+  s.written += bytes.size();
+  // Readers can only see what is in the file.
+  const auto now = std::chrono::steady_clock::now();
+  const bool flush = st && (s.written - s.writer->flushed_size() >= flush_bytes || now - s.last_flush >= flush_interval);
+  if (flush) {
+    st = s.writer->flush();
+    s.last_flush = now;
+  }
   if (!st) {
+    std::lock_guard lock(s.mutex);
     s.failure = fill_failure{500, "UNKNOWN", "the cache cannot write " + s.blob.str() + ": " + st.message()};
     s.notify();
     return false;
   }
-  s.written += bytes.size();
-  s.flushed = s.written;
-  s.notify();
+  const std::uint64_t in_file = s.writer->flushed_size();
+  std::lock_guard lock(s.mutex);
+  if (in_file != s.flushed) {
+    s.flushed = in_file;
+    s.notify();
+  }
   return true;
 }
 
@@ -244,6 +267,11 @@ void blob_fills::run(std::shared_ptr<fill_state> state, fetch_fn fetch) {
     }
   }
   if (!failure) {
+    if (auto st = s.writer->flush(); !st) {
+      failure = fill_failure{500, "UNKNOWN", "the cache cannot write " + s.blob.str() + ": " + st.message()};
+    }
+  }
+  if (!failure) {
     auto actual = s.writer->current_digest();
     if (!actual) {
       failure = fill_failure{500, "UNKNOWN", "the cache cannot hash " + s.blob.str() + ": " + actual.message()};
@@ -274,6 +302,7 @@ void blob_fills::run(std::shared_ptr<fill_state> state, fetch_fn fetch) {
       s.announced = true;
       s.size = s.written;
     }
+    s.flushed = s.written;
     s.verified = true;
     s.notify();
   }
