@@ -62,7 +62,7 @@ cat <<MSG
 
 registryd serves Local mode on https://127.0.0.1:5001 (CA: out/state/pki/ca.crt), with
 127.0.0.1:5001/system/deckhouse/sample:latest pushed. Try:
-  curl --cacert out/state/pki/ca.crt -u reader:reader https://127.0.0.1:5001/v2/_catalog
+  curl --cacert out/state/pki/ca.crt -u reader:reader https://127.0.0.1:5001/v2/system/deckhouse/sample/tags/list
   skopeo inspect --creds reader:reader --cert-dir out/certs docker://127.0.0.1:5001/system/deckhouse/sample:latest
   curl --cacert out/state/pki/ca.crt https://127.0.0.1:5001/metrics
 Ctrl-C stops it.
