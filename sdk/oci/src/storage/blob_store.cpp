@@ -93,6 +93,7 @@ struct blob_writer::impl {
   std::uint64_t size = 0;                 // appended, including the buffer
   std::atomic<std::uint64_t> flushed{0};  // in the file
   std::uint64_t writeback_from = 0;
+  std::uint64_t dropped_to = 0;  // pages before this offset were written back and dropped
   std::vector<char> buffer;
   hasher hash;
   bool hash_valid = true;
@@ -117,6 +118,18 @@ struct blob_writer::impl {
     }
     flushed.store(at + n);
     if (flushed.load() - writeback_from >= writeback_step) {
+      // Drop-behind: the step before this one has had a whole step's time to reach the disk;
+      // wait for it and let its pages go. A blob is written once and read later (or by a
+      // proxy's waiters just behind the writer), so keeping every written page cached only
+      // makes the kernel find fresh pages for the next ones, which costs more than the copy.
+      if (writeback_from > dropped_to) {
+        (void)::sync_file_range(fd.get(), static_cast<off_t>(dropped_to),
+                                static_cast<off_t>(writeback_from - dropped_to),
+                                SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
+        (void)::posix_fadvise(fd.get(), static_cast<off_t>(dropped_to),
+                              static_cast<off_t>(writeback_from - dropped_to), POSIX_FADV_DONTNEED);
+        dropped_to = writeback_from;
+      }
       (void)::sync_file_range(fd.get(), static_cast<off_t>(writeback_from),
                               static_cast<off_t>(flushed.load() - writeback_from), SYNC_FILE_RANGE_WRITE);
       writeback_from = flushed.load();
@@ -212,6 +225,7 @@ store_status blob_writer::truncate(std::uint64_t new_size) {
   w.size = new_size;
   w.flushed.store(new_size);
   w.writeback_from = std::min(w.writeback_from, new_size);
+  w.dropped_to = std::min(w.dropped_to, new_size);
   w.hash_valid = false;
   return success();
 }
