@@ -14,6 +14,16 @@ echo "# the listening socket queues bursts of connections (httplib alone listens
 backlog=$(ss -Hltn "sport = :$port" | awk '{print $3}')
 assert_eq "$backlog" "1024" "listen backlog (ss Send-Q)"
 
+echo "# TLS: AES-128-GCM first for a default client; no CBC or non-ECDHE suite with TLS 1.2"
+brief=$(timeout 10 openssl s_client -connect "127.0.0.1:$port" -brief </dev/null 2>&1 || true)
+assert_contains "$brief" "Ciphersuite: TLS_AES_128_GCM_SHA256" "s_client -brief"
+if timeout 10 openssl s_client -connect "127.0.0.1:$port" -tls1_2 -cipher AES256-SHA </dev/null >/dev/null 2>&1; then
+  fail "a TLS 1.2 handshake with AES256-SHA (CBC, RSA key exchange) succeeded"
+fi
+timeout 10 openssl s_client -connect "127.0.0.1:$port" -tls1_2 </dev/null >"$WORK/tls12.txt" 2>&1 ||
+  fail "TLS 1.2 with the default client list failed: $(tail -3 "$WORK/tls12.txt")"
+assert_contains "$(cat "$WORK/tls12.txt")" "ECDHE-ECDSA-AES128-GCM-SHA256" "TLS 1.2 cipher"
+
 echo "# TLS: the chain verifies against the host CA, with the SANs FACTS.md names"
 [ -f "$CA" ] || fail "no CA at $CA"
 assert_eq "$(stat -c %a "$WORK/fd-state/pki/ca.key")" "600" "ca.key mode"

@@ -65,6 +65,12 @@ thread_local std::optional<std::chrono::steady_clock::time_point> request_starte
 // the registry API sends none, and no body is ever held whole.
 constexpr std::uint64_t max_get_body = 64 * 1024;
 
+// TLS 1.3 suites and TLS 1.2 ciphers, in the server's order of preference (docs/security.md).
+constexpr const char* tls13_suites = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
+constexpr const char* tls12_ciphers =
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+
 // The listen backlog (the kernel caps it at net.core.somaxconn, 4096 by default).
 constexpr int listen_backlog = 1024;
 
@@ -204,6 +210,12 @@ util::status front_door::start() {
       SSL_CTX_set_min_proto_version(&ctx, TLS1_2_VERSION);
       SSL_CTX_set_options(&ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
                                     SSL_OP_CIPHER_SERVER_PREFERENCE);
+      // AEAD suites only, AES-128-GCM first (Mozilla's "intermediate" order, and what Go's
+      // crypto/tls picks with AES hardware): as safe as AES-256 here and about a quarter
+      // cheaper per byte, which is most of the CPU a TLS blob pull costs.
+      if (SSL_CTX_set_ciphersuites(&ctx, tls13_suites) != 1 || SSL_CTX_set_cipher_list(&ctx, tls12_ciphers) != 1) {
+        return false;
+      }
       SSL_CTX_set_cert_cb(&ctx, &front_door::on_handshake, this);
       return true;
     });
