@@ -17,15 +17,7 @@ for tool in skopeo umoci curl python3 htpasswd sha256sum; do command -v "$tool" 
 [ -f "$REGISTRYD_PLUGIN_DIR/local.so" ] || fail "no local.so in $REGISTRYD_PLUGIN_DIR"
 
 # A fresh node may only bootstrap into Direct or Unmanaged (docs/switching.md): record Local.
-mkdir -p "$WORK/lo-state" && chmod 700 "$WORK/lo-state"
-python3 - "$WORK/lo-state" <<'PY'
-import json, os, sys
-path = os.path.join(sys.argv[1], "state.json")
-with open(path, "w") as f:
-    json.dump({"version": 1, "mode": "Local", "legacy": False, "bootstrapFinished": True,
-               "config": {"mode": "Local"}, "appliedAt": "2025-01-01T00:00:00Z", "conditions": []}, f)
-os.chmod(path, 0o600)
-PY
+record_mode "$WORK/lo-state" Local
 { echo "users:"; bcrypt_user writer wpass read-write; } >"$WORK/users.yaml"
 module_config Local >"$WORK/mc.yaml"
 PORT=$(free_port)

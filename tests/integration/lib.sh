@@ -188,3 +188,24 @@ TOML
   fi
 }
 ctr_() { timeout 90 ctr --address "$WORK/containerd.sock" --namespace "${NS:-registryd-it}" "$@"; }
+
+# record_mode STATE_DIR MODE [IMAGES_REPO SCHEME]: makes a fresh state dir look like a node that
+# already runs MODE (state.json in its documented format, docs/switching.md). A fresh node may
+# only bootstrap into Direct or Unmanaged, and these tests want Local or Proxy serving, not a
+# staged switch. IMAGES_REPO and SCHEME fill the mode's section (Proxy).
+record_mode() {
+  mkdir -p "$1" && chmod 700 "$1"
+  python3 - "$@" <<'PY'
+import json, os, sys
+d, mode = sys.argv[1:3]
+config = {"mode": mode}
+if len(sys.argv) > 3:
+    config[mode.lower()] = {"imagesRepo": sys.argv[3], "scheme": sys.argv[4]}
+state = {"version": 1, "mode": mode, "legacy": False, "bootstrapFinished": True,
+         "config": config, "appliedAt": "2025-01-01T00:00:00Z", "conditions": []}
+path = os.path.join(d, "state.json")
+with open(path, "w") as f:
+    json.dump(state, f)
+os.chmod(path, 0o600)
+PY
+}

@@ -15,18 +15,6 @@ for tool in containerd ctr skopeo umoci curl python3 htpasswd openssl; do
   command -v "$tool" >/dev/null || fail "$tool is not installed"
 done
 
-record_local_mode() {
-  mkdir -p "$1" && chmod 700 "$1"
-  python3 - "$1" <<'PY'
-import json, os, sys
-path = os.path.join(sys.argv[1], "state.json")
-with open(path, "w") as f:
-    json.dump({"version": 1, "mode": "Local", "legacy": False, "bootstrapFinished": True,
-               "config": {"mode": "Local"}, "appliedAt": "2025-01-01T00:00:00Z", "conditions": []}, f)
-os.chmod(path, 0o600)
-PY
-}
-
 NS=registryd-local-it
 FIXED=registry.d8-system.svc:5001
 
@@ -35,7 +23,7 @@ digest_of() { ctr_ images ls | awk -v ref="$1" '$1 == ref { print $3 }'; }
 # ---------------------------------------------------------------------------------------------
 { echo "users:"; bcrypt_user reader rpass read-only; bcrypt_user writer wpass read-write; } >"$WORK/users.yaml"
 module_config Local >"$WORK/mc.yaml"
-record_local_mode "$WORK/lo-state"
+record_mode "$WORK/lo-state" Local
 PORT=$(free_port)
 start_registryd lo "$PORT" --config "$WORK/mc.yaml" --users-file "$WORK/users.yaml"
 wait_for 20 curl -sf --cacert "$CA" -u writer:wpass "https://127.0.0.1:$PORT/v2/_catalog"

@@ -176,16 +176,8 @@ assert_eq "$st" "404" "no manifest pushed from a corrupted bundle"
 
 echo "# mirror push into registryd Local over HTTPS with basic auth; skopeo copies back out"
 if [ -f "$REGISTRYD_PLUGIN_DIR/local.so" ]; then
-  mkdir -p "$WORK/lo-state" && chmod 700 "$WORK/lo-state"
-  python3 - "$WORK/lo-state" <<'PY'
-import json, os, sys
-# A fresh node may only bootstrap into Direct or Unmanaged (docs/switching.md): record Local.
-path = os.path.join(sys.argv[1], "state.json")
-with open(path, "w") as f:
-    json.dump({"version": 1, "mode": "Local", "legacy": False, "bootstrapFinished": True,
-               "config": {"mode": "Local"}, "appliedAt": "2025-01-01T00:00:00Z", "conditions": []}, f)
-os.chmod(path, 0o600)
-PY
+  # A fresh node may only bootstrap into Direct or Unmanaged (docs/switching.md): record Local.
+  record_mode "$WORK/lo-state" Local
   { echo "users:"; bcrypt_user writer wpass read-write; } >"$WORK/users.yaml"
   module_config Local >"$WORK/mc.yaml"
   LO_PORT=$(free_port)

@@ -13,21 +13,6 @@ done
 CLIENTS=16
 SIZE_MIB=64
 
-record_proxy_mode() {  # STATE_DIR IMAGES_REPO SCHEME (see proxy_pull_test.sh)
-  mkdir -p "$1" && chmod 700 "$1"
-  python3 - "$@" <<'PY'
-import json, os, sys
-d, repo, scheme = sys.argv[1:4]
-state = {"version": 1, "mode": "Proxy", "legacy": False, "bootstrapFinished": True,
-         "config": {"mode": "Proxy", "proxy": {"imagesRepo": repo, "scheme": scheme}},
-         "appliedAt": "2025-01-01T00:00:00Z", "conditions": []}
-path = os.path.join(d, "state.json")
-with open(path, "w") as f:
-    json.dump(state, f)
-os.chmod(path, 0o600)
-PY
-}
-
 UP=$(free_port)
 start_docker_registry "$UP"
 
@@ -81,7 +66,7 @@ PORT=$(free_port)
 module_config Proxy "      proxy:
         imagesRepo: 127.0.0.1:$RELAY/deckhouse/ee
         scheme: HTTP" >"$WORK/mc.yaml"
-record_proxy_mode "$WORK/px-state" "127.0.0.1:$RELAY/deckhouse/ee" HTTP
+record_mode "$WORK/px-state" Proxy "127.0.0.1:$RELAY/deckhouse/ee" HTTP
 start_registryd px "$PORT" --module-config "$WORK/mc.yaml" --plain-http
 URL="http://127.0.0.1:$PORT"
 wait_for 20 bash -c "curl -sf '$URL/readyz' | grep -q Proxy" || fail "registryd is not ready in Proxy mode"

@@ -20,21 +20,6 @@ for tool in containerd ctr skopeo docker-registry umoci python3; do
   command -v "$tool" >/dev/null || fail "$tool is not installed"
 done
 
-record_proxy_mode() {  # STATE_DIR IMAGES_REPO SCHEME (see proxy_pull_test.sh)
-  mkdir -p "$1" && chmod 700 "$1"
-  python3 - "$@" <<'PY'
-import json, os, sys
-d, repo, scheme = sys.argv[1:4]
-state = {"version": 1, "mode": "Proxy", "legacy": False, "bootstrapFinished": True,
-         "config": {"mode": "Proxy", "proxy": {"imagesRepo": repo, "scheme": scheme}},
-         "appliedAt": "2025-01-01T00:00:00Z", "conditions": []}
-path = os.path.join(d, "state.json")
-with open(path, "w") as f:
-    json.dump(state, f)
-os.chmod(path, 0o600)
-PY
-}
-
 NS=registryd-it
 
 # ---------------------------------------------------------------------------------------------
@@ -48,7 +33,7 @@ PUSHED=$(cat "$WORK/pushed.digest")
 module_config Proxy "      proxy:
         imagesRepo: 127.0.0.1:$UP/deckhouse/ee
         scheme: HTTP" >"$WORK/mc.yaml"
-record_proxy_mode "$WORK/px-state" "127.0.0.1:$UP/deckhouse/ee" HTTP
+record_mode "$WORK/px-state" Proxy "127.0.0.1:$UP/deckhouse/ee" HTTP
 start_registryd px 5001 --module-config "$WORK/mc.yaml"
 wait_for 20 bash -c "curl -sf --cacert '$CA' https://127.0.0.1:5001/readyz | grep -q Proxy" ||
   fail "registryd is not ready in Proxy mode"

@@ -15,23 +15,6 @@ for tool in docker-registry skopeo umoci htpasswd curl python3; do
   command -v "$tool" >/dev/null || fail "$tool is not installed"
 done
 
-# record_proxy_mode STATE_DIR IMAGES_REPO SCHEME: makes a fresh state dir look like a node that
-# already runs Proxy mode (a fresh node may only bootstrap into Direct or Unmanaged, and the
-# staged switch is not what is tested here); docs/switching.md describes the file.
-record_proxy_mode() {
-  mkdir -p "$1" && chmod 700 "$1"
-  python3 - "$@" <<'PY'
-import json, os, sys
-d, repo, scheme = sys.argv[1:4]
-state = {"version": 1, "mode": "Proxy", "legacy": False, "bootstrapFinished": True,
-         "config": {"mode": "Proxy", "proxy": {"imagesRepo": repo, "scheme": scheme}},
-         "appliedAt": "2025-01-01T00:00:00Z", "conditions": []}
-path = os.path.join(d, "state.json")
-with open(path, "w") as f:
-    json.dump(state, f)
-os.chmod(path, 0o600)
-PY
-}
 # metric NAME: its value on registryd's /metrics (labels included in NAME).
 metric() {
   curl -sS --max-time 10 --cacert "$CA" "https://127.0.0.1:$PORT/metrics" |
@@ -71,7 +54,7 @@ module_config Proxy "      proxy:
         username: upuser
         password: uppass
         ttl: 1h" >"$WORK/mc.yaml"
-record_proxy_mode "$WORK/px-state" "127.0.0.1:$UP/deckhouse/ee" HTTP
+record_mode "$WORK/px-state" Proxy "127.0.0.1:$UP/deckhouse/ee" HTTP
 export REGISTRYD_PROXY_TAG_REVALIDATE_SECONDS=0
 start_registryd px "$PORT" --module-config "$WORK/mc.yaml"
 URL="https://127.0.0.1:$PORT"

@@ -12,20 +12,6 @@ for tool in docker-registry skopeo umoci htpasswd curl python3; do
   command -v "$tool" >/dev/null || fail "$tool is not installed"
 done
 
-record_proxy_mode() {  # STATE_DIR IMAGES_REPO SCHEME (see proxy_pull_test.sh)
-  mkdir -p "$1" && chmod 700 "$1"
-  python3 - "$@" <<'PY'
-import json, os, sys
-d, repo, scheme = sys.argv[1:4]
-state = {"version": 1, "mode": "Proxy", "legacy": False, "bootstrapFinished": True,
-         "config": {"mode": "Proxy", "proxy": {"imagesRepo": repo, "scheme": scheme}},
-         "appliedAt": "2025-01-01T00:00:00Z", "conditions": []}
-path = os.path.join(d, "state.json")
-with open(path, "w") as f:
-    json.dump(state, f)
-os.chmod(path, 0o600)
-PY
-}
 layout_digest() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["manifests"][0]["digest"])' "$1/index.json"; }
 
 # ---------------------------------------------------------------------------------------------
@@ -69,7 +55,7 @@ module_config Proxy "      proxy:
         password: rpass
         ca: |
 $(sed 's/^/          /' "$TK_CA")" >"$WORK/mc.yaml"
-record_proxy_mode "$WORK/px-state" "127.0.0.1:$UP/deckhouse/ee" HTTP
+record_mode "$WORK/px-state" Proxy "127.0.0.1:$UP/deckhouse/ee" HTTP
 start_registryd px "$PORT" --module-config "$WORK/mc.yaml"
 PX_CA=$CA
 wait_for 20 bash -c "curl -sf --cacert '$PX_CA' https://127.0.0.1:$PORT/readyz | grep -q Proxy" ||
@@ -97,7 +83,7 @@ module_config Proxy "      proxy:
         scheme: HTTP
         ca: |
 $(sed 's/^/          /' "$TK_CA")" >"$WORK/mc-anon.yaml"
-record_proxy_mode "$WORK/anon-state" "127.0.0.1:$UP/deckhouse/ee" HTTP
+record_mode "$WORK/anon-state" Proxy "127.0.0.1:$UP/deckhouse/ee" HTTP
 start_registryd anon "$PORT2" --module-config "$WORK/mc-anon.yaml"
 wait_for 20 bash -c "curl -sf --cacert '$CA' https://127.0.0.1:$PORT2/readyz | grep -q Proxy" ||
   fail "the anonymous Proxy is not ready"

@@ -17,23 +17,11 @@ for tool in skopeo umoci curl python3 htpasswd sha256sum; do
   command -v "$tool" >/dev/null || fail "$tool is not installed"
 done
 
-record_local_mode() {
-  mkdir -p "$1" && chmod 700 "$1"
-  python3 - "$1" <<'PY'
-import json, os, sys
-path = os.path.join(sys.argv[1], "state.json")
-with open(path, "w") as f:
-    json.dump({"version": 1, "mode": "Local", "legacy": False, "bootstrapFinished": True,
-               "config": {"mode": "Local"}, "appliedAt": "2025-01-01T00:00:00Z", "conditions": []}, f)
-os.chmod(path, 0o600)
-PY
-}
-
 { echo "users:"; bcrypt_user writer wpass read-write; bcrypt_user puller ppass mirror-puller; } >"$WORK/users.yaml"
 printf 'username: puller\npassword: ppass\n' >"$WORK/replica-credentials.yaml"
 module_config Local >"$WORK/mc.yaml"
-record_local_mode "$WORK/a-state"
-record_local_mode "$WORK/b-state"
+record_mode "$WORK/a-state" Local
+record_mode "$WORK/b-state" Local
 PA=$(free_port)
 PB=$(free_port)
 host_config() { # host_config PEER_PORT
