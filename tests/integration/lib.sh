@@ -209,3 +209,32 @@ with open(path, "w") as f:
 os.chmod(path, 0o600)
 PY
 }
+
+# index_digest LAYOUT: the digest of the first manifest an OCI image layout's index.json names.
+index_digest() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["manifests"][0]["digest"])' "$1/index.json"; }
+
+# make_multiarch_index OUT AMD64_LAYOUT ARM64_LAYOUT: an OCI image layout at OUT whose tag
+# "latest" is an image index over the first image of each layout (amd64, arm64), their blobs
+# copied in. skopeo pushes it with --all.
+make_multiarch_index() {
+  python3 - "$@" <<'PY'
+import hashlib, json, os, shutil, sys
+out, layouts = sys.argv[1], sys.argv[2:]
+os.makedirs(out + "/blobs/sha256", exist_ok=True)
+open(out + "/oci-layout", "w").write('{"imageLayoutVersion":"1.0.0"}')
+entries = []
+for layout, arch in zip(layouts, ["amd64", "arm64"]):
+    for name in os.listdir(layout + "/blobs/sha256"):
+        shutil.copy(layout + "/blobs/sha256/" + name, out + "/blobs/sha256/" + name)
+    desc = json.load(open(layout + "/index.json"))["manifests"][0]
+    entries.append({"mediaType": desc["mediaType"], "digest": desc["digest"], "size": desc["size"],
+                    "platform": {"architecture": arch, "os": "linux"}})
+index = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                    "manifests": entries}).encode()
+digest = hashlib.sha256(index).hexdigest()
+open(out + "/blobs/sha256/" + digest, "wb").write(index)
+json.dump({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.index.v1+json",
+           "digest": "sha256:" + digest, "size": len(index),
+           "annotations": {"org.opencontainers.image.ref.name": "latest"}}]}, open(out + "/index.json", "w"))
+PY
+}

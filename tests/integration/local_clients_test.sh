@@ -29,7 +29,6 @@ sk() { timeout 120 skopeo "$@"; }
 push_opts=(--dest-cert-dir "$WORK/certs" --dest-creds writer:wpass)
 pull_opts=(--src-cert-dir "$WORK/certs" --src-creds reader:rpass)
 raw_digest() { echo "sha256:$(sha256sum | cut -d' ' -f1)"; }
-index_digest() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["manifests"][0]["digest"])' "$1/index.json"; }
 content_type() {
   curl -sS --cacert "$CA" -u reader:rpass -o /dev/null -w '%{content_type}' \
     -H "Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json" \
@@ -58,26 +57,7 @@ sk copy --quiet "${pull_opts[@]}" "docker://$REG/system/deckhouse/sample:v2s2" "
 assert_eq "$(raw_digest <"$WORK/back-v2s2/manifest.json")" "$D_V2" "schema 2 digest after the round trip"
 
 echo "# a multi-arch OCI index built by hand, pushed with skopeo --all"
-python3 - "$WORK/multi" "$WORK/img1" "$WORK/img2" <<'PY'
-import hashlib, json, os, shutil, sys
-out, layouts = sys.argv[1], sys.argv[2:]
-os.makedirs(out + "/blobs/sha256", exist_ok=True)
-open(out + "/oci-layout", "w").write('{"imageLayoutVersion":"1.0.0"}')
-entries = []
-for layout, arch in zip(layouts, ["amd64", "arm64"]):
-    for name in os.listdir(layout + "/blobs/sha256"):
-        shutil.copy(layout + "/blobs/sha256/" + name, out + "/blobs/sha256/" + name)
-    desc = json.load(open(layout + "/index.json"))["manifests"][0]
-    entries.append({"mediaType": desc["mediaType"], "digest": desc["digest"], "size": desc["size"],
-                    "platform": {"architecture": arch, "os": "linux"}})
-index = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
-                    "manifests": entries}).encode()
-digest = hashlib.sha256(index).hexdigest()
-open(out + "/blobs/sha256/" + digest, "wb").write(index)
-json.dump({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.index.v1+json",
-           "digest": "sha256:" + digest, "size": len(index),
-           "annotations": {"org.opencontainers.image.ref.name": "latest"}}]}, open(out + "/index.json", "w"))
-PY
+make_multiarch_index "$WORK/multi" "$WORK/img1" "$WORK/img2"
 D_INDEX=$(index_digest "$WORK/multi")
 sk copy --quiet --all "${push_opts[@]}" "oci:$WORK/multi:latest" "docker://$REG/system/deckhouse/multi:latest"
 assert_eq "$(content_type system/deckhouse/multi latest)" "application/vnd.oci.image.index.v1+json" "index media type"

@@ -34,31 +34,11 @@ make_sample_image "$WORK/img1"
 make_sample_image "$WORK/img2"
 timeout 120 skopeo copy --quiet --dest-cert-dir "$WORK/certs" --dest-creds writer:wpass \
   --digestfile "$WORK/single.digest" "oci:$WORK/img1:latest" "docker://127.0.0.1:$PORT/system/deckhouse/sample:v1"
-python3 - "$WORK/multi" "$WORK/img1" "$WORK/img2" <<'PY'
-import hashlib, json, os, shutil, sys
-out, layouts = sys.argv[1], sys.argv[2:]
-os.makedirs(out + "/blobs/sha256", exist_ok=True)
-open(out + "/oci-layout", "w").write('{"imageLayoutVersion":"1.0.0"}')
-entries = []
-for layout, arch in zip(layouts, ["amd64", "arm64"]):
-    for name in os.listdir(layout + "/blobs/sha256"):
-        shutil.copy(layout + "/blobs/sha256/" + name, out + "/blobs/sha256/" + name)
-    desc = json.load(open(layout + "/index.json"))["manifests"][0]
-    entries.append({"mediaType": desc["mediaType"], "digest": desc["digest"], "size": desc["size"],
-                    "platform": {"architecture": arch, "os": "linux"}})
-index = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
-                    "manifests": entries}).encode()
-digest = hashlib.sha256(index).hexdigest()
-open(out + "/blobs/sha256/" + digest, "wb").write(index)
-json.dump({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.index.v1+json",
-           "digest": "sha256:" + digest, "size": len(index),
-           "annotations": {"org.opencontainers.image.ref.name": "latest"}}]}, open(out + "/index.json", "w"))
-print("sha256:" + digest)
-PY
+make_multiarch_index "$WORK/multi" "$WORK/img1" "$WORK/img2"
 timeout 120 skopeo copy --quiet --all --dest-cert-dir "$WORK/certs" --dest-creds writer:wpass \
   "oci:$WORK/multi:latest" "docker://127.0.0.1:$PORT/system/deckhouse/multi:v1"
 SINGLE=$(cat "$WORK/single.digest")
-MULTI=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["manifests"][0]["digest"])' "$WORK/multi/index.json")
+MULTI=$(index_digest "$WORK/multi")
 
 echo "# registryd render containerd: the fixed address mirrored to the node balancer with the CA"
 timeout 30 "$REGISTRYD" render containerd --config "$WORK/mc.yaml" --out "$WORK/etc" \

@@ -57,7 +57,6 @@ B="127.0.0.1:$PB"
 sk() { timeout 120 skopeo "$@"; }
 push_opts=(--dest-cert-dir "$WORK/certs" --dest-creds writer:wpass)
 raw_digest() { echo "sha256:$(sha256sum | cut -d' ' -f1)"; }
-index_digest() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["manifests"][0]["digest"])' "$1/index.json"; }
 # digest_on HOST REPO TAG: the digest HOST serves for REPO:TAG (empty when it has none).
 digest_on() {
   curl -sS --cacert "$CA" -u puller:ppass -o /dev/null -w '%{http_code} ' -D - -I --max-time 10 \
@@ -119,26 +118,7 @@ mapfile -t IMG2_BLOBS < <(blobs_of "$WORK/img2")
 assert_eq "$(metric "$A" "registryd_replica_blobs_copied_total{peer=\"$B\"}")" "${#IMG2_BLOBS[@]}" "blobs A copied from B"
 
 echo "# a multi-arch index over images whose blobs B holds already: manifests copied, blobs only linked"
-python3 - "$WORK/multi" "$WORK/img1" "$WORK/img2" <<'PY'
-import hashlib, json, os, shutil, sys
-out, layouts = sys.argv[1], sys.argv[2:]
-os.makedirs(out + "/blobs/sha256", exist_ok=True)
-open(out + "/oci-layout", "w").write('{"imageLayoutVersion":"1.0.0"}')
-entries = []
-for layout, arch in zip(layouts, ["amd64", "arm64"]):
-    for name in os.listdir(layout + "/blobs/sha256"):
-        shutil.copy(layout + "/blobs/sha256/" + name, out + "/blobs/sha256/" + name)
-    desc = json.load(open(layout + "/index.json"))["manifests"][0]
-    entries.append({"mediaType": desc["mediaType"], "digest": desc["digest"], "size": desc["size"],
-                    "platform": {"architecture": arch, "os": "linux"}})
-index = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
-                    "manifests": entries}).encode()
-digest = hashlib.sha256(index).hexdigest()
-open(out + "/blobs/sha256/" + digest, "wb").write(index)
-json.dump({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.index.v1+json",
-           "digest": "sha256:" + digest, "size": len(index),
-           "annotations": {"org.opencontainers.image.ref.name": "latest"}}]}, open(out + "/index.json", "w"))
-PY
+make_multiarch_index "$WORK/multi" "$WORK/img1" "$WORK/img2"
 D_INDEX=$(index_digest "$WORK/multi")
 COPIED_BEFORE=$(metric "$B" "registryd_replica_blobs_copied_total{peer=\"$A\"}")
 MANIFESTS_BEFORE=$(metric "$B" "registryd_replica_manifests_copied_total{peer=\"$A\"}")
