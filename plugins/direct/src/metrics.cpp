@@ -1,5 +1,7 @@
 #include "metrics.hpp"
 
+#include <registryd/sdk/metrics_text.hpp>
+
 namespace registryd::direct {
 namespace {
 
@@ -12,16 +14,7 @@ constexpr std::array<std::string_view, 10> failure_names = {
 
 void inc(std::atomic<std::uint64_t>& c) noexcept { c.fetch_add(1, std::memory_order_relaxed); }
 
-std::string label_value(std::string_view v) {
-  std::string out;
-  for (const char c : v) {
-    if (c == '\\') out += "\\\\";
-    else if (c == '"') out += "\\\"";
-    else if (c == '\n') out += "\\n";
-    else out.push_back(c);
-  }
-  return out;
-}
+using sdk::metrics_text::label_value;
 
 void header(std::string& out, std::string_view name, std::string_view type, std::string_view help) {
   out.append("# HELP ").append(name).append(" ").append(help).append("\n");

@@ -1,9 +1,9 @@
 #include "local_mode.hpp"
 
 #include <registryd/oci/containerd_description.hpp>
+#include <registryd/sdk/metrics_text.hpp>
 
 #include <chrono>
-#include <sstream>
 #include <sys/stat.h>
 
 namespace registryd::local {
@@ -11,18 +11,8 @@ namespace {
 
 constexpr auto scan_interval = std::chrono::seconds(60);
 
-void gauge(std::string& out, const char* name, const char* help, double value) {
-  out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " gauge\n" + name + " ";
-  std::ostringstream v;
-  v.precision(15);
-  v << value;
-  out += v.str() + "\n";
-}
-
-void counter(std::string& out, const char* name, const char* help, std::uint64_t value) {
-  out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " counter\n" + name + " " +
-         std::to_string(value) + "\n";
-}
+using sdk::metrics_text::counter;
+using sdk::metrics_text::gauge;
 
 }  // namespace
 

@@ -3,6 +3,8 @@
 // Thread-safety: atomics; read and bumped from any thread.
 #pragma once
 
+#include <registryd/sdk/metrics_text.hpp>
+
 #include <atomic>
 #include <cstdint>
 #include <string>
@@ -35,8 +37,8 @@ struct counters {
 };
 
 // Prometheus text exposition helpers.
-void counter(std::string& out, const char* name, const char* help, std::uint64_t value);
-void gauge(std::string& out, const char* name, const char* help, double value);
+using sdk::metrics_text::counter;
+using sdk::metrics_text::gauge;
 // One family with a label: `name{label="a"} va`, `name{label="b"} vb`.
 void counter2(std::string& out, const char* name, const char* help, const char* label,
               const char* a, std::uint64_t va, const char* b, std::uint64_t vb);

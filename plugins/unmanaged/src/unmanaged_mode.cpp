@@ -1,19 +1,11 @@
 #include "unmanaged_mode.hpp"
 
+#include <registryd/sdk/metrics_text.hpp>
+
 namespace registryd::unmanaged {
 namespace {
 
-// A Prometheus label value: backslash, double quote and line feed escaped.
-std::string label_value(const std::string& v) {
-  std::string out;
-  for (const char c : v) {
-    if (c == '\\') out += "\\\\";
-    else if (c == '"') out += "\\\"";
-    else if (c == '\n') out += "\\n";
-    else out.push_back(c);
-  }
-  return out;
-}
+using sdk::metrics_text::label_value;
 
 }  // namespace
 
