@@ -61,7 +61,10 @@ std::string human_size(std::uint64_t n) { return std::to_string(n) + " bytes"; }
 }  // namespace
 
 status write_file_atomic(const fs::path& file, std::string_view bytes) {
-  const fs::path tmp = file.parent_path() / ("." + file.filename().string() + ".tmp-" + unique_suffix());
+  // Built by appending: `"." + string` trips GCC 12's -Wrestrict false positive at -O3.
+  std::string leaf(1, '.');
+  leaf.append(file.filename().string()).append(".tmp-").append(unique_suffix());
+  const fs::path tmp = file.parent_path() / leaf;
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return io_error("cannot create", tmp, errno);
   auto st = write_all(fd, bytes, tmp);

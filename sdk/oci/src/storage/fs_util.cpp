@@ -93,7 +93,10 @@ store_result<std::string> read_file(const fs::path& path, std::size_t max_size) 
 store_status write_file_atomic(const fs::path& path, std::string_view content) {
   const fs::path dir = path.parent_path();
   if (auto st = ensure_dir(dir); !st) return st;
-  const fs::path tmp = dir / ("." + path.filename().string() + "." + random_hex(8) + ".tmp");
+  // Built by appending: `"." + string` trips GCC 12's -Wrestrict false positive at -O3.
+  std::string leaf(1, '.');
+  leaf.append(path.filename().string()).append(".").append(random_hex(8)).append(".tmp");
+  const fs::path tmp = dir / leaf;
   {
     unique_fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
     if (!fd) return from_errno("cannot create", tmp, errno);
