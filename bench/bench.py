@@ -106,23 +106,16 @@ def settings_for(args, suite):
             f"and pass-through pulls: wrk for {args.duration} s with 1 connection and 16 "
             f"connections on a {args.proxy_blob_mib} MiB blob after a {args.warmup} s warm-up, "
             f"MiB/s of bytes received.")
-        if suite == "direct":
-            s["link_mbit"] = args.link_mbit
-            if args.link_mbit > 0:
-                s["method"] += (
-                    f" Link variant: the same wrk pulls with a second registryd Direct whose "
-                    f"upstream is behind bench/harness/link.py ({args.link_mbit:g} Mbit/s each "
-                    f"way shared by all connections), against a straight pull through the same "
-                    f"relay.")
-        if suite == "proxy":
-            s["link_mbit"] = args.link_mbit
-            if args.link_mbit > 0:
-                s["method"] += (
-                    f" Link variant: the cold pulls again, through bench/harness/link.py, a "
-                    f"relay between a second registryd Proxy and the upstream that passes "
-                    f"{args.link_mbit:g} Mbit/s each way shared by all its connections (one WAN "
-                    f"link); a straight pull from the upstream through the relay gives the "
-                    f"link's floor.")
+        s["link_mbit"] = args.link_mbit
+        if args.link_mbit > 0:
+            what = {"direct": "the same wrk pulls with a second registryd Direct, against a "
+                              "straight pull through the same relay",
+                    "proxy": "the cold pulls again with a second registryd Proxy; a straight "
+                             "pull through the relay gives the link's floor"}[suite]
+            s["method"] += (f" Link variant: {what}. The relay (bench/harness/link.py) sits "
+                            f"between registryd and the upstream and passes "
+                            f"{args.link_mbit:g} Mbit/s each way, shared by all its "
+                            f"connections (one WAN link).")
     return s
 
 

@@ -152,15 +152,26 @@ inline nlohmann::json local_settings(const std::filesystem::path& data_dir) {
             {"fixedRepository", "system/deckhouse"}}}};
 }
 
+// A host whose log lines (one per line, any level) collect in `logs`. Not copyable: the host
+// API points at `logs`.
+struct log_capture {
+  std::string logs;
+  registryd_host_api api{REGISTRYD_PLUGIN_ABI_MAJOR, REGISTRYD_PLUGIN_ABI_MINOR, sizeof(registryd_host_api), &logs,
+                         [](void* ctx, registryd_log_level, registryd_str m) {
+                           static_cast<std::string*>(ctx)->append(m.data, m.size).append("\n");
+                         }};
+
+  log_capture() = default;
+  log_capture(const log_capture&) = delete;
+  log_capture& operator=(const log_capture&) = delete;
+  sdk::host host() { return sdk::host(&api); }
+};
+
 // A started Local mode over a scratch directory.
 struct local_fixture {
   scratch_dir dir;
-  std::string logs;
-  registryd_host_api host_api{REGISTRYD_PLUGIN_ABI_MAJOR, REGISTRYD_PLUGIN_ABI_MINOR, sizeof(registryd_host_api),
-                              &logs, [](void* ctx, registryd_log_level, registryd_str m) {
-                                static_cast<std::string*>(ctx)->append(m.data, m.size).append("\n");
-                              }};
-  local::local_mode mode{sdk::host(&host_api), local_settings(dir.path())};
+  log_capture log;
+  local::local_mode mode{log.host(), local_settings(dir.path())};
 
   local_fixture() { mode.start(); }
   ~local_fixture() { mode.stop(); }

@@ -97,15 +97,12 @@ TEST_CASE("local.so loads through the C boundary and answers a request", "[local
 
 TEST_CASE("the Local mode collects garbage on its own schedule and keeps what a tag reaches", "[local][gc]") {
   scratch_dir dir;
-  std::string logs;
-  registryd_host_api api{REGISTRYD_PLUGIN_ABI_MAJOR, REGISTRYD_PLUGIN_ABI_MINOR, sizeof(registryd_host_api), &logs,
-                         [](void* ctx, registryd_log_level, registryd_str m) {
-                           static_cast<std::string*>(ctx)->append(m.data, m.size).append("\n");
-                         }};
+  registryd::test::log_capture log;
+  const std::string& logs = log.logs;
   json doc = local_settings(dir.path());
   doc["host"]["gcIntervalSeconds"] = 1;
   doc["host"]["gcGraceSeconds"] = 0;
-  registryd::local::local_mode mode(registryd::sdk::host(&api), doc);
+  registryd::local::local_mode mode(log.host(), doc);
   mode.start();
   registryd::test::call_options body;
   auto push = [&](const std::string& content) {

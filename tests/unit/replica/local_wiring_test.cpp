@@ -106,17 +106,14 @@ TEST_CASE("the replica settings come from host.replica* with the host CA as the 
 TEST_CASE("a Local mode whose peer is down keeps serving, warns once and reports the peer down",
           "[replica][local]") {
   scratch_dir dir;
-  std::string logs;
-  registryd_host_api api{REGISTRYD_PLUGIN_ABI_MAJOR, REGISTRYD_PLUGIN_ABI_MINOR, sizeof(registryd_host_api), &logs,
-                         [](void* ctx, registryd_log_level, registryd_str m) {
-                           static_cast<std::string*>(ctx)->append(m.data, m.size).append("\n");
-                         }};
+  log_capture log;
+  const std::string& logs = log.logs;
   auto doc = local_settings(dir.path());
   doc["host"]["replicaPeers"] = {"127.0.0.1:1"};
   doc["host"]["replicaCaFile"] = nullptr;
   doc["host"].erase("caFile");
   doc["host"]["replicaSyncIntervalSeconds"] = 1;
-  local::local_mode mode(sdk::host(&api), doc);
+  local::local_mode mode(log.host(), doc);
   mode.start();
   std::string text;
   for (int i = 0; i < 100 && text.find("registryd_replica_sync_rounds_total{peer=\"127.0.0.1:1\"} 2") == std::string::npos; ++i) {
