@@ -106,6 +106,64 @@ std::optional<std::vector<std::string>> read_replica_peers(const YAML::Node& nod
       });
 }
 
+// The front door's numeric settings: key, where it goes, and its range.
+struct http_count_key {
+  const char* key;
+  std::size_t http_settings::*field;
+  long long min;
+  long long max;
+};
+constexpr std::array<http_count_key, 10> http_count_keys = {{
+    {"http_io_threads", &http_settings::io_threads, 0, 64},
+    {"http_worker_threads", &http_settings::worker_threads, 1, 4096},
+    {"http_max_queued_requests", &http_settings::max_queued_requests, 1, 1000000},
+    {"http_max_request_line_bytes", &http_settings::max_request_line, 256, 1024 * 1024},
+    {"http_max_header_bytes", &http_settings::max_header_bytes, 1024, 16 * 1024 * 1024},
+    {"http_max_header_count", &http_settings::max_header_count, 8, 10000},
+    {"http_max_connections", &http_settings::max_connections, 1, 1000000},
+    {"http_max_connections_per_client", &http_settings::max_connections_per_client, 1, 1000000},
+    {"http_auth_failures_per_minute", &http_settings::auth_failures_per_minute, 0, 1000000},
+    {"http_keep_alive_max_requests", &http_settings::keep_alive_max_requests, 1, 1000000},
+}};
+struct http_timeout_key {
+  const char* key;
+  std::chrono::milliseconds http_settings::*field;
+  long long max_seconds;
+};
+constexpr std::array<http_timeout_key, 4> http_timeout_keys = {{
+    {"http_handshake_timeout_seconds", &http_settings::handshake_timeout, 3600},
+    {"http_head_timeout_seconds", &http_settings::head_timeout, 3600},
+    {"http_idle_timeout_seconds", &http_settings::idle_timeout, 86400},
+    {"http_body_timeout_seconds", &http_settings::body_timeout, 86400},
+}};
+
+// An integer from `min` to `max`, or an error naming the range.
+std::optional<long long> read_ranged(map_reader& fields, const char* key, long long min, long long max,
+                                     std::string_view unit, field_errors& errors) {
+  auto n = detail::read_integer(fields.take(key), key, errors);
+  if (!n) return std::nullopt;
+  if (*n < min || *n > max) {
+    errors.push_back({key, "must be from " + std::to_string(min) + " to " + std::to_string(max) +
+                               std::string(unit) + ", got " + std::to_string(*n)});
+    return std::nullopt;
+  }
+  return n;
+}
+
+void read_http_settings(map_reader& fields, http_settings& http, field_errors& errors) {
+  for (const auto& k : http_count_keys) {
+    if (auto n = read_ranged(fields, k.key, k.min, k.max, "", errors)) http.*k.field = static_cast<std::size_t>(*n);
+  }
+  for (const auto& k : http_timeout_keys) {
+    if (auto n = read_ranged(fields, k.key, 1, k.max_seconds, " seconds", errors)) {
+      http.*k.field = std::chrono::seconds(*n);
+    }
+  }
+  if (auto n = read_ranged(fields, "http_drain_limit_bytes", 0, 1LL << 30, " bytes", errors)) {
+    http.drain_limit_bytes = static_cast<std::uint64_t>(*n);
+  }
+}
+
 // A SAN: a DNS name, a wildcard DNS name (*.example.com) or an IP address.
 bool is_server_name(std::string_view name) {
   if (name.starts_with("*.")) return is_dns_name(name.substr(2));
@@ -224,6 +282,7 @@ std::optional<host_settings> parse_root(const YAML::Node& root,
       s.gc_grace = std::chrono::seconds(*seconds);
     }
   }
+  read_http_settings(fields, s.http, errors);
   fields.reject_unknown();
   if (errors.size() != errors_before) return std::nullopt;
   return s;

@@ -286,3 +286,25 @@ TEST_CASE("the replica peers default to the other masters at the listen port", "
   s.replica_peers = std::vector<std::string>{};
   CHECK(effective_replica_peers(s).empty());
 }
+
+TEST_CASE("the front door's threads, timeouts and limits are read and checked", "[config][host]") {
+  const auto defaults = parse_ok("");
+  CHECK(defaults.http == registryd::config::http_settings{});
+  CHECK(defaults.http.head_timeout == std::chrono::seconds(10));
+  const auto s = parse_ok(
+      "http_worker_threads: 8\nhttp_head_timeout_seconds: 3\nhttp_max_header_count: 50\n"
+      "http_auth_failures_per_minute: 0\nhttp_drain_limit_bytes: 0\nhttp_io_threads: 2\n");
+  CHECK(s.http.worker_threads == 8);
+  CHECK(s.http.head_timeout == std::chrono::seconds(3));
+  CHECK(s.http.max_header_count == 50);
+  CHECK(s.http.auth_failures_per_minute == 0);
+  CHECK(s.http.drain_limit_bytes == 0);
+  CHECK(s.http.io_threads == 2);
+  const auto errors = parse_errors(
+      "http_worker_threads: 0\nhttp_idle_timeout_seconds: 0\nhttp_max_header_bytes: 10\n"
+      "http_max_connections: many\n");
+  CHECK(has_error(errors, "http_worker_threads", "must be from 1 to 4096, got 0"));
+  CHECK(has_error(errors, "http_idle_timeout_seconds", "must be from 1 to 86400 seconds, got 0"));
+  CHECK(has_error(errors, "http_max_header_bytes", "must be from 1024 to 16777216, got 10"));
+  CHECK(has_error_containing(errors, "http_max_connections", "integer"));
+}

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <registryd/config/errors.hpp>
+#include <registryd/config/http_settings.hpp>
 
 #include <chrono>
 #include <filesystem>
@@ -43,6 +44,8 @@ struct host_settings {
   // `registryd gc` command still works) and how old an unreferenced blob must be to go.
   std::chrono::seconds gc_interval{3600};
   std::chrono::seconds gc_grace{3600};
+  // The front door's threads, timeouts and limits (`http_*` keys).
+  http_settings http;
 
   friend bool operator==(const host_settings&, const host_settings&) = default;
 };

@@ -1,0 +1,46 @@
+// The front door's transport settings: threads, timeouts and limits. Each is a host setting
+// (`http_*` keys, docs/configuration.md); the defaults are what a production registry needs.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+
+namespace registryd::config {
+
+struct http_settings {
+  // Threads that hold every connection (accept, TLS, parsing, sending files). 0: one per core,
+  // at most 4.
+  std::size_t io_threads = 0;
+  // Threads that run request handlers (plugins may block on disk or an upstream). Only requests
+  // in flight occupy one; idle connections never do.
+  std::size_t worker_threads = 64;
+  // Requests waiting for a worker beyond this are answered 503 at once.
+  std::size_t max_queued_requests = 4096;
+
+  std::chrono::milliseconds handshake_timeout{10000};  // TLS handshake, from accept
+  // The whole request head (line and headers), from its first byte (from accept or the
+  // handshake for a new connection): a deadline, so a trickle cannot stretch it.
+  std::chrono::milliseconds head_timeout{10000};
+  std::chrono::milliseconds idle_timeout{60000};  // keep-alive: between requests
+  // Body progress: a client that sends no body byte, or reads no response byte, for this long
+  // is disconnected.
+  std::chrono::milliseconds body_timeout{60000};
+
+  std::size_t max_request_line = 8 * 1024;  // bytes; more is 414
+  std::size_t max_header_bytes = 64 * 1024;  // the whole head; more is 431
+  std::size_t max_header_count = 100;        // more is 431
+  std::size_t max_connections = 16384;       // more are closed at once (503 on plain HTTP)
+  std::size_t max_connections_per_client = 1024;  // per client address, likewise
+  // Failed authentications a client address may make per minute; past that it gets 429
+  // without a password check until its budget refills.
+  std::size_t auth_failures_per_minute = 30;
+  std::size_t keep_alive_max_requests = 1000;
+  // A body the handler did not read is read and dropped when at most this many bytes are left
+  // (the connection stays open); a larger one gets its answer and a close.
+  std::uint64_t drain_limit_bytes = 4 * 1024 * 1024;
+
+  friend bool operator==(const http_settings&, const http_settings&) = default;
+};
+
+}  // namespace registryd::config
