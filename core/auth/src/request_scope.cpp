@@ -1,54 +1,15 @@
 #include <registryd/auth/request_scope.hpp>
 
+#include <registryd/oci/route.hpp>
+
 namespace registryd::auth {
-namespace {
-
-std::vector<std::string_view> segments_of(std::string_view rest) {
-  std::vector<std::string_view> out;
-  std::size_t start = 0;
-  while (true) {
-    const auto slash = rest.find('/', start);
-    if (slash == std::string_view::npos) {
-      out.push_back(rest.substr(start));
-      return out;
-    }
-    out.push_back(rest.substr(start, slash - start));
-    start = slash + 1;
-  }
-}
-
-std::string join(const std::vector<std::string_view>& segments, std::size_t count) {
-  std::string out;
-  for (std::size_t i = 0; i < count; ++i) {
-    if (i > 0) out += '/';
-    out += segments[i];
-  }
-  return out;
-}
-
-}  // namespace
 
 std::string repository_in_path(std::string_view path) {
-  constexpr std::string_view prefix = "/v2/";
-  if (!path.starts_with(prefix)) return {};
-  const auto s = segments_of(path.substr(prefix.size()));
-  const std::size_t n = s.size();
-  // Shapes are tried from the most specific: an upload id never holds ':', a digest always does.
-  std::size_t name_segments = 0;
-  if (n >= 3 && s[n - 2] == "blobs" && s[n - 1].find(':') != std::string_view::npos) {
-    name_segments = n - 2;
-  } else if (n >= 4 && s[n - 3] == "blobs" && s[n - 2] == "uploads") {
-    name_segments = n - 3;
-  } else if (n >= 3 && s[n - 2] == "blobs" && s[n - 1] == "uploads") {
-    name_segments = n - 2;
-  } else if (n >= 3 && s[n - 2] == "tags" && s[n - 1] == "list") {
-    name_segments = n - 2;
-  } else if (n >= 3 && (s[n - 2] == "manifests" || s[n - 2] == "referrers") && !s[n - 1].empty()) {
-    name_segments = n - 2;
-  }
-  if (name_segments == 0) return {};
-  std::string name = join(s, name_segments);
-  return is_repository_name(name) ? name : std::string();
+  // The route grammar is the SDK's (oci::parse_route), the one every plugin serves on: the
+  // host authorizes exactly the repository the plugin will touch.
+  const auto r = oci::parse_route(path);
+  if (!r || r->name.empty()) return {};
+  return is_repository_name(r->name) ? r->name : std::string();
 }
 
 request_scope scope_of_request(std::string_view method, std::string_view path,
@@ -66,7 +27,12 @@ request_scope scope_of_request(std::string_view method, std::string_view path,
   out.repository = repository_in_path(path);
   if (out.repository.empty()) return out;
   out.kind = request_scope::route::repository;
-  const access_bits needed = required_access(method);
+  // An upload session is part of a push whatever the method: asking where an upload stands
+  // (GET) needs push, as writing to it does, so a token client asks for push at once.
+  const auto r = oci::parse_route(path);
+  const bool upload = r && (r->kind == oci::route_kind::upload_session || r->kind == oci::route_kind::upload_start);
+  const access_bits needed =
+      upload && (method == "GET" || method == "HEAD") ? access_push : required_access(method);
   if (needed == access_pull) out.needed.push_back({"repository", out.repository, {"pull"}});
   if (needed == access_push) out.needed.push_back({"repository", out.repository, {"pull", "push"}});
   if (needed == access_delete) out.needed.push_back({"repository", out.repository, {"delete"}});

@@ -1,5 +1,7 @@
 #include <registryd/auth/scope.hpp>
 
+#include <registryd/oci/reference.hpp>
+
 #include <algorithm>
 #include <map>
 #include <set>
@@ -23,25 +25,8 @@ void normalise(std::vector<std::string>& actions) {
   actions.erase(std::unique(actions.begin(), actions.end()), actions.end());
 }
 
-bool is_lower_alnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
 
 // One path component: [a-z0-9]+ ((\.|_|__|-+)[a-z0-9]+)*
-bool is_component(std::string_view c) {
-  if (c.empty() || !is_lower_alnum(c.front()) || !is_lower_alnum(c.back())) return false;
-  for (std::size_t i = 0; i < c.size();) {
-    if (is_lower_alnum(c[i])) {
-      ++i;
-      continue;
-    }
-    std::size_t j = i;
-    while (j < c.size() && !is_lower_alnum(c[j])) ++j;
-    const std::string_view sep = c.substr(i, j - i);
-    const bool dashes = sep.find_first_not_of('-') == std::string_view::npos;
-    if (sep != "." && sep != "_" && sep != "__" && !dashes) return false;
-    i = j;
-  }
-  return true;
-}
 
 }  // namespace
 
@@ -105,15 +90,8 @@ std::string to_string(const std::vector<resource_actions>& list) {
 }
 
 bool is_repository_name(std::string_view name) noexcept {
-  if (name.empty() || name.size() > 255) return false;
-  std::size_t start = 0;
-  while (true) {
-    const auto slash = name.find('/', start);
-    const auto component = name.substr(start, slash == std::string_view::npos ? slash : slash - start);
-    if (!is_component(component)) return false;
-    if (slash == std::string_view::npos) return true;
-    start = slash + 1;
-  }
+  // One grammar for names: the one the plugins serve on.
+  return oci::is_valid_repository_name(name);
 }
 
 std::vector<resource_actions> grant(access_bits account,

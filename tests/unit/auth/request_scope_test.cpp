@@ -75,3 +75,15 @@ TEST_CASE("a bearer challenge is written as distribution writes it", "[auth]") {
                                "insufficient_scope") ==
         R"(Bearer realm="https://h/auth/token",service="s",scope="repository:a:pull,push repository:b:pull",error="insufficient_scope")");
 }
+
+TEST_CASE("an upload session needs push for every method, so a token client can ask where an "
+          "upload stands",
+          "[auth]") {
+  for (const char* m : {"GET", "HEAD", "PATCH", "PUT"}) {
+    INFO(m);
+    CHECK(auth::scope_of_request(m, "/v2/a/blobs/uploads/3f2e-11").needed ==
+          std::vector<resource_actions>{{"repository", "a", {"pull", "push"}}});
+  }
+  CHECK(auth::scope_of_request("DELETE", "/v2/a/blobs/uploads/3f2e-11").needed ==
+        std::vector<resource_actions>{{"repository", "a", {"delete"}}});
+}
