@@ -5,6 +5,8 @@
 #include <registryd/daemon/supervisor.hpp>
 #include <registryd/util/logging.hpp>
 
+#include <sys/resource.h>
+
 #include <csignal>
 #include <ctime>
 #include <iostream>
@@ -18,7 +20,7 @@ struct serve_args {
   std::string plugin;
   std::string log_level = "info";
   bool plain_http = false;
-  std::size_t threads = 64;
+  std::optional<std::size_t> threads;
 };
 
 int serve(const serve_args& args) {
@@ -40,6 +42,12 @@ int serve(const serve_args& args) {
   sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
+  // Every connection is a descriptor: take all the kernel allows this process
+  // (http_max_connections is the limit that answers for it).
+  if (rlimit files{}; ::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &files);
+  }
 
   daemon::supervisor_options opts;
   opts.host = *host;
@@ -83,7 +91,8 @@ command add_serve(CLI::App& app) {
   sub->add_option("--log-level", args->log_level, "trace, debug, info, warn or error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
   sub->add_option("--threads", args->threads,
-                  "Worker threads: how many keep-alive connections are served at once (64)")
+                  "Worker threads: how many requests are handled at once; idle connections take "
+                  "none (default: the host setting http_worker_threads, 64)")
       ->check(CLI::Range(1, 4096));
   sub->add_flag("--plain-http", args->plain_http,
                 "Serve plain HTTP, no TLS: for benchmarks and experiments on loopback only");

@@ -57,7 +57,8 @@ util::status supervisor::start() {
   fd.address = listen->host;
   fd.port = listen->port;
   fd.tls = !opts_.plain_http;
-  fd.threads = opts_.threads;
+  fd.transport = host.http;
+  if (opts_.threads) fd.transport.worker_threads = *opts_.threads;
   front_door_ = std::make_unique<frontdoor::front_door>(fd, logger_, metrics_);
 
   if (!opts_.plain_http) {

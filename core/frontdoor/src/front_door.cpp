@@ -1,12 +1,12 @@
 #include <registryd/frontdoor/front_door.hpp>
 
-#include "request_body.hpp"
+#include "failure_limiter.hpp"
+#include "http_server.hpp"
 #include "response_writer.hpp"
 
 #include <registryd/auth/access.hpp>
 #include <registryd/sdk/oci_error.hpp>
 
-#include <httplib.h>
 #include <nlohmann/json.hpp>
 #include <prometheus/text_serializer.h>
 
@@ -15,7 +15,6 @@
 #include <chrono>
 #include <cstring>
 #include <optional>
-#include <sys/socket.h>
 #include <vector>
 
 namespace registryd::frontdoor {
@@ -52,16 +51,12 @@ std::optional<std::string_view> bearer_token(std::string_view header) {
   return token;
 }
 
-void oci_error(httplib::Response& res, int status, std::string_view code, std::string_view message) {
+void oci_error(http_response& res, unsigned status, std::string_view code, std::string_view message) {
   res.status = status;
   res.set_content(sdk::oci_error_body(code, message), "application/json");
 }
 
-// Request start times, per worker thread: a request is served start to end on one thread.
-// Unset for requests httplib refused before routing (a malformed request line, say).
-thread_local std::optional<std::chrono::steady_clock::time_point> request_started;
-
-// A GET or HEAD body larger than this is refused before httplib would read it into memory:
+// A GET or HEAD body larger than this is refused before it is read:
 // the registry API sends none, and no body is ever held whole.
 constexpr std::uint64_t max_get_body = 64 * 1024;
 
@@ -70,9 +65,6 @@ constexpr const char* tls13_suites = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA
 constexpr const char* tls12_ciphers =
     "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
     "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
-
-// The listen backlog (the kernel caps it at net.core.somaxconn, 4096 by default).
-constexpr int listen_backlog = 1024;
 
 // Text from a request (a path, say) made safe for one log line: control characters, spaces
 // and bytes outside ASCII are percent-encoded, and it is cut at 512 characters. A request
@@ -97,7 +89,7 @@ std::string loggable(std::string_view text) {
 // A /v2/ path a plugin may trust: no "." or ".." segment, no empty segment, no encoded '/'
 // or control character. Repository names never hold them (distribution spec), and a plugin
 // that maps paths to storage must never see them.
-bool is_clean_v2_path(const httplib::Request& req) {
+bool is_clean_v2_path(const http_request& req) {
   const std::string_view path = req.path;
   std::size_t start = 1;  // after the leading '/'
   while (start <= path.size()) {
@@ -114,34 +106,17 @@ bool is_clean_v2_path(const httplib::Request& req) {
   return target.find("%2f") == std::string_view::npos && target.find("%2F") == std::string_view::npos;
 }
 
-// Reads what is left of a request body and drops it. httplib keeps the connection alive after
-// a handler returns, so an unread body would be parsed as the next request.
-void drain_body(const httplib::Request& req, const httplib::ContentReader& reader) {
-  if (has_framed_body(req)) reader([](const char*, std::size_t) { return true; });
-}
-
 // The host side of registryd_body_reader.
 struct body_context {
-  const httplib::ContentReader* reader = nullptr;  // streamed body (POST, PUT, PATCH, DELETE)
-  const std::string* buffered = nullptr;           // body httplib already read (GET, HEAD)
-  bool consumed = false;
+  request_body* body = nullptr;
 
   static int read(void* ctx, registryd_body_chunk_fn on_chunk, void* chunk_ctx) {
     auto* self = static_cast<body_context*>(ctx);
-    if (self->consumed) return -1;
-    self->consumed = true;
-    if (self->reader == nullptr) {
-      if (self->buffered == nullptr || self->buffered->empty()) return 0;
-      return on_chunk(chunk_ctx, view(*self->buffered)) == 0 ? 0 : -1;
-    }
-    // When the plugin stops early, the rest is still read (and dropped) in the same pass:
-    // httplib's reader runs once, and unread bytes would be parsed as the next request.
-    bool stopped = false;
-    const bool complete = (*self->reader)([&](const char* data, std::size_t size) {
-      if (!stopped) stopped = on_chunk(chunk_ctx, registryd_str{data, size}) != 0;
-      return true;
-    });
-    return complete && !stopped ? 0 : -1;
+    return self->body->read([&](const char* data, std::size_t size) {
+             return on_chunk(chunk_ctx, registryd_str{data, size}) == 0;
+           })
+               ? 0
+               : -1;
   }
 };
 
@@ -205,122 +180,72 @@ void front_door::set_authenticator(authenticate_fn fn, std::string challenge) {
 }
 
 util::status front_door::start() {
+  server_options so;
+  so.address = opts_.address;
+  so.port = opts_.port;
+  so.transport = opts_.transport;
   if (opts_.tls) {
-    server_ = std::make_unique<httplib::SSLServer>([this](SSL_CTX& ctx) {
-      SSL_CTX_set_min_proto_version(&ctx, TLS1_2_VERSION);
-      SSL_CTX_set_options(&ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
-                                    SSL_OP_CIPHER_SERVER_PREFERENCE);
+    so.configure_tls = [this](SSL_CTX* ctx) {
+      SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+      SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
+                                   SSL_OP_CIPHER_SERVER_PREFERENCE);
       // AEAD suites only, AES-128-GCM first (Mozilla's "intermediate" order, and what Go's
       // crypto/tls picks with AES hardware): as safe as AES-256 here and about a quarter
       // cheaper per byte, which is most of the CPU a TLS blob pull costs.
-      if (SSL_CTX_set_ciphersuites(&ctx, tls13_suites) != 1 || SSL_CTX_set_cipher_list(&ctx, tls12_ciphers) != 1) {
+      if (SSL_CTX_set_ciphersuites(ctx, tls13_suites) != 1 || SSL_CTX_set_cipher_list(ctx, tls12_ciphers) != 1) {
         return false;
       }
-      SSL_CTX_set_cert_cb(&ctx, &front_door::on_handshake, this);
+      SSL_CTX_set_cert_cb(ctx, &front_door::on_handshake, this);
       return true;
-    });
-  } else {
-    server_ = std::make_unique<httplib::Server>();
+    };
   }
-  if (!server_->is_valid()) return util::error{"cannot set up the TLS context"};
-  const std::size_t threads = opts_.threads;
-  server_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
-  server_->set_keep_alive_max_count(opts_.keep_alive_max_requests);
-  server_->set_keep_alive_timeout(opts_.keep_alive_timeout_seconds);
-  server_->set_read_timeout(opts_.read_timeout_seconds, 0);
-  server_->set_write_timeout(opts_.write_timeout_seconds, 0);
-  server_->set_tcp_nodelay(true);
-  // httplib 0.11 listens with a backlog of 5: when a burst of clients (re)connects faster than
-  // the accept thread runs, the kernel drops their SYNs and each retries after 1 s, then 3 s
-  // (a 64-connection benchmark saw p99 latencies of seconds from this alone). The options hook
-  // is the one place httplib shows us the listening socket; listen() again on it just raises
-  // the backlog.
-  int listen_fd = -1;
-  server_->set_socket_options([&listen_fd](int sock) {
-    httplib::default_socket_options(sock);
-    listen_fd = sock;
-  });
-  install_routes();
-
-  if (!server_->bind_to_port(opts_.address, opts_.port)) {
-    const std::string why = std::strerror(errno);
+  failures_ = std::make_unique<failure_limiter>(opts_.transport.auth_failures_per_minute);
+  server_ = std::make_unique<http_server>(
+      std::move(so),
+      [this](const http_request& req, request_body& body, http_response& res) { handle(req, body, res); },
+      [this](const http_request* req, unsigned status, std::optional<double> seconds, std::string_view why) {
+        record(req, status, seconds, why);
+      },
+      logger_, *metrics_);
+  if (auto st = server_->start(); !st) {
     server_.reset();
-    return util::error{"cannot listen on " + opts_.address + ":" + std::to_string(opts_.port) +
-                       ": " + why};
+    return st;
   }
-  if (listen_fd < 0 || ::listen(listen_fd, listen_backlog) != 0) {
-    logger_->warn("cannot raise the listen backlog to {}: connection bursts may wait for SYN retries",
-                  listen_backlog);
-  }
-  server_->set_socket_options(httplib::default_socket_options);
-  thread_ = std::thread([this] { server_->listen_after_bind(); });
-  logger_->info("front door listening on {}://{}:{} ({} worker threads)",
-                opts_.tls ? "https" : "http", opts_.address, opts_.port, opts_.threads);
   return util::ok();
 }
 
+int front_door::port() const { return server_ ? server_->port() : opts_.port; }
+
 void front_door::stop() {
   if (server_) server_->stop();
-  if (thread_.joinable()) thread_.join();
   server_.reset();
 }
 
-void front_door::install_routes() {
-  auto& s = *server_;
-  s.set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
-    request_started = std::chrono::steady_clock::now();
-    if ((req.method == "GET" || req.method == "HEAD") &&
-        (req.has_header("Transfer-Encoding") ||
-         req.get_header_value<std::uint64_t>("Content-Length") > max_get_body)) {
-      oci_error(res, 413, "SIZE_INVALID", "a GET or HEAD request carries no body");
-      return httplib::Server::HandlerResponse::Handled;
-    }
-    return httplib::Server::HandlerResponse::Unhandled;
-  });
-  s.set_logger([this](const httplib::Request& req, const httplib::Response& res) { record(req, res); });
-
-  s.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
+void front_door::handle(const http_request& req, request_body& body, http_response& res) {
+  const std::string& path = req.path;
+  const bool get = req.method == "GET" || req.method == "HEAD";
+  if (get && req.has_body() &&
+      (req.content_length < 0 || static_cast<std::uint64_t>(req.content_length) > max_get_body)) {
+    oci_error(res, 413, "SIZE_INVALID", "a GET or HEAD request carries no body");
+    return;
+  }
+  if (path == "/v2" || path.starts_with("/v2/")) {
+    handle_v2(req, body, res);
+  } else if (get && path == "/healthz") {
     res.set_content("ok\n", "text/plain");
-  });
-  s.Get("/readyz", [this](const httplib::Request&, httplib::Response& res) { handle_readyz(res); });
-  s.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) { handle_metrics(res); });
-
-  s.Get("/auth/token", [this](const httplib::Request& req, httplib::Response& res) {
+  } else if (get && path == "/readyz") {
+    handle_readyz(res);
+  } else if (get && path == "/metrics") {
+    handle_metrics(res);
+  } else if (get && path == "/auth/token") {
     handle_token_get(req, res);
-  });
-  s.Post("/auth/token", [this](const httplib::Request& req, httplib::Response& res,
-                               const httplib::ContentReader& reader) {
-    handle_token_post(req, res, reader);
-  });
-
-  const std::string v2 = R"(/v2(/.*)?)";
-  s.Get(v2, [this](const httplib::Request& req, httplib::Response& res) {
-    handle_v2(req, res, nullptr);
-  });
-  auto streamed = [this](const httplib::Request& req, httplib::Response& res,
-                         const httplib::ContentReader& reader) {
-    handle_v2(req, res, has_framed_body(req) ? &reader : nullptr);
-  };
-  s.Post(v2, streamed);
-  s.Put(v2, streamed);
-  s.Patch(v2, streamed);
-  s.Delete(v2, streamed);
-
-  auto not_found = [](httplib::Response& res) {
+  } else if (req.method == "POST" && path == "/auth/token") {
+    handle_token_post(req, body, res);
+  } else {
+    // A body sent here is drained (or the connection closed) by the transport.
     res.status = 404;
     res.set_content("404 page not found\n", "text/plain");
-  };
-  s.Get(".*", [not_found](const httplib::Request&, httplib::Response& res) { not_found(res); });
-  // Bodies sent to unknown paths are read and dropped, never buffered (see drain_body).
-  auto not_found_streamed = [not_found](const httplib::Request& req, httplib::Response& res,
-                                        const httplib::ContentReader& reader) {
-    drain_body(req, reader);
-    not_found(res);
-  };
-  s.Post(".*", not_found_streamed);
-  s.Put(".*", not_found_streamed);
-  s.Patch(".*", not_found_streamed);
-  s.Delete(".*", not_found_streamed);
+  }
 }
 
 std::shared_ptr<const front_door::auth_state> front_door::auth_snapshot() const {
@@ -333,11 +258,11 @@ std::shared_ptr<const auth::token_authority> front_door::token_snapshot() const 
   return tokens_;
 }
 
-std::string front_door::realm_for(const httplib::Request& req) const {
+std::string front_door::realm_for(const http_request& req) const {
   // The Host header names the address the client used (the node balancer's, say), so the
   // realm stays reachable the same way. Only characters of a host[:port] pass: the value goes
   // into a response header.
-  std::string host = req.get_header_value("Host");
+  std::string host = req.header("Host");
   const bool plausible =
       !host.empty() && host.size() <= 255 &&
       std::all_of(host.begin(), host.end(), [](char c) {
@@ -348,7 +273,7 @@ std::string front_door::realm_for(const httplib::Request& req) const {
   return std::string(opts_.tls ? "https://" : "http://") + host + "/auth/token";
 }
 
-void front_door::challenge(const httplib::Request& req, httplib::Response& res,
+void front_door::challenge(const http_request& req, http_response& res,
                            const std::vector<auth::resource_actions>& needed,
                            std::string_view error, std::string_view message) const {
   const auto tokens = token_snapshot();
@@ -371,12 +296,12 @@ void front_door::challenge(const httplib::Request& req, httplib::Response& res,
   res.set_content(sdk::oci_error_body("UNAUTHORIZED", message, detail), "application/json");
 }
 
-std::optional<front_door::caller> front_door::authenticate(const httplib::Request& req,
-                                                           httplib::Response& res,
+std::optional<front_door::caller> front_door::authenticate(const http_request& req,
+                                                           http_response& res,
                                                            const auth::request_scope& scope) const {
   const auto auth = auth_snapshot();
   if (!auth) return caller{"", auth::access_read_write, std::nullopt};
-  const std::string header = req.get_header_value("Authorization");
+  const std::string header = req.header("Authorization");
   if (const auto bearer = bearer_token(header)) {
     const auto tokens = token_snapshot();
     if (!tokens) {
@@ -391,15 +316,35 @@ std::optional<front_door::caller> front_door::authenticate(const httplib::Reques
     }
     return caller{claims->subject, 0, std::move(claims->access)};
   }
+  if (header.empty()) {
+    challenge(req, res, scope.needed, {}, "authentication required");
+    return std::nullopt;
+  }
+  if (refuse_when_failing(req, res)) return std::nullopt;
   if (auto who = auth->authenticate(header)) return caller{who->name, who->access, std::nullopt};
-  challenge(req, res, scope.needed, {},
-            header.empty() ? "authentication required" : "invalid credentials");
+  note_failure(req);
+  challenge(req, res, scope.needed, {}, "invalid credentials");
   return std::nullopt;
 }
 
+bool front_door::refuse_when_failing(const http_request& req, http_response& res) const {
+  const long wait = failures_->blocked_for(req.remote_addr);
+  if (wait == 0) return false;
+  res.set_header("Retry-After", std::to_string(wait));
+  oci_error(res, 429, "TOOMANYREQUESTS",
+            "too many failed authentications from " + req.remote_addr + ": try again in " +
+                std::to_string(wait) + " s");
+  return true;
+}
+
+void front_door::note_failure(const http_request& req) const {
+  failures_->failed(req.remote_addr);
+  logger_->info("{} failed to authenticate", req.remote_addr);
+}
+
 std::optional<auth::access_bits> front_door::authorize(const caller& who,
-                                                       const httplib::Request& req,
-                                                       httplib::Response& res,
+                                                       const http_request& req,
+                                                       http_response& res,
                                                        const auth::request_scope& scope) const {
   using route = auth::request_scope::route;
   if (who.token_access) {
@@ -438,28 +383,13 @@ std::optional<auth::access_bits> front_door::authorize(const caller& who,
   return auth::plugin_access(who.access);
 }
 
-void front_door::handle_v2(const httplib::Request& req, httplib::Response& res,
-                           const httplib::ContentReader* body) {
-  // Every /v2/ answer handles a Range itself: a plugin with 206 and Content-Range, or the whole
-  // body; errors whole. httplib would slice such an answer a second time (a doubled offset, a
-  // second Content-Range, a wrong length for "bytes=N-"), so it must not see the ranges.
-  // httplib owns `req` as a mutable local; handlers are only given a const view.
-  const_cast<httplib::Request&>(req).ranges.clear();
+void front_door::handle_v2(const http_request& req, request_body& body, http_response& res) {
   body_context body_ctx;
-  body_ctx.reader = body;
-  body_ctx.buffered = &req.body;
-  // Whatever path answers, a body nobody read is drained before the next request is parsed.
-  struct drain_at_exit {
-    body_context& ctx;
-    ~drain_at_exit() {
-      // reader is null for a request without a framed body (has_framed_body).
-      if (ctx.reader != nullptr && !ctx.consumed) (*ctx.reader)([](const char*, std::size_t) { return true; });
-    }
-  } drain{body_ctx};
+  body_ctx.body = &body;
 
   res.set_header("Docker-Distribution-API-Version", "registry/2.0");
   const auth::request_scope scope =
-      auth::scope_of_request(req.method, req.path, req.get_param_value("from"));
+      auth::scope_of_request(req.method, req.path, req.param("from"));
   const auto who = authenticate(req, res, scope);
   if (!who) return;
 
@@ -496,23 +426,17 @@ void front_door::handle_v2(const httplib::Request& req, httplib::Response& res,
   std::vector<registryd_header> headers;
   headers.reserve(req.headers.size());
   for (const auto& [name, value] : req.headers) headers.push_back({view(name), view(value)});
-  const auto q = req.target.find('?');
-  const std::string_view query =
-      q == std::string::npos ? std::string_view{} : std::string_view(req.target).substr(q + 1);
 
   registryd_body_reader body_reader{};
   body_reader.ctx = &body_ctx;
   body_reader.read = &body_context::read;
-  body_reader.content_length =
-      req.has_header("Content-Length")
-          ? static_cast<std::int64_t>(req.get_header_value<std::uint64_t>("Content-Length"))
-          : (body != nullptr && req.has_header("Transfer-Encoding") ? -1 : 0);
+  body_reader.content_length = req.content_length;
 
   registryd_request r{};
   r.struct_size = sizeof(r);
   r.method = view(req.method);
   r.path = view(req.path);
-  r.query = {query.data(), query.size()};
+  r.query = view(req.query);
   r.headers = headers.data();
   r.header_count = headers.size();
   r.remote_addr = view(req.remote_addr);
@@ -522,10 +446,10 @@ void front_door::handle_v2(const httplib::Request& req, httplib::Response& res,
 
   response_writer writer;
   mode->handle(r, *writer.abi());
-  writer.apply(res, req.method == "HEAD", mode);
+  writer.apply(res, std::move(mode));
 }
 
-void front_door::handle_readyz(httplib::Response& res) const {
+void front_door::handle_readyz(http_response& res) const {
   const auto mode_now = mode();
   if (!mode_now) {
     std::lock_guard lock(mutex_);
@@ -542,35 +466,36 @@ void front_door::handle_readyz(httplib::Response& res) const {
   res.set_content("ok: " + std::string(mode_now->mode()) + "\n", "text/plain");
 }
 
-void front_door::handle_metrics(httplib::Response& res) const {
+void front_door::handle_metrics(http_response& res) const {
   std::string text = prometheus::TextSerializer().Serialize(metrics_->Collect());
   if (const auto mode_now = mode()) text += mode_now->metrics();
   res.set_content(std::move(text), "text/plain; version=0.0.4");
 }
 
-void front_door::record(const httplib::Request& req, const httplib::Response& res) {
-  requests_total_.Add({{"method", req.method}, {"code", std::to_string(res.status)}}).Increment();
-  // Requests httplib refused before routing have no start time: counted, not timed.
-  std::optional<double> seconds;
-  if (request_started) {
-    seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - *request_started).count();
-    request_started.reset();
+void front_door::record(const http_request* req, unsigned status, std::optional<double> seconds,
+                        std::string_view refusal) {
+  const std::string method = req != nullptr ? req->method : std::string("-");
+  requests_total_.Add({{"method", method}, {"code", std::to_string(status)}}).Increment();
+  // Requests the transport refused before routing are counted, not timed.
+  if (seconds) {
     request_seconds_
-        .Add({{"method", req.method}},
+        .Add({{"method", method}},
              prometheus::Histogram::BucketBoundaries{0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30})
         .Observe(*seconds);
   }
-  const auto level = (req.path == "/healthz" || req.path == "/readyz" || req.path == "/metrics")
+  if (!refusal.empty()) {
+    // Nothing of a refused request is logged but who and why: its bytes are not a request.
+    logger_->info("{} refused: {} {}", req != nullptr ? req->remote_addr : std::string("-"), status,
+                  refusal);
+    return;
+  }
+  if (req == nullptr) return;
+  const auto level = (req->path == "/healthz" || req->path == "/readyz" || req->path == "/metrics")
                          ? spdlog::level::debug
                          : spdlog::level::info;
   if (!logger_->should_log(level)) return;
-  const std::string target = loggable(req.target);
-  if (seconds) {
-    logger_->log(level, "{} {} {} {} {:.3f}s", req.remote_addr, loggable(req.method), target,
-                 res.status, *seconds);
-  } else {
-    logger_->log(level, "{} {} {} {}", req.remote_addr, loggable(req.method), target, res.status);
-  }
+  logger_->log(level, "{} {} {} {} {:.3f}s", req->remote_addr, loggable(req->method),
+               loggable(req->target), status, seconds.value_or(0.0));
 }
 
 }  // namespace registryd::frontdoor

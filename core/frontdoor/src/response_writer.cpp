@@ -11,37 +11,25 @@
 namespace registryd::frontdoor {
 namespace {
 
-// Bytes moved per read from a plugin stream or a file.
-constexpr std::size_t chunk_size = 256 * 1024;
-
 std::string to_string(registryd_str s) { return s.data == nullptr ? std::string() : std::string(s.data, s.size); }
 
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && ::strncasecmp(a.data(), b.data(), a.size()) == 0;
-}
-
-// Closes a plugin stream exactly once, and keeps the plugin loaded until then.
-struct stream_holder {
-  stream_holder(registryd_stream s, std::shared_ptr<const plugin_host::plugin_instance> p)
-      : stream(s), plugin(std::move(p)) {}
-  stream_holder(const stream_holder&) = delete;
-  stream_holder& operator=(const stream_holder&) = delete;
-  registryd_stream stream;
-  std::shared_ptr<const plugin_host::plugin_instance> plugin;
-  std::vector<char> buffer = std::vector<char>(chunk_size);
-  ~stream_holder() {
-    if (stream.close != nullptr) stream.close(stream.ctx);
+// A plugin stream as a response body: closed exactly once, and the plugin kept loaded until then.
+class plugin_stream final : public body_source {
+ public:
+  plugin_stream(registryd_stream s, std::shared_ptr<const plugin_host::plugin_instance> p)
+      : stream_(s), plugin_(std::move(p)) {}
+  plugin_stream(const plugin_stream&) = delete;
+  plugin_stream& operator=(const plugin_stream&) = delete;
+  ~plugin_stream() override {
+    if (stream_.close != nullptr) stream_.close(stream_.ctx);
   }
-};
+  std::int64_t read(char* buffer, std::size_t capacity) override {
+    return stream_.read(stream_.ctx, buffer, capacity);
+  }
 
-struct file_holder {
-  file_holder(int f, std::uint64_t o) : fd(f), offset(o) {}
-  file_holder(const file_holder&) = delete;
-  file_holder& operator=(const file_holder&) = delete;
-  int fd;
-  std::uint64_t offset;
-  std::vector<char> buffer = std::vector<char>(chunk_size);
-  ~file_holder() { ::close(fd); }
+ private:
+  registryd_stream stream_;
+  std::shared_ptr<const plugin_host::plugin_instance> plugin_;
 };
 
 }  // namespace
@@ -87,6 +75,8 @@ int response_writer::add_header(void* ctx, registryd_str name, registryd_str val
     self->declared_length_ = len;
     return 0;
   }
+  // Framing and the connection are the transport's: a plugin cannot set them.
+  if (iequals(n, "Transfer-Encoding") || iequals(n, "Connection") || iequals(n, "Keep-Alive")) return 0;
   if (n.find_first_of("\r\n") != std::string::npos || v.find_first_of("\r\n") != std::string::npos) {
     return -1;  // header injection
   }
@@ -132,83 +122,38 @@ int response_writer::send_file(void* ctx, registryd_str content_type, int fd, ui
   return 0;
 }
 
-void response_writer::apply(httplib::Response& res, bool head,
+void response_writer::apply(http_response& res,
                             std::shared_ptr<const plugin_host::plugin_instance> plugin) {
-  res.status = status_;
-  for (auto& [n, v] : headers_) res.set_header(n, v);
-  const std::string content_type =
-      content_type_.empty() ? std::string("application/octet-stream") : content_type_;
-
+  res.status = static_cast<unsigned>(status_);
+  for (auto& [n, v] : headers_) res.set_header(std::move(n), std::move(v));
+  res.content_type = content_type_.empty() && kind_ != body_kind::none ? std::string("application/octet-stream")
+                                                                        : content_type_;
   switch (kind_) {
     case body_kind::none:
-      if (declared_length_ && *declared_length_ > 0) {
-        // Headers only (HEAD, typically): state the length without a body to send. httplib
-        // does not call the provider for HEAD.
-        res.set_content_provider(static_cast<std::size_t>(*declared_length_), content_type,
-                                 [](std::size_t, std::size_t, httplib::DataSink&) { return false; });
-      } else if (!content_type_.empty()) {
-        res.set_header("Content-Type", content_type_);
-      }
+      // Headers only (HEAD, typically): the length the plugin stated, without a body.
+      res.declared_length = declared_length_;
       break;
     case body_kind::bytes:
-      res.set_content(std::move(bytes_), content_type);
+      res.kind = http_response::body_kind::bytes;
+      res.bytes = std::move(bytes_);
       break;
-    case body_kind::stream: {
-      auto holder = std::make_shared<stream_holder>(stream_, std::move(plugin));
+    case body_kind::stream:
+      // A stream that ends before its promised length closes the connection: the client sees
+      // a short body, never a wrong one.
+      res.kind = http_response::body_kind::stream;
+      res.stream = std::make_unique<plugin_stream>(stream_, std::move(plugin));
+      res.stream_length = stream_length_;
       stream_ = {};
       kind_ = body_kind::none;
-      if (head) {
-        if (stream_length_ >= 0) {
-          res.set_content_provider(static_cast<std::size_t>(stream_length_), content_type,
-                                   [holder](std::size_t, std::size_t, httplib::DataSink&) { return false; });
-        }
-        break;
-      }
-      if (stream_length_ >= 0) {
-        // Fixed length: httplib calls until the promised length is sent. A stream that ends
-        // early is an error (the connection is closed, the client sees a short body), never
-        // a done() call, which httplib does not allow for a fixed-length body.
-        res.set_content_provider(
-            static_cast<std::size_t>(stream_length_), content_type,
-            [holder](std::size_t, std::size_t length, httplib::DataSink& sink) {
-              const std::int64_t n = holder->stream.read(
-                  holder->stream.ctx, holder->buffer.data(), std::min(length, holder->buffer.size()));
-              if (n <= 0) return false;
-              return sink.write(holder->buffer.data(), static_cast<std::size_t>(n));
-            });
-      } else {
-        res.set_chunked_content_provider(
-            content_type, [holder](std::size_t, httplib::DataSink& sink) {
-              const std::int64_t n = holder->stream.read(holder->stream.ctx, holder->buffer.data(),
-                                                         holder->buffer.size());
-              if (n < 0) return false;
-              if (n == 0) {
-                sink.done();
-                return true;
-              }
-              return sink.write(holder->buffer.data(), static_cast<std::size_t>(n));
-            });
-      }
       break;
-    }
-    case body_kind::file: {
-      auto holder = std::make_shared<file_holder>(fd_, file_offset_);
+    case body_kind::file:
+      res.kind = http_response::body_kind::file;
+      res.file = std::make_shared<owned_fd>(fd_);
+      res.file_offset = file_offset_;
+      res.file_length = file_length_;
       fd_ = -1;
       kind_ = body_kind::none;
-      res.set_content_provider(
-          static_cast<std::size_t>(file_length_), content_type,
-          [holder](std::size_t offset, std::size_t length, httplib::DataSink& sink) {
-            const std::size_t want = std::min(length, holder->buffer.size());
-            ssize_t n;
-            do {
-              n = ::pread(holder->fd, holder->buffer.data(), want,
-                          static_cast<off_t>(holder->offset + offset));
-            } while (n < 0 && errno == EINTR);
-            if (n <= 0) return false;  // error, or the file is shorter than promised
-            return sink.write(holder->buffer.data(), static_cast<std::size_t>(n));
-          });
       break;
-    }
   }
 }
 

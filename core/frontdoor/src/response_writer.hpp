@@ -1,11 +1,11 @@
 // The host side of registryd_response_writer: collects what a plugin answers and turns it into
-// an httplib response, streaming bodies instead of copying them.
+// the front door's response, streaming bodies instead of copying them.
 #pragma once
 
 #include <registryd/plugin_abi.h>
 #include <registryd/plugin_host/plugin_instance.hpp>
 
-#include <httplib.h>
+#include "http_message.hpp"
 
 #include <cstdint>
 #include <memory>
@@ -26,9 +26,8 @@ class response_writer {
   const registryd_response_writer* abi() const noexcept { return &abi_; }
 
   // Moves the collected answer into `res`. `plugin` is kept alive until a stream the plugin
-  // handed over has been closed. For HEAD, headers only (with the length the plugin stated).
-  void apply(httplib::Response& res, bool head,
-             std::shared_ptr<const plugin_host::plugin_instance> plugin);
+  // handed over has been closed. The transport sends HEAD answers without their body.
+  void apply(http_response& res, std::shared_ptr<const plugin_host::plugin_instance> plugin);
 
  private:
   enum class body_kind { none, bytes, stream, file };

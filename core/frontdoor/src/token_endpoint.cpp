@@ -4,7 +4,7 @@
 // (https://distribution.github.io/distribution/spec/auth/oauth/).
 #include <registryd/frontdoor/front_door.hpp>
 
-#include "request_body.hpp"
+#include "http_message.hpp"
 
 #include <registryd/auth/basic_credentials.hpp>
 #include <registryd/sdk/oci_error.hpp>
@@ -30,14 +30,14 @@ std::string rfc3339(std::int64_t unix_seconds) {
   return buf;
 }
 
-void error_json(httplib::Response& res, int status, std::string_view code,
+void error_json(http_response& res, unsigned status, std::string_view code,
                 std::string_view message) {
   res.status = status;
   res.set_content(sdk::oci_error_body(code, message), "application/json");
 }
 
 // RFC 6749, section 5.2: what an OAuth2 client expects from a failed token POST.
-void oauth_error(httplib::Response& res, int status, std::string_view error,
+void oauth_error(http_response& res, unsigned status, std::string_view error,
                  std::string_view description) {
   res.status = status;
   res.set_content(nlohmann::json{{"error", error}, {"error_description", description}}.dump(),
@@ -46,7 +46,7 @@ void oauth_error(httplib::Response& res, int status, std::string_view error,
 
 }  // namespace
 
-void front_door::handle_token_get(const httplib::Request& req, httplib::Response& res) const {
+void front_door::handle_token_get(const http_request& req, http_response& res) const {
   res.set_header("Cache-Control", "no-store");
   const auto tokens = token_snapshot();
   const auto auth = auth_snapshot();
@@ -56,8 +56,11 @@ void front_door::handle_token_get(const httplib::Request& req, httplib::Response
                      : "token authentication is not enabled");
     return;
   }
-  const auto who = auth->authenticate(req.get_header_value("Authorization"));
+  const std::string authorization = req.header("Authorization");
+  if (!authorization.empty() && refuse_when_failing(req, res)) return;
+  const auto who = auth->authenticate(authorization);
   if (!who) {
+    if (!authorization.empty()) note_failure(req);
     // Tokens are only for users of the users file: anonymous requests are refused.
     res.set_header("WWW-Authenticate", std::string(auth::basic_challenge));
     error_json(res, 401, "UNAUTHORIZED",
@@ -65,27 +68,32 @@ void front_door::handle_token_get(const httplib::Request& req, httplib::Response
                                                : "authentication required: use basic credentials");
     return;
   }
-  const std::string account = req.get_param_value("account");
+  const auto params = req.params();
+  auto param = [&](const char* name) {
+    const auto it = params.find(name);
+    return it == params.end() ? std::string() : it->second;
+  };
+  const std::string account = param("account");
   if (!account.empty() && account != who->name) {
     error_json(res, 400, "DENIED", "the account parameter names another user than the credentials");
     return;
   }
   std::vector<std::string> scopes;
-  const auto range = req.params.equal_range("scope");
+  const auto range = params.equal_range("scope");
   for (auto it = range.first; it != range.second; ++it) scopes.push_back(it->second);
-  answer_token(req, res, *who, scopes, req.get_param_value("service"), false);
+  answer_token(res, *who, scopes, param("service"), false);
 }
 
-void front_door::handle_token_post(const httplib::Request& req, httplib::Response& res,
-                                   const httplib::ContentReader& reader) const {
+void front_door::handle_token_post(const http_request& req, request_body& reader,
+                                   http_response& res) const {
   res.set_header("Cache-Control", "no-store");
   std::string body;
   bool too_large = false;
-  if (has_framed_body(req)) reader([&](const char* data, std::size_t size) {
-    // Read on after the limit so that the connection stays in step; keep nothing more.
+  reader.read([&](const char* data, std::size_t size) {
+    // Past the limit reading stops; the transport drops the rest or closes the connection.
     if (body.size() + size > max_form_body) too_large = true;
     if (!too_large) body.append(data, size);
-    return true;
+    return !too_large;
   });
   if (too_large) {
     oauth_error(res, 413, "invalid_request", "the form is larger than 16 KiB");
@@ -113,15 +121,17 @@ void front_door::handle_token_post(const httplib::Request& req, httplib::Respons
     oauth_error(res, 400, "invalid_request", "username is missing or invalid");
     return;
   }
+  if (refuse_when_failing(req, res)) return;
   const auto who = auth->authenticate(auth::basic_authorization(user, field("password")));
   if (!who) {
+    note_failure(req);
     oauth_error(res, 401, "invalid_grant", "invalid credentials");
     return;
   }
-  answer_token(req, res, *who, {field("scope")}, field("service"), true);
+  answer_token(res, *who, {field("scope")}, field("service"), true);
 }
 
-void front_door::answer_token(const httplib::Request&, httplib::Response& res,
+void front_door::answer_token(http_response& res,
                               const auth::principal& who, const std::vector<std::string>& scopes,
                               std::string_view service, bool oauth_form) const {
   const auto tokens = token_snapshot();

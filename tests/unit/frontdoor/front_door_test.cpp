@@ -20,6 +20,11 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <chrono>
+#include <thread>
+#include <vector>
+
 #include <sstream>
 #include <string>
 
@@ -39,9 +44,7 @@ int free_port() {
   return ntohs(a.sin_port);
 }
 
-// A client connection that sends requests one exchange at a time. httplib does not serve
-// pipelined requests (it waits for the socket to become readable again), so each request is
-// sent after the previous answer has arrived.
+// A client connection that sends a request (or several at once) and reads what comes back.
 class connection {
  public:
   explicit connection(int port) : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
@@ -69,14 +72,21 @@ class connection {
     char buf[65536];
     for (;;) {
       const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) closed_ = true;
       if (n <= 0) break;
       reply.append(buf, static_cast<std::size_t>(n));
     }
     return reply;
   }
 
+  // Sends `bytes` without reading.
+  void send_only(const std::string& bytes) { ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL); }
+  // Whether the server closed the connection (seen by the last roundtrip).
+  bool closed() const { return closed_; }
+
  private:
   int fd_;
+  bool closed_ = false;
 };
 
 std::string roundtrip(int port, const std::string& request) {
@@ -104,13 +114,14 @@ struct running_front_door {
   std::shared_ptr<front_door> door;
   int port = free_port();
 
-  explicit running_front_door(bool with_auth = false) {
+  explicit running_front_door(bool with_auth = false, registryd::frontdoor::transport_options transport = {}) {
     auto logger = std::make_shared<spdlog::logger>(
         "test", std::make_shared<spdlog::sinks::ostream_sink_mt>(log));
     registryd::frontdoor::options opts;
     opts.port = port;
     opts.tls = false;
-    opts.threads = 4;
+    opts.transport = transport;
+    opts.transport.worker_threads = 4;
     door = std::make_shared<front_door>(opts, logger, std::make_shared<prometheus::Registry>());
     auto lib = registryd::plugin_host::plugin_library::load(
         std::string(REGISTRYD_FIXTURE_PLUGIN_DIR) + "/echo.so");
@@ -428,4 +439,261 @@ TEST_CASE("without a token authority the challenge stays Basic and the realm is 
   t.fd.door->set_token_authority(nullptr);
   CHECK(header_of(t.get("/v2/a/manifests/x"), "WWW-Authenticate") == R"(Basic realm="registryd")");
   CHECK(count(t.get("/auth/token", auth::basic_authorization("reader", "rpass")), "HTTP/1.1 404") == 1);
+}
+
+// --- the transport: HTTP/1.1 framing, limits and timeouts --------------------------------------
+
+namespace {
+
+using namespace std::chrono_literals;
+using registryd::frontdoor::transport_options;
+
+transport_options quick_timeouts() {
+  transport_options t;
+  t.handshake_timeout = 600ms;
+  t.head_timeout = 600ms;
+  t.idle_timeout = 600ms;
+  t.body_timeout = 600ms;
+  return t;
+}
+
+// What a request whose framing can be read two ways gets: one answer (400, or 501 for a coding
+// the server does not know), then a close; the smuggled request after it is never answered.
+void expect_refused_and_closed(int port, const std::string& request, const std::string& status) {
+  connection c(port);
+  const auto reply = c.roundtrip(request);
+  INFO(request << "\n---\n" << reply);
+  CHECK(count(reply, "HTTP/1.1 ") == 1);
+  CHECK(count(reply, "HTTP/1.1 " + status) == 1);
+  CHECK(count(reply, "Connection: close") == 1);
+  CHECK(count(reply, "ok: Echo") == 0);
+  CHECK(c.closed());
+}
+
+}  // namespace
+
+TEST_CASE("ambiguous or malformed framing is a 400 (or 501) and a close, never a second request",
+          "[frontdoor][transport]") {
+  running_front_door fd;
+  const std::string smuggled = "GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n";
+  const std::string n = std::to_string(smuggled.size());
+  auto put = [&](const std::string& framing, const std::string& body) {
+    return "PUT /v2/x/blobs/uploads/1 HTTP/1.1\r\nHost: x\r\n" + framing + "\r\n" + body;
+  };
+  for (const std::string& framing : std::vector<std::string>{
+           "Content-Length: " + n + "\r\nContent-Length: 0\r\n",       // two different lengths
+        "Content-Length: " + n + "\r\nContent-Length: " + n + "\r\n",  // two equal ones
+        "Content-Length: 0, " + n + "\r\n",                            // a list
+        "Content-Length: +" + n + "\r\n", std::string("Content-Length: 0x2a\r\n"),
+        std::string("Content-Length: -5\r\n"),
+        "Content-Length : " + n + "\r\n",                              // space before the colon
+        "Content-Length: " + n + "\r\nTransfer-Encoding: chunked\r\n",  // both, either order
+        "Transfer-Encoding: chunked\r\nContent-Length: " + n + "\r\n"}) {
+    expect_refused_and_closed(fd.port, put(framing, smuggled), "400");
+  }
+  for (const std::string& framing :
+       {std::string("Transfer-Encoding: gzip\r\n"), std::string("Transfer-Encoding: chunked, gzip\r\n"),
+        std::string("Transfer-Encoding: xchunked\r\n"), std::string("Transfer-Encoding: identity\r\n")}) {
+    expect_refused_and_closed(fd.port, put(framing, smuggled), "501");
+  }
+  // Bad chunk sizes.
+  for (const std::string& chunk : {std::string("zz\r\n"), std::string("-5\r\n"), std::string("5 5\r\n")}) {
+    expect_refused_and_closed(fd.port, put("Transfer-Encoding: chunked\r\n", chunk + smuggled), "400");
+  }
+  // No Host, two Hosts, bare LF line ends, Transfer-Encoding in HTTP/1.0.
+  expect_refused_and_closed(fd.port, "GET /v2/x/manifests/a HTTP/1.1\r\n\r\n" + smuggled, "400");
+  expect_refused_and_closed(fd.port, "GET /v2/x/manifests/a HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n" + smuggled, "400");
+  expect_refused_and_closed(fd.port, "GET /v2/x/manifests/a HTTP/1.1\nHost: a\n\n" + smuggled, "400");
+  expect_refused_and_closed(fd.port, "PUT /v2/x/a HTTP/1.0\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + smuggled,
+                            "400");
+  // Nothing of a refused request is logged as a request: no header line, no credentials.
+  expect_refused_and_closed(fd.port,
+                            "GET /v2/x/manifests/a HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n"
+                            "Authorization: Basic c2VjcmV0OnNlY3JldA==\r\n\r\n",
+                            "400");
+  CHECK(fd.log.str().find("c2VjcmV0") == std::string::npos);
+  CHECK(fd.log.str().find("/readyz") == std::string::npos);
+}
+
+TEST_CASE("pipelined requests are answered in order, at once", "[frontdoor][transport]") {
+  running_front_door fd;
+  connection c(fd.port);
+  const auto started = std::chrono::steady_clock::now();
+  const auto reply = c.roundtrip(
+      "GET /v2/x/manifests/one HTTP/1.1\r\nHost: x\r\n\r\n"
+      "PUT /v2/x/blobs/uploads/1 HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+      "HEAD /v2/x/manifests/two HTTP/1.1\r\nHost: x\r\n\r\n"
+      "GET /v2/x/manifests/three HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  CHECK(std::chrono::steady_clock::now() - started < 650ms);  // closed after the last, no wait
+  CHECK(count(reply, "HTTP/1.1 ") == 4);
+  const auto one = reply.find("/v2/x/manifests/one");
+  const auto put = reply.find("X-Received-Bytes: 5");
+  const auto three = reply.find("/v2/x/manifests/three");
+  CHECK(one < put);
+  CHECK(put < three);
+  CHECK(count(reply, "/v2/x/manifests/two") == 0);  // HEAD: headers only
+  CHECK(c.closed());
+}
+
+TEST_CASE("chunked request bodies and Expect: 100-continue reach the plugin", "[frontdoor][transport]") {
+  running_front_door fd;
+  connection c(fd.port);
+  const auto chunked = c.roundtrip(
+      "PATCH /v2/x/blobs/uploads/1 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nTrailer: x\r\n\r\n");
+  CHECK(count(chunked, "X-Received-Bytes: 11") == 1);
+  CHECK_FALSE(c.closed());
+  // The client waits for 100 Continue before its body, as curl does.
+  connection e(fd.port);
+  const auto interim = e.roundtrip(
+      "PUT /v2/x/blobs/uploads/1 HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n");
+  CHECK(count(interim, "HTTP/1.1 100 Continue") == 1);
+  const auto final_answer = e.roundtrip("body");
+  CHECK(count(final_answer, "X-Received-Bytes: 4") == 1);
+}
+
+TEST_CASE("an answer sent before a large body was read is followed by a clean close",
+          "[frontdoor][transport]") {
+  running_front_door fd(true);  // every request is refused 401 before the plugin
+  connection c(fd.port);
+  const auto started = std::chrono::steady_clock::now();
+  const auto reply = c.roundtrip(
+      "PUT /v2/x/blobs/uploads/1 HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\n\r\nsome of it");
+  CHECK(count(reply, "HTTP/1.1 401") == 1);
+  CHECK(count(reply, "Connection: close") == 1);
+  CHECK(c.closed());
+  CHECK(std::chrono::steady_clock::now() - started < 3s);
+  // Expect: 100-continue and no body read: the answer, then a close (the body never comes).
+  connection e(fd.port);
+  const auto refused = e.roundtrip(
+      "PUT /v2/x/blobs/uploads/1 HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n");
+  CHECK(count(refused, "HTTP/1.1 100") == 0);
+  CHECK(count(refused, "HTTP/1.1 401") == 1);
+  CHECK(e.closed());
+}
+
+TEST_CASE("Connection: close and HTTP/1.0 are honoured", "[frontdoor][transport]") {
+  running_front_door fd;
+  connection c(fd.port);
+  const auto reply = c.roundtrip("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  CHECK(count(reply, "Connection: close") == 1);
+  CHECK(c.closed());
+  connection old(fd.port);
+  const auto reply10 = old.roundtrip("GET /healthz HTTP/1.0\r\n\r\n");
+  CHECK(count(reply10, "HTTP/1.0 200") == 1);
+  CHECK(old.closed());
+  connection kept(fd.port);
+  const auto reply10k = kept.roundtrip("GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+  CHECK(count(reply10k, "Connection: keep-alive") == 1);
+  CHECK_FALSE(kept.closed());
+}
+
+TEST_CASE("request lines, header sizes and header counts past their limits get 414 and 431",
+          "[frontdoor][transport]") {
+  running_front_door fd;
+  expect_refused_and_closed(fd.port, "GET /v2/" + std::string(9000, 'a') + " HTTP/1.1\r\nHost: x\r\n\r\n", "414");
+  std::string many = "GET /healthz HTTP/1.1\r\nHost: x\r\n";
+  for (int i = 0; i < 101; ++i) many += "X-" + std::to_string(i) + ": y\r\n";
+  expect_refused_and_closed(fd.port, many + "\r\n", "431");
+  expect_refused_and_closed(fd.port,
+                            "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(70000, 'b') + "\r\n\r\n",
+                            "431");
+  // A flood far past the limit is cut off at the limit, not buffered.
+  connection c(fd.port);
+  std::string flood = "GET /healthz HTTP/1.1\r\nHost: x\r\n";
+  for (int i = 0; i < 20000; ++i) flood += "X-Flood: " + std::to_string(i) + "\r\n";
+  const auto reply = c.roundtrip(flood);
+  CHECK(count(reply, "HTTP/1.1 431") == 1);
+}
+
+TEST_CASE("a head that arrives too slowly gets 408 at its deadline, however it trickles",
+          "[frontdoor][transport]") {
+  running_front_door fd(false, quick_timeouts());
+  connection c(fd.port);
+  const auto started = std::chrono::steady_clock::now();
+  c.send_only("GET /healthz HTTP/1.1\r\n");
+  std::string reply;
+  for (int i = 0; i < 12 && reply.empty(); ++i) {
+    std::this_thread::sleep_for(100ms);
+    reply = c.roundtrip("X-Trickle: " + std::to_string(i) + "\r\n");  // waits up to 0.7 s
+  }
+  const auto took = std::chrono::steady_clock::now() - started;
+  CHECK(count(reply, "HTTP/1.1 408") == 1);
+  CHECK(took < 2500ms);
+  CHECK(c.closed());
+}
+
+TEST_CASE("idle connections cost no thread: hundreds held, a new client answered at once, all "
+          "closed at their timeouts",
+          "[frontdoor][transport]") {
+  auto t = quick_timeouts();
+  t.head_timeout = 1500ms;
+  t.idle_timeout = 1500ms;
+  running_front_door fd(false, t);  // 4 worker threads
+  std::vector<std::unique_ptr<connection>> idle;
+  for (int i = 0; i < 200; ++i) idle.push_back(std::make_unique<connection>(fd.port));  // nothing sent
+  std::vector<std::unique_ptr<connection>> kept;
+  for (int i = 0; i < 100; ++i) {
+    kept.push_back(std::make_unique<connection>(fd.port));
+    kept.back()->send_only("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");  // then idle, kept alive
+  }
+  const auto started = std::chrono::steady_clock::now();
+  connection fresh(fd.port);
+  fresh.send_only("GET /v2/x/manifests/a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  const auto reply = fresh.roundtrip("");
+  CHECK(count(reply, "HTTP/1.1 200") == 1);
+  CHECK(std::chrono::steady_clock::now() - started < 500ms);
+  std::this_thread::sleep_for(2500ms);
+  std::size_t closed = 0;
+  for (auto& c : idle) {
+    c->roundtrip("");
+    closed += c->closed() ? 1 : 0;
+  }
+  for (auto& c : kept) {
+    c->roundtrip("");
+    closed += c->closed() ? 1 : 0;
+  }
+  CHECK(closed == 300);
+}
+
+TEST_CASE("connections past the per-client limit get 503 and a close", "[frontdoor][transport]") {
+  transport_options t;
+  t.max_connections_per_client = 3;
+  running_front_door fd(false, t);
+  connection a(fd.port), b(fd.port), c(fd.port);
+  a.send_only("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+  std::this_thread::sleep_for(100ms);
+  connection d(fd.port);
+  const auto reply = d.roundtrip("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+  CHECK(count(reply, "HTTP/1.1 503") == 1);
+  CHECK(d.closed());
+  CHECK(count(a.roundtrip(""), "HTTP/1.1 200") == 1);  // the ones admitted are served
+}
+
+TEST_CASE("failed logins past the per-address budget get 429 without a password check",
+          "[frontdoor][transport]") {
+  transport_options t;
+  t.auth_failures_per_minute = 5;
+  running_front_door fd(true, t);
+  std::vector<std::string> statuses;
+  for (int i = 0; i < 8; ++i) {
+    const auto reply = roundtrip(fd.port, "GET /v2/ HTTP/1.1\r\nHost: x\r\nAuthorization: Basic dTpw\r\nConnection: close\r\n\r\n");
+    statuses.push_back(reply.substr(9, 3));
+  }
+  CHECK(statuses == std::vector<std::string>{"401", "401", "401", "401", "401", "429", "429", "429"});
+  // Without credentials nothing is checked, so nothing is limited: the challenge still comes.
+  CHECK(count(roundtrip(fd.port, "GET /v2/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"), "HTTP/1.1 401") == 1);
+}
+
+TEST_CASE("a file answer goes out whole, and HEAD states its length without a body",
+          "[frontdoor][transport]") {
+  running_front_door fd;
+  const auto got = roundtrip(fd.port, "GET /v2/x/file HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  CHECK(count(got, "Content-Length: 3") == 1);
+  CHECK(got.substr(got.find("\r\n\r\n") + 4).size() == 3);
+  const auto head = roundtrip(fd.port, "HEAD /v2/x/stream?size=5000 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  CHECK(count(head, "Content-Length: 5000") == 1);
+  CHECK(head.substr(head.find("\r\n\r\n") + 4).empty());
+  const auto streamed = roundtrip(fd.port, "GET /v2/x/stream?size=3000000 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  CHECK(streamed.substr(streamed.find("\r\n\r\n") + 4).size() == 3000000);
 }

@@ -30,7 +30,7 @@ struct supervisor_options {
   // Serve with this plugin file instead of the mode's own (plugin development, tests).
   std::optional<std::filesystem::path> plugin_override;
   bool plain_http = false;  // no TLS on the front door: benchmarks and experiments only
-  std::size_t threads = 64;
+  std::optional<std::size_t> threads;  // worker threads; none: host.http.worker_threads
 };
 
 class supervisor {

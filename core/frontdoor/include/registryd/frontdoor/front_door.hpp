@@ -7,6 +7,7 @@
 #include <registryd/auth/authenticator.hpp>
 #include <registryd/auth/request_scope.hpp>
 #include <registryd/auth/token_authority.hpp>
+#include <registryd/frontdoor/transport_options.hpp>
 #include <registryd/pki/tls_identity.hpp>
 #include <registryd/plugin_host/plugin_instance.hpp>
 #include <registryd/util/result.hpp>
@@ -27,24 +28,19 @@
 #include <thread>
 #include <vector>
 
-namespace httplib {
-class Server;
-struct Request;
-struct Response;
-class ContentReader;
-}  // namespace httplib
-
 namespace registryd::frontdoor {
+
+class http_server;
+struct http_request;
+struct http_response;
+class request_body;
+class failure_limiter;
 
 struct options {
   std::string address = "127.0.0.1";
   int port = 5001;
-  bool tls = true;            // false only for benchmarks and local experiments
-  std::size_t threads = 64;   // worker threads = concurrent keep-alive connections served
-  std::size_t keep_alive_max_requests = 1000;
-  int keep_alive_timeout_seconds = 30;  // idle keep-alive connections are closed after this
-  int read_timeout_seconds = 60;
-  int write_timeout_seconds = 60;
+  bool tls = true;  // false only for benchmarks and local experiments
+  transport_options transport;  // threads, timeouts, limits (docs/frontdoor.md)
 };
 
 // Checks an Authorization header value (possibly empty). nullopt: not authenticated.
@@ -75,10 +71,13 @@ class front_door {
   void set_token_authority(std::shared_ptr<const auth::token_authority> authority);
   std::shared_ptr<const auth::token_authority> token_authority() const { return token_snapshot(); }
 
-  // Binds and starts serving on a background thread. Fails with the reason (address in use).
+  // Binds and starts serving on background threads. Fails with the reason (address in use:
+  // the address is never shared with another process).
   util::status start();
   // Stops accepting, finishes nothing more, joins. Safe to call twice.
   void stop();
+  // The port bound once started (the one asked for, or the one the kernel picked for port 0).
+  int port() const;
 
  private:
   struct auth_state {
@@ -92,33 +91,36 @@ class front_door {
     std::optional<std::vector<auth::resource_actions>> token_access;  // from a Bearer token
   };
 
-  void install_routes();
-  void handle_v2(const httplib::Request& req, httplib::Response& res,
-                 const httplib::ContentReader* body);
-  void handle_readyz(httplib::Response& res) const;
-  void handle_metrics(httplib::Response& res) const;
-  // The caller, or nullopt after answering 401.
-  std::optional<caller> authenticate(const httplib::Request& req, httplib::Response& res,
+  // Routes one request (on a worker thread).
+  void handle(const http_request& req, request_body& body, http_response& res);
+  void handle_v2(const http_request& req, request_body& body, http_response& res);
+  void handle_readyz(http_response& res) const;
+  void handle_metrics(http_response& res) const;
+  // The caller, or nullopt after answering 401 (or 429 when the client failed too often).
+  std::optional<caller> authenticate(const http_request& req, http_response& res,
                                      const auth::request_scope& scope) const;
   // The access bits the plugin gets, or nullopt after answering 401, 403 or 404.
-  std::optional<auth::access_bits> authorize(const caller& who, const httplib::Request& req,
-                                             httplib::Response& res,
+  std::optional<auth::access_bits> authorize(const caller& who, const http_request& req,
+                                             http_response& res,
                                              const auth::request_scope& scope) const;
-  void challenge(const httplib::Request& req, httplib::Response& res,
+  void challenge(const http_request& req, http_response& res,
                  const std::vector<auth::resource_actions>& needed, std::string_view error,
                  std::string_view message) const;
+  // Answers 429 when `req`'s client has used up its failed authentications.
+  bool refuse_when_failing(const http_request& req, http_response& res) const;
+  void note_failure(const http_request& req) const;
   // https://<Host of the request>/auth/token (http:// without TLS).
-  std::string realm_for(const httplib::Request& req) const;
+  std::string realm_for(const http_request& req) const;
   // /auth/token (token_endpoint.cpp).
-  void handle_token_get(const httplib::Request& req, httplib::Response& res) const;
-  void handle_token_post(const httplib::Request& req, httplib::Response& res,
-                         const httplib::ContentReader& body) const;
-  void answer_token(const httplib::Request& req, httplib::Response& res,
-                    const auth::principal& who, const std::vector<std::string>& scopes,
-                    std::string_view service, bool oauth_form) const;
+  void handle_token_get(const http_request& req, http_response& res) const;
+  void handle_token_post(const http_request& req, request_body& body, http_response& res) const;
+  void answer_token(http_response& res, const auth::principal& who,
+                    const std::vector<std::string>& scopes, std::string_view service,
+                    bool oauth_form) const;
   std::shared_ptr<const auth_state> auth_snapshot() const;
   std::shared_ptr<const auth::token_authority> token_snapshot() const;
-  void record(const httplib::Request& req, const httplib::Response& res);
+  void record(const http_request* req, unsigned status, std::optional<double> seconds,
+              std::string_view refusal);
 
   options opts_;
   std::shared_ptr<spdlog::logger> logger_;
@@ -137,8 +139,8 @@ class front_door {
   std::shared_ptr<const auth_state> auth_;
   std::shared_ptr<const auth::token_authority> tokens_;
 
-  std::unique_ptr<httplib::Server> server_;
-  std::thread thread_;
+  std::unique_ptr<failure_limiter> failures_;
+  std::unique_ptr<http_server> server_;
 };
 
 }  // namespace registryd::frontdoor

@@ -1,0 +1,1041 @@
+#include "http_server.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/buffer_body.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/status.hpp>
+#include <httplib.h>
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <ctime>
+#include <future>
+#include <limits>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+namespace registryd::frontdoor {
+namespace {
+
+namespace net = boost::asio;
+namespace http = boost::beast::http;
+using tcp = net::ip::tcp;
+using error_code = boost::system::error_code;
+using steady = std::chrono::steady_clock;
+using tls_stream = net::ssl::stream<tcp::socket>;
+using request_parser = http::request_parser<http::buffer_body>;
+
+// Bytes moved per piece of a body, in and out.
+constexpr std::size_t piece_size = 256 * 1024;
+// A file is sent in slices of this size, each a chance for the connection's other I/O thread
+// work to run: one large blob must not hold an I/O thread for its whole length.
+constexpr std::size_t file_slice = 1024 * 1024;
+// How long a closing connection waits for the client's close (TLS close_notify, lingering).
+constexpr auto closing_time = std::chrono::milliseconds(1000);
+// How much a lingering close reads and drops, at most.
+constexpr std::size_t linger_bytes = 1024 * 1024;
+
+// The Date header's value, made once a second per thread.
+std::string_view http_date() {
+  thread_local std::time_t made = 0;
+  thread_local char text[64];
+  const std::time_t now = std::time(nullptr);
+  if (now != made) {
+    std::tm tm{};
+    ::gmtime_r(&now, &tm);
+    std::strftime(text, sizeof text, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    made = now;
+  }
+  return text;
+}
+
+std::string_view sv(boost::beast::string_view s) noexcept { return {s.data(), s.size()}; }
+
+std::string trimmed(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return std::string(s);
+}
+
+// The metric label of a refusal made after the head was read.
+std::string_view refusal_reason(unsigned status) {
+  switch (status) {
+    case 414: return "request_line";
+    case 431: return "header_count";
+    case 501: return "transfer_coding";
+    case 505: return "version";
+    default: return "bad_request";
+  }
+}
+
+bool all_digits(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// A canned answer for refusals: a short text body and a close.
+std::string refusal_text(unsigned status, std::string_view why, std::string_view extra_headers = {}) {
+  const std::string body = std::to_string(status) + " " +
+                           std::string(sv(http::obsolete_reason(http::int_to_status(status)))) + ": " +
+                           std::string(why) + "\n";
+  return "HTTP/1.1 " + std::to_string(status) + " " +
+         std::string(sv(http::obsolete_reason(http::int_to_status(status)))) + "\r\nDate: " +
+         std::string(http_date()) + "\r\nContent-Type: text/plain\r\nContent-Length: " +
+         std::to_string(body.size()) + "\r\n" + std::string(extra_headers) +
+         "Connection: close\r\n\r\n" + body;
+}
+
+}  // namespace
+
+struct http_server::impl : std::enable_shared_from_this<impl> {
+  impl(server_options o, http_handler h, exchange_observer obs, std::shared_ptr<spdlog::logger> l,
+       prometheus::Registry& metrics);
+
+  server_options opts;
+  http_handler handler;
+  exchange_observer observer;
+  std::shared_ptr<spdlog::logger> logger;
+
+  // One io_context per I/O thread, each run by that thread alone: a connection lives on one of
+  // them, so its handlers never run concurrently and need no strand.
+  std::vector<std::unique_ptr<net::io_context>> ios;
+  std::size_t next_io = 0;  // round robin, touched by the accepting thread only
+  std::optional<net::ssl::context> tls;
+  std::optional<tcp::acceptor> acceptor;
+  std::unique_ptr<net::thread_pool> workers;
+  std::vector<std::thread> io_threads;
+  std::atomic<bool> stopping{false};
+  std::atomic<bool> io_stopped{false};
+  int bound_port = 0;
+
+  std::atomic<std::size_t> open{0};
+  std::atomic<std::size_t> queued{0};
+  std::mutex clients_mutex;
+  std::unordered_map<std::string, std::size_t> per_client;
+
+  prometheus::Gauge& open_gauge;
+  prometheus::Gauge& in_flight_gauge;
+  prometheus::Gauge& queued_gauge;
+  prometheus::Counter& accepted;
+  prometheus::Family<prometheus::Counter>& closed_family;
+  prometheus::Family<prometheus::Counter>& refused_family;
+
+  void count_closed(std::string_view reason) { closed_family.Add({{"reason", std::string(reason)}}).Increment(); }
+  void count_refused(std::string_view reason) { refused_family.Add({{"reason", std::string(reason)}}).Increment(); }
+
+  void accept();
+  void on_accepted(tcp::socket socket);
+  bool admit(const std::string& client);
+  void release(const std::string& client);
+};
+
+namespace {
+
+// Runs `fn` on the worker pool and resumes the calling coroutine on its own executor with the
+// result. The coroutine's frame outlives the call, so `fn` may refer to it.
+template <typename T, typename F>
+net::awaitable<T> on_worker(net::thread_pool& pool, F fn) {
+  auto ex = co_await net::this_coro::executor;
+  co_return co_await net::async_initiate<const net::use_awaitable_t<>&, void(T)>(
+      [&pool, ex](auto handler, F f) {
+        net::post(pool, [handler = std::move(handler), f = std::move(f), ex]() mutable {
+          T result = f();
+          net::post(ex, [handler = std::move(handler), result = std::move(result)]() mutable {
+            std::move(handler)(std::move(result));
+          });
+        });
+      },
+      net::use_awaitable, std::move(fn));
+}
+
+template <class Stream>
+constexpr bool is_tls = std::is_same_v<Stream, tls_stream>;
+
+template <class Stream>
+class connection : public std::enable_shared_from_this<connection<Stream>> {
+ public:
+  template <class... Args>
+  connection(std::shared_ptr<http_server::impl> server, std::string client, Args&&... stream_args)
+      : server_(std::move(server)),
+        client_(std::move(client)),
+        stream_(std::forward<Args>(stream_args)...),
+        timer_(stream_.get_executor()) {}
+
+  ~connection() {
+    server_->release(client_);
+  }
+
+  net::awaitable<void> run(std::shared_ptr<connection> self);
+
+  // --- used by the body pipe, on the connection's I/O thread ----------------------------------
+  Stream& stream() { return stream_; }
+  const transport_options& transport() const { return server_->opts.transport; }
+  http_server::impl& server() { return *server_; }
+
+  // Every wait on the client runs under a deadline. When it passes, the pending operation is
+  // cancelled (the coroutine may still answer 408) and timed_out_ says why.
+  void set_deadline(std::chrono::milliseconds d) {
+    deadline_ = steady::now() + d;
+    timed_out_ = false;
+    if (!watching_) {
+      watching_ = true;
+      timer_.expires_at(deadline_);
+      timer_.async_wait([self = this->shared_from_this()](error_code) { self->on_timer(); });
+    } else if (deadline_ < timer_.expiry()) {
+      timer_.expires_at(deadline_);  // wakes on_timer, which waits again
+    }
+  }
+  void clear_deadline() { deadline_ = steady::time_point::max(); }
+  bool timed_out() const { return timed_out_; }
+  // A body whose chunked framing broke: the request is answered 400 whatever its handler said.
+  void note_body_error(const error_code& ec) {
+    if (ec.category() == http::make_error_code(http::error::bad_chunk).category()) framing_error_ = true;
+  }
+
+ private:
+  tcp::socket& socket() {
+    if constexpr (is_tls<Stream>) {
+      return stream_.next_layer();
+    } else {
+      return stream_;
+    }
+  }
+
+  void on_timer() {
+    if (finished_) {
+      watching_ = false;
+      return;
+    }
+    const auto now = steady::now();
+    if (deadline_ <= now) {
+      timed_out_ = true;
+      deadline_ = steady::time_point::max();
+      error_code ignored;
+      socket().cancel(ignored);
+    }
+    if (deadline_ == steady::time_point::max()) {
+      // Nothing to watch until the next deadline; a long sleep that set_deadline shortens.
+      timer_.expires_after(std::chrono::hours(24));
+    } else {
+      timer_.expires_at(deadline_);
+    }
+    timer_.async_wait([self = this->shared_from_this()](error_code) { self->on_timer(); });
+  }
+
+  net::awaitable<bool> write_all(std::string_view bytes) {
+    error_code ec;
+    set_deadline(transport().body_timeout);
+    co_await net::async_write(stream_, net::buffer(bytes.data(), bytes.size()),
+                              net::redirect_error(net::use_awaitable, ec));
+    clear_deadline();
+    co_return !ec;
+  }
+
+  // Answers a request the transport refuses, then closes.
+  net::awaitable<void> refuse(unsigned status, std::string_view reason, std::string why) {
+    server_->count_refused(reason);
+    http_request who;
+    who.remote_addr = client_;
+    who.method = "-";
+    server_->observer(&who, status, std::nullopt, why);
+    const std::string text = refusal_text(status, why);
+    set_deadline(std::chrono::milliseconds(2000));
+    error_code ec;
+    co_await net::async_write(stream_, net::buffer(text), net::redirect_error(net::use_awaitable, ec));
+    clear_deadline();
+  }
+
+  net::awaitable<bool> wait_for_request(std::size_t served);
+  std::optional<std::pair<unsigned, std::string>> check_head(const request_parser& parser,
+                                                             http_request& out);
+  net::awaitable<bool> drain(request_parser& parser);
+  net::awaitable<bool> write_response(const http_request& req, http_response& res, bool keep_alive);
+  net::awaitable<bool> send_file(http_response& res, std::string head);
+  net::awaitable<bool> send_stream(http_response& res, bool chunked);
+  net::awaitable<void> close(bool linger);
+
+  std::shared_ptr<http_server::impl> server_;
+  std::string client_;
+  Stream stream_;
+  net::steady_timer timer_;
+  steady::time_point deadline_ = steady::time_point::max();
+  bool watching_ = false;
+  bool timed_out_ = false;
+  bool finished_ = false;
+  bool framing_error_ = false;
+  boost::beast::flat_buffer buffer_;
+  char first_byte_ = 0;
+
+  template <class S>
+  friend class body_pipe;
+};
+
+// The request body as a handler reads it on its worker thread: each piece is read by the
+// connection's I/O thread when the handler asks for it (and the next one while the handler takes
+// the current one), so a client is never read ahead of the handler.
+template <class Stream>
+class body_pipe final : public request_body {
+ public:
+  body_pipe(connection<Stream>& c, request_parser& parser, bool expect_continue)
+      : c_(c), parser_(parser), expect_continue_(expect_continue) {}
+
+  bool read(const std::function<bool(const char*, std::size_t)>& on_chunk) override {
+    if (called_) return false;
+    called_ = true;
+    if (parser_.is_done()) return true;
+    // Two buffers: the I/O thread fills one while the handler takes the other.
+    std::array<std::vector<char>, 2> buffers{std::vector<char>(piece_size), std::vector<char>(piece_size)};
+    std::size_t current = 0;
+    auto pending = start(buffers[current]);
+    for (;;) {
+      const piece got = wait(pending);
+      if (got.failed) return false;
+      if (!got.done) pending = start(buffers[1 - current]);
+      const bool go = got.size == 0 || on_chunk(buffers[current].data(), got.size);
+      if (got.done) return go;
+      if (!go) {
+        wait(pending);
+        return false;
+      }
+      current = 1 - current;
+    }
+  }
+
+  bool continue_sent() const { return continue_sent_; }
+
+ private:
+  struct piece {
+    std::size_t size = 0;
+    bool done = false;
+    bool failed = false;
+  };
+
+  std::future<piece> start(std::vector<char>& into) {
+    auto promise = std::make_shared<std::promise<piece>>();
+    auto result = promise->get_future();
+    net::post(c_.stream().get_executor(), [this, &into, promise] {
+      if (expect_continue_ && !continue_sent_) {
+        continue_sent_ = true;
+        static constexpr std::string_view text = "HTTP/1.1 100 Continue\r\n\r\n";
+        c_.set_deadline(c_.transport().body_timeout);
+        net::async_write(c_.stream(), net::buffer(text.data(), text.size()),
+                         [this, &into, promise](error_code ec, std::size_t) {
+                           if (ec) {
+                             c_.clear_deadline();
+                             promise->set_value(piece{0, false, true});
+                             return;
+                           }
+                           fill(into, 0, promise);
+                         });
+        return;
+      }
+      fill(into, 0, promise);
+    });
+    return result;
+  }
+
+  // Reads until `into` is full or the body ends: one hand-over per piece, not per TCP read.
+  void fill(std::vector<char>& into, std::size_t have, std::shared_ptr<std::promise<piece>> promise) {
+    auto& body = parser_.get().body();
+    body.data = into.data() + have;
+    body.size = into.size() - have;
+    body.more = true;
+    c_.set_deadline(c_.transport().body_timeout);
+    http::async_read_some(
+        c_.stream(), c_.buffer_, parser_,
+        [this, &into, have, promise](error_code ec, std::size_t) mutable {
+          if (ec == http::error::need_buffer) ec = {};
+          const std::size_t now = into.size() - parser_.get().body().size;
+          if (ec) {
+            c_.clear_deadline();
+            c_.note_body_error(ec);
+            promise->set_value(piece{now, false, true});
+            return;
+          }
+          if (!parser_.is_done() && now < into.size()) {
+            fill(into, now, std::move(promise));
+            return;
+          }
+          c_.clear_deadline();
+          promise->set_value(piece{now, parser_.is_done(), false});
+          (void)have;
+        });
+  }
+
+  piece wait(std::future<piece>& f) {
+    while (f.wait_for(std::chrono::milliseconds(200)) != std::future_status::ready) {
+      // The I/O threads are gone (the server stopped): nothing will complete the read.
+      if (c_.server().io_stopped) return piece{0, false, true};
+    }
+    return f.get();
+  }
+
+  connection<Stream>& c_;
+  request_parser& parser_;
+  bool expect_continue_;
+  bool continue_sent_ = false;
+  bool called_ = false;
+};
+
+template <class Stream>
+net::awaitable<bool> connection<Stream>::wait_for_request(std::size_t served) {
+  if (buffer_.size() > 0) co_return true;  // pipelined: the next request is already here
+  error_code ec;
+  set_deadline(served == 0 ? transport().head_timeout : transport().idle_timeout);
+  if constexpr (is_tls<Stream>) {
+    // TLS: read one byte through the stream (bytes may wait inside it, not on the socket).
+    const std::size_t n = co_await stream_.async_read_some(
+        net::buffer(&first_byte_, 1), net::redirect_error(net::use_awaitable, ec));
+    if (!ec && n == 1) {
+      auto space = buffer_.prepare(1);
+      std::memcpy(space.data(), &first_byte_, 1);
+      buffer_.commit(1);
+    }
+  } else {
+    // Plain: wait for the socket without a buffer, so an idle connection holds none.
+    co_await stream_.async_wait(tcp::socket::wait_read, net::redirect_error(net::use_awaitable, ec));
+  }
+  if (ec) {
+    if (timed_out_) server_->count_closed(served == 0 ? "head_timeout" : "idle_timeout");
+    co_return false;
+  }
+  co_return true;
+}
+
+// RFC 9112's rules on top of Beast's parser: one Host, framing that cannot be read two ways,
+// limits on the request line and the header count. On refusal: the status and the reason.
+template <class Stream>
+std::optional<std::pair<unsigned, std::string>> connection<Stream>::check_head(
+    const request_parser& parser, http_request& out) {
+  const auto& h = parser.get();
+  const auto& t = transport();
+  using refusal = std::pair<unsigned, std::string>;
+  if (h.version() != 11 && h.version() != 10) return refusal{505, "only HTTP/1.0 and HTTP/1.1 are served"};
+  const std::string_view target = sv(h.target());
+  if (h.method_string().size() + target.size() + 10 > t.max_request_line) {
+    return refusal{414, "the request line is longer than " + std::to_string(t.max_request_line) + " bytes"};
+  }
+  if (target.empty() || target.front() != '/') return refusal{400, "the request target must be a path"};
+  std::size_t count = 0;
+  std::size_t hosts = 0;
+  std::size_t lengths = 0;
+  std::size_t codings = 0;
+  std::string length_value;
+  std::string coding_value;
+  for (const auto& field : h) {
+    ++count;
+    const std::string_view name = sv(field.name_string());
+    if (iequals(name, "Host")) ++hosts;
+    if (iequals(name, "Content-Length")) {
+      ++lengths;
+      length_value = trimmed(sv(field.value()));
+    }
+    if (iequals(name, "Transfer-Encoding")) {
+      ++codings;
+      coding_value = trimmed(sv(field.value()));
+    }
+  }
+  if (count > t.max_header_count) {
+    return refusal{431, "more than " + std::to_string(t.max_header_count) + " header fields"};
+  }
+  if (hosts > 1 || (hosts == 0 && h.version() == 11)) return refusal{400, "a request needs exactly one Host"};
+  if (lengths > 1) return refusal{400, "more than one Content-Length"};
+  if (lengths == 1 && !all_digits(length_value)) return refusal{400, "Content-Length is not a number"};
+  if (codings > 0) {
+    if (lengths > 0) return refusal{400, "both Content-Length and Transfer-Encoding"};
+    if (h.version() == 10) return refusal{400, "Transfer-Encoding in an HTTP/1.0 request"};
+    if (codings > 1 || !iequals(coding_value, "chunked")) {
+      return refusal{501, "the only transfer coding served is chunked"};
+    }
+  }
+
+  out.method = std::string(sv(h.method_string()));
+  out.target = std::string(target);
+  const auto q = target.find('?');
+  out.path = httplib::detail::decode_url(std::string(target.substr(0, q)), false);
+  out.query = q == std::string_view::npos ? std::string() : std::string(target.substr(q + 1));
+  out.version = h.version();
+  out.headers.reserve(count);
+  for (const auto& field : h) out.headers.emplace_back(sv(field.name_string()), sv(field.value()));
+  if (codings > 0) {
+    out.content_length = -1;
+  } else if (lengths == 1) {
+    std::uint64_t n = 0;
+    const auto [p, ec] = std::from_chars(length_value.data(), length_value.data() + length_value.size(), n);
+    if (ec != std::errc{} || n > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+      return refusal{400, "Content-Length is out of range"};
+    }
+    out.content_length = static_cast<std::int64_t>(n);
+  }
+  return std::nullopt;
+}
+
+// Reads and drops what is left of a body the handler did not read, up to the drain limit.
+template <class Stream>
+net::awaitable<bool> connection<Stream>::drain(request_parser& parser) {
+  std::uint64_t budget = transport().drain_limit_bytes;
+  if (const auto left = parser.content_length_remaining(); left && *left > budget) co_return false;
+  std::vector<char> sink(64 * 1024);
+  while (!parser.is_done()) {
+    auto& body = parser.get().body();
+    body.data = sink.data();
+    body.size = sink.size();
+    error_code ec;
+    set_deadline(transport().body_timeout);
+    co_await http::async_read_some(stream_, buffer_, parser, net::redirect_error(net::use_awaitable, ec));
+    clear_deadline();
+    if (ec == http::error::need_buffer) ec = {};
+    if (ec) {
+      if (timed_out_) server_->count_closed("body_timeout");
+      note_body_error(ec);
+      co_return false;
+    }
+    const std::uint64_t got = sink.size() - parser.get().body().size;
+    if (got > budget) co_return false;
+    budget -= got;
+  }
+  co_return true;
+}
+
+template <class Stream>
+net::awaitable<bool> connection<Stream>::write_response(const http_request& req, http_response& res,
+                                                        bool keep_alive) {
+  const unsigned status = res.status;
+  const bool no_body_status = (status >= 100 && status < 200) || status == 204 || status == 304;
+  const bool head_only = req.method == "HEAD" || no_body_status;
+  std::string head;
+  head.reserve(256);
+  head += req.version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
+  head += std::to_string(status);
+  head += ' ';
+  head += sv(http::obsolete_reason(http::int_to_status(status)));
+  head += "\r\nDate: ";
+  head += http_date();
+  head += "\r\n";
+  for (const auto& [name, value] : res.headers) {
+    head += name;
+    head += ": ";
+    head += value;
+    head += "\r\n";
+  }
+  if (!res.content_type.empty()) {
+    head += "Content-Type: ";
+    head += res.content_type;
+    head += "\r\n";
+  }
+  bool chunked = false;
+  std::optional<std::uint64_t> length;
+  switch (res.kind) {
+    case http_response::body_kind::none:
+      length = res.declared_length.value_or(0);
+      break;
+    case http_response::body_kind::bytes:
+      length = res.bytes.size();
+      break;
+    case http_response::body_kind::file:
+      length = res.file_length;
+      break;
+    case http_response::body_kind::stream:
+      if (res.stream_length >= 0) {
+        length = static_cast<std::uint64_t>(res.stream_length);
+      } else {
+        chunked = true;
+      }
+      break;
+  }
+  // 304 carries a length of 0 (or the plugin's): clients of the httplib family read a 304
+  // without one until the connection closes. 1xx and 204 carry none (RFC 9110).
+  if (status == 304) {
+    head += "Content-Length: ";
+    head += std::to_string(res.declared_length.value_or(0));
+    head += "\r\n";
+  } else if (!no_body_status) {
+    if (length) {
+      head += "Content-Length: ";
+      head += std::to_string(*length);
+      head += "\r\n";
+    } else if (chunked && req.version == 11 && !head_only) {
+      head += "Transfer-Encoding: chunked\r\n";
+    } else if (chunked) {
+      keep_alive = false;  // an HTTP/1.0 client learns the end from the close
+    }
+  }
+  if (!keep_alive) {
+    head += "Connection: close\r\n";
+  } else if (req.version == 10) {
+    head += "Connection: keep-alive\r\n";
+  }
+  head += "\r\n";
+
+  if (head_only || res.kind == http_response::body_kind::none) co_return co_await write_all(head);
+  switch (res.kind) {
+    case http_response::body_kind::bytes:
+      head += res.bytes;
+      co_return co_await write_all(head);
+    case http_response::body_kind::file:
+      co_return co_await send_file(res, std::move(head));
+    case http_response::body_kind::stream:
+      if (!co_await write_all(head)) co_return false;
+      co_return co_await send_stream(res, chunked && req.version == 11);
+    case http_response::body_kind::none:
+      break;
+  }
+  co_return true;
+}
+
+template <class Stream>
+net::awaitable<bool> connection<Stream>::send_file(http_response& res, std::string head) {
+  const int fd = res.file->fd;
+  std::uint64_t offset = res.file_offset;
+  std::uint64_t left = res.file_length;
+  if constexpr (is_tls<Stream>) {
+    // TLS: Asio's stream encrypts in user space (its engine talks to OpenSSL through a memory
+    // BIO, so kernel TLS and SSL_sendfile cannot apply): read, then write, a piece at a time;
+    // the head goes out with the first piece.
+    std::vector<char> buf(piece_size);
+    std::size_t prefix = std::min(head.size(), buf.size());
+    std::memcpy(buf.data(), head.data(), prefix);
+    if (prefix < head.size()) {
+      if (!co_await write_all(head)) co_return false;
+      prefix = 0;
+    }
+    for (;;) {
+      const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(left, buf.size() - prefix));
+      ssize_t n = 0;
+      if (want > 0) {
+        do {
+          n = ::pread(fd, buf.data() + prefix, want, static_cast<off_t>(offset));
+        } while (n < 0 && errno == EINTR);
+        if (n <= 0) co_return false;  // a read error, or the file is shorter than promised
+      }
+      if (!co_await write_all(std::string_view(buf.data(), prefix + static_cast<std::size_t>(n)))) co_return false;
+      prefix = 0;
+      offset += static_cast<std::uint64_t>(n);
+      left -= static_cast<std::uint64_t>(n);
+      if (left == 0) co_return true;
+    }
+  } else {
+    if (!co_await write_all(head)) co_return false;
+    auto& sock = stream_;
+    std::size_t since_yield = 0;
+    while (left > 0) {
+      off_t off = static_cast<off_t>(offset);
+      const ssize_t n = ::sendfile(sock.native_handle(), fd, &off,
+                                   static_cast<std::size_t>(std::min<std::uint64_t>(left, file_slice)));
+      if (n > 0) {
+        offset += static_cast<std::uint64_t>(n);
+        left -= static_cast<std::uint64_t>(n);
+        since_yield += static_cast<std::size_t>(n);
+        if (since_yield >= file_slice && left > 0) {
+          since_yield = 0;
+          co_await net::post(co_await net::this_coro::executor, net::use_awaitable);
+        }
+        continue;
+      }
+      if (n == 0) co_return false;  // the file is shorter than promised
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN) co_return false;
+      error_code ec;
+      set_deadline(transport().body_timeout);
+      co_await sock.async_wait(tcp::socket::wait_write, net::redirect_error(net::use_awaitable, ec));
+      clear_deadline();
+      if (ec) {
+        if (timed_out_) server_->count_closed("body_timeout");
+        co_return false;
+      }
+      since_yield = 0;
+    }
+    co_return true;
+  }
+}
+
+template <class Stream>
+net::awaitable<bool> connection<Stream>::send_stream(http_response& res, bool chunked) {
+  // Room before the bytes for a chunk's size line, after them for its CRLF.
+  constexpr std::size_t front = 16;
+  std::vector<char> buf(front + piece_size + 2);
+  std::uint64_t sent = 0;
+  body_source& source = *res.stream;
+  for (;;) {
+    const std::int64_t n = co_await on_worker<std::int64_t>(*server_->workers, [&source, &buf] {
+      return source.read(buf.data() + front, piece_size);
+    });
+    if (n < 0) co_return false;
+    if (n == 0) {
+      if (chunked) co_return co_await write_all("0\r\n\r\n");
+      // A fixed-length stream that ends early: the client must see a short body and a close.
+      co_return res.stream_length < 0 || sent == static_cast<std::uint64_t>(res.stream_length);
+    }
+    const auto size = static_cast<std::size_t>(n);
+    if (!chunked) {
+      if (res.stream_length >= 0 && sent + size > static_cast<std::uint64_t>(res.stream_length)) co_return false;
+      if (!co_await write_all(std::string_view(buf.data() + front, size))) co_return false;
+    } else {
+      char line[16];
+      auto [end, ec] = std::to_chars(line, line + sizeof line - 2, size, 16);
+      *end++ = '\r';
+      *end++ = '\n';
+      const std::size_t line_size = static_cast<std::size_t>(end - line);
+      std::memcpy(buf.data() + front - line_size, line, line_size);
+      buf[front + size] = '\r';
+      buf[front + size + 1] = '\n';
+      if (!co_await write_all(std::string_view(buf.data() + front - line_size, line_size + size + 2))) co_return false;
+    }
+    sent += size;
+    if (!chunked && res.stream_length >= 0 && sent == static_cast<std::uint64_t>(res.stream_length)) co_return true;
+  }
+}
+
+template <class Stream>
+net::awaitable<void> connection<Stream>::close(bool linger) {
+  error_code ec;
+  if constexpr (is_tls<Stream>) {
+    set_deadline(closing_time);
+    co_await stream_.async_shutdown(net::redirect_error(net::use_awaitable, ec));
+  }
+  socket().shutdown(tcp::socket::shutdown_send, ec);
+  if (linger) {
+    // The client may still be sending a body we will not read: read and drop it for a moment,
+    // so that the kernel does not answer it with a reset that destroys our response.
+    std::vector<char> sink(64 * 1024);
+    std::size_t dropped = 0;
+    set_deadline(closing_time);
+    while (dropped < linger_bytes) {
+      const std::size_t n = co_await socket().async_read_some(net::buffer(sink),
+                                                              net::redirect_error(net::use_awaitable, ec));
+      if (ec) break;
+      dropped += n;
+    }
+  }
+  clear_deadline();
+  finished_ = true;
+  timer_.cancel();
+  socket().close(ec);
+}
+
+template <class Stream>
+net::awaitable<void> connection<Stream>::run(std::shared_ptr<connection> self) {
+  const auto& t = transport();
+  error_code ec;
+  if constexpr (is_tls<Stream>) {
+    set_deadline(t.handshake_timeout);
+    co_await stream_.async_handshake(net::ssl::stream_base::server, net::redirect_error(net::use_awaitable, ec));
+    clear_deadline();
+    if (ec) {
+      server_->count_closed(timed_out_ ? "handshake_timeout" : "handshake_failed");
+      finished_ = true;
+      timer_.cancel();
+      socket().close(ec);
+      co_return;
+    }
+  }
+  bool linger = false;
+  for (std::size_t served = 0;; ++served) {
+    if (!co_await wait_for_request(served)) break;
+    set_deadline(t.head_timeout);
+    request_parser parser;
+    parser.header_limit(static_cast<std::uint32_t>(t.max_header_bytes));
+    parser.body_limit(std::numeric_limits<std::uint64_t>::max());  // bodies stream: no limit here
+    co_await http::async_read_header(stream_, buffer_, parser, net::redirect_error(net::use_awaitable, ec));
+    clear_deadline();
+    if (ec) {
+      if (timed_out_) {
+        co_await refuse(408, "head_timeout", "the request head did not arrive in time");
+      } else if (ec == http::error::header_limit) {
+        // Which part was too long: Beast parses (and consumes) the request line as soon as it
+        // is whole, so a request without a target yet never finished its line.
+        if (parser.get().target().empty()) {
+          co_await refuse(414, "request_line", "the request line is too long");
+        } else {
+          co_await refuse(431, "header_bytes", "the request head is larger than " +
+                                                   std::to_string(t.max_header_bytes) + " bytes");
+        }
+      } else if (ec != http::error::end_of_stream && ec != net::error::eof &&
+                 ec != net::error::connection_reset && ec != net::ssl::error::stream_truncated) {
+        co_await refuse(400, "bad_request", "malformed request: " + ec.message());
+      }
+      linger = true;
+      break;
+    }
+
+    http_request req;
+    req.remote_addr = client_;
+    if (const auto refused = check_head(parser, req)) {
+      co_await refuse(refused->first, refusal_reason(refused->first), refused->second);
+      linger = true;
+      break;
+    }
+
+    const bool expect_continue = req.version == 11 && req.has_body() &&
+                                 iequals(trimmed(req.header("Expect")), "100-continue");
+    bool keep_alive = parser.keep_alive() && served + 1 < t.keep_alive_max_requests &&
+                      !server_->stopping.load();
+    const auto started = steady::now();
+    http_response res;
+    body_pipe<Stream> body(*this, parser, expect_continue);
+    if (server_->queued.load() >= t.max_queued_requests) {
+      server_->count_refused("queue_full");
+      res.status = 503;
+      res.set_header("Retry-After", "1");
+      res.set_content("503 Service Unavailable: every worker is busy\n", "text/plain");
+      res.close = true;
+    } else {
+      ++server_->queued;
+      server_->queued_gauge.Increment();
+      auto& srv = *server_;
+      co_await on_worker<bool>(*server_->workers, [&srv, &req, &body, &res] {
+        --srv.queued;
+        srv.queued_gauge.Decrement();
+        srv.in_flight_gauge.Increment();
+        try {
+          srv.handler(req, body, res);
+        } catch (const std::exception& e) {
+          srv.logger->error("{} {}: the handler failed: {}", req.remote_addr, req.method, e.what());
+          res = http_response{};
+          res.status = 500;
+          res.set_content("500 Internal Server Error\n", "text/plain");
+        }
+        srv.in_flight_gauge.Decrement();
+        return true;
+      });
+    }
+
+    if (!parser.is_done()) {
+      if (expect_continue && !body.continue_sent()) {
+        keep_alive = false;  // the client holds its body back; it must not arrive as a request
+        linger = true;
+      } else if (!co_await drain(parser)) {
+        keep_alive = false;
+        linger = true;
+      }
+    }
+    if (framing_error_) {
+      server_->count_refused("bad_request");
+      res = http_response{};
+      res.status = 400;
+      res.set_content("400 Bad Request: malformed chunked body\n", "text/plain");
+      keep_alive = false;
+    }
+    if (res.close) keep_alive = false;
+    const bool written = co_await write_response(req, res, keep_alive);
+    server_->observer(&req, res.status, std::chrono::duration<double>(steady::now() - started).count(), {});
+    if (!written) {
+      if (timed_out_) server_->count_closed("body_timeout");
+      break;
+    }
+    if (!keep_alive) break;
+    if (buffer_.size() == 0) buffer_.shrink_to_fit();  // an idle connection holds no buffer
+  }
+  co_await close(linger);
+  (void)self;
+}
+
+}  // namespace
+
+http_server::impl::impl(server_options o, http_handler h, exchange_observer obs,
+                        std::shared_ptr<spdlog::logger> l, prometheus::Registry& metrics)
+    : opts(std::move(o)),
+      handler(std::move(h)),
+      observer(std::move(obs)),
+      logger(std::move(l)),
+      open_gauge(prometheus::BuildGauge()
+                     .Name("registryd_http_connections")
+                     .Help("Connections the front door holds open.")
+                     .Register(metrics)
+                     .Add({})),
+      in_flight_gauge(prometheus::BuildGauge()
+                          .Name("registryd_http_requests_in_flight")
+                          .Help("Requests a worker is handling now.")
+                          .Register(metrics)
+                          .Add({})),
+      queued_gauge(prometheus::BuildGauge()
+                       .Name("registryd_http_requests_queued")
+                       .Help("Requests waiting for a worker.")
+                       .Register(metrics)
+                       .Add({})),
+      accepted(prometheus::BuildCounter()
+                   .Name("registryd_http_connections_accepted_total")
+                   .Help("Connections accepted by the front door.")
+                   .Register(metrics)
+                   .Add({})),
+      closed_family(prometheus::BuildCounter()
+                        .Name("registryd_http_connections_closed_total")
+                        .Help("Connections the front door closed on a limit, a timeout or a failed "
+                              "handshake, by reason.")
+                        .Register(metrics)),
+      refused_family(prometheus::BuildCounter()
+                         .Name("registryd_http_requests_refused_total")
+                         .Help("Requests the transport answered with an error itself (malformed or "
+                               "ambiguous framing, limits, timeouts, a full queue), by reason.")
+                         .Register(metrics)) {}
+
+bool http_server::impl::admit(const std::string& client) {
+  const auto& t = opts.transport;
+  if (open.load() >= t.max_connections) {
+    count_closed("max_connections");
+    return false;
+  }
+  std::lock_guard lock(clients_mutex);
+  auto& n = per_client[client];
+  if (n >= t.max_connections_per_client) {
+    count_closed("max_connections_per_client");
+    return false;
+  }
+  ++n;
+  ++open;
+  open_gauge.Increment();
+  return true;
+}
+
+void http_server::impl::release(const std::string& client) {
+  {
+    std::lock_guard lock(clients_mutex);
+    const auto it = per_client.find(client);
+    if (it != per_client.end() && --it->second == 0) per_client.erase(it);
+  }
+  --open;
+  open_gauge.Decrement();
+}
+
+void http_server::impl::on_accepted(tcp::socket socket) {
+  error_code ec;
+  const auto peer = socket.remote_endpoint(ec);
+  if (ec) return;
+  std::string client = peer.address().to_string();
+  accepted.Increment();
+  if (!admit(client)) {
+    if (!tls) {
+      static const std::string text =
+          refusal_text(503, "too many connections", "Retry-After: 1\r\n");
+      (void)::send(socket.native_handle(), text.data(), text.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    }
+    socket.shutdown(tcp::socket::shutdown_both, ec);
+    socket.close(ec);
+    return;
+  }
+  socket.set_option(tcp::no_delay(true), ec);
+  socket.non_blocking(true, ec);
+  auto self = shared_from_this();
+  if (tls) {
+    auto c = std::make_shared<connection<tls_stream>>(self, std::move(client), std::move(socket), *tls);
+    net::co_spawn(c->stream().get_executor(), c->run(c), net::detached);
+  } else {
+    auto c = std::make_shared<connection<tcp::socket>>(self, std::move(client), std::move(socket));
+    net::co_spawn(c->stream().get_executor(), c->run(c), net::detached);
+  }
+}
+
+void http_server::impl::accept() {
+  auto& target = *ios[next_io++ % ios.size()];
+  acceptor->async_accept(target, [self = shared_from_this()](error_code ec, tcp::socket socket) {
+    if (self->stopping) return;
+    if (ec) {
+      if (ec == net::error::operation_aborted) return;
+      // Out of descriptors, say: wait a moment instead of spinning.
+      self->logger->warn("front door: accept failed: {}", ec.message());
+      auto timer = std::make_shared<net::steady_timer>(*self->ios[0], std::chrono::milliseconds(100));
+      timer->async_wait([self, timer](error_code) {
+        if (!self->stopping) self->accept();
+      });
+      return;
+    }
+    self->on_accepted(std::move(socket));
+    self->accept();
+  });
+}
+
+http_server::http_server(server_options options, http_handler handler, exchange_observer observer,
+                         std::shared_ptr<spdlog::logger> logger, prometheus::Registry& metrics)
+    : impl_(std::make_shared<impl>(std::move(options), std::move(handler), std::move(observer),
+                                   std::move(logger), metrics)) {}
+
+http_server::~http_server() { stop(); }
+
+int http_server::port() const { return impl_->bound_port; }
+
+util::status http_server::start() {
+  auto& s = *impl_;
+  const auto& t = s.opts.transport;
+  std::size_t io_threads = t.io_threads;
+  if (io_threads == 0) io_threads = std::clamp<std::size_t>(std::thread::hardware_concurrency(), 1, 4);
+  for (std::size_t i = 0; i < io_threads; ++i) s.ios.push_back(std::make_unique<net::io_context>(1));
+  if (s.opts.configure_tls) {
+    s.tls.emplace(net::ssl::context::tls_server);
+    SSL_CTX* ctx = s.tls->native_handle();
+    // OpenSSL frees a connection's record buffers while it is idle.
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    if (!s.opts.configure_tls(ctx)) return util::error{"cannot set up the TLS context"};
+  }
+  error_code ec;
+  const auto address = net::ip::make_address(s.opts.address, ec);
+  if (ec) return util::error{"cannot listen on " + s.opts.address + ": not an IP address"};
+  const tcp::endpoint endpoint(address, static_cast<unsigned short>(s.opts.port));
+  const std::string where = s.opts.address + ":" + std::to_string(s.opts.port);
+  s.acceptor.emplace(*s.ios[0]);
+  s.acceptor->open(endpoint.protocol(), ec);
+  // SO_REUSEADDR lets a restarted server bind while old connections linger in TIME_WAIT; it
+  // does not let two listeners share the address (that is SO_REUSEPORT, never set here).
+  if (!ec) s.acceptor->set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec) s.acceptor->bind(endpoint, ec);
+  if (!ec) s.acceptor->listen(1024, ec);  // the kernel caps it at net.core.somaxconn
+  if (ec) {
+    s.acceptor.reset();
+    return util::error{"cannot listen on " + where + ": " + ec.message()};
+  }
+  s.bound_port = s.acceptor->local_endpoint(ec).port();
+  s.workers = std::make_unique<net::thread_pool>(t.worker_threads);
+  s.accept();
+  for (auto& io : s.ios) {
+    s.io_threads.emplace_back([context = io.get()] {
+      // Runs until stop(), also while no connection is open.
+      auto work = net::make_work_guard(*context);
+      context->run();
+    });
+  }
+  s.logger->info("front door listening on {}://{}:{} ({} I/O threads, {} workers)",
+                 s.tls ? "https" : "http", s.opts.address, s.bound_port, io_threads, t.worker_threads);
+  return util::ok();
+}
+
+void http_server::stop() {
+  auto& s = *impl_;
+  if (s.ios.empty() || s.stopping.exchange(true)) return;
+  for (auto& io : s.ios) io->stop();
+  for (auto& t : s.io_threads) t.join();
+  s.io_threads.clear();
+  s.io_stopped = true;
+  // Handlers still running finish (their body reads fail at once); nothing more is sent.
+  if (s.workers) s.workers->join();
+  s.acceptor.reset();
+  // Destroys what the stopped I/O threads left: connections, their coroutines and sockets.
+  s.ios.clear();
+  s.workers.reset();
+}
+
+}  // namespace registryd::frontdoor
