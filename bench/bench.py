@@ -10,11 +10,16 @@ Suites:
           variant, bench/harness/link.py), warm pulls, peak RSS. registryd Proxy vs
           docker-registry's proxy mode, both in front of the same upstream docker-registry.
   direct  issue 4: pass-through pulls through registryd Direct vs straight from the upstream.
+  frontdoor  issue 9: manifest GET at 1,000 connections, memory per idle connection (keep-alive
+          and TLS), and the time a new client waits while 10,000 connections are held.
+          registryd Local vs docker-registry vs nginx.
 """
 
 import argparse
 import atexit
 import os
+import resource
+import subprocess
 import sys
 import time
 
@@ -96,6 +101,17 @@ def settings_for(args, suite):
             f"fresh {args.push_mib} MiB blob, MiB/s over curl's time for both requests. Peak "
             f"RSS: VmHWM of each server. Server logs: {args.server_logs} (quiet: warnings "
             f"only on both sides).")
+    elif suite == "frontdoor":
+        s.update(held=args.held, manifest_connections=1000)
+        s["method"] = (
+            f"Manifest GET at 1,000 connections: wrk -t2 -c1000 --latency for {args.duration} s "
+            f"after a {args.warmup} s warm-up, median of {args.reps} repetitions. Idle "
+            f"connections: {args.held} connections held by bench/../tests/integration/"
+            f"hold_connections.py (keep-alive: each sent one GET and read the answer; TLS: "
+            f"handshake done, nothing sent); memory per connection is the server's RSS while "
+            f"they are held minus its RSS before, divided by {args.held} (nginx: all its "
+            f"processes). New client: 20 fresh curl requests while the keep-alive connections "
+            f"are held, median and worst time to the whole answer.")
     else:
         s.update(blob_mib=args.proxy_blob_mib, clients=args.proxy_clients)
         s["method"] = (
@@ -792,6 +808,163 @@ def direct_targets(run):
 
 
 # ----------------------------------------------------------------------------------------------
+# The front door (issue 9)
+
+HOLD_TOOL = os.path.join(os.path.dirname(BENCH_DIR), "tests", "integration", "hold_connections.py")
+
+
+def rss_kib(server):
+    pids = [server.proc.pid]
+    if server.rss_include_children:
+        pids += procs.children(server.proc.pid)
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+    return total
+
+
+class Held:
+    """Connections held open by hold_connections.py until stop()."""
+
+    def __init__(self, mode, count, port, path="/"):
+        self.count = count
+        self.proc = subprocess.Popen([sys.executable, HOLD_TOOL, mode, str(count), str(port),
+                                      "--limit", "600", "--path", path],
+                                     stdout=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline().strip()
+        if not line.startswith("opened"):
+            self.stop()
+            raise RuntimeError(f"holding {count} {mode} connections failed: {line}")
+        self.opened = line
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait()
+
+
+def new_client_ms(url, times=20):
+    samples = []
+    for _ in range(times):
+        out = procs.run(["curl", "-sk", "-o", "/dev/null", "-w", "%{time_total}", "--max-time",
+                         "30", url], timeout=60, check=False)
+        samples.append(float(out.stdout or "30") * 1000.0)
+    samples.sort()
+    return samples[len(samples) // 2], samples[-1]
+
+
+def suite_frontdoor(ctx, run):
+    a = ctx.args
+    sc = ctx.scratch
+    n = a.held
+    run.server("docker-registry", "reference")
+    run.server("nginx", "static file server (idle-connection memory and new-client rows)")
+    # registryd's head deadline must outlast opening the TLS connections (docs/frontdoor.md);
+    # the other limits are the defaults, the per-client limit raised to hold them from one
+    # address as the others allow.
+    host_yaml = sc.file("frontdoor-host.yaml")
+    with open(host_yaml, "w") as f:
+        f.write(f"http_head_timeout_seconds: 600\nhttp_max_connections_per_client: {n + 2000}\n"
+                f"http_max_connections: {n + 2000}\n")
+    ctx.registryd_args = ctx.registryd_args + ["--host-config", host_yaml]
+    dr = servers.DockerRegistry(sc, "docker-registry", sc.sub("docker-registry-data"),
+                                log_requests=ctx.log_requests)
+    rd = ctx.start_registryd(run, "registryd", "Local")
+    nginx = servers.Nginx(sc, "nginx", sc.sub("nginx-root"), worker_connections=n + 2000)
+    small = [os.urandom(32 * 1024)]
+    blob_path = sc.file("content", "blob")
+    digest = registry.random_file(blob_path, MIB)
+    manifest_digest = seed_image(dr.base_url, blob_path, digest, MIB, small)
+    if rd:
+        rd = ctx.checked(run, "registryd", rd, lambda: seed_and_check_registryd(
+            rd, blob_path, digest, MIB, small, manifest_digest))
+
+    fid = "manifest_get_c1000"
+    run.figure(fid, "Manifest GET by tag, 1,000 connections", "req/s", "rps")
+    log(fid)
+    accept = "Accept: " + registry.MANIFEST_ACCEPT
+    two = [("registryd", rd), ("docker-registry", dr)]
+    measure_round(run, fid, [(lb, s and f"{s.base_url}/v2/{LOCAL_REPO}/manifests/latest")
+                             for lb, s in two],
+                  lambda url, d: load.wrk(url, 1000, d, threads=2, headers=[accept]))
+
+    three = [("registryd", rd, "/v2/"), ("docker-registry", dr, "/v2/"), ("nginx", nginx, "/")]
+    f_mem = "idle_keepalive_kib"
+    f_new = "new_client_ms_held"
+    run.figure(f_mem, f"Memory per idle keep-alive connection ({n:,} held)", "KiB", "kib",
+               higher_is_better=False)
+    run.figure(f_new, f"A new client's wait while {n:,} keep-alive connections are held "
+               "(median of 20)", "ms", "ms", higher_is_better=False)
+    for label, srv, path in three:
+        if srv is None:
+            run.not_measured(f_mem, label, "not available")
+            run.not_measured(f_new, label, "not available")
+            continue
+        log(f"{f_mem} {label}")
+        before = rss_kib(srv)
+        held = Held("keepalive", n, srv.port, path)
+        time.sleep(1)
+        during = rss_kib(srv)
+        median, worst = new_client_ms(srv.base_url + path)
+        held.stop()
+        run.add_sample(f_mem, label, {"tool": "hold", "kib": (during - before) / n,
+                                      "rss_before_kib": before, "rss_held_kib": during,
+                                      "opened": held.opened, "valid": True})
+        run.add_sample(f_new, label, {"tool": "curl", "ms": median, "worst_ms": worst,
+                                      "valid": worst < 30000})
+        log(f"  {label}: {(during - before) / n:.1f} KiB per connection; new client "
+            f"{median:.1f} ms (worst {worst:.1f})")
+    rss = {"docker-registry": dr.stop(), "nginx": nginx.stop()}
+    if rd:
+        rss["registryd"] = rd.stop()
+
+    # TLS: each server with its own certificate; registryd with its own CA, on the same data.
+    f_tls = "idle_tls_kib"
+    run.figure(f_tls, f"Memory per idle TLS connection ({n:,} held, handshake done)", "KiB",
+               "kib", higher_is_better=False)
+    dr_tls = servers.DockerRegistry(sc, "docker-registry-tls", sc.sub("docker-registry-data"),
+                                    tls_cert=ctx.tls_cert, log_requests=ctx.log_requests)
+    nginx_tls = servers.Nginx(sc, "nginx-tls", sc.sub("nginx-root"), tls_cert=ctx.tls_cert,
+                              worker_connections=n + 2000)
+    rd_tls = None
+    if rd:
+        rd_tls = servers.Registryd(sc, "registryd-tls", ctx.registryd, ctx.plugin_dir,
+                                   sc.sub("registryd-tls-state"), sc.sub("registryd-tls-data"),
+                                   "Local", plain_http=False, extra_args=ctx.registryd_args)
+    for label, srv in (("registryd", rd_tls), ("docker-registry", dr_tls), ("nginx", nginx_tls)):
+        if srv is None:
+            run.not_measured(f_tls, label, "not available")
+            continue
+        log(f"{f_tls} {label}")
+        before = rss_kib(srv)
+        held = Held("tls-idle", n, srv.port)
+        time.sleep(1)
+        during = rss_kib(srv)
+        held.stop()
+        run.add_sample(f_tls, label, {"tool": "hold", "kib": (during - before) / n,
+                                      "rss_before_kib": before, "rss_held_kib": during,
+                                      "opened": held.opened, "valid": True})
+        log(f"  {label}: {(during - before) / n:.1f} KiB per TLS connection")
+        rss[label] = max(x for x in (rss.get(label), srv.stop()) if x is not None)
+    run.peak_rss_mib.update(rss)
+    frontdoor_targets(run)
+
+
+def frontdoor_targets(run):
+    """Issue 9's figures; only the manifest rate has a stated bound (at least docker-registry)."""
+    fid = "manifest_get_c1000"
+    run.target_ratio(f"{fid}_vs_docker_registry", (fid, "registryd"), (fid, "docker-registry"),
+                     ">=", 1.0, f"{run.figures[fid]['title']}: registryd / docker-registry")
+    run.target_value("new_client_ms_held", run.median("new_client_ms_held", "registryd"), "<",
+                     100, "A new client's median wait while the connections are held, ms")
+    _note_once(run, "Memory per idle connection and the new client's wait have no bound in the "
+               "issue other than the 100 ms the integration test holds; they are reported next "
+               "to docker-registry and nginx.")
+
+
+# ----------------------------------------------------------------------------------------------
 
 def wait_idle(seconds, threshold):
     """Waits up to `seconds` for the machine to be quiet; the run records the load anyway."""
@@ -810,8 +983,10 @@ def wait_idle(seconds, threshold):
         time.sleep(min(30, max(1, deadline - time.monotonic())))
 
 
-SUITES = {"local": suite_local, "proxy": suite_proxy, "direct": suite_direct}
-TARGETS = {"local": local_targets, "proxy": proxy_targets, "direct": direct_targets}
+SUITES = {"local": suite_local, "proxy": suite_proxy, "direct": suite_direct,
+          "frontdoor": suite_frontdoor}
+TARGETS = {"local": local_targets, "proxy": proxy_targets, "direct": direct_targets,
+           "frontdoor": frontdoor_targets}
 
 
 def rejudge(path):
@@ -841,6 +1016,8 @@ def main():
     p.add_argument("--push-mib", type=int, default=1024, help="Local push size (1024)")
     p.add_argument("--proxy-blob-mib", type=int, default=256, help="Proxy/Direct blob (256)")
     p.add_argument("--proxy-clients", type=int, default=32, help="concurrent cold pulls (32)")
+    p.add_argument("--held", type=int, default=10000,
+                   help="frontdoor: idle connections held (10000)")
     p.add_argument("--link-mbit", type=float, default=200,
                    help="the proxy suite's link variant: cold pulls through a relay to the "
                         "upstream limited to this many Mbit/s, shared by all connections (200; "
@@ -875,6 +1052,9 @@ def main():
         p.error("--reps and --duration must be at least 1")
     if args.link_mbit < 0:
         p.error("--link-mbit must be 0 (off) or more")
+    # Every server and load generator inherits this: thousands of connections are descriptors.
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
     if args.nice:
         # Inherited by every process the harness starts, so all sides run at the same priority.

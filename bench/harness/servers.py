@@ -141,7 +141,7 @@ class Nginx(Server):
 
     rss_include_children = True
 
-    def __init__(self, scratch, label, root, tls_cert=None):
+    def __init__(self, scratch, label, root, tls_cert=None, worker_connections=1024):
         self.name = label
         self.tls = tls_cert is not None
         self.port = procs.free_port()
@@ -159,7 +159,8 @@ user root;
 worker_processes auto;
 pid {prefix}/nginx.pid;
 error_log {prefix}/logs/error.log warn;
-events {{ worker_connections 1024; }}
+worker_rlimit_nofile {2 * worker_connections + 64};
+events {{ worker_connections {worker_connections}; }}
 http {{
   default_type application/octet-stream;
   sendfile on;

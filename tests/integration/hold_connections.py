@@ -8,7 +8,8 @@ MODE:
   idle       connect and send nothing
   tls-idle   finish a TLS handshake and send nothing
   trickle    send a request head one header line per second, never finishing it
-  keepalive  send one complete GET /healthz, read its answer, then stay idle
+  keepalive  send one complete GET (of --path, /healthz by default), read its answer, then
+             stay idle
 
 Prints "opened N" once COUNT connections are up (and, for keepalive, answered), then
 "closed N of COUNT after S s" when the server has closed all of them or --limit passes.
@@ -31,6 +32,7 @@ def main():
     ap.add_argument("port", type=int)
     ap.add_argument("--limit", type=float, default=60.0)
     ap.add_argument("--sources", type=int, default=1)
+    ap.add_argument("--path", default="/healthz")
     args = ap.parse_args()
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -77,7 +79,7 @@ def main():
         conns.extend(fresh)
 
     if args.mode == "keepalive":
-        request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+        request = b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % args.path.encode()
         for s in conns:
             s.send(request)
         answered = set()
@@ -92,7 +94,7 @@ def main():
                 except BlockingIOError:
                     continue
                 buffers[s] += data
-                if b"\r\n\r\nok\n" in buffers[s] or not data:
+                if b"\r\n\r\n" in buffers[s] or not data:  # the answer's head arrived
                     answered.add(s)
             time.sleep(0.01)
         if len(answered) < len(conns):

@@ -17,6 +17,7 @@ using detail::is_absent;
 using detail::map_reader;
 
 constexpr std::array<std::string_view, 2> log_format_names = {"text", "json"};
+constexpr std::array<std::string_view, 2> file_transfer_names = {"copy", "sendfile"};
 
 // A path value; relative paths resolve against `base_dir`, or are errors without one.
 std::optional<std::filesystem::path> read_path(const YAML::Node& node, const std::string& path,
@@ -161,6 +162,10 @@ void read_http_settings(map_reader& fields, http_settings& http, field_errors& e
   }
   if (auto n = read_ranged(fields, "http_drain_limit_bytes", 0, 1LL << 30, " bytes", errors)) {
     http.drain_limit_bytes = static_cast<std::uint64_t>(*n);
+  }
+  if (auto i = detail::read_enum(fields.take("http_file_transfer"), "http_file_transfer",
+                                 file_transfer_names, errors)) {
+    http.sendfile = *i == 1;
   }
 }
 

@@ -614,11 +614,11 @@ net::awaitable<bool> connection<Stream>::send_file(http_response& res, std::stri
   const int fd = res.file->fd;
   std::uint64_t offset = res.file_offset;
   std::uint64_t left = res.file_length;
-  if constexpr (is_tls<Stream>) {
+  if (is_tls<Stream> || !transport().sendfile) {
     // TLS: Asio's stream encrypts in user space (its engine talks to OpenSSL through a memory
     // BIO, so kernel TLS and SSL_sendfile cannot apply): read, then write, a piece at a time;
     // the head goes out with the first piece.
-    std::vector<char> buf(piece_size);
+    std::vector<char> buf(file_slice);
     std::size_t prefix = std::min(head.size(), buf.size());
     std::memcpy(buf.data(), head.data(), prefix);
     if (prefix < head.size()) {
@@ -640,7 +640,8 @@ net::awaitable<bool> connection<Stream>::send_file(http_response& res, std::stri
       left -= static_cast<std::uint64_t>(n);
       if (left == 0) co_return true;
     }
-  } else {
+  }
+  if constexpr (!is_tls<Stream>) {
     if (!co_await write_all(head)) co_return false;
     auto& sock = stream_;
     std::size_t since_yield = 0;
@@ -673,6 +674,7 @@ net::awaitable<bool> connection<Stream>::send_file(http_response& res, std::stri
     }
     co_return true;
   }
+  co_return false;  // not reached: the buffered path returns from its loop
 }
 
 template <class Stream>

@@ -39,6 +39,10 @@ struct http_settings {
   // A body the handler did not read is read and dropped when at most this many bytes are left
   // (the connection stays open); a larger one gets its answer and a close.
   std::uint64_t drain_limit_bytes = 4 * 1024 * 1024;
+  // How plain-HTTP file answers move: false reads them into user space and writes them
+  // (`http_file_transfer: copy`), true uses sendfile(2) (`sendfile`). docs/frontdoor.md says
+  // why copying is the default.
+  bool sendfile = false;
 
   friend bool operator==(const http_settings&, const http_settings&) = default;
 };
