@@ -22,20 +22,6 @@ namespace {
 
 registryd_str view(const std::string& s) noexcept { return {s.data(), s.size()}; }
 
-std::string_view access_word(std::uint32_t needed) {
-  if (needed == REGISTRYD_ACCESS_PULL) return "pull";
-  if (needed == REGISTRYD_ACCESS_DELETE) return "delete";
-  return "push";
-}
-
-std::string_view account_word(auth::access_bits held) {
-  if (held == auth::access_read_only) return "read-only";
-  if (held == auth::access_mirror_puller) return "mirror-puller";
-  if (held == auth::access_mirror_pusher) return "mirror-pusher";
-  if (held == auth::access_read_write) return "read-write";
-  return "limited";
-}
-
 // The token of an "Authorization: Bearer <token>" value (scheme case-insensitive), or nullopt
 // for any other scheme.
 std::optional<std::string_view> bearer_token(std::string_view header) {
@@ -346,41 +332,18 @@ std::optional<auth::access_bits> front_door::authorize(const caller& who,
                                                        const http_request& req,
                                                        http_response& res,
                                                        const auth::request_scope& scope) const {
-  using route = auth::request_scope::route;
-  if (who.token_access) {
-    // A token holds exactly what it was granted; a request outside any scope it could hold
-    // has nothing to check against.
-    if (scope.kind == route::unknown) {
-      oci_error(res, 404, "NAME_UNKNOWN",
-                "no repository route in this path, or an invalid repository name");
+  const auto d = auth::decide(who, req.method, scope);
+  switch (d.kind) {
+    case auth::decision::verdict::allow:
+      return d.access;
+    case auth::decision::verdict::challenge:
+      challenge(req, res, scope.needed, d.error, d.message);
       return std::nullopt;
-    }
-    if (scope.needed.empty()) {
-      oci_error(res, 405, "UNSUPPORTED", "the registry API does not use this method");
+    case auth::decision::verdict::refuse:
+      oci_error(res, d.status, d.code, d.message);
       return std::nullopt;
-    }
-    if (!auth::covers(*who.token_access, scope.needed)) {
-      challenge(req, res, scope.needed, "insufficient_scope",
-                "the token does not grant " + auth::to_string(scope.needed));
-      return std::nullopt;
-    }
-    // Plugins see what the token grants on this repository; the catalog is a read.
-    return scope.kind == route::catalog ? auth::access_pull
-                                        : auth::repository_access(*who.token_access, scope.repository);
   }
-  if (scope.kind == route::catalog && (who.access & auth::access_catalog) == 0) {
-    oci_error(res, 403, "DENIED",
-              "user " + who.name + " may not list the repositories: the account has no catalog access");
-    return std::nullopt;
-  }
-  if (!auth::is_allowed(who.access, req.method)) {
-    const auth::access_bits needed = auth::required_access(req.method);
-    oci_error(res, 403, "DENIED",
-              "user " + who.name + " may not " + std::string(access_word(needed)) +
-                  ": the account has " + std::string(account_word(who.access)) + " access");
-    return std::nullopt;
-  }
-  return auth::plugin_access(who.access);
+  return std::nullopt;
 }
 
 void front_door::handle_v2(const http_request& req, request_body& body, http_response& res) {

@@ -32,6 +32,7 @@
 #include <atomic>
 #include <cerrno>
 #include <charconv>
+#include <cstdio>
 #include <cstring>
 #include <ctime>
 #include <future>
@@ -52,6 +53,8 @@ using steady = std::chrono::steady_clock;
 using tls_stream = net::ssl::stream<tcp::socket>;
 using request_parser = http::request_parser<http::buffer_body>;
 
+// Room kept in the read buffer while a body is read: what one read from the socket may take.
+constexpr std::size_t body_read_size = 64 * 1024;
 // Bytes moved per piece of a body, in and out.
 constexpr std::size_t piece_size = 256 * 1024;
 // A file is sent in slices of this size, each a chance for the connection's other I/O thread
@@ -83,6 +86,29 @@ std::string trimmed(std::string_view s) {
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
   return std::string(s);
 }
+
+prometheus::Gauge& unlabelled_gauge(prometheus::Registry& metrics, const char* name, const char* help) {
+  return prometheus::BuildGauge().Name(name).Help(help).Register(metrics).Add({});
+}
+
+// Whether the kernel offers TLS offload (the "tls" upper-layer protocol).
+bool kernel_offers_tls() {
+  std::FILE* f = std::fopen("/proc/sys/net/ipv4/tcp_available_ulp", "r");
+  if (f == nullptr) return false;
+  char line[256] = {};
+  const bool read = std::fgets(line, sizeof line, f) != nullptr;
+  std::fclose(f);
+  return read && std::string_view(line).find("tls") != std::string_view::npos;
+}
+
+// A buffer that is written before it is read: allocated, never zeroed (a zeroed 1 MiB per
+// answer cost more than the answer).
+struct raw_buffer {
+  explicit raw_buffer(std::size_t n) : bytes(std::make_unique_for_overwrite<char[]>(n)), size(n) {}
+  char* data() const noexcept { return bytes.get(); }
+  std::unique_ptr<char[]> bytes;
+  std::size_t size;
+};
 
 // The metric label of a refusal made after the head was read.
 std::string_view refusal_reason(unsigned status) {
@@ -302,15 +328,19 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
 template <class Stream>
 class body_pipe final : public request_body {
  public:
-  body_pipe(connection<Stream>& c, request_parser& parser, bool expect_continue)
-      : c_(c), parser_(parser), expect_continue_(expect_continue) {}
+  body_pipe(connection<Stream>& c, request_parser& parser, std::int64_t content_length,
+            bool expect_continue)
+      : c_(c), parser_(parser), content_length_(content_length), expect_continue_(expect_continue) {}
 
   bool read(const std::function<bool(const char*, std::size_t)>& on_chunk) override {
     if (called_) return false;
     called_ = true;
     if (parser_.is_done()) return true;
     // Two buffers: the I/O thread fills one while the handler takes the other.
-    std::array<std::vector<char>, 2> buffers{std::vector<char>(piece_size), std::vector<char>(piece_size)};
+    // As large as the body when it is smaller than a piece (a manifest, say).
+    const std::size_t size = content_length_ > 0 ? std::min<std::size_t>(piece_size, static_cast<std::size_t>(content_length_))
+                                                 : piece_size;
+    std::array<raw_buffer, 2> buffers{raw_buffer(size), raw_buffer(size)};
     std::size_t current = 0;
     auto pending = start(buffers[current]);
     for (;;) {
@@ -336,7 +366,7 @@ class body_pipe final : public request_body {
     bool failed = false;
   };
 
-  std::future<piece> start(std::vector<char>& into) {
+  std::future<piece> start(raw_buffer& into) {
     auto promise = std::make_shared<std::promise<piece>>();
     auto result = promise->get_future();
     net::post(c_.stream().get_executor(), [this, &into, promise] {
@@ -361,24 +391,27 @@ class body_pipe final : public request_body {
   }
 
   // Reads until `into` is full or the body ends: one hand-over per piece, not per TCP read.
-  void fill(std::vector<char>& into, std::size_t have, std::shared_ptr<std::promise<piece>> promise) {
+  void fill(raw_buffer& into, std::size_t have, std::shared_ptr<std::promise<piece>> promise) {
+    // Beast reads into the connection's buffer as much as it has room for: give it room for a
+    // large read (a head leaves it a few hundred bytes; released again after the request).
+    if (c_.buffer_.capacity() < body_read_size) c_.buffer_.reserve(body_read_size);
     auto& body = parser_.get().body();
     body.data = into.data() + have;
-    body.size = into.size() - have;
+    body.size = into.size - have;
     body.more = true;
     c_.set_deadline(c_.transport().body_timeout);
     http::async_read_some(
         c_.stream(), c_.buffer_, parser_,
         [this, &into, have, promise](error_code ec, std::size_t) mutable {
           if (ec == http::error::need_buffer) ec = {};
-          const std::size_t now = into.size() - parser_.get().body().size;
+          const std::size_t now = into.size - parser_.get().body().size;
           if (ec) {
             c_.clear_deadline();
             c_.note_body_error(ec);
             promise->set_value(piece{now, false, true});
             return;
           }
-          if (!parser_.is_done() && now < into.size()) {
+          if (!parser_.is_done() && now < into.size) {
             fill(into, now, std::move(promise));
             return;
           }
@@ -398,6 +431,7 @@ class body_pipe final : public request_body {
 
   connection<Stream>& c_;
   request_parser& parser_;
+  std::int64_t content_length_;
   bool expect_continue_;
   bool continue_sent_ = false;
   bool called_ = false;
@@ -501,11 +535,12 @@ template <class Stream>
 net::awaitable<bool> connection<Stream>::drain(request_parser& parser) {
   std::uint64_t budget = transport().drain_limit_bytes;
   if (const auto left = parser.content_length_remaining(); left && *left > budget) co_return false;
-  std::vector<char> sink(64 * 1024);
+  raw_buffer sink(64 * 1024);
+  if (buffer_.capacity() < body_read_size) buffer_.reserve(body_read_size);
   while (!parser.is_done()) {
     auto& body = parser.get().body();
     body.data = sink.data();
-    body.size = sink.size();
+    body.size = sink.size;
     error_code ec;
     set_deadline(transport().body_timeout);
     co_await http::async_read_some(stream_, buffer_, parser, net::redirect_error(net::use_awaitable, ec));
@@ -516,7 +551,7 @@ net::awaitable<bool> connection<Stream>::drain(request_parser& parser) {
       note_body_error(ec);
       co_return false;
     }
-    const std::uint64_t got = sink.size() - parser.get().body().size;
+    const std::uint64_t got = sink.size - parser.get().body().size;
     if (got > budget) co_return false;
     budget -= got;
   }
@@ -618,15 +653,15 @@ net::awaitable<bool> connection<Stream>::send_file(http_response& res, std::stri
     // TLS: Asio's stream encrypts in user space (its engine talks to OpenSSL through a memory
     // BIO, so kernel TLS and SSL_sendfile cannot apply): read, then write, a piece at a time;
     // the head goes out with the first piece.
-    std::vector<char> buf(file_slice);
-    std::size_t prefix = std::min(head.size(), buf.size());
+    const raw_buffer buf(static_cast<std::size_t>(std::min<std::uint64_t>(file_slice, head.size() + left)));
+    std::size_t prefix = std::min(head.size(), buf.size);
     std::memcpy(buf.data(), head.data(), prefix);
     if (prefix < head.size()) {
       if (!co_await write_all(head)) co_return false;
       prefix = 0;
     }
     for (;;) {
-      const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(left, buf.size() - prefix));
+      const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(left, buf.size - prefix));
       ssize_t n = 0;
       if (want > 0) {
         do {
@@ -681,12 +716,15 @@ template <class Stream>
 net::awaitable<bool> connection<Stream>::send_stream(http_response& res, bool chunked) {
   // Room before the bytes for a chunk's size line, after them for its CRLF.
   constexpr std::size_t front = 16;
-  std::vector<char> buf(front + piece_size + 2);
+  const std::size_t capacity =
+      res.stream_length >= 0 ? static_cast<std::size_t>(std::min<std::int64_t>(piece_size, std::max<std::int64_t>(res.stream_length, 1)))
+                             : piece_size;
+  const raw_buffer buf(front + capacity + 2);
   std::uint64_t sent = 0;
   body_source& source = *res.stream;
   for (;;) {
-    const std::int64_t n = co_await on_worker<std::int64_t>(*server_->workers, [&source, &buf] {
-      return source.read(buf.data() + front, piece_size);
+    const std::int64_t n = co_await on_worker<std::int64_t>(*server_->workers, [&source, &buf, capacity] {
+      return source.read(buf.data() + front, capacity);
     });
     if (n < 0) co_return false;
     if (n == 0) {
@@ -705,8 +743,8 @@ net::awaitable<bool> connection<Stream>::send_stream(http_response& res, bool ch
       *end++ = '\n';
       const std::size_t line_size = static_cast<std::size_t>(end - line);
       std::memcpy(buf.data() + front - line_size, line, line_size);
-      buf[front + size] = '\r';
-      buf[front + size + 1] = '\n';
+      buf.data()[front + size] = '\r';
+      buf.data()[front + size + 1] = '\n';
       if (!co_await write_all(std::string_view(buf.data() + front - line_size, line_size + size + 2))) co_return false;
     }
     sent += size;
@@ -725,11 +763,11 @@ net::awaitable<void> connection<Stream>::close(bool linger) {
   if (linger) {
     // The client may still be sending a body we will not read: read and drop it for a moment,
     // so that the kernel does not answer it with a reset that destroys our response.
-    std::vector<char> sink(64 * 1024);
+    const raw_buffer sink(64 * 1024);
     std::size_t dropped = 0;
     set_deadline(closing_time);
     while (dropped < linger_bytes) {
-      const std::size_t n = co_await socket().async_read_some(net::buffer(sink),
+      const std::size_t n = co_await socket().async_read_some(net::buffer(sink.data(), sink.size),
                                                               net::redirect_error(net::use_awaitable, ec));
       if (ec) break;
       dropped += n;
@@ -800,7 +838,7 @@ net::awaitable<void> connection<Stream>::run(std::shared_ptr<connection> self) {
                       !server_->stopping.load();
     const auto started = steady::now();
     http_response res;
-    body_pipe<Stream> body(*this, parser, expect_continue);
+    body_pipe<Stream> body(*this, parser, req.content_length, expect_continue);
     if (server_->queued.load() >= t.max_queued_requests) {
       server_->count_refused("queue_full");
       res.status = 503;
@@ -866,21 +904,12 @@ http_server::impl::impl(server_options o, http_handler h, exchange_observer obs,
       handler(std::move(h)),
       observer(std::move(obs)),
       logger(std::move(l)),
-      open_gauge(prometheus::BuildGauge()
-                     .Name("registryd_http_connections")
-                     .Help("Connections the front door holds open.")
-                     .Register(metrics)
-                     .Add({})),
-      in_flight_gauge(prometheus::BuildGauge()
-                          .Name("registryd_http_requests_in_flight")
-                          .Help("Requests a worker is handling now.")
-                          .Register(metrics)
-                          .Add({})),
-      queued_gauge(prometheus::BuildGauge()
-                       .Name("registryd_http_requests_queued")
-                       .Help("Requests waiting for a worker.")
-                       .Register(metrics)
-                       .Add({})),
+      open_gauge(unlabelled_gauge(metrics, "registryd_http_connections",
+                                  "Connections the front door holds open.")),
+      in_flight_gauge(unlabelled_gauge(metrics, "registryd_http_requests_in_flight",
+                                       "Requests a worker is handling now.")),
+      queued_gauge(unlabelled_gauge(metrics, "registryd_http_requests_queued",
+                                    "Requests waiting for a worker.")),
       accepted(prometheus::BuildCounter()
                    .Name("registryd_http_connections_accepted_total")
                    .Help("Connections accepted by the front door.")
@@ -1022,6 +1051,12 @@ util::status http_server::start() {
   }
   s.logger->info("front door listening on {}://{}:{} ({} I/O threads, {} workers)",
                  s.tls ? "https" : "http", s.opts.address, s.bound_port, io_threads, t.worker_threads);
+  if (s.tls) {
+    // Said at runtime, as in docs/frontdoor.md: Asio's stream encrypts through a memory BIO, so
+    // kernel TLS is never used, whatever the kernel offers.
+    s.logger->info("TLS bodies are encrypted in user space; kernel TLS is not used (the kernel {} "
+                   "a tls module)", kernel_offers_tls() ? "has" : "has no");
+  }
   return util::ok();
 }
 

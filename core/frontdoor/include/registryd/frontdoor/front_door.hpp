@@ -5,6 +5,7 @@
 #pragma once
 
 #include <registryd/auth/authenticator.hpp>
+#include <registryd/auth/decision.hpp>
 #include <registryd/auth/request_scope.hpp>
 #include <registryd/auth/token_authority.hpp>
 #include <registryd/frontdoor/transport_options.hpp>
@@ -85,11 +86,7 @@ class front_door {
     std::string challenge;
   };
   // Who a /v2/ request comes from, before the access check.
-  struct caller {
-    std::string name;
-    auth::access_bits access = 0;                           // from the users file (basic)
-    std::optional<std::vector<auth::resource_actions>> token_access;  // from a Bearer token
-  };
+  using caller = auth::caller;
 
   // Routes one request (on a worker thread).
   void handle(const http_request& req, request_body& body, http_response& res);

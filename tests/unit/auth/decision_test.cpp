@@ -1,0 +1,46 @@
+#include <registryd/auth/decision.hpp>
+
+#include <catch2/catch.hpp>
+
+namespace auth = registryd::auth;
+using verdict = auth::decision::verdict;
+
+TEST_CASE("a read-only user may pull but not push, and is told which account it has", "[auth]") {
+  const auth::caller reader{"reader", auth::access_read_only, std::nullopt};
+  const auto pull = auth::decide(reader, "GET", auth::scope_of_request("GET", "/v2/a/manifests/x"));
+  CHECK(pull.kind == verdict::allow);
+  CHECK(pull.access == auth::access_pull);
+  const auto push = auth::decide(reader, "PUT", auth::scope_of_request("PUT", "/v2/a/manifests/x"));
+  CHECK(push.kind == verdict::refuse);
+  CHECK(push.status == 403);
+  CHECK(push.message == "user reader may not push: the account has read-only access");
+}
+
+TEST_CASE("asking where an upload stands needs push, for basic users and tokens alike", "[auth]") {
+  const auto scope = auth::scope_of_request("GET", "/v2/a/blobs/uploads/3f2e");
+  const auth::caller reader{"reader", auth::access_read_only, std::nullopt};
+  CHECK(auth::decide(reader, "GET", scope).kind == verdict::refuse);
+  const auth::caller writer{"writer", auth::access_read_write, std::nullopt};
+  CHECK(auth::decide(writer, "GET", scope).kind == verdict::allow);
+  // A token for pull and push, as a client asks for after the challenge: allowed.
+  const auth::caller token{"writer", 0, std::vector<auth::resource_actions>{{"repository", "a", {"pull", "push"}}}};
+  const auto d = auth::decide(token, "GET", scope);
+  CHECK(d.kind == verdict::allow);
+  CHECK(d.access == (auth::access_pull | auth::access_push));
+  // A pull-only token is challenged for the push it lacks.
+  const auth::caller pull_token{"reader", 0, std::vector<auth::resource_actions>{{"repository", "a", {"pull"}}}};
+  const auto c = auth::decide(pull_token, "GET", scope);
+  CHECK(c.kind == verdict::challenge);
+  CHECK(c.error == "insufficient_scope");
+}
+
+TEST_CASE("the catalog needs catalog access; a token off every route is a 404", "[auth]") {
+  const auth::caller reader{"reader", auth::access_read_only, std::nullopt};
+  CHECK(auth::decide(reader, "GET", auth::scope_of_request("GET", "/v2/_catalog")).status == 403);
+  const auth::caller puller{"p", auth::access_mirror_puller, std::nullopt};
+  CHECK(auth::decide(puller, "GET", auth::scope_of_request("GET", "/v2/_catalog")).kind == verdict::allow);
+  const auth::caller token{"x", 0, std::vector<auth::resource_actions>{}};
+  const auto d = auth::decide(token, "GET", auth::scope_of_request("GET", "/v2/nothing"));
+  CHECK(d.kind == verdict::refuse);
+  CHECK(d.status == 404);
+}
