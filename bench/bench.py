@@ -957,7 +957,7 @@ def frontdoor_targets(run):
     fid = "manifest_get_c1000"
     run.target_ratio(f"{fid}_vs_docker_registry", (fid, "registryd"), (fid, "docker-registry"),
                      ">=", 1.0, f"{run.figures[fid]['title']}: registryd / docker-registry")
-    run.target_value("new_client_ms_held", run.median("new_client_ms_held", "registryd"), "<",
+    run.target_value("new_client_ms_held", run.median("new_client_ms_held", "registryd"), "<=",
                      100, "A new client's median wait while the connections are held, ms")
     _note_once(run, "Memory per idle connection and the new client's wait have no bound in the "
                "issue other than the 100 ms the integration test holds; they are reported next "
