@@ -358,7 +358,7 @@ def write_readme(results_dir):
            "docs/benchmarks.md.", ""]
     if not latest:
         out.append("No run yet.")
-    for suite in ("local", "proxy", "direct"):
+    for suite in SUITE_TITLES:
         if suite not in latest:
             out += [f"## {SUITE_TITLES[suite]}", "", "Not run yet.", ""]
             continue
