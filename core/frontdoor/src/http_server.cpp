@@ -402,7 +402,7 @@ class body_pipe final : public request_body {
     c_.set_deadline(c_.transport().body_timeout);
     http::async_read_some(
         c_.stream(), c_.buffer_, parser_,
-        [this, &into, have, promise](error_code ec, std::size_t) mutable {
+        [this, &into, promise](error_code ec, std::size_t) mutable {
           if (ec == http::error::need_buffer) ec = {};
           const std::size_t now = into.size - parser_.get().body().size;
           if (ec) {
@@ -417,7 +417,6 @@ class body_pipe final : public request_body {
           }
           c_.clear_deadline();
           promise->set_value(piece{now, parser_.is_done(), false});
-          (void)have;
         });
   }
 

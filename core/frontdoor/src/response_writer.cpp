@@ -1,10 +1,7 @@
 #include "response_writer.hpp"
 
-#include <strings.h>
 #include <unistd.h>
 
-#include <algorithm>
-#include <cerrno>
 #include <charconv>
 #include <string_view>
 
