@@ -50,13 +50,71 @@ namespace http = boost::beast::http;
 using tcp = net::ip::tcp;
 using error_code = boost::system::error_code;
 using steady = std::chrono::steady_clock;
-using tls_stream = net::ssl::stream<tcp::socket>;
+
+// The transport under a TLS stream. Reads and asynchronous writes go straight to the socket.
+// A synchronous write, which is what ssl::stream::write_some does with each record it encrypts,
+// is appended to a buffer instead, and the connection sends that buffer in one write. Asio's
+// stream writes one ~16 KiB record per socket write, each a send and a turn of the event loop:
+// that was where TLS body throughput went (docs/frontdoor.md, "TLS bodies").
+class record_gatherer {
+ public:
+  using executor_type = tcp::socket::executor_type;
+  using lowest_layer_type = tcp::socket::lowest_layer_type;
+
+  explicit record_gatherer(tcp::socket socket) : socket_(std::move(socket)) {}
+
+  executor_type get_executor() noexcept { return socket_.get_executor(); }
+  lowest_layer_type& lowest_layer() noexcept { return socket_.lowest_layer(); }
+  const lowest_layer_type& lowest_layer() const noexcept { return socket_.lowest_layer(); }
+  tcp::socket& socket() noexcept { return socket_; }
+
+  template <class Buffers, class Token>
+  auto async_read_some(const Buffers& buffers, Token&& token) {
+    return socket_.async_read_some(buffers, std::forward<Token>(token));
+  }
+  template <class Buffers, class Token>
+  auto async_write_some(const Buffers& buffers, Token&& token) {
+    return socket_.async_write_some(buffers, std::forward<Token>(token));
+  }
+  // Gathers: never blocks, never fails.
+  template <class Buffers>
+  std::size_t write_some(const Buffers& buffers, error_code& ec) {
+    ec = {};
+    std::size_t n = 0;
+    for (auto it = net::buffer_sequence_begin(buffers); it != net::buffer_sequence_end(buffers); ++it) {
+      const net::const_buffer b(*it);
+      gathered_.append(static_cast<const char*>(b.data()), b.size());
+      n += b.size();
+    }
+    return n;
+  }
+  // A synchronous write that needs the peer (a renegotiation, which the server does not allow)
+  // fails rather than blocks the I/O thread.
+  template <class Buffers>
+  std::size_t read_some(const Buffers&, error_code& ec) {
+    ec = net::error::would_block;
+    return 0;
+  }
+
+  std::string_view gathered() const noexcept { return gathered_; }
+  void clear() noexcept { gathered_.clear(); }
+  // Gives the buffer's memory back: an idle connection keeps none.
+  void release() noexcept { std::string().swap(gathered_); }
+
+ private:
+  tcp::socket socket_;
+  std::string gathered_;
+};
+
+using tls_stream = net::ssl::stream<record_gatherer>;
 using request_parser = http::request_parser<http::buffer_body>;
 
 // Room kept in the read buffer while a body is read: what one read from the socket may take.
 constexpr std::size_t body_read_size = 64 * 1024;
 // Bytes moved per piece of a body, in and out.
 constexpr std::size_t piece_size = 256 * 1024;
+// Plain text encrypted per gathered TLS write: 16 records.
+constexpr std::size_t tls_gather_size = 256 * 1024;
 // A file is sent in slices of this size, each a chance for the connection's other I/O thread
 // work to run: one large blob must not hold an I/O thread for its whole length.
 constexpr std::size_t file_slice = 1024 * 1024;
@@ -247,7 +305,7 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
  private:
   tcp::socket& socket() {
     if constexpr (is_tls<Stream>) {
-      return stream_.next_layer();
+      return stream_.next_layer().socket();
     } else {
       return stream_;
     }
@@ -277,8 +335,23 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
   net::awaitable<bool> write_all(std::string_view bytes) {
     error_code ec;
     set_deadline(transport().body_timeout);
-    co_await net::async_write(stream_, net::buffer(bytes.data(), bytes.size()),
-                              net::redirect_error(net::use_awaitable, ec));
+    if constexpr (is_tls<Stream>) {
+      // Encrypt up to tls_gather_size into the gatherer, then send the records in one write.
+      auto& out = stream_.next_layer();
+      while (!bytes.empty() && !ec) {
+        const std::size_t piece = std::min(bytes.size(), tls_gather_size);
+        net::write(stream_, net::buffer(bytes.data(), piece), ec);
+        bytes.remove_prefix(piece);
+        if (!ec) {
+          co_await net::async_write(out.socket(), net::buffer(out.gathered().data(), out.gathered().size()),
+                                    net::redirect_error(net::use_awaitable, ec));
+        }
+        out.clear();
+      }
+    } else {
+      co_await net::async_write(stream_, net::buffer(bytes.data(), bytes.size()),
+                                net::redirect_error(net::use_awaitable, ec));
+    }
     clear_deadline();
     co_return !ec;
   }
@@ -650,8 +723,9 @@ net::awaitable<bool> connection<Stream>::send_file(http_response& res, std::stri
   std::uint64_t left = res.file_length;
   if (is_tls<Stream> || !transport().sendfile) {
     // TLS: Asio's stream encrypts in user space (its engine talks to OpenSSL through a memory
-    // BIO, so kernel TLS and SSL_sendfile cannot apply): read, then write, a piece at a time;
-    // the head goes out with the first piece.
+    // BIO, so kernel TLS and SSL_sendfile cannot apply): read, then write, a piece at a time
+    // (write_all gathers the records into few socket writes); the head goes out with the first
+    // piece.
     const raw_buffer buf(static_cast<std::size_t>(std::min<std::uint64_t>(file_slice, head.size() + left)));
     std::size_t prefix = std::min(head.size(), buf.size);
     std::memcpy(buf.data(), head.data(), prefix);
@@ -890,6 +964,7 @@ net::awaitable<void> connection<Stream>::run(std::shared_ptr<connection> self) {
     }
     if (!keep_alive) break;
     if (buffer_.size() == 0) buffer_.shrink_to_fit();  // an idle connection holds no buffer
+    if constexpr (is_tls<Stream>) stream_.next_layer().release();
   }
   co_await close(linger);
   (void)self;
@@ -1020,6 +1095,9 @@ util::status http_server::start() {
     SSL_CTX* ctx = s.tls->native_handle();
     // OpenSSL frees a connection's record buffers while it is idle.
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    // No renegotiation: a body is encrypted synchronously into the record gatherer, which must
+    // never have to wait for the client.
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
     if (!s.opts.configure_tls(ctx)) return util::error{"cannot set up the TLS context"};
   }
   error_code ec;
