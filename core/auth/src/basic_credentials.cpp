@@ -1,4 +1,5 @@
 #include <registryd/auth/basic_credentials.hpp>
+#include <registryd/sdk/text.hpp>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -13,11 +14,7 @@ constexpr std::size_t max_header = 4096;
 
 bool is_ows(char c) { return c == ' ' || c == '\t'; }
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && is_ows(s.front())) s.remove_prefix(1);
-  while (!s.empty() && is_ows(s.back())) s.remove_suffix(1);
-  return s;
-}
+using sdk::trim;
 
 bool is_base64_char(char c) {
   return std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '/';

@@ -1,14 +1,9 @@
 #include "http_message.hpp"
 
 #include <httplib.h>
-#include <strings.h>
 #include <unistd.h>
 
 namespace registryd::frontdoor {
-
-bool iequals(std::string_view a, std::string_view b) noexcept {
-  return a.size() == b.size() && ::strncasecmp(a.data(), b.data(), a.size()) == 0;
-}
 
 owned_fd::~owned_fd() {
   if (fd >= 0) ::close(fd);

@@ -7,6 +7,8 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <registryd/sdk/text.hpp>
+
 #include <optional>
 #include <string>
 #include <string_view>
@@ -15,7 +17,7 @@
 
 namespace registryd::frontdoor {
 
-bool iequals(std::string_view a, std::string_view b) noexcept;
+using sdk::iequals;
 
 struct http_request {
   std::string method;

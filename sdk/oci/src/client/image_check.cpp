@@ -1,5 +1,7 @@
 #include <registryd/oci/image_check.hpp>
 
+#include <registryd/sdk/text.hpp>
+
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
@@ -10,17 +12,12 @@
 namespace registryd::oci {
 namespace {
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
-  return s;
-}
+// A line of an image list without its blanks (and a CRLF file's CR).
+std::string_view trim(std::string_view s) { return sdk::trim(s, " \t\r"); }
 
 bool is_registry_component(std::string_view c) {
   return c.find('.') != std::string_view::npos || c.find(':') != std::string_view::npos || c == "localhost";
 }
-
-bool iequal(std::string_view a, std::string_view b) { return client::iequals(a, b); }
 
 // Splits "name[:tag][@digest]" (name may be empty); false when neither a tag nor a digest is
 // named at all.
@@ -59,7 +56,7 @@ image_list parse_image_list(std::string_view text, const repository_location& im
       std::string name, tag, dig, repository;
       const auto slash = line.find('/');
       const bool full = slash != std::string_view::npos && is_registry_component(line.substr(0, slash));
-      if (full && !iequal(line.substr(0, slash), images_repo.registry)) {
+      if (full && !sdk::iequals(line.substr(0, slash), images_repo.registry)) {
         return "names registry " + std::string(line.substr(0, slash)) + ", not the target " + images_repo.registry;
       }
       if (!split_reference(full ? line.substr(slash + 1) : line, name, tag, dig)) {

@@ -1,15 +1,12 @@
 #include <registryd/oci/client/link_header.hpp>
 
 #include <registryd/oci/client/message.hpp>
+#include <registryd/sdk/text.hpp>
 
 namespace registryd::oci::client {
 namespace {
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
+using sdk::trim;
 
 // True when a space-separated rel list holds "next".
 bool rel_has_next(std::string_view rels) {

@@ -4,15 +4,6 @@
 
 namespace registryd::oci::client {
 
-bool iequals(std::string_view a, std::string_view b) noexcept {
-  if (a.size() != b.size()) return false;
-  auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (lower(a[i]) != lower(b[i])) return false;
-  }
-  return true;
-}
-
 void header_list::add(std::string name, std::string value) {
   fields_.push_back({std::move(name), std::move(value)});
 }

@@ -6,6 +6,8 @@
 // piece by piece, each piece at most 64 KiB.
 #pragma once
 
+#include <registryd/sdk/text.hpp>
+
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -47,7 +49,7 @@ class header_list {
 };
 
 // ASCII case-insensitive equality, as header names and auth schemes compare.
-bool iequals(std::string_view a, std::string_view b) noexcept;
+using sdk::iequals;
 
 // A request body the client pulls from, so a blob goes out in bounded pieces.
 struct request_body {
