@@ -2,7 +2,6 @@
 // monolithic POST ?digest=, POST + PUT, POST + PATCH... + PUT (Content-Range, 416 out of
 // order), upload status, cancel, and cross-repository mount.
 #include "api_support.hpp"
-#include "http_util.hpp"
 #include "registry_api.hpp"
 
 #include <registryd/oci/reference.hpp>
@@ -87,40 +86,14 @@ void registry_api::get_blob(const sdk::request& req, sdk::response& res, const o
     return res.send_error(404, "BLOB_UNKNOWN", "blob " + d->str() + " is not in " + r.name,
                           {{"digest", d->str()}});
   }
-  const std::uint64_t size = file->size();
-  res.header("Docker-Content-Digest", d->str());
-  res.header("ETag", "\"" + d->str() + "\"");
-  res.header("Accept-Ranges", "bytes");
-  // Content-addressed: what this URL names can never change.
-  res.header("Cache-Control", "max-age=31536000");
-
-  range_request range;
-  if (const auto h = req.header("Range")) range = parse_range(*h, size);
-  if (range.kind == range_kind::unsatisfiable) {
-    res.header("Content-Range", "bytes */" + std::to_string(size));
-    return res.send_error(416, "RANGE_NOT_SATISFIABLE", "the requested range is not within the blob's " +
-                                                   std::to_string(size) + " bytes");
-  }
-  std::uint64_t offset = 0, length = size;
-  if (range.kind == range_kind::partial) {
-    offset = range.range.first;
-    length = range.range.length();
-    res.status(206);
-    res.header("Content-Range", "bytes " + std::to_string(range.range.first) + "-" +
-                                    std::to_string(range.range.last) + "/" + std::to_string(size));
-  } else {
-    res.status(200);
-  }
+  const auto slice = oci::http::begin_blob_answer(req, res, *d, file->size());
+  if (!slice) return;  // 304 or 416, answered
   ++counters_.blob_reads;
-  if (is_head(req)) {
-    res.header("Content-Type", "application/octet-stream");
-    res.header("Content-Length", std::to_string(length));
-    return;
-  }
-  if (length == 0) return res.send("application/octet-stream", "");
+  if (is_head(req)) return;
+  if (slice->length == 0) return res.send("application/octet-stream", "");
   // Zero-copy where the transport allows it: the host reads the descriptor, and keeps it open
   // even if the blob is deleted meanwhile.
-  res.send_file("application/octet-stream", file->release(), offset, length);
+  res.send_file("application/octet-stream", file->release(), slice->offset, slice->length);
 }
 
 void registry_api::delete_blob(const sdk::request&, sdk::response& res, const oci::route& r) {

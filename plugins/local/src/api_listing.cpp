@@ -1,7 +1,6 @@
 // Content discovery: _catalog, tags/list (both with n/last and a Link to the next page) and
 // the referrers API.
 #include "api_support.hpp"
-#include "http_util.hpp"
 #include "registry_api.hpp"
 
 #include <registryd/oci/media_types.hpp>

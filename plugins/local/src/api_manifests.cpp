@@ -1,7 +1,6 @@
 // Manifests: GET/HEAD with content negotiation, PUT with every check the spec asks for, DELETE
 // by digest or by tag.
 #include "api_support.hpp"
-#include "http_util.hpp"
 #include "registry_api.hpp"
 
 #include <registryd/oci/content_negotiation.hpp>
@@ -27,35 +26,9 @@ void digest_invalid(sdk::response& res, const std::string& reference) {
 
 bool if_none_match(const sdk::request& req, const oci::digest& d) {
   const std::string values = header_values(req, "If-None-Match");
-  if (values.empty()) return false;
-  std::string_view rest = values;
-  while (!rest.empty()) {
-    const auto comma = rest.find(',');
-    std::string_view v = rest.substr(0, comma);
-    while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
-    while (!v.empty() && v.back() == ' ') v.remove_suffix(1);
-    if (v.size() >= 2 && v.substr(0, 2) == "W/") v.remove_prefix(2);
-    if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
-    if (v == d.str() || v == "*") return true;
-    if (comma == std::string_view::npos) break;
-    rest.remove_prefix(comma + 1);
-  }
-  return false;
+  return !values.empty() && oci::http::none_match(values, d.str());
 }
 
-// The linux/amd64 entry of a Docker manifest list (what distribution serves to a client that
-// asked by tag and does not accept lists).
-std::optional<oci::digest> default_platform_child(const std::string& bytes, std::string_view media_type) {
-  auto m = oci::parse_manifest(bytes, media_type);
-  if (!m) return std::nullopt;
-  for (const auto& c : m->children()) {
-    if (c.platform.is_object() && c.platform.value("architecture", "") == "amd64" &&
-        c.platform.value("os", "") == "linux") {
-      return c.digest;
-    }
-  }
-  return std::nullopt;
-}
 
 }  // namespace
 
@@ -66,9 +39,7 @@ void registry_api::get_manifest(const sdk::request& req, sdk::response& res, con
     d = oci::digest::parse(r.reference);
     if (!d) return digest_invalid(res, r.reference);
   } else {
-    if (!oci::is_valid_tag(r.reference)) {
-      return manifest_unknown(res, r, "\"" + r.reference + "\" is not a valid tag");
-    }
+    if (!oci::is_valid_tag(r.reference)) return oci::send_tag_invalid(res, r.reference);
     auto t = repos_.resolve_tag(r.name, r.reference);
     if (!t) {
       if (t.code() != errc::not_found) return storage_failure(res, t.error());
@@ -88,7 +59,7 @@ void registry_api::get_manifest(const sdk::request& req, sdk::response& res, con
     case oci::negotiation::serve_platform_child: {
       auto bytes = opened->file.read_all();
       if (!bytes) return storage_failure(res, bytes.error());
-      const auto child = default_platform_child(*bytes, opened->record.media_type);
+      const auto child = oci::default_platform_child(*bytes, opened->record.media_type);
       if (!child) return manifest_unknown(res, r, "the manifest list has no linux/amd64 image for this client");
       auto child_opened = repos_.open_manifest(r.name, *child);
       if (!child_opened) {
@@ -129,10 +100,7 @@ void registry_api::put_manifest(const sdk::request& req, sdk::response& res, con
     by_digest = oci::digest::parse(r.reference);
     if (!by_digest) return digest_invalid(res, r.reference);
   } else {
-    if (!oci::is_valid_tag(r.reference)) {
-      return res.send_error(400, "TAG_INVALID", "\"" + r.reference + "\" is not a valid tag",
-                            {{"tag", r.reference}});
-    }
+    if (!oci::is_valid_tag(r.reference)) return oci::send_tag_invalid(res, r.reference);
     tag = r.reference;
   }
   auto too_large = [&] {
@@ -220,7 +188,7 @@ void registry_api::put_manifest(const sdk::request& req, sdk::response& res, con
 
 void registry_api::delete_manifest(const sdk::request&, sdk::response& res, const oci::route& r) {
   if (r.reference.find(':') == std::string::npos) {
-    if (!oci::is_valid_tag(r.reference)) return manifest_unknown(res, r, "\"" + r.reference + "\" is not a valid tag");
+    if (!oci::is_valid_tag(r.reference)) return oci::send_tag_invalid(res, r.reference);
     auto st = repos_.delete_tag(r.name, r.reference);
     if (!st) {
       if (st.code() != errc::not_found) return storage_failure(res, st.error());

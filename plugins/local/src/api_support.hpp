@@ -2,6 +2,8 @@
 // into OCI errors, and JSON answers that also serve HEAD.
 #pragma once
 
+#include <registryd/oci/errors.hpp>
+#include <registryd/oci/http.hpp>
 #include <registryd/oci/storage/store_result.hpp>
 #include <registryd/sdk/plugin.hpp>
 
@@ -21,6 +23,12 @@ void storage_failure(sdk::response& res, const oci::storage::store_error& e);
 void send_body(const sdk::request& req, sdk::response& res, int status, std::string_view content_type,
                const std::string& body);
 
-inline bool is_head(const sdk::request& req) { return req.method() == "HEAD"; }
+using oci::http::byte_range;
+using oci::http::header_values;
+using oci::http::is_head;
+using oci::http::next_link;
+using oci::http::parse_content_range;
+using oci::http::query_value;
+using oci::http::upload_range;
 
 }  // namespace registryd::local

@@ -1,7 +1,6 @@
 #include "registry_api.hpp"
 
 #include "api_support.hpp"
-#include "http_util.hpp"
 
 #include <registryd/oci/reference.hpp>
 

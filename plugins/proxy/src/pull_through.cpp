@@ -1,8 +1,8 @@
 #include "pull_through.hpp"
 
-#include "http.hpp"
-
 #include <registryd/oci/content_negotiation.hpp>
+#include <registryd/oci/errors.hpp>
+#include <registryd/oci/http.hpp>
 #include <registryd/oci/manifest.hpp>
 #include <registryd/oci/media_types.hpp>
 #include <registryd/oci/reference.hpp>
@@ -21,7 +21,8 @@ using oci::client::upstream_error;
 // once for this long instead of each waiting for the upstream again.
 constexpr std::chrono::milliseconds down_window{3000};
 
-bool is_head(const sdk::request& req) { return req.method() == "HEAD"; }
+using oci::http::header_values;
+using oci::http::is_head;
 
 // The host pulls the bytes of an uncached blob from here while the fill writes them.
 class fill_stream final : public sdk::body_source {
@@ -38,20 +39,6 @@ class fill_stream final : public sdk::body_source {
  private:
   std::unique_ptr<oci::cache::fill_reader> reader_;
 };
-
-// The linux/amd64 entry of a Docker manifest list (what distribution serves to a client that
-// asked by tag and does not accept lists).
-std::optional<oci::digest> default_platform_child(const std::string& bytes, std::string_view media_type) {
-  auto m = oci::parse_manifest(bytes, media_type);
-  if (!m) return std::nullopt;
-  for (const auto& c : m->children()) {
-    if (c.platform.is_object() && c.platform.value("architecture", "") == "amd64" &&
-        c.platform.value("os", "") == "linux") {
-      return c.digest;
-    }
-  }
-  return std::nullopt;
-}
 
 std::optional<std::uint64_t> content_length(const oci::client::header_list& headers) {
   const auto v = headers.get("Content-Length");
@@ -316,7 +303,7 @@ void pull_through::get_manifest(const sdk::request& req, sdk::response& res, con
   const bool by_tag = r.reference.find(':') == std::string::npos;
   std::optional<manifest_answer> m;
   if (by_tag) {
-    if (!oci::is_valid_tag(r.reference)) return manifest_unknown(res, r, "\"" + r.reference + "\" is not a valid tag");
+    if (!oci::is_valid_tag(r.reference)) return oci::send_tag_invalid(res, r.reference);
     m = manifest_by_tag(res, r, upstream_name);
   } else {
     const auto d = oci::digest::parse(r.reference);
@@ -334,7 +321,7 @@ void pull_through::get_manifest(const sdk::request& req, sdk::response& res, con
       return manifest_unknown(res, r, oci::negotiation_message(m->media_type));
     case oci::negotiation::serve_platform_child: {
       const auto bytes = m->read();
-      const auto child = bytes ? default_platform_child(*bytes, m->media_type) : std::nullopt;
+      const auto child = bytes ? oci::default_platform_child(*bytes, m->media_type) : std::nullopt;
       if (!child) return manifest_unknown(res, r, "the manifest list has no linux/amd64 image for this client");
       auto c = manifest_by_digest(res, r, upstream_name, *child);
       if (!c) return;
@@ -418,32 +405,16 @@ void pull_through::get_blob(const sdk::request& req, sdk::response& res, const o
     }
     auto reader = std::move(joined.reader);
     const auto size = reader->size();
-    res.header("Docker-Content-Digest", d->str());
-    res.header("ETag", "\"" + d->str() + "\"");
-    res.header("Cache-Control", "max-age=31536000");
-    std::int64_t length = size ? static_cast<std::int64_t>(*size) : -1;
-    int status = 200;
+    std::int64_t length = -1;
     if (size) {
-      res.header("Accept-Ranges", "bytes");
-      if (const auto h = req.header("Range")) {
-        const auto range = parse_range(*h, *size);
-        if (range.kind == range_kind::unsatisfiable) {
-          res.header("Content-Range", "bytes */" + std::to_string(*size));
-          return res.send_error(416, "RANGE_NOT_SATISFIABLE",
-                                "the requested range is not within the blob's " + std::to_string(*size) + " bytes");
-        }
-        if (range.kind == range_kind::partial) {
-          reader->set_range(range.first, range.length);
-          length = static_cast<std::int64_t>(range.length);
-          status = 206;
-          res.header("Content-Range", "bytes " + std::to_string(range.first) + "-" +
-                                          std::to_string(range.first + range.length - 1) + "/" +
-                                          std::to_string(*size));
-        }
-      }
+      const auto slice = oci::http::begin_blob_answer(req, res, *d, *size);
+      if (!slice) return;  // 304 or 416, answered
+      if (slice->length != *size) reader->set_range(slice->offset, slice->length);
+      length = static_cast<std::int64_t>(slice->length);
+    } else if (!oci::http::begin_unsized_blob_answer(req, res, *d)) {
+      return;  // 304, answered
     }
     access_.touch(*d, clock_());
-    res.status(status);
     res.send_stream("application/octet-stream", length, std::make_unique<fill_stream>(std::move(reader)));
     return;
   }
@@ -453,36 +424,10 @@ void pull_through::get_blob(const sdk::request& req, sdk::response& res, const o
 void pull_through::send_blob_file(const sdk::request& req, sdk::response& res, const oci::digest& d,
                                   oci::storage::blob_file file) {
   access_.touch(d, clock_());
-  const std::uint64_t size = file.size();
-  res.header("Docker-Content-Digest", d.str());
-  res.header("ETag", "\"" + d.str() + "\"");
-  res.header("Accept-Ranges", "bytes");
-  // Content-addressed: what this URL names can never change.
-  res.header("Cache-Control", "max-age=31536000");
-  range_request range;
-  if (const auto h = req.header("Range")) range = parse_range(*h, size);
-  if (range.kind == range_kind::unsatisfiable) {
-    res.header("Content-Range", "bytes */" + std::to_string(size));
-    return res.send_error(416, "RANGE_NOT_SATISFIABLE",
-                          "the requested range is not within the blob's " + std::to_string(size) + " bytes");
-  }
-  std::uint64_t offset = 0, length = size;
-  if (range.kind == range_kind::partial) {
-    offset = range.first;
-    length = range.length;
-    res.status(206);
-    res.header("Content-Range", "bytes " + std::to_string(offset) + "-" + std::to_string(offset + length - 1) + "/" +
-                                    std::to_string(size));
-  } else {
-    res.status(200);
-  }
-  if (is_head(req)) {
-    res.header("Content-Type", "application/octet-stream");
-    res.header("Content-Length", std::to_string(length));
-    return;
-  }
-  if (length == 0) return res.send("application/octet-stream", "");
-  res.send_file("application/octet-stream", file.release(), offset, length);
+  const auto slice = oci::http::begin_blob_answer(req, res, d, file.size());
+  if (!slice || is_head(req)) return;  // 304 or 416 answered; HEAD has its headers
+  if (slice->length == 0) return res.send("application/octet-stream", "");
+  res.send_file("application/octet-stream", file.release(), slice->offset, slice->length);
 }
 
 void pull_through::head_blob_upstream(sdk::response& res, const oci::route& r, const std::string& upstream_name,

@@ -1,6 +1,8 @@
 #include <registryd/oci/content_negotiation.hpp>
 
+#include <registryd/oci/manifest.hpp>
 #include <registryd/oci/media_types.hpp>
+#include <registryd/sdk/text.hpp>
 
 #include <cctype>
 #include <cstdlib>
@@ -8,11 +10,7 @@
 namespace registryd::oci {
 namespace {
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
+using sdk::trim;
 
 std::string lower(std::string_view s) {
   std::string out(s);
@@ -120,6 +118,18 @@ std::string negotiation_message(std::string_view stored_media_type) {
   }
   return "manifest of type " + std::string(stored_media_type) +
          " found, but accept header does not support it";
+}
+
+std::optional<digest> default_platform_child(const std::string& bytes, std::string_view media_type) {
+  auto m = parse_manifest(bytes, media_type);
+  if (!m) return std::nullopt;
+  for (const auto& c : m->children()) {
+    if (c.platform.is_object() && c.platform.value("architecture", "") == "amd64" &&
+        c.platform.value("os", "") == "linux") {
+      return c.digest;
+    }
+  }
+  return std::nullopt;
 }
 
 }  // namespace registryd::oci

@@ -14,6 +14,7 @@ std::string_view code_text(error_code code) noexcept {
     case error_code::name_invalid: return "NAME_INVALID";
     case error_code::name_unknown: return "NAME_UNKNOWN";
     case error_code::size_invalid: return "SIZE_INVALID";
+    case error_code::tag_invalid: return "TAG_INVALID";
     case error_code::unauthorized: return "UNAUTHORIZED";
     case error_code::denied: return "DENIED";
     case error_code::unsupported: return "UNSUPPORTED";
@@ -36,7 +37,8 @@ int http_status(error_code code) noexcept {
     case error_code::digest_invalid:
     case error_code::manifest_invalid:
     case error_code::name_invalid:
-    case error_code::size_invalid: return 400;
+    case error_code::size_invalid:
+    case error_code::tag_invalid: return 400;
     case error_code::unauthorized: return 401;
     case error_code::denied: return 403;
     case error_code::unsupported: return 405;

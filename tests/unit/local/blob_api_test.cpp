@@ -239,6 +239,45 @@ TEST_CASE("blob ranges are served with 206, and ranges outside the blob are 416"
   CHECK(r.body == content);
 }
 
+TEST_CASE("a malformed Range is ignored (200, RFC 9110), a huge end is clamped, If-Range and If-None-Match are honoured",
+          "[local][blobs][range]") {
+  local_fixture f;
+  const std::string content = content_of(1000, 'g');
+  const digest d = f.push_blob("r", content);
+  const std::string url = "/v2/r/blobs/" + d.str();
+  for (const char* ignored : {"bytes=10-5", "bytes=abc", "items=0-1", "bytes=", "bytes=-", "bytes=1-2-3", "bytes=+1-2"}) {
+    INFO(ignored);
+    const reply r = f("GET", url, with_body("", {{"Range", ignored}}));
+    CHECK(r.status == 200);
+    CHECK(r.body == content);
+    CHECK_FALSE(r.has_header("Content-Range"));
+  }
+  reply r = f("GET", url, with_body("", {{"Range", "bytes=0-99999999999999999999999999"}}));
+  CHECK(r.status == 206);
+  CHECK(r.header("Content-Range") == "bytes 0-999/1000");
+  CHECK(r.body == content);
+  r = f("GET", url, with_body("", {{"Range", "bytes=99999999999999999999999999-"}}));
+  CHECK(r.status == 416);
+  CHECK(r.error_code() == "RANGE_NOT_SATISFIABLE");
+  // If-Range with our ETag: the range applies; with another validator: the whole blob.
+  r = f("GET", url, with_body("", {{"Range", "bytes=0-9"}, {"If-Range", "\"" + d.str() + "\""}}));
+  CHECK(r.status == 206);
+  r = f("GET", url, with_body("", {{"Range", "bytes=0-9"}, {"If-Range", "\"sha256:other\""}}));
+  CHECK(r.status == 200);
+  CHECK(r.body == content);
+  // If-None-Match naming the blob: 304 and no body.
+  r = f("GET", url, with_body("", {{"If-None-Match", "\"" + d.str() + "\""}}));
+  CHECK(r.status == 304);
+  CHECK(r.body.empty());
+  CHECK(r.header("ETag") == "\"" + d.str() + "\"");
+  CHECK(f("GET", url, with_body("", {{"If-None-Match", "\"sha256:other\""}})).status == 200);
+  // HEAD with a range: the headers of the 206.
+  r = f("HEAD", url, with_body("", {{"Range", "bytes=10-19"}}));
+  CHECK(r.status == 206);
+  CHECK(r.header("Content-Length") == "10");
+  CHECK(r.body.empty());
+}
+
 TEST_CASE("an empty blob is pushed and served", "[local][blobs]") {
   local_fixture f;
   const digest d = f.push_blob("r", "");

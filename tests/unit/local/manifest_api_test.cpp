@@ -290,3 +290,23 @@ TEST_CASE("a conditional GET of an unchanged manifest is answered 304", "[local]
   o.headers = {{"If-None-Match", "\"" + digest_of(m).str() + "\""}};
   CHECK(f("GET", "/v2/r/manifests/t", o).status == 304);
 }
+
+TEST_CASE("bytes that are not UTF-8 in a name, tag, digest or upload id get the spec's 400s as JSON, never a 500",
+          "[local][manifests][utf8]") {
+  local_fixture f;
+  const std::string ff = "\xff";
+  auto check = [&](const std::string& method, const std::string& target, int status, const std::string& code) {
+    INFO(method << " " << target);
+    const reply r = f(method, target);
+    CHECK(r.status == status);
+    CHECK(r.error_code() == code);  // the body parses as JSON
+  };
+  check("GET", "/v2/" + ff + "/tags/list", 400, "NAME_INVALID");
+  check("GET", "/v2/a" + ff + "b/manifests/latest", 400, "NAME_INVALID");
+  check("GET", "/v2/r/manifests/" + ff, 400, "TAG_INVALID");
+  check("PUT", "/v2/r/manifests/" + ff, 400, "TAG_INVALID");
+  check("DELETE", "/v2/r/manifests/" + ff, 400, "TAG_INVALID");
+  check("GET", "/v2/r/manifests/sha256:" + ff, 400, "DIGEST_INVALID");
+  check("GET", "/v2/r/blobs/sha256:" + ff, 400, "DIGEST_INVALID");
+  check("GET", "/v2/r/blobs/uploads/" + ff, 404, "BLOB_UPLOAD_UNKNOWN");
+}

@@ -19,6 +19,9 @@
 // Thread-safety: pure functions.
 #pragma once
 
+#include <registryd/oci/digest.hpp>
+
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -50,5 +53,10 @@ negotiation negotiate_manifest(std::string_view accept, std::string_view stored_
 
 // The message for a refusal (distribution's wording).
 std::string negotiation_message(std::string_view stored_media_type);
+
+// For serve_platform_child: the linux/amd64 entry of the manifest list `bytes` (what
+// distribution serves to a client that asked by tag and does not accept lists); nullopt when
+// the list has none or does not parse.
+std::optional<digest> default_platform_child(const std::string& bytes, std::string_view media_type);
 
 }  // namespace registryd::oci

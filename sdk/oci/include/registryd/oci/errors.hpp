@@ -21,6 +21,7 @@ enum class error_code {
   name_invalid,           // 400
   name_unknown,           // 404
   size_invalid,           // 400
+  tag_invalid,            // 400 (distribution's: a reference that is neither a tag nor a digest)
   unauthorized,           // 401
   denied,                 // 403
   unsupported,            // 405
@@ -39,6 +40,12 @@ int http_status(error_code code) noexcept;
 inline void send_error(sdk::response& res, error_code code, std::string_view message,
                        const nlohmann::json& detail = nullptr) {
   res.send_error(http_status(code), code_text(code), message, detail);
+}
+
+// 400 TAG_INVALID for a manifest reference that is neither a valid tag nor a digest.
+inline void send_tag_invalid(sdk::response& res, std::string_view reference) {
+  send_error(res, error_code::tag_invalid, "\"" + std::string(reference) + "\" is not a valid tag",
+             {{"tag", reference}});
 }
 
 }  // namespace registryd::oci
