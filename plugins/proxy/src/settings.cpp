@@ -1,35 +1,13 @@
 #include "settings.hpp"
 
+#include <registryd/sdk/settings_reader.hpp>
+
 #include <charconv>
 #include <cstdlib>
 #include <stdexcept>
 
 namespace registryd::proxy {
 namespace {
-
-using nlohmann::json;
-
-[[noreturn]] void fail(const std::string& path, const std::string& why) {
-  throw std::invalid_argument("invalid Proxy settings: " + path + ": " + why);
-}
-
-const json* optional_field(const json& obj, const char* key) {
-  const auto it = obj.find(key);
-  return it == obj.end() || it->is_null() ? nullptr : &*it;
-}
-
-std::string string_field(const json& v, const std::string& path) {
-  if (!v.is_string()) fail(path, std::string("must be a string, not ") + v.type_name());
-  return v.get<std::string>();
-}
-
-std::uint64_t count_field(const json& v, const std::string& path) {
-  if (!v.is_number_integer() && !v.is_number_unsigned()) {
-    fail(path, std::string("must be a whole number, not ") + v.type_name());
-  }
-  if (v.is_number_integer() && v.get<std::int64_t>() < 0) fail(path, "must not be negative");
-  return v.get<std::uint64_t>();
-}
 
 std::uint64_t count_text(const char* text, const std::string& name) {
   const std::string_view s(text);
@@ -44,49 +22,30 @@ std::uint64_t count_text(const char* text, const std::string& name) {
 
 }  // namespace
 
-settings parse_settings(const json& doc) {
-  if (!doc.is_object()) fail("$", std::string("must be a JSON object, not ") + doc.type_name());
+settings parse_settings(const nlohmann::json& doc) {
+  const sdk::settings_reader in("Proxy", doc);
   settings s;
-  const json* mode = optional_field(doc, "mode");
-  if (mode == nullptr) fail("mode", "is required");
-  if (string_field(*mode, "mode") != "Proxy") {
-    fail("mode", "\"" + mode->get<std::string>() + "\" given to the Proxy plugin");
-  }
-
-  const json* section = optional_field(doc, "section");
-  if (section == nullptr || !section->is_object()) fail("section", "is required (the proxy section)");
+  const auto& section = in.object("section", "is required (the proxy section)");
   try {
-    s.upstream = oci::client::upstream_from_section(*section);
+    s.upstream = oci::client::upstream_from_section(section);
   } catch (const std::invalid_argument& e) {
     throw std::invalid_argument(std::string("invalid Proxy settings: ") + e.what());
   }
-  if (const json* secs = optional_field(*section, "ttlSeconds")) {
-    const auto v = count_field(*secs, "section.ttlSeconds");
-    if (v == 0) fail("section.ttlSeconds", "must be positive");
-    s.ttl = std::chrono::seconds(v);
-    s.ttl_text = std::to_string(v) + "s";
+  if (const auto v = in.positive("section.ttlSeconds")) {
+    s.ttl = std::chrono::seconds(static_cast<std::chrono::seconds::rep>(*v));
+    s.ttl_text = std::to_string(*v) + "s";
   }
-  if (const json* text = optional_field(*section, "ttl")) s.ttl_text = string_field(*text, "section.ttl");
-  if (const json* v = optional_field(*section, "tagRevalidateSeconds")) {
-    s.tag_revalidate = std::chrono::seconds(count_field(*v, "section.tagRevalidateSeconds"));
-  }
-  if (const json* v = optional_field(*section, "maxCacheBytes")) {
-    const auto bytes = count_field(*v, "section.maxCacheBytes");
-    if (bytes == 0) fail("section.maxCacheBytes", "must be positive (leave it out for no cap)");
-    s.max_cache_bytes = bytes;
-  }
+  if (auto v = in.string("section.ttl")) s.ttl_text = *v;
+  if (const auto v = in.seconds("section.tagRevalidateSeconds")) s.tag_revalidate = *v;
+  if (const auto v = in.positive("section.maxCacheBytes", "leave it out for no cap")) s.max_cache_bytes = *v;
 
-  const json* host = optional_field(doc, "host");
-  if (host == nullptr || !host->is_object()) fail("host", "is required (host.dataDir is the cache's root)");
-  const json* data_dir = optional_field(*host, "dataDir");
-  if (data_dir == nullptr) fail("host.dataDir", "is required");
-  s.data_dir = string_field(*data_dir, "host.dataDir");
-  if (s.data_dir.empty()) fail("host.dataDir", "must not be empty");
-  if (const json* ca = optional_field(*host, "caFile")) s.ca_file = string_field(*ca, "host.caFile");
-  if (const json* f = optional_field(*host, "fixedHost")) s.fixed_host = string_field(*f, "host.fixedHost");
-  if (const json* f = optional_field(*host, "fixedRepository")) {
-    s.fixed_repository = string_field(*f, "host.fixedRepository");
-    if (s.fixed_repository.empty()) fail("host.fixedRepository", "must not be empty");
+  in.object("host", "is required (host.dataDir is the cache's root)");
+  s.data_dir = in.required_string("host.dataDir");
+  if (auto v = in.string("host.caFile")) s.ca_file = *v;
+  if (auto v = in.string("host.fixedHost")) s.fixed_host = *v;
+  if (auto v = in.string("host.fixedRepository")) {
+    if (v->empty()) in.fail("host.fixedRepository", "must not be empty");
+    s.fixed_repository = *v;
   }
   return s;
 }

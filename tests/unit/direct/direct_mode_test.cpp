@@ -448,7 +448,7 @@ TEST_CASE("bad settings are refused naming the field", "[direct]") {
   CHECK_THROWS_WITH(direct_mode::validate(doc), Catch::Contains("section.imagesRepo"));
   doc = settings_for("registry.example.com");
   doc["section"] = nullptr;
-  CHECK_THROWS_WITH(direct_mode::validate(doc), Catch::Contains("section must be an object"));
+  CHECK_THROWS_WITH(direct_mode::validate(doc), Catch::Contains("section: is required"));
   doc = settings_for("registry.example.com");
   doc["host"]["masters"] = "192.0.2.1";
   CHECK_THROWS_WITH(direct_mode::validate(doc), Catch::Contains("host.masters"));
