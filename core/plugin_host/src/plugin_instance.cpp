@@ -1,5 +1,6 @@
 #include <registryd/plugin_host/plugin_instance.hpp>
 
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include <utility>
@@ -80,6 +81,11 @@ plugin_instance::~plugin_instance() {
 
 util::status plugin_instance::validate_settings(const plugin_library& library,
                                                 std::string_view settings_json) {
+  // Whatever the plugin checks, the document must be JSON; a plugin that offers no check of its
+  // own (a NULL validate_settings) leaves the rest to create().
+  if (!nlohmann::json::accept(settings_json)) {
+    return util::error{"plugin " + std::string(library.name()) + " settings check: the settings are not valid JSON"};
+  }
   if (library.api().validate_settings == nullptr) return util::ok();
   string_sink error;
   const registryd_status st = library.api().validate_settings(view(settings_json), error.abi());

@@ -175,6 +175,58 @@ TEST_CASE("an exception in a plugin's handler becomes a 500 with an OCI error bo
   CHECK(body["errors"][0]["message"] == "echo plugin was asked to throw");
 }
 
+TEST_CASE("plugin statuses thrown from a handler get their HTTP status; 5xx ones are logged with the plugin's name",
+          "[plugin_host]") {
+  std::ostringstream log;
+  auto inst = plugin_instance::create(*plugin_library::load(fixture("echo.so")), "{}", test_logger(log));
+  REQUIRE(inst.ok());
+  auto answer = [&](const char* path) {
+    recorded_response rec;
+    const auto writer = rec.writer();
+    (*inst)->handle(make_request("GET", path), writer);
+    return rec;
+  };
+  const auto unavailable = answer("/v2/x/unavailable");
+  CHECK(unavailable.status == 503);
+  CHECK(nlohmann::json::parse(unavailable.body)["errors"][0]["code"] == "UNAVAILABLE");
+  CHECK(answer("/v2/x/invalid").status == 400);
+  CHECK(answer("/v2/x/throw").status == 500);
+  CHECK_THAT(log.str(), Catch::Contains("[Echo] GET /v2/x/throw failed: echo plugin was asked to throw"));
+  CHECK_THAT(log.str(), Catch::Contains("[Echo] GET /v2/x/unavailable failed: the echo upstream is down"));
+  CHECK_THAT(log.str(), !Catch::Contains("/v2/x/invalid failed"));  // the client's error, not ours
+}
+
+TEST_CASE("exceptions from stop and metrics are logged through the host, with the plugin's name", "[plugin_host]") {
+  std::ostringstream log;
+  auto lib = plugin_library::load(fixture("echo.so"));
+  REQUIRE(lib.ok());
+  {
+    auto inst = plugin_instance::create(*lib, R"({"greeting":"throw-on-metrics"})", test_logger(log));
+    REQUIRE(inst.ok());
+    CHECK((*inst)->metrics().empty());
+  }
+  CHECK_THAT(log.str(), Catch::Contains("[Echo] metrics failed: echo plugin was asked to throw on metrics"));
+  auto inst = plugin_instance::create(*lib, R"({"greeting":"throw-on-stop"})", test_logger(log));
+  REQUIRE(inst.ok());
+  REQUIRE((*inst)->start().ok());
+  (*inst)->stop();
+  CHECK_THAT(log.str(), Catch::Contains("[Echo] stop failed: echo plugin was asked to throw on stop"));
+}
+
+TEST_CASE("a plugin without a settings check has a NULL validate_settings; the host still refuses non-JSON",
+          "[plugin_host]") {
+  auto plain = plugin_library::load(fixture("echo_plain.so"));
+  REQUIRE(plain.ok());
+  CHECK((*plain)->api().validate_settings == nullptr);
+  CHECK(plugin_instance::validate_settings(**plain, R"({"greeting":5})").ok());  // create() decides
+  const auto bad = plugin_instance::validate_settings(**plain, "not json");
+  REQUIRE_FALSE(bad.ok());
+  CHECK_THAT(bad.error_message(), Catch::Contains("settings are not valid JSON"));
+  auto lib = plugin_library::load(fixture("echo.so"));
+  REQUIRE(lib.ok());
+  CHECK((*lib)->api().validate_settings != nullptr);
+}
+
 TEST_CASE("settings the plugin rejects are reported by validate_settings and create",
           "[plugin_host]") {
   std::ostringstream log;

@@ -13,6 +13,7 @@
 
 #include <registryd/plugin_abi.h>
 #include <registryd/sdk/oci_error.hpp>
+#include <registryd/sdk/text.hpp>
 
 #include <nlohmann/json.hpp>
 
@@ -34,7 +35,7 @@ inline std::string_view from_abi(registryd_str s) noexcept {
 
 // An error with the status the boundary should report. Throw it from a plugin to choose the
 // status; any other std::invalid_argument maps to INVALID_ARGUMENT and anything else to
-// INTERNAL.
+// INTERNAL. Thrown out of handle(), it is answered with http_status_of(status).
 class plugin_error : public std::runtime_error {
  public:
   plugin_error(registryd_status status, const std::string& message)
@@ -44,6 +45,27 @@ class plugin_error : public std::runtime_error {
  private:
   registryd_status status_;
 };
+
+// The HTTP status and OCI error code a request answered with a plugin status gets:
+// INVALID_ARGUMENT 400, UNSUPPORTED 405, UNAVAILABLE 503 (the client may retry), else 500.
+struct http_answer {
+  int status;
+  std::string_view code;
+};
+constexpr http_answer http_status_of(registryd_status st) noexcept {
+  switch (st) {
+    case REGISTRYD_ERR_INVALID_ARGUMENT:
+      return {400, "UNKNOWN"};
+    case REGISTRYD_ERR_UNSUPPORTED:
+      return {405, "UNSUPPORTED"};
+    case REGISTRYD_ERR_UNAVAILABLE:
+      return {503, "UNAVAILABLE"};
+    case REGISTRYD_OK:
+    case REGISTRYD_ERR_INTERNAL:
+      break;
+  }
+  return {500, "UNKNOWN"};
+}
 
 // The host's services, as handed to the plugin's constructor. Cheap to copy; valid for the
 // plugin instance's whole life. Thread-safe.
@@ -135,14 +157,6 @@ class request {
   const registryd_request* raw() const noexcept { return r_; }
 
  private:
-  static bool iequals(std::string_view a, std::string_view b) noexcept {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-      auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? char(c - 'A' + 'a') : c; };
-      if (lower(a[i]) != lower(b[i])) return false;
-    }
-    return true;
-  }
   const registryd_request* r_;
 };
 
@@ -275,6 +289,30 @@ struct instance {
   std::unique_ptr<mode_plugin> impl;
 };
 
+// What an exception says, for the log.
+inline std::string what_of(const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& x) {
+    return x.what();
+  } catch (...) {
+    return "an exception that is not a std::exception";
+  }
+}
+
+// The status an exception maps to at the boundary (see guarded()).
+inline registryd_status status_of(const std::exception_ptr& e) noexcept {
+  try {
+    std::rethrow_exception(e);
+  } catch (const plugin_error& x) {
+    return x.status();
+  } catch (const std::invalid_argument&) {
+    return REGISTRYD_ERR_INVALID_ARGUMENT;
+  } catch (...) {
+    return REGISTRYD_ERR_INTERNAL;
+  }
+}
+
 template <typename T>
 concept has_static_validate = requires(const nlohmann::json& j) { T::validate(j); };
 
@@ -299,8 +337,20 @@ struct table {
       if constexpr (has_static_validate<Plugin>) Plugin::validate(parse_settings(settings));
     });
   }
+  // NULL in the table when the plugin has no static validate: the host then checks that the
+  // settings are JSON and relies on create() for the rest.
+  static constexpr auto validate_slot = has_static_validate<Plugin> ? &table::validate_settings : nullptr;
+
   static mode_plugin& self(registryd_plugin* p) noexcept {
     return *reinterpret_cast<instance*>(p)->impl;
+  }
+  // Logs, through the host (which names the plugin), an exception that has nobody else to
+  // tell.
+  static void log_failure(registryd_plugin* p, std::string_view where, const std::exception_ptr& e) noexcept {
+    try {
+      host(&reinterpret_cast<instance*>(p)->host_api).error(std::string(where) + " failed: " + what_of(e));
+    } catch (...) {
+    }
   }
   static registryd_status describe_containerd(registryd_plugin* p, registryd_sink out,
                                               registryd_sink error) noexcept {
@@ -316,7 +366,7 @@ struct table {
     try {
       self(p).stop();
     } catch (...) {
-      // stop() must not fail; there is nobody to tell but the log, and the host logs stops.
+      log_failure(p, "stop", std::current_exception());  // stop() has no status to return
     }
   }
   static void handle(registryd_plugin* p, const registryd_request* req,
@@ -324,17 +374,16 @@ struct table {
     response r(res);
     try {
       self(p).handle(request(req), r);
-    } catch (const std::exception& e) {
-      if (!r.body_sent()) {
-        try {
-          r.send_error(500, "UNKNOWN", e.what());
-        } catch (...) {
-        }
-      }
     } catch (...) {
+      const auto e = std::current_exception();
+      const std::string what = what_of(e);
+      const http_answer answer = http_status_of(status_of(e));
+      if (answer.status >= 500) {
+        log_failure(p, std::string(from_abi(req->method)) + " " + std::string(from_abi(req->path)), e);
+      }
       if (!r.body_sent()) {
         try {
-          r.send_error(500, "UNKNOWN", "unknown exception in plugin");
+          r.send_error(answer.status, answer.code, what);
         } catch (...) {
         }
       }
@@ -354,6 +403,7 @@ struct table {
       self(p).metrics(text);
       write(out, text);
     } catch (...) {
+      log_failure(p, "metrics", std::current_exception());
     }
   }
 };
@@ -374,7 +424,7 @@ struct table {
         {VersionText, sizeof(VersionText) - 1},                                             \
         &registryd_table_::create,                                                          \
         &registryd_table_::destroy,                                                         \
-        &registryd_table_::validate_settings,                                               \
+        registryd_table_::validate_slot,                                                    \
         &registryd_table_::describe_containerd,                                             \
         &registryd_table_::start,                                                           \
         &registryd_table_::stop,                                                            \
