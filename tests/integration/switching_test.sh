@@ -108,4 +108,27 @@ grep -q "fixture refuses to start" "$WORK/real2.log" || fail "the plugin failure
 grep -q "serving the recorded mode Unmanaged instead" "$WORK/real2.log" || fail "no fallback logged"
 assert_contains "$("$REGISTRYD" status --state-dir "$WORK/real-state")" "mode: Unmanaged" "state after the failed switch"
 
+echo "# a switch whose state cannot be saved is not applied: the running mode keeps serving"
+stop_pid "$LAST_PID"
+# registryd alone sees its state dir read-only, through a bind mount in a mount namespace of its
+# own (root writes anywhere else).
+unshare -m true 2>/dev/null || skip "no mount namespace here (unshare -m): cannot make the state read-only"
+module_config Direct "$direct_section" >"$WORK/ro.yaml"
+start_registryd ro "$port" --config "$WORK/ro.yaml" --plugin "$echo_plugin"
+assert_contains "$(mode_metric)" 'mode="Direct"' "mode before the state is read-only"
+stop_pid "$REGISTRYD_PID"
+start_bg ro2 300 unshare -m bash -c 'mount --bind "$1" "$1" && mount -o remount,ro,bind "$1" "$1" && shift && exec "$@"' \
+  _ "$WORK/ro-state" "$REGISTRYD" serve --listen-address "127.0.0.1:$port" --state-dir "$WORK/ro-state" \
+  --data-dir "$WORK/ro-data" --plugin-dir "$REGISTRYD_PLUGIN_DIR" --config-reload-interval-seconds 1 \
+  --config "$WORK/ro.yaml" --plugin "$echo_plugin"
+wait_port "$port" 30 || { cat "$WORK/ro2.log" >&2; fail "registryd did not listen on $port"; }
+assert_contains "$(mode_metric)" 'mode="Direct"' "mode with a read-only state"
+module_config Proxy "$proxy_section" >"$WORK/ro.yaml"
+wait_for 10 grep -q "mode Proxy not switched to: cannot save the state" "$WORK/ro2.log" ||
+  { cat "$WORK/ro2.log" >&2; fail "the failed save is not reported"; }
+assert_contains "$(mode_metric)" 'mode="Direct"' "mode after a switch whose state could not be saved"
+assert_eq "$(http_status --cacert "$CA" "$url/v2/system/deckhouse/manifests/latest")" "200" "Direct still serving"
+assert_contains "$("$REGISTRYD" status --state-dir "$WORK/ro-state")" "mode: Direct" "state after the failed save"
+stop_pid "$LAST_PID"
+
 echo "PASS switching"

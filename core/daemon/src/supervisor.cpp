@@ -215,6 +215,17 @@ util::status supervisor::activate(const config::module_config& config, const std
   if (!instance) return util::error{instance.error_message()};
   if (auto st = (*instance)->start(); !st) return st;
 
+  // The state is saved before the new mode serves: if the save fails, the new instance is
+  // stopped and the running mode keeps serving, so what serves is always what the state says.
+  if (persist) {
+    auto saved = save_switched_state(config);
+    if (!saved) {
+      (*instance)->stop();
+      return util::error{"mode " + std::string(config::to_string(config.mode)) +
+                         " not switched to: cannot save the state: " + saved.error_message()};
+    }
+  }
+
   const std::string mode_name(config::to_string(config.mode));
   front_door_->set_mode(*instance);
   if (!active_mode_name_.empty()) mode_info_.Add({{"mode", active_mode_name_}}).Set(0);
@@ -222,8 +233,10 @@ util::status supervisor::activate(const config::module_config& config, const std
   active_mode_name_ = mode_name;
   active_settings_ = settings;
   logger_->info("mode {} is serving ({})", mode_name, (*instance)->library().describe());
+  return util::ok();
+}
 
-  if (!persist) return util::ok();
+util::status supervisor::save_switched_state(const config::module_config& config) const {
   auto state = switching::load_state(opts_.host.state_dir);
   if (!state) return util::error{state.error_message()};
   switching::persisted_state next = state->value_or(switching::persisted_state{});

@@ -57,6 +57,8 @@ class supervisor {
   // Applies the ModuleConfig if it changed and the switch is allowed. `starting`: nothing runs
   // yet, so a refusal falls back to the mode recorded in the state.
   util::status refresh_mode(bool starting);
+  // Records `config` as this node's mode in state.json.
+  util::status save_switched_state(const config::module_config& config) const;
   util::status activate(const config::module_config& config, const std::string& settings,
                         bool persist);
 
