@@ -67,6 +67,8 @@ wait_for() {
 wait_port() { wait_for "${2:-20}" bash -c "exec 3<>/dev/tcp/127.0.0.1/$1"; }
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
+# skip WHY: ends the test as skipped (exit 77, which ctest reports as "Skipped", never "Passed").
+skip() { echo "SKIP: $*" >&2; exit 77; }
 assert_eq() { [ "$1" = "$2" ] || fail "${3:-values differ}: expected '$2', got '$1'"; }
 assert_contains() { case "$1" in *"$2"*) ;; *) fail "${3:-text} does not contain '$2': $1" ;; esac; }
 
