@@ -112,7 +112,9 @@ echo "# a switch whose state cannot be saved is not applied: the running mode ke
 stop_pid "$LAST_PID"
 # registryd alone sees its state dir read-only, through a bind mount in a mount namespace of its
 # own (root writes anywhere else).
-unshare -m true 2>/dev/null || skip "no mount namespace here (unshare -m): cannot make the state read-only"
+mkdir -p "$WORK/ro-probe"
+unshare -m bash -c 'mount --bind "$1" "$1" && mount -o remount,ro,bind "$1" "$1" && ! touch "$1/x"' _ "$WORK/ro-probe" \
+  2>/dev/null || skip "no read-only bind mount in a mount namespace here (unshare -m): cannot make the state read-only"
 module_config Direct "$direct_section" >"$WORK/ro.yaml"
 start_registryd ro "$port" --config "$WORK/ro.yaml" --plugin "$echo_plugin"
 assert_contains "$(mode_metric)" 'mode="Direct"' "mode before the state is read-only"
