@@ -3,12 +3,12 @@
 // the handler fills in. The transport (http_server.hpp) turns these into bytes on the wire.
 #pragma once
 
+#include <registryd/sdk/text.hpp>
+
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
-#include <registryd/sdk/text.hpp>
-
 #include <optional>
 #include <string>
 #include <string_view>

@@ -24,12 +24,6 @@ void digest_invalid(sdk::response& res, const std::string& reference) {
                  {{"digest", reference}});
 }
 
-bool if_none_match(const sdk::request& req, const oci::digest& d) {
-  const std::string values = header_values(req, "If-None-Match");
-  return !values.empty() && oci::http::none_match(values, d.str());
-}
-
-
 }  // namespace
 
 void registry_api::get_manifest(const sdk::request& req, sdk::response& res, const oci::route& r) {
@@ -77,7 +71,7 @@ void registry_api::get_manifest(const sdk::request& req, sdk::response& res, con
   const std::string etag = "\"" + d->str() + "\"";
   res.header("Docker-Content-Digest", d->str());
   res.header("ETag", etag);
-  if (if_none_match(req, *d)) {
+  if (oci::http::not_modified(req, *d)) {
     res.status(304);
     return;
   }

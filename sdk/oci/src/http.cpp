@@ -52,8 +52,7 @@ void set_content_headers(sdk::response& res, const digest& d) {
 
 // If-None-Match names this content: 304, nothing else to send.
 bool answered_not_modified(const sdk::request& req, sdk::response& res, const digest& d) {
-  const std::string inm = header_values(req, "If-None-Match");
-  if (inm.empty() || !none_match(inm, quoted(d))) return false;
+  if (!not_modified(req, d)) return false;
   res.status(304);
   return true;
 }
@@ -183,6 +182,10 @@ bool none_match(std::string_view if_none_match, std::string_view etag) {
     list.remove_prefix(comma + 1);
   }
   return false;
+}
+
+bool not_modified(const sdk::request& req, const digest& d) {
+  return none_match(header_values(req, "If-None-Match"), quoted(d));
 }
 
 std::optional<blob_slice> begin_blob_answer(const sdk::request& req, sdk::response& res, const digest& d,

@@ -254,24 +254,41 @@ inline void write(registryd_sink sink, std::string_view text) noexcept {
   if (sink.write != nullptr) sink.write(sink.ctx, to_abi(text));
 }
 
+// What an exception says; valid while `e` lives.
+inline const char* what_of(const std::exception_ptr& e) noexcept {
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& x) {
+    return x.what();
+  } catch (...) {
+    return "unknown exception";
+  }
+}
+
+// The status an exception maps to at the boundary: a plugin_error's own, INVALID_ARGUMENT for
+// std::invalid_argument, INTERNAL for anything else.
+inline registryd_status status_of(const std::exception_ptr& e) noexcept {
+  try {
+    std::rethrow_exception(e);
+  } catch (const plugin_error& x) {
+    return x.status();
+  } catch (const std::invalid_argument&) {
+    return REGISTRYD_ERR_INVALID_ARGUMENT;
+  } catch (...) {
+    return REGISTRYD_ERR_INTERNAL;
+  }
+}
+
 // Runs `fn`, turning any exception into a status and a message written to `error`.
 template <typename Fn>
 registryd_status guarded(registryd_sink error, Fn&& fn) noexcept {
   try {
     fn();
     return REGISTRYD_OK;
-  } catch (const plugin_error& e) {
-    write(error, e.what());
-    return e.status();
-  } catch (const std::invalid_argument& e) {
-    write(error, e.what());
-    return REGISTRYD_ERR_INVALID_ARGUMENT;
-  } catch (const std::exception& e) {
-    write(error, e.what());
-    return REGISTRYD_ERR_INTERNAL;
   } catch (...) {
-    write(error, "unknown exception");
-    return REGISTRYD_ERR_INTERNAL;
+    const auto e = std::current_exception();
+    write(error, what_of(e));
+    return status_of(e);
   }
 }
 
@@ -288,30 +305,6 @@ struct instance {
   registryd_host_api host_api;
   std::unique_ptr<mode_plugin> impl;
 };
-
-// What an exception says, for the log.
-inline std::string what_of(const std::exception_ptr& e) {
-  try {
-    std::rethrow_exception(e);
-  } catch (const std::exception& x) {
-    return x.what();
-  } catch (...) {
-    return "an exception that is not a std::exception";
-  }
-}
-
-// The status an exception maps to at the boundary (see guarded()).
-inline registryd_status status_of(const std::exception_ptr& e) noexcept {
-  try {
-    std::rethrow_exception(e);
-  } catch (const plugin_error& x) {
-    return x.status();
-  } catch (const std::invalid_argument&) {
-    return REGISTRYD_ERR_INVALID_ARGUMENT;
-  } catch (...) {
-    return REGISTRYD_ERR_INTERNAL;
-  }
-}
 
 template <typename T>
 concept has_static_validate = requires(const nlohmann::json& j) { T::validate(j); };
@@ -376,7 +369,7 @@ struct table {
       self(p).handle(request(req), r);
     } catch (...) {
       const auto e = std::current_exception();
-      const std::string what = what_of(e);
+      const char* what = what_of(e);
       const http_answer answer = http_status_of(status_of(e));
       if (answer.status >= 500) {
         log_failure(p, std::string(from_abi(req->method)) + " " + std::string(from_abi(req->path)), e);

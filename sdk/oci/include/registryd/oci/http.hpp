@@ -74,6 +74,8 @@ std::string next_link(std::string_view path, std::uint64_t n, std::string_view l
 // `etag` (quoted, as sent in ETag) is one of the entity tags of an If-None-Match value, or the
 // value is "*" (RFC 9110 13.1.2, weak comparison).
 bool none_match(std::string_view if_none_match, std::string_view etag);
+// The request's If-None-Match names the content `d` (its ETag is the quoted digest): a 304.
+bool not_modified(const sdk::request& req, const digest& d);
 
 // --- blob answers ------------------------------------------------------------------------------
 
