@@ -1,7 +1,7 @@
 #include "forwarding.hpp"
 
 #include <registryd/oci/client/scope.hpp>
-#include <registryd/oci/reference.hpp>
+#include <registryd/oci/dispatcher.hpp>
 
 #include <algorithm>
 #include <array>
@@ -146,50 +146,29 @@ std::variant<forward_plan, local_answer> plan_request(const oci::path_mapping& m
     return unsupported("registryd in Direct mode forwards pulls only: " + std::string(method) +
                        " (push, delete) is not supported");
   }
-  if (!oci::is_valid_repository_name(route->name)) {
-    return local_answer{400, "NAME_INVALID", "'" + route->name + "' is not a repository name",
-                        json{{"name", route->name}}};
+  // The spec's 400s for a bad name, tag or digest (and 404 for names outside the fixed
+  // repository) are answered here: nothing the upstream could not take is forwarded.
+  auto checked = oci::check_route(*route);
+  if (const auto* err = std::get_if<oci::api_error>(&checked)) {
+    return local_answer{oci::http_status(err->code), std::string(oci::code_text(err->code)), err->message,
+                        err->detail};
   }
-  auto upstream = mapping.to_upstream(route->name);
+  auto& target = std::get<oci::target>(checked);
+  auto upstream = mapping.to_upstream(target.name);
   if (!upstream) {
     return local_answer{404, "NAME_UNKNOWN",
-                        "repository " + route->name + " is not served: registryd in Direct mode serves " + served,
-                        json{{"name", route->name}}};
+                        "repository " + target.name + " is not served: registryd in Direct mode serves " + served,
+                        json{{"name", target.name}}};
   }
 
   forward_plan plan;
-  plan.route = *route;
-  plan.client_name = route->name;
+  plan.route = target;
+  plan.client_name = target.name;
   plan.upstream_name = std::move(*upstream);
   plan.method = std::string(method);
   plan.scope = oci::client::pull_scope(plan.upstream_name);
-
-  switch (route->kind) {
-    case oci::route_kind::manifest: {
-      const bool by_digest = route->reference.find(':') != std::string::npos;
-      if (by_digest) {
-        const auto d = oci::digest::parse(route->reference);
-        if (!d) {
-          return local_answer{400, "DIGEST_INVALID", "'" + route->reference + "' is not a digest registryd can verify",
-                              nullptr};
-        }
-        if (method == "GET") plan.verify = *d;
-      } else if (!oci::is_valid_tag(route->reference)) {
-        return local_answer{400, "TAG_INVALID", "'" + route->reference + "' is not a tag", nullptr};
-      }
-      break;
-    }
-    case oci::route_kind::blob:
-    case oci::route_kind::referrers: {
-      const auto d = oci::digest::parse(route->reference);
-      if (!d) {
-        return local_answer{400, "DIGEST_INVALID", "'" + route->reference + "' is not a digest registryd can verify",
-                            nullptr};
-      }
-      break;
-    }
-    default: break;
-  }
+  // A manifest by digest is verified on its way through; blobs are the client's to verify.
+  if (target.kind == oci::route_kind::manifest && method == "GET") plan.verify = target.digest;
 
   if (route->kind == oci::route_kind::tags_list) {
     plan.target = "/v2/" + plan.upstream_name + "/tags/list";

@@ -15,7 +15,7 @@ void digest_invalid(sdk::response& res, const std::string& text, const std::stri
   res.send_error(400, "DIGEST_INVALID", why, {{"digest", text}});
 }
 
-void upload_unknown(sdk::response& res, const oci::route& r) {
+void upload_unknown(sdk::response& res, const oci::target& r) {
   res.send_error(404, "BLOB_UPLOAD_UNKNOWN", "upload " + r.reference + " is not known in " + r.name,
                  {{"uuid", r.reference}});
 }
@@ -77,9 +77,8 @@ void registry_api::session_headers(sdk::response& res, const std::string& name, 
 
 // ---- blobs -----------------------------------------------------------------------------------
 
-void registry_api::get_blob(const sdk::request& req, sdk::response& res, const oci::route& r) {
-  const auto d = oci::digest::parse(r.reference);
-  if (!d) return digest_invalid(res, r.reference, "\"" + r.reference + "\" is not a digest registryd can verify");
+void registry_api::get_blob(const sdk::request& req, sdk::response& res, const oci::target& r) {
+  const auto& d = r.digest;
   auto file = repos_.open_blob(r.name, *d);
   if (!file) {
     if (file.code() != errc::not_found) return storage_failure(res, file.error());
@@ -96,9 +95,8 @@ void registry_api::get_blob(const sdk::request& req, sdk::response& res, const o
   res.send_file("application/octet-stream", file->release(), slice->offset, slice->length);
 }
 
-void registry_api::delete_blob(const sdk::request&, sdk::response& res, const oci::route& r) {
-  const auto d = oci::digest::parse(r.reference);
-  if (!d) return digest_invalid(res, r.reference, "\"" + r.reference + "\" is not a digest registryd can verify");
+void registry_api::delete_blob(const sdk::request&, sdk::response& res, const oci::target& r) {
+  const auto& d = r.digest;
   auto st = repos_.unlink_blob(r.name, *d);
   if (!st) {
     if (st.code() != errc::not_found) return storage_failure(res, st.error());
@@ -111,7 +109,7 @@ void registry_api::delete_blob(const sdk::request&, sdk::response& res, const oc
 
 // ---- uploads ---------------------------------------------------------------------------------
 
-void registry_api::start_upload(const sdk::request& req, sdk::response& res, const oci::route& r) {
+void registry_api::start_upload(const sdk::request& req, sdk::response& res, const oci::target& r) {
   // Cross-repository mount: 201 when the blob can be linked at once, otherwise an ordinary
   // upload session (202), as the spec allows.
   if (const auto mount = query_value(req, "mount")) {
@@ -177,7 +175,7 @@ void registry_api::monolithic_upload(const sdk::request& req, sdk::response& res
   blob_created(res, name, d);
 }
 
-void registry_api::upload_status(const sdk::request&, sdk::response& res, const oci::route& r) {
+void registry_api::upload_status(const sdk::request&, sdk::response& res, const oci::target& r) {
   auto lease = uploads_.acquire(r.reference, r.name);
   if (!lease) {
     if (lease.code() != errc::not_found) return storage_failure(res, lease.error());
@@ -187,7 +185,7 @@ void registry_api::upload_status(const sdk::request&, sdk::response& res, const 
   session_headers(res, r.name, lease->id(), lease->size());
 }
 
-void registry_api::patch_upload(const sdk::request& req, sdk::response& res, const oci::route& r) {
+void registry_api::patch_upload(const sdk::request& req, sdk::response& res, const oci::target& r) {
   auto lease = uploads_.acquire(r.reference, r.name);
   if (!lease) {
     if (lease.code() != errc::not_found) return storage_failure(res, lease.error());
@@ -230,7 +228,7 @@ void registry_api::patch_upload(const sdk::request& req, sdk::response& res, con
   session_headers(res, r.name, lease->id(), lease->size());
 }
 
-void registry_api::put_upload(const sdk::request& req, sdk::response& res, const oci::route& r) {
+void registry_api::put_upload(const sdk::request& req, sdk::response& res, const oci::target& r) {
   const digest_param dp = read_digest_param(req);
   if (!dp.present) return digest_invalid(res, "", "the digest query parameter is required to complete an upload");
   if (!dp.value) return digest_invalid(res, dp.text, "\"" + dp.text + "\" is not a digest registryd can verify");
@@ -277,7 +275,7 @@ void registry_api::put_upload(const sdk::request& req, sdk::response& res, const
   blob_created(res, r.name, *dp.value);
 }
 
-void registry_api::cancel_upload(const sdk::request&, sdk::response& res, const oci::route& r) {
+void registry_api::cancel_upload(const sdk::request&, sdk::response& res, const oci::target& r) {
   auto lease = uploads_.acquire(r.reference, r.name);
   if (!lease) {
     if (lease.code() != errc::not_found) return storage_failure(res, lease.error());

@@ -67,7 +67,7 @@ void registry_api::get_catalog(const sdk::request& req, sdk::response& res) {
   send_body(req, res, 200, "application/json", nlohmann::json{{"repositories", page}}.dump());
 }
 
-void registry_api::get_tags(const sdk::request& req, sdk::response& res, const oci::route& r) {
+void registry_api::get_tags(const sdk::request& req, sdk::response& res, const oci::target& r) {
   const auto p = read_page(req);
   if (!p.ok) return bad_page(res);
   auto tags = repos_.tags(r.name);
@@ -85,12 +85,8 @@ void registry_api::get_tags(const sdk::request& req, sdk::response& res, const o
   send_body(req, res, 200, "application/json", nlohmann::json{{"name", r.name}, {"tags", page}}.dump());
 }
 
-void registry_api::get_referrers(const sdk::request& req, sdk::response& res, const oci::route& r) {
-  const auto subject = oci::digest::parse(r.reference);
-  if (!subject) {
-    return res.send_error(400, "DIGEST_INVALID", "\"" + r.reference + "\" is not a digest registryd can verify",
-                          {{"digest", r.reference}});
-  }
+void registry_api::get_referrers(const sdk::request& req, sdk::response& res, const oci::target& r) {
+  const auto& subject = r.digest;
   std::optional<std::string> filter;
   if (req.query_param("artifactType")) {
     filter = query_value(req, "artifactType");

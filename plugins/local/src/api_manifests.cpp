@@ -15,25 +15,16 @@ namespace {
 
 using oci::storage::errc;
 
-void manifest_unknown(sdk::response& res, const oci::route& r, const std::string& message) {
+void manifest_unknown(sdk::response& res, const oci::target& r, const std::string& message) {
   res.send_error(404, "MANIFEST_UNKNOWN", message, {{"name", r.name}, {"reference", r.reference}});
-}
-
-void digest_invalid(sdk::response& res, const std::string& reference) {
-  res.send_error(400, "DIGEST_INVALID", "\"" + reference + "\" is not a digest registryd can verify (sha256, sha512)",
-                 {{"digest", reference}});
 }
 
 }  // namespace
 
-void registry_api::get_manifest(const sdk::request& req, sdk::response& res, const oci::route& r) {
-  std::optional<oci::digest> d;
-  const bool by_tag = r.reference.find(':') == std::string::npos;
-  if (!by_tag) {
-    d = oci::digest::parse(r.reference);
-    if (!d) return digest_invalid(res, r.reference);
-  } else {
-    if (!oci::is_valid_tag(r.reference)) return oci::send_tag_invalid(res, r.reference);
+void registry_api::get_manifest(const sdk::request& req, sdk::response& res, const oci::target& r) {
+  std::optional<oci::digest> d = r.digest;
+  const bool by_tag = r.is_tag();
+  if (by_tag) {
     auto t = repos_.resolve_tag(r.name, r.reference);
     if (!t) {
       if (t.code() != errc::not_found) return storage_failure(res, t.error());
@@ -87,16 +78,10 @@ void registry_api::get_manifest(const sdk::request& req, sdk::response& res, con
   res.send_file(rec.media_type, opened->file.release(), 0, size);
 }
 
-void registry_api::put_manifest(const sdk::request& req, sdk::response& res, const oci::route& r) {
-  std::optional<oci::digest> by_digest;
+void registry_api::put_manifest(const sdk::request& req, sdk::response& res, const oci::target& r) {
+  const std::optional<oci::digest>& by_digest = r.digest;
   std::optional<std::string> tag;
-  if (r.reference.find(':') != std::string::npos) {
-    by_digest = oci::digest::parse(r.reference);
-    if (!by_digest) return digest_invalid(res, r.reference);
-  } else {
-    if (!oci::is_valid_tag(r.reference)) return oci::send_tag_invalid(res, r.reference);
-    tag = r.reference;
-  }
+  if (r.is_tag()) tag = r.reference;
   auto too_large = [&] {
     res.send_error(413, "SIZE_INVALID",
                    "the manifest is larger than " + std::to_string(oci::max_manifest_size / (1024 * 1024)) +
@@ -180,9 +165,8 @@ void registry_api::put_manifest(const sdk::request& req, sdk::response& res, con
   res.header("Content-Length", "0");
 }
 
-void registry_api::delete_manifest(const sdk::request&, sdk::response& res, const oci::route& r) {
-  if (r.reference.find(':') == std::string::npos) {
-    if (!oci::is_valid_tag(r.reference)) return oci::send_tag_invalid(res, r.reference);
+void registry_api::delete_manifest(const sdk::request&, sdk::response& res, const oci::target& r) {
+  if (r.is_tag()) {
     auto st = repos_.delete_tag(r.name, r.reference);
     if (!st) {
       if (st.code() != errc::not_found) return storage_failure(res, st.error());
@@ -192,8 +176,7 @@ void registry_api::delete_manifest(const sdk::request&, sdk::response& res, cons
     res.header("Content-Length", "0");
     return;
   }
-  const auto d = oci::digest::parse(r.reference);
-  if (!d) return digest_invalid(res, r.reference);
+  const auto& d = r.digest;
   auto removed = repos_.delete_manifest(r.name, *d);
   if (!removed) {
     if (removed.code() != errc::not_found) return storage_failure(res, removed.error());

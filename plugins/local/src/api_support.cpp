@@ -2,16 +2,6 @@
 
 namespace registryd::local {
 
-bool require_access(const sdk::request& req, sdk::response& res, std::uint32_t bits) {
-  if (req.may(bits)) return true;
-  const char* what = bits == REGISTRYD_ACCESS_DELETE ? "delete"
-                     : bits == REGISTRYD_ACCESS_PUSH ? "push"
-                                                     : "pull";
-  res.send_error(403, "DENIED",
-                 "user " + std::string(req.user()) + " may not " + what + " (access denied)");
-  return false;
-}
-
 void storage_failure(sdk::response& res, const oci::storage::store_error& e) {
   res.send_error(500, "UNKNOWN", "storage failure: " + e.message);
 }

@@ -1,4 +1,4 @@
-// Small pieces every handler of registry_api uses: access checks, storage failures turned
+// Small pieces every handler of registry_api uses: storage failures turned
 // into OCI errors, and JSON answers that also serve HEAD.
 #pragma once
 
@@ -11,10 +11,6 @@
 #include <string_view>
 
 namespace registryd::local {
-
-// True when the user holds `bits`; otherwise answers 403 DENIED and returns false. The host
-// already refuses by method; this keeps the plugin safe behind any host.
-bool require_access(const sdk::request& req, sdk::response& res, std::uint32_t bits);
 
 // 500 UNKNOWN for a storage failure that is not the client's doing (io), with the message.
 void storage_failure(sdk::response& res, const oci::storage::store_error& e);

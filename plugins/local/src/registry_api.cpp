@@ -2,91 +2,35 @@
 
 #include "api_support.hpp"
 
-#include <registryd/oci/reference.hpp>
-
 namespace registryd::local {
 
 using oci::route_kind;
 
 registry_api::registry_api(const oci::storage::blob_store& blobs, const oci::storage::repository_store& repos,
                            oci::storage::upload_store& uploads)
-    : blobs_(blobs), repos_(repos), uploads_(uploads) {}
-
-void registry_api::handle(const sdk::request& req, sdk::response& res) {
-  const std::string_view method = req.method();
-  const auto r = oci::parse_route(req.path());
-  if (!r) {
-    res.send_error(404, "NAME_UNKNOWN", "no such endpoint of the registry API: " + std::string(req.path()));
-    return;
-  }
-  if (r->kind == route_kind::base) {
-    // The host answers the version check itself; this is for completeness.
-    res.status(200);
-    res.send("application/json", "{}");
-    return;
-  }
-  if (r->kind != route_kind::catalog && !oci::is_valid_repository_name(r->name)) {
-    res.send_error(400, "NAME_INVALID", "invalid repository name \"" + r->name + "\"",
-                   {{"name", r->name}});
-    return;
-  }
-  const bool read = method == "GET" || method == "HEAD";
-  auto unsupported = [&] {
-    res.send_error(405, "UNSUPPORTED", "the registry API has no " + std::string(method) + " on this endpoint");
+    : blobs_(blobs), repos_(repos), uploads_(uploads) {
+  auto bind = [this](void (registry_api::*fn)(const sdk::request&, sdk::response&, const oci::target&)) {
+    return [this, fn](const sdk::request& req, sdk::response& res, const oci::target& t) { (this->*fn)(req, res, t); };
   };
-  switch (r->kind) {
-    case route_kind::base: return;
-    case route_kind::catalog:
-      if (!read) return unsupported();
-      if (!require_access(req, res, REGISTRYD_ACCESS_PULL)) return;
-      return get_catalog(req, res);
-    case route_kind::tags_list:
-      if (!read) return unsupported();
-      if (!require_access(req, res, REGISTRYD_ACCESS_PULL)) return;
-      return get_tags(req, res, *r);
-    case route_kind::referrers:
-      if (!read) return unsupported();
-      if (!require_access(req, res, REGISTRYD_ACCESS_PULL)) return;
-      return get_referrers(req, res, *r);
-    case route_kind::manifest:
-      if (read) {
-        if (!require_access(req, res, REGISTRYD_ACCESS_PULL)) return;
-        return get_manifest(req, res, *r);
-      }
-      if (method == "PUT") {
-        if (!require_access(req, res, REGISTRYD_ACCESS_PUSH)) return;
-        return put_manifest(req, res, *r);
-      }
-      if (method == "DELETE") {
-        if (!require_access(req, res, REGISTRYD_ACCESS_DELETE)) return;
-        return delete_manifest(req, res, *r);
-      }
-      return unsupported();
-    case route_kind::blob:
-      if (read) {
-        if (!require_access(req, res, REGISTRYD_ACCESS_PULL)) return;
-        return get_blob(req, res, *r);
-      }
-      if (method == "DELETE") {
-        if (!require_access(req, res, REGISTRYD_ACCESS_DELETE)) return;
-        return delete_blob(req, res, *r);
-      }
-      return unsupported();
-    case route_kind::upload_start:
-      if (method != "POST") return unsupported();
-      if (!require_access(req, res, REGISTRYD_ACCESS_PUSH)) return;
-      return start_upload(req, res, *r);
-    case route_kind::upload_session:
-      if (read) {
-        if (!require_access(req, res, REGISTRYD_ACCESS_PUSH)) return;
-        return upload_status(req, res, *r);
-      }
-      if (!require_access(req, res, REGISTRYD_ACCESS_PUSH)) return;
-      if (method == "PATCH") return patch_upload(req, res, *r);
-      if (method == "PUT") return put_upload(req, res, *r);
-      if (method == "DELETE") return cancel_upload(req, res, *r);
-      return unsupported();
-  }
+  api_.read(route_kind::catalog, [this](const sdk::request& req, sdk::response& res, const oci::target&) {
+    get_catalog(req, res);
+  });
+  api_.read(route_kind::tags_list, bind(&registry_api::get_tags));
+  api_.read(route_kind::referrers, bind(&registry_api::get_referrers));
+  api_.read(route_kind::manifest, bind(&registry_api::get_manifest));
+  api_.on(route_kind::manifest, "PUT", REGISTRYD_ACCESS_PUSH, bind(&registry_api::put_manifest));
+  api_.on(route_kind::manifest, "DELETE", REGISTRYD_ACCESS_DELETE, bind(&registry_api::delete_manifest));
+  api_.read(route_kind::blob, bind(&registry_api::get_blob));
+  api_.on(route_kind::blob, "DELETE", REGISTRYD_ACCESS_DELETE, bind(&registry_api::delete_blob));
+  api_.on(route_kind::upload_start, "POST", REGISTRYD_ACCESS_PUSH, bind(&registry_api::start_upload));
+  // Asking for an upload's progress is part of pushing: it needs push access, as distribution's.
+  api_.on(route_kind::upload_session, "GET", REGISTRYD_ACCESS_PUSH, bind(&registry_api::upload_status));
+  api_.on(route_kind::upload_session, "HEAD", REGISTRYD_ACCESS_PUSH, bind(&registry_api::upload_status));
+  api_.on(route_kind::upload_session, "PATCH", REGISTRYD_ACCESS_PUSH, bind(&registry_api::patch_upload));
+  api_.on(route_kind::upload_session, "PUT", REGISTRYD_ACCESS_PUSH, bind(&registry_api::put_upload));
+  api_.on(route_kind::upload_session, "DELETE", REGISTRYD_ACCESS_PUSH, bind(&registry_api::cancel_upload));
 }
+
+void registry_api::handle(const sdk::request& req, sdk::response& res) { api_.dispatch(req, res); }
 
 }  // namespace registryd::local

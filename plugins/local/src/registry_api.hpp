@@ -6,7 +6,7 @@
 // (themselves thread-safe) and in atomic counters.
 #pragma once
 
-#include <registryd/oci/route.hpp>
+#include <registryd/oci/dispatcher.hpp>
 #include <registryd/oci/storage/blob_store.hpp>
 #include <registryd/oci/storage/repository_store.hpp>
 #include <registryd/oci/storage/upload_store.hpp>
@@ -44,21 +44,21 @@ class registry_api {
  private:
   // catalog, tags list, referrers
   void get_catalog(const sdk::request& req, sdk::response& res);
-  void get_tags(const sdk::request& req, sdk::response& res, const oci::route& r);
-  void get_referrers(const sdk::request& req, sdk::response& res, const oci::route& r);
+  void get_tags(const sdk::request& req, sdk::response& res, const oci::target& r);
+  void get_referrers(const sdk::request& req, sdk::response& res, const oci::target& r);
   // manifests
-  void get_manifest(const sdk::request& req, sdk::response& res, const oci::route& r);
-  void put_manifest(const sdk::request& req, sdk::response& res, const oci::route& r);
-  void delete_manifest(const sdk::request& req, sdk::response& res, const oci::route& r);
+  void get_manifest(const sdk::request& req, sdk::response& res, const oci::target& r);
+  void put_manifest(const sdk::request& req, sdk::response& res, const oci::target& r);
+  void delete_manifest(const sdk::request& req, sdk::response& res, const oci::target& r);
   // blobs
-  void get_blob(const sdk::request& req, sdk::response& res, const oci::route& r);
-  void delete_blob(const sdk::request& req, sdk::response& res, const oci::route& r);
+  void get_blob(const sdk::request& req, sdk::response& res, const oci::target& r);
+  void delete_blob(const sdk::request& req, sdk::response& res, const oci::target& r);
   // uploads
-  void start_upload(const sdk::request& req, sdk::response& res, const oci::route& r);
-  void upload_status(const sdk::request& req, sdk::response& res, const oci::route& r);
-  void patch_upload(const sdk::request& req, sdk::response& res, const oci::route& r);
-  void put_upload(const sdk::request& req, sdk::response& res, const oci::route& r);
-  void cancel_upload(const sdk::request& req, sdk::response& res, const oci::route& r);
+  void start_upload(const sdk::request& req, sdk::response& res, const oci::target& r);
+  void upload_status(const sdk::request& req, sdk::response& res, const oci::target& r);
+  void patch_upload(const sdk::request& req, sdk::response& res, const oci::target& r);
+  void put_upload(const sdk::request& req, sdk::response& res, const oci::target& r);
+  void cancel_upload(const sdk::request& req, sdk::response& res, const oci::target& r);
 
   // Streams the request body into a fresh blob, verifies it against `d`, links it into `name`
   // and answers 201 (monolithic POST with ?digest=).
@@ -74,6 +74,7 @@ class registry_api {
   const oci::storage::repository_store& repos_;
   oci::storage::upload_store& uploads_;
   api_counters counters_;
+  oci::dispatcher api_;
 };
 
 }  // namespace registryd::local

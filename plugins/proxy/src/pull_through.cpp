@@ -49,7 +49,7 @@ std::optional<std::uint64_t> content_length(const oci::client::header_list& head
   return n;
 }
 
-void manifest_unknown(sdk::response& res, const oci::route& r, const std::string& message) {
+void manifest_unknown(sdk::response& res, const oci::target& r, const std::string& message) {
   res.send_error(404, "MANIFEST_UNKNOWN", message, {{"name", r.name}, {"reference", r.reference}});
 }
 
@@ -90,31 +90,13 @@ pull_through::pull_through(const settings& s, sdk::host host, const oci::storage
       health_(health),
       counters_(c),
       clock_(std::move(clock)),
-      mapping_(s.fixed_repository, s.upstream.images_repo.path) {}
+      mapping_(s.fixed_repository, s.upstream.images_repo.path),
+      api_(make_dispatcher()) {}
 
-void pull_through::handle(const sdk::request& req, sdk::response& res) {
-  const std::string_view method = req.method();
-  const auto r = oci::parse_route(req.path());
-  if (!r) {
-    res.send_error(404, "NAME_UNKNOWN", "no such endpoint of the registry API: " + std::string(req.path()));
-    return;
-  }
-  if (r->kind == oci::route_kind::base) {
-    res.status(200);
-    res.send("application/json", "{}");
-    return;
-  }
-  if (method != "GET" && method != "HEAD") {
-    res.send_error(405, "UNSUPPORTED",
-                   "Proxy mode is a read-only pull-through cache of " + settings_.upstream.images_repo.str() +
-                       ": " + std::string(method) + " is not supported; push to the upstream registry");
-    return;
-  }
-  if (!req.may(REGISTRYD_ACCESS_PULL)) {
-    res.send_error(403, "DENIED", "user " + std::string(req.user()) + " may not pull (access denied)");
-    return;
-  }
-  if (r->kind == oci::route_kind::catalog) {
+oci::dispatcher pull_through::make_dispatcher() {
+  oci::dispatcher api("Proxy mode is a read-only pull-through cache of " + settings_.upstream.images_repo.str() +
+                      "; push to the upstream registry");
+  api.read(oci::route_kind::catalog, [this](const sdk::request& req, sdk::response& res, const oci::target&) {
     const std::string body = nlohmann::json{{"repositories", repos_.repositories()}}.dump();
     res.status(200);
     if (is_head(req)) {
@@ -123,30 +105,29 @@ void pull_through::handle(const sdk::request& req, sdk::response& res) {
       return;
     }
     res.send("application/json", body);
-    return;
-  }
-  if (!oci::is_valid_repository_name(r->name)) {
-    res.send_error(400, "NAME_INVALID", "invalid repository name \"" + r->name + "\"", {{"name", r->name}});
-    return;
-  }
-  const auto upstream_name = mapping_.to_upstream(r->name);
-  if (!upstream_name) {
-    res.send_error(404, "NAME_UNKNOWN",
-                   "repository " + r->name + " is not known to this registry: Proxy mode serves " +
-                       mapping_.fixed_repository() + " and the repositories below it",
-                   {{"name", r->name}});
-    return;
-  }
-  switch (r->kind) {
-    case oci::route_kind::manifest: return get_manifest(req, res, *r, *upstream_name);
-    case oci::route_kind::blob: return get_blob(req, res, *r, *upstream_name);
-    case oci::route_kind::tags_list: return get_tags(req, res, *r, *upstream_name);
-    case oci::route_kind::referrers: return get_referrers(req, res, *r, *upstream_name);
-    default:
-      res.send_error(405, "UNSUPPORTED", "Proxy mode is a read-only pull-through cache: uploads are not supported");
-      return;
-  }
+  });
+  // Every other read names a repository, served only below the fixed one.
+  using getter = void (pull_through::*)(const sdk::request&, sdk::response&, const oci::target&, const std::string&);
+  auto mapped = [this](getter fn) {
+    return [this, fn](const sdk::request& req, sdk::response& res, const oci::target& t) {
+      const auto upstream_name = mapping_.to_upstream(t.name);
+      if (!upstream_name) {
+        return res.send_error(404, "NAME_UNKNOWN",
+                              "repository " + t.name + " is not known to this registry: Proxy mode serves " +
+                                  mapping_.fixed_repository() + " and the repositories below it",
+                              {{"name", t.name}});
+      }
+      (this->*fn)(req, res, t, *upstream_name);
+    };
+  };
+  api.read(oci::route_kind::manifest, mapped(&pull_through::get_manifest));
+  api.read(oci::route_kind::blob, mapped(&pull_through::get_blob));
+  api.read(oci::route_kind::tags_list, mapped(&pull_through::get_tags));
+  api.read(oci::route_kind::referrers, mapped(&pull_through::get_referrers));
+  return api;
 }
+
+void pull_through::handle(const sdk::request& req, sdk::response& res) { api_.dispatch(req, res); }
 
 // ---- manifests ---------------------------------------------------------------------------------
 
@@ -216,7 +197,7 @@ void pull_through::forget_validated(const std::string& key) {
 }
 
 std::optional<pull_through::manifest_answer> pull_through::manifest_by_digest(sdk::response& res,
-                                                                              const oci::route& r,
+                                                                              const oci::target& r,
                                                                               const std::string& upstream_name,
                                                                               const oci::digest& d) {
   if (auto cached = open_cached(r.name, d)) {
@@ -232,7 +213,7 @@ std::optional<pull_through::manifest_answer> pull_through::manifest_by_digest(sd
   return std::nullopt;
 }
 
-std::optional<pull_through::manifest_answer> pull_through::manifest_by_tag(sdk::response& res, const oci::route& r,
+std::optional<pull_through::manifest_answer> pull_through::manifest_by_tag(sdk::response& res, const oci::target& r,
                                                                            const std::string& upstream_name) {
   const std::string key = r.name + ":" + r.reference;
   const std::string what = "manifest " + key;
@@ -298,22 +279,11 @@ std::optional<pull_through::manifest_answer> pull_through::manifest_by_tag(sdk::
   return std::nullopt;
 }
 
-void pull_through::get_manifest(const sdk::request& req, sdk::response& res, const oci::route& r,
+void pull_through::get_manifest(const sdk::request& req, sdk::response& res, const oci::target& r,
                                 const std::string& upstream_name) {
-  const bool by_tag = r.reference.find(':') == std::string::npos;
-  std::optional<manifest_answer> m;
-  if (by_tag) {
-    if (!oci::is_valid_tag(r.reference)) return oci::send_tag_invalid(res, r.reference);
-    m = manifest_by_tag(res, r, upstream_name);
-  } else {
-    const auto d = oci::digest::parse(r.reference);
-    if (!d) {
-      return res.send_error(400, "DIGEST_INVALID",
-                            "\"" + r.reference + "\" is not a digest registryd can verify (sha256, sha512)",
-                            {{"digest", r.reference}});
-    }
-    m = manifest_by_digest(res, r, upstream_name, *d);
-  }
+  const bool by_tag = r.is_tag();
+  std::optional<manifest_answer> m =
+      by_tag ? manifest_by_tag(res, r, upstream_name) : manifest_by_digest(res, r, upstream_name, *r.digest);
   if (!m) return;  // answered
 
   switch (oci::negotiate_manifest(header_values(req, "Accept"), m->media_type, by_tag)) {
@@ -377,13 +347,9 @@ oci::cache::fetch_fn pull_through::blob_fetch(const std::string& client_name, co
   };
 }
 
-void pull_through::get_blob(const sdk::request& req, sdk::response& res, const oci::route& r,
+void pull_through::get_blob(const sdk::request& req, sdk::response& res, const oci::target& r,
                             const std::string& upstream_name) {
-  const auto d = oci::digest::parse(r.reference);
-  if (!d) {
-    return res.send_error(400, "DIGEST_INVALID", "\"" + r.reference + "\" is not a digest registryd can verify",
-                          {{"digest", r.reference}});
-  }
+  const auto& d = r.digest;
   // Twice at most: a blob evicted between a join that found it published and the open.
   for (int attempt = 0; attempt < 2; ++attempt) {
     auto file = blobs_.open(*d);
@@ -430,7 +396,7 @@ void pull_through::send_blob_file(const sdk::request& req, sdk::response& res, c
   res.send_file("application/octet-stream", file.release(), slice->offset, slice->length);
 }
 
-void pull_through::head_blob_upstream(sdk::response& res, const oci::route& r, const std::string& upstream_name,
+void pull_through::head_blob_upstream(sdk::response& res, const oci::target& r, const std::string& upstream_name,
                                       const oci::digest& d) {
   ++counters_.upstream_blob_heads;
   auto head = upstream_.head_blob(upstream_name, d);
@@ -448,7 +414,7 @@ void pull_through::head_blob_upstream(sdk::response& res, const oci::route& r, c
 
 // ---- listings ----------------------------------------------------------------------------------
 
-void pull_through::get_tags(const sdk::request& req, sdk::response& res, const oci::route& r,
+void pull_through::get_tags(const sdk::request& req, sdk::response& res, const oci::target& r,
                             const std::string& upstream_name) {
   std::vector<std::string> tags;
   auto listed = upstream_.list_tags(upstream_name);
@@ -473,12 +439,9 @@ void pull_through::get_tags(const sdk::request& req, sdk::response& res, const o
   res.send("application/json", body);
 }
 
-void pull_through::get_referrers(const sdk::request& req, sdk::response& res, const oci::route& r,
+void pull_through::get_referrers(const sdk::request& req, sdk::response& res, const oci::target& r,
                                  const std::string& upstream_name) {
-  const auto d = oci::digest::parse(r.reference);
-  if (!d) {
-    return res.send_error(400, "DIGEST_INVALID", "\"" + r.reference + "\" is not a digest", {{"digest", r.reference}});
-  }
+  const auto& d = r.digest;
   const std::string artifact_type(req.query_param("artifactType").value_or(""));
   auto got = upstream_.referrers(upstream_name, *d, artifact_type);
   if (!got) {

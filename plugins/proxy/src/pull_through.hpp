@@ -22,7 +22,7 @@
 #include <registryd/oci/cache/eviction.hpp>
 #include <registryd/oci/client/registry_client.hpp>
 #include <registryd/oci/path_mapping.hpp>
-#include <registryd/oci/route.hpp>
+#include <registryd/oci/dispatcher.hpp>
 #include <registryd/oci/storage/blob_store.hpp>
 #include <registryd/oci/storage/repository_store.hpp>
 #include <registryd/sdk/plugin.hpp>
@@ -66,14 +66,16 @@ class pull_through {
   };
   using fetch_result = std::variant<manifest_answer, oci::client::upstream_error>;
 
+  oci::dispatcher make_dispatcher();
+
   // ---- manifests ----
-  void get_manifest(const sdk::request& req, sdk::response& res, const oci::route& r,
+  void get_manifest(const sdk::request& req, sdk::response& res, const oci::target& r,
                     const std::string& upstream_name);
   // The tag's manifest: cached and fresh, revalidated, fetched, or stale. Answers errors
   // itself and returns nullopt then.
-  std::optional<manifest_answer> manifest_by_tag(sdk::response& res, const oci::route& r,
+  std::optional<manifest_answer> manifest_by_tag(sdk::response& res, const oci::target& r,
                                                  const std::string& upstream_name);
-  std::optional<manifest_answer> manifest_by_digest(sdk::response& res, const oci::route& r,
+  std::optional<manifest_answer> manifest_by_digest(sdk::response& res, const oci::target& r,
                                                     const std::string& upstream_name, const oci::digest& d);
   std::optional<manifest_answer> open_cached(const std::string& name, const oci::digest& d) const;
   // GET upstream, verify, store (and tag), return the bytes.
@@ -85,18 +87,18 @@ class pull_through {
   void forget_validated(const std::string& key);
 
   // ---- blobs ----
-  void get_blob(const sdk::request& req, sdk::response& res, const oci::route& r,
+  void get_blob(const sdk::request& req, sdk::response& res, const oci::target& r,
                 const std::string& upstream_name);
   void send_blob_file(const sdk::request& req, sdk::response& res, const oci::digest& d,
                       oci::storage::blob_file file);
-  void head_blob_upstream(sdk::response& res, const oci::route& r, const std::string& upstream_name,
+  void head_blob_upstream(sdk::response& res, const oci::target& r, const std::string& upstream_name,
                           const oci::digest& d);
   oci::cache::fetch_fn blob_fetch(const std::string& client_name, const std::string& upstream_name,
                                   const oci::digest& d);
 
   // ---- listings ----
-  void get_tags(const sdk::request& req, sdk::response& res, const oci::route& r, const std::string& upstream_name);
-  void get_referrers(const sdk::request& req, sdk::response& res, const oci::route& r,
+  void get_tags(const sdk::request& req, sdk::response& res, const oci::target& r, const std::string& upstream_name);
+  void get_referrers(const sdk::request& req, sdk::response& res, const oci::target& r,
                      const std::string& upstream_name);
 
   // ---- upstream failures ----
@@ -118,6 +120,7 @@ class pull_through {
   counters& counters_;
   clock_fn clock_;
   oci::path_mapping mapping_;
+  oci::dispatcher api_;  // last: its handlers use the members above
 
   mutable std::mutex validated_mutex_;
   // "<name>:<tag>" -> when the upstream last confirmed (or gave) the cached digest.

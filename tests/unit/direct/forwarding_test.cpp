@@ -69,15 +69,19 @@ TEST_CASE("a pull of system/deckhouse goes to the imagesRepo path with a pull sc
 }
 
 TEST_CASE("repositories outside system/deckhouse answer NAME_UNKNOWN without asking the upstream", "[direct]") {
-  for (const char* path : {"/v2/other/repo/manifests/v1", "/v2/system/deckhousex/manifests/v1",
-                           "/v2/system/manifests/v1", "/v2/deckhouse/ee/manifests/v1",
-                           "/v2/system/deckhouse2/blobs/sha256:" "aaaa"}) {
+  for (const std::string& path : std::vector<std::string>{"/v2/other/repo/manifests/v1", "/v2/system/deckhousex/manifests/v1",
+                                 "/v2/system/manifests/v1", "/v2/deckhouse/ee/manifests/v1",
+                                 "/v2/system/deckhouse2/blobs/" + d1}) {
     INFO(path);
     const auto a = answer_of("GET", path);
     CHECK(a.status == 404);
     CHECK(a.code == "NAME_UNKNOWN");
     CHECK_THAT(a.message, Catch::Contains("system/deckhouse and the repositories below it"));
   }
+  // The spec's 400s come first (the shared oci::check_route): a bad digest is one wherever.
+  const auto bad_digest = answer_of("GET", "/v2/system/deckhouse2/blobs/sha256:aaaa");
+  CHECK(bad_digest.status == 400);
+  CHECK(bad_digest.code == "DIGEST_INVALID");
   const auto bad = answer_of("GET", "/v2/system/Deckhouse/manifests/v1");
   CHECK(bad.status == 400);
   CHECK(bad.code == "NAME_INVALID");
