@@ -40,3 +40,14 @@ TEST_CASE("settings_reader checks the document and its mode first", "[sdk][setti
                     "invalid Demo settings: mode: \"Other\" given to the Demo plugin");
   CHECK_THROWS_WITH(settings_reader("Demo", json{{"mode", 1}}), "invalid Demo settings: mode: must be a string, not number");
 }
+
+TEST_CASE("settings_reader for a plugin behind any mode checks only that a mode is named", "[sdk][settings]") {
+  const json doc{{"mode", "Local"}, {"host", {{"dataDir", "/srv"}}}};
+  const settings_reader in("Layout", doc, settings_reader::any_mode);
+  CHECK(in.required_string("host.dataDir") == "/srv");
+  CHECK_THROWS_WITH(in.required_string("host.stateDir"), "invalid Layout settings: host.stateDir: is required");
+  CHECK_THROWS_WITH(settings_reader("Layout", json::object(), settings_reader::any_mode),
+                    "invalid Layout settings: mode: is required");
+  CHECK_THROWS_WITH(settings_reader("Layout", json(3), settings_reader::any_mode),
+                    "invalid Layout settings: $: must be a JSON object, not number");
+}

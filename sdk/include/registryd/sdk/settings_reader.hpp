@@ -30,6 +30,15 @@ class settings_reader {
     if (given != mode_) fail("mode", "\"" + given + "\" given to the " + mode_ + " plugin");
   }
 
+  struct any_mode_t {};
+  static constexpr any_mode_t any_mode{};
+  // For a plugin that serves behind whichever mode is configured (`serve --plugin`): checks
+  // only that `doc` is an object with a "mode" string; errors name `plugin`.
+  settings_reader(std::string_view plugin, const nlohmann::json& doc, any_mode_t) : mode_(plugin), doc_(doc) {
+    if (!doc.is_object()) fail("$", std::string("must be a JSON object, not ") + doc.type_name());
+    (void)required_string("mode");
+  }
+
   [[noreturn]] void fail(std::string_view path, std::string_view why) const {
     throw std::invalid_argument("invalid " + mode_ + " settings: " + std::string(path) + ": " + std::string(why));
   }
