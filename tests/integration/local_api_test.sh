@@ -4,7 +4,8 @@
 # pushes (416 out of order), upload status, cancel and mount; blob ranges; manifests by tag
 # and digest, the 4 MiB limit and digest checks; tags and catalog pages with their Link
 # header; referrers with the artifactType filter; deletes; access; and an upload that
-# survives `kill -9` of registryd in the middle of a streamed chunk.
+# survives `kill -9` of registryd in the middle of a streamed chunk, and a chunk sent with
+# Content-Range that a kill cut short is dropped whole.
 source "$(dirname "$0")/lib.sh"
 
 for tool in curl python3 htpasswd sha256sum pgrep dd; do command -v "$tool" >/dev/null || fail "$tool is not installed"; done
@@ -231,20 +232,18 @@ expect 202 -X DELETE "$URL/v2/test/one/blobs/$D2"
 expect 404 -I "$URL/v2/test/one/blobs/$D2"
 expect 200 -I "$URL/v2/test/two/blobs/$D2"
 
-echo "# an upload survives kill -9 of registryd in the middle of a streamed chunk"
-head -c 24000000 /dev/urandom >"$WORK/blob3"
-D3=$(sha "$WORK/blob3")
-expect 202 -X POST -H "Content-Length: 0" "$URL/v2/test/resume/blobs/uploads/"
-LOC=$(hdr Location)
-# A client that sends the chunk at 4 MB/s: it is still streaming when registryd is killed.
-python3 - "$PORT" "$CA" "$LOC" "$WORK/blob3" >"$WORK/slow-patch.log" 2>&1 <<'PY' &
+# slow_patch LOCATION FILE [CONTENT_RANGE]: in the background, a client that PATCHes FILE at
+# 4 MB/s, so that it is still streaming when registryd is killed. Sets CLIENT_PID.
+slow_patch() {
+  python3 - "$PORT" "$CA" "$1" "$2" "${3:-}" >"$WORK/slow-patch.log" 2>&1 <<'PY' &
 import base64, socket, ssl, sys, time
-port, ca, loc, path = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+port, ca, loc, path, content_range = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
 data = open(path, "rb").read()
 s = ssl.create_default_context(cafile=ca).wrap_socket(socket.create_connection(("127.0.0.1", port)),
                                                       server_hostname="localhost")
 auth = base64.b64encode(b"writer:wpass").decode()
-s.sendall((f"PATCH {loc} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Basic {auth}\r\n"
+extra = f"Content-Range: {content_range}\r\n" if content_range else ""
+s.sendall((f"PATCH {loc} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Basic {auth}\r\n{extra}"
            f"Content-Type: application/octet-stream\r\nContent-Length: {len(data)}\r\n\r\n").encode())
 try:
     for off in range(0, len(data), 256 * 1024):
@@ -254,15 +253,27 @@ try:
 except OSError as e:
     print("cut:", e)
 PY
-CLIENT_PID=$!
-sleep 3
-# REGISTRYD_PID is `timeout` wrapping registryd (lib.sh's start_bg): kill the server itself.
-SERVER_PID=$(pgrep -P "$REGISTRYD_PID" || true)
-[ -n "$SERVER_PID" ] || fail "cannot find registryd under pid $REGISTRYD_PID"
-kill -KILL "$SERVER_PID"
-wait "$CLIENT_PID" 2>/dev/null || true
-wait "$REGISTRYD_PID" 2>/dev/null || true
-start_local
+  CLIENT_PID=$!
+}
+# kill_and_restart: kill -9 of registryd 3 s into a slow_patch, then a fresh start.
+kill_and_restart() {
+  sleep 3
+  # REGISTRYD_PID is `timeout` wrapping registryd (lib.sh's start_bg): kill the server itself.
+  SERVER_PID=$(pgrep -P "$REGISTRYD_PID" || true)
+  [ -n "$SERVER_PID" ] || fail "cannot find registryd under pid $REGISTRYD_PID"
+  kill -KILL "$SERVER_PID"
+  wait "$CLIENT_PID" 2>/dev/null || true
+  wait "$REGISTRYD_PID" 2>/dev/null || true
+  start_local
+}
+
+echo "# an upload survives kill -9 of registryd in the middle of a streamed chunk"
+head -c 24000000 /dev/urandom >"$WORK/blob3"
+D3=$(sha "$WORK/blob3")
+expect 202 -X POST -H "Content-Length: 0" "$URL/v2/test/resume/blobs/uploads/"
+LOC=$(hdr Location)
+slow_patch "$LOC" "$WORK/blob3"
+kill_and_restart
 expect 204 "$URL$LOC"
 RANGE=$(hdr Range)
 HAVE=$(( ${RANGE#0-} + 1 ))
@@ -273,6 +284,21 @@ expect 202 -X PATCH -H "Content-Range: $HAVE-23999999" --data-binary @"$WORK/res
 expect 201 -X PUT -H "Content-Length: 0" "$URL$LOC?digest=$D3"
 expect 200 "$URL/v2/test/resume/blobs/$D3"
 assert_eq "$(sha "$WORK/body")" "$D3" "resumed blob"
+
+echo "# a chunk sent with Content-Range and cut by kill -9 is dropped whole; the acknowledged one stays"
+head -c 1000000 "$WORK/blob3" >"$WORK/first"
+slice "$WORK/blob3" 1000000 >"$WORK/rest"
+expect 202 -X POST -H "Content-Length: 0" "$URL/v2/test/ranged/blobs/uploads/"
+LOC=$(hdr Location)
+expect 202 -X PATCH -H "Content-Range: 0-999999" --data-binary @"$WORK/first" "$URL$LOC"
+slow_patch "$LOC" "$WORK/rest" "1000000-23999999"
+kill_and_restart
+expect 204 "$URL$LOC"
+assert_eq "$(hdr Range)" "0-999999" "the session after a ranged chunk was cut by a kill"
+expect 202 -X PATCH -H "Content-Range: 1000000-23999999" --data-binary @"$WORK/rest" "$URL$LOC"
+expect 201 -X PUT -H "Content-Length: 0" "$URL$LOC?digest=$D3"
+expect 200 "$URL/v2/test/ranged/blobs/$D3"
+assert_eq "$(sha "$WORK/body")" "$D3" "blob pushed again after the dropped chunk"
 
 echo "# metrics"
 http_status --cacert "$CA" "$URL/metrics" >/dev/null

@@ -209,13 +209,16 @@ void registry_api::patch_upload(const sdk::request& req, sdk::response& res, con
                                               std::string(*h) + "\")"));
     }
   }
+  // A chunk that announced its range is kept whole or dropped whole, so a retry of the same
+  // range fits: noted in the session first, so that a kill in the middle drops it too.
+  if (range) {
+    if (auto st = lease->begin_chunk(range->last + 1); !st) return storage_failure(res, st.error());
+  }
   const body_outcome body = stream_body(req, *lease);
-  if (body.write_error) return storage_failure(res, *body.write_error);
-  if (range && body.received != range->length()) {
-    // A chunk that did not arrive as announced is dropped whole, so a retry of the same range
-    // fits.
+  if (range && (body.write_error || body.received != range->length())) {
     if (auto st = lease->truncate(start); !st) return storage_failure(res, st.error());
   }
+  if (body.write_error) return storage_failure(res, *body.write_error);
   if (auto st = lease->sync(); !st) return storage_failure(res, st.error());
   if (!body.complete || (range && body.received != range->length())) {
     res.status(400);
@@ -249,10 +252,13 @@ void registry_api::put_upload(const sdk::request& req, sdk::response& res, const
                                           "the final chunk must start at byte " + std::to_string(start)));
     }
   }
+  if (range) {
+    if (auto st = lease->begin_chunk(range->last + 1); !st) return storage_failure(res, st.error());
+  }
   const body_outcome body = stream_body(req, *lease);
+  if (range && (body.write_error || body.received != range->length())) (void)lease->truncate(start);
   if (body.write_error) return storage_failure(res, *body.write_error);
   if (!body.complete || (range && body.received != range->length())) {
-    if (range) (void)lease->truncate(start);
     (void)lease->sync();
     res.status(400);
     session_headers(res, r.name, lease->id(), lease->size());

@@ -129,16 +129,24 @@ void registry_api::put_manifest(const sdk::request& req, sdk::response& res, con
   // Each check also touches what it found (link_blob touches the blob, then re-writes the
   // link): an online GC that is about to remove an old, unlinked-looking blob sees the fresh
   // mtime and keeps it, or has already moved it and the check fails (docs/gc.md).
+  // A descriptor's size must be the stored content's: a client that trusts the manifest reads
+  // exactly `size` bytes, so a wrong one would serve truncated or padded content.
+  auto size_mismatch = [&](const oci::descriptor& desc, const char* what, std::uint64_t stored) {
+    res.send_error(400, "MANIFEST_INVALID",
+                   std::string(what) + " " + desc.digest.str() + " is " + std::to_string(stored) +
+                       " bytes in " + r.name + ", but the manifest says " + std::to_string(desc.size),
+                   {{"digest", desc.digest.str()}, {"size", desc.size}, {"stored", stored}});
+  };
   for (const auto& b : m.blobs()) {
     if (!b.urls.empty()) continue;
-    if (!repos_.stat_blob(r.name, b.digest) || !repos_.link_blob(r.name, b.digest).ok()) {
-      return blob_unknown(b, "blob");
-    }
+    const auto stored = repos_.stat_blob(r.name, b.digest);
+    if (!stored || !repos_.link_blob(r.name, b.digest).ok()) return blob_unknown(b, "blob");
+    if (*stored != static_cast<std::uint64_t>(b.size)) return size_mismatch(b, "blob", *stored);
   }
   for (const auto& c : m.children()) {
-    if (!repos_.has_manifest(r.name, c.digest) || !blobs_.touch(c.digest)) {
-      return blob_unknown(c, "manifest");
-    }
+    const auto child = repos_.stat_manifest(r.name, c.digest);
+    if (!child || !blobs_.touch(c.digest)) return blob_unknown(c, "manifest");
+    if (child->size != static_cast<std::uint64_t>(c.size)) return size_mismatch(c, "manifest", child->size);
   }
 
   oci::storage::manifest_put put{.bytes = body,

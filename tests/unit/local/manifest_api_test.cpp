@@ -79,6 +79,33 @@ TEST_CASE("a manifest is refused until every blob it references is in the reposi
   CHECK(f.push_manifest("r", "latest", m).status == 201);
 }
 
+TEST_CASE("a manifest whose descriptor sizes differ from the stored content is refused", "[local][manifests]") {
+  local_fixture f;
+  const std::string config = "{}";
+  const std::string layer = "a layer of eleven";
+  const digest c = f.push_blob("r", config);
+  const digest l = f.push_blob("r", layer);
+  for (const auto& [config_size, layer_size] : {std::pair<std::size_t, std::size_t>{config.size() + 1, layer.size()},
+                                                {config.size(), layer.size() - 1},
+                                                {config.size(), 0}}) {
+    const reply r = f.push_manifest("r", "latest", image_manifest(c, config_size, {{l, layer_size}}));
+    CHECK(r.status == 400);
+    CHECK(r.error_code() == "MANIFEST_INVALID");
+    CHECK_THAT(r.body, Catch::Contains("but the manifest says"));
+  }
+  CHECK(f("GET", "/v2/r/manifests/latest").status == 404);  // nothing was stored
+  const std::string good = image_manifest(c, config.size(), {{l, layer.size()}});
+  REQUIRE(f.push_manifest("r", "latest", good).status == 201);
+  // An index entry's size must be its manifest's.
+  const json index = {{"schemaVersion", 2},
+                      {"mediaType", oci_index},
+                      {"manifests", {{{"mediaType", oci_manifest}, {"digest", digest_of(good).str()}, {"size", good.size() + 7}}}}};
+  const reply r = f.push_manifest("r", "multi", index.dump(), oci_index);
+  CHECK(r.status == 400);
+  CHECK(r.error_code() == "MANIFEST_INVALID");
+  CHECK(r.json()["errors"][0]["detail"]["stored"] == good.size());
+}
+
 TEST_CASE("a manifest put by digest must hash to that digest, sha256 or sha512", "[local][manifests]") {
   local_fixture f;
   const std::string m = pushed_image(f, "r", "2");

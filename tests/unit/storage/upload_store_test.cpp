@@ -124,6 +124,78 @@ TEST_CASE("an upload whose process was killed mid-way resumes from the bytes tha
   CHECK(info->size == content.size());
 }
 
+TEST_CASE("a ranged chunk cut by a kill is dropped whole at the next load, a complete one kept", "[storage][upload][crash]") {
+  const std::string content = random_bytes(2 * 1024 * 1024, 29);
+  constexpr std::size_t acked = 1024 * 1024, chunk = 512 * 1024;
+  for (const std::size_t arrived : {std::size_t{200 * 1024}, chunk}) {
+    INFO("chunk bytes that reached the file before the kill: " << arrived);
+    scratch_dir dir;
+    int pipe_fds[2];
+    REQUIRE(::pipe(pipe_fds) == 0);
+    const pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+      ::close(pipe_fds[0]);
+      blob_store blobs(dir.path());
+      upload_store uploads(blobs);
+      auto id = uploads.create("r");
+      if (!id) ::_exit(1);
+      auto lease = uploads.acquire(*id, "r");
+      if (!lease || !lease->append(std::string_view(content).substr(0, acked)) || !lease->sync()) ::_exit(1);
+      // The chunk [acked, acked + chunk) announced with Content-Range; `arrived` bytes of it
+      // are on disk (synced) when the process dies with its lease held.
+      if (!lease->begin_chunk(acked + chunk)) ::_exit(1);
+      if (!lease->append(std::string_view(content).substr(acked, arrived)) || !lease->sync()) ::_exit(1);
+      if (::write(pipe_fds[1], id->data(), id->size()) != static_cast<ssize_t>(id->size())) ::_exit(1);
+      ::_exit(0);  // no destructors: like kill -9
+    }
+    ::close(pipe_fds[1]);
+    char buf[64] = {};
+    const ssize_t n = ::read(pipe_fds[0], buf, sizeof buf);
+    ::close(pipe_fds[0]);
+    int status = 0;
+    REQUIRE(::waitpid(child, &status, 0) == child);
+    REQUIRE(WEXITSTATUS(status) == 0);
+    REQUIRE(n == 36);
+    const std::string id(buf, 36);
+    CHECK(fs::exists(dir.path() / "uploads" / id / "chunk"));
+
+    blob_store blobs(dir.path());
+    upload_store uploads(blobs);
+    auto lease = uploads.acquire(id, "r");
+    REQUIRE(lease);
+    const std::uint64_t have = lease->size();
+    CHECK(have == (arrived == chunk ? acked + chunk : acked));
+    CHECK_FALSE(fs::exists(dir.path() / "uploads" / id / "chunk"));
+    REQUIRE(lease->append(std::string_view(content).substr(have)));
+    auto info = lease->commit(digest_of(content));
+    REQUIRE(info);
+    CHECK(info->size == content.size());
+  }
+}
+
+TEST_CASE("a ranged chunk's note goes with the lease that wrote it", "[storage][upload]") {
+  scratch_dir dir;
+  blob_store blobs(dir.path());
+  upload_store uploads(blobs);
+  auto id = uploads.create("r");
+  REQUIRE(id);
+  {
+    auto lease = uploads.acquire(*id, "r");
+    REQUIRE(lease);
+    REQUIRE(lease->begin_chunk(10));
+    CHECK(fs::exists(dir.path() / "uploads" / *id / "chunk"));
+    REQUIRE(lease->append("0123"));
+    REQUIRE(lease->sync());
+  }
+  // The request ended (its handler cut the chunk back or kept it): no note left to act later.
+  CHECK_FALSE(fs::exists(dir.path() / "uploads" / *id / "chunk"));
+  upload_store reopened(blobs);
+  auto lease = reopened.acquire(*id, "r");
+  REQUIRE(lease);
+  CHECK(lease->size() == 4);
+}
+
 TEST_CASE("an upload that does not match its digest publishes nothing and is cancelled", "[storage][upload]") {
   scratch_dir dir;
   blob_store blobs(dir.path());

@@ -35,12 +35,32 @@ std::string new_uuid() {
 }
 
 struct session_files {
-  fs::path dir, info, data;
+  fs::path dir, info, data, chunk;
 };
 
 session_files files_of(const fs::path& uploads, std::string_view id) {
   const fs::path dir = uploads / std::string(id);
-  return {dir, dir / "info.json", dir / "data"};
+  return {dir, dir / "info.json", dir / "data", dir / "chunk"};
+}
+
+// A chunk note left by a registryd that died while the chunk arrived: the data is cut back to
+// the chunk's start unless every byte of it reached the file. Then the note goes.
+store_status settle_chunk(const session_files& f, std::uint64_t data_size) {
+  auto text = fsx::read_file(f.chunk, 4096);
+  if (!text) return success();
+  std::uint64_t start = 0, end = 0;
+  try {
+    const auto j = nlohmann::json::parse(*text);
+    start = j.at("start").get<std::uint64_t>();
+    end = j.at("end").get<std::uint64_t>();
+  } catch (const nlohmann::json::exception&) {
+    start = end = 0;  // a torn note: written before any byte of its chunk was
+  }
+  if (start < end && data_size > start && data_size < end && ::truncate(f.data.c_str(), static_cast<off_t>(start)) != 0) {
+    return fsx::from_errno("cannot drop the partial chunk of", f.data, errno);
+  }
+  ::unlink(f.chunk.c_str());
+  return success();
 }
 
 struct parsed_info {
@@ -94,7 +114,11 @@ upload_lease::upload_lease(upload_store* store, std::shared_ptr<session> s, std:
 upload_lease::upload_lease(upload_lease&&) noexcept = default;
 upload_lease& upload_lease::operator=(upload_lease&&) noexcept = default;
 upload_lease::~upload_lease() {
-  if (session_) session_->last_used = steady::now();
+  if (!session_) return;  // moved from
+  session_->last_used = steady::now();
+  // The chunk is over, whole or cut back: the note has done its job. Removing it need not be
+  // durable: a note that comes back after a power cut finds its chunk whole and keeps it.
+  if (chunk_noted_ && !session_->gone) ::unlink(files_of(store_->dir_, session_->id).chunk.c_str());
 }
 
 const std::string& upload_lease::id() const noexcept { return session_->id; }
@@ -104,6 +128,13 @@ std::uint64_t upload_lease::size() const noexcept { return session_->writer->siz
 store_status upload_lease::append(std::string_view bytes) { return session_->writer->append(bytes); }
 store_status upload_lease::sync() { return session_->writer->sync(); }
 store_status upload_lease::truncate(std::uint64_t size) { return session_->writer->truncate(size); }
+
+store_status upload_lease::begin_chunk(std::uint64_t end) {
+  const nlohmann::json note = {{"start", size()}, {"end", end}};
+  auto st = fsx::write_file_atomic(files_of(store_->dir_, session_->id).chunk, note.dump());
+  if (st) chunk_noted_ = true;
+  return st;
+}
 
 store_result<blob_info> upload_lease::commit(const digest& expected) {
   auto published = session_->writer->commit(expected);
@@ -203,6 +234,7 @@ store_result<upload_lease> upload_store::acquire(std::string_view id, std::strin
       forget(s);
       return unknown_upload(id);
     }
+    if (auto settled = settle_chunk(f, static_cast<std::uint64_t>(st.st_size)); !settled) return settled.error();
     auto writer = blobs_.open_writer(f.data);
     if (!writer) return writer.error();
     s->repository = info->repository;

@@ -8,7 +8,11 @@
 // temporary, so completing an upload is a rename, never a copy. The running hash lives in
 // memory; a session loaded after a restart re-hashes its data file once. The bytes a session
 // reports are the bytes in the file: what a client reads back with GET status (Range:
-// 0-<size-1>) after a crash is what it must resend from.
+// 0-<size-1>) after a crash is what it must resend from. The one exception is a chunk that
+// announced its range (begin_chunk): it is kept whole or not at all, also across a kill, so
+// its first bytes never linger without the rest.
+//
+//   <root>/uploads/<id>/chunk       {"start": S, "end": E} while such a chunk is arriving
 //
 // Thread-safety: an upload_store is safe from any number of threads. A session is used
 // through an upload_lease, which holds it exclusively: a second request for the same session
@@ -62,6 +66,10 @@ class upload_lease {
   store_status sync();
   // Cuts the session back to `size` bytes (a chunk that arrived short of its Content-Range).
   store_status truncate(std::uint64_t size);
+  // A chunk of bytes [size(), end) that must arrive whole or not at all: noted durably in the
+  // session until this lease ends. If registryd dies before the lease ends, the session is
+  // loaded again with the chunk's bytes dropped unless all of them reached the file.
+  store_status begin_chunk(std::uint64_t end);
   // Verifies the content against `expected` and publishes it as a blob (blob_writer::commit),
   // then ends the session. On errc::digest_mismatch the session is cancelled too (nothing is
   // published; the data is removed).
@@ -77,6 +85,7 @@ class upload_lease {
 
   upload_store* store_ = nullptr;
   std::shared_ptr<session> session_;
+  bool chunk_noted_ = false;
   std::unique_lock<std::mutex> lock_;
 };
 
