@@ -1,6 +1,6 @@
 #include "replica_sync.hpp"
 
-#include <registryd/oci/replica/peer.hpp>
+#include "replica/peer.hpp"
 #include <registryd/oci/text_file.hpp>
 
 #include <yaml-cpp/yaml.h>
@@ -13,7 +13,6 @@ namespace registryd::local {
 namespace {
 
 using nlohmann::json;
-namespace replica = oci::replica;
 
 [[noreturn]] void fail(const std::string& path, const std::string& why) {
   throw std::invalid_argument("invalid Local settings: " + path + ": " + why);
@@ -213,7 +212,7 @@ bool replica_sync::handle(const sdk::request& req, sdk::response& res) {
     res.send_error(503, "UNAVAILABLE", "Local mode storage is not open");
     return true;
   }
-  const std::string body = oci::replica::to_json(local_->observe()).dump();
+  const std::string body = replica::to_json(local_->observe()).dump();
   const std::string etag = "\"" + oci::digest_of(body).str() + "\"";
   res.header("ETag", etag);
   if (req.header("If-None-Match") == etag) {

@@ -3,8 +3,8 @@
 // against the peers the host names in host.replicaPeers.
 #pragma once
 
-#include <registryd/oci/replica/local_replica.hpp>
-#include <registryd/oci/replica/sync_engine.hpp>
+#include "replica/local_replica.hpp"
+#include "replica/sync_engine.hpp"
 #include <registryd/oci/storage/repository_store.hpp>
 #include <registryd/sdk/plugin.hpp>
 
@@ -51,8 +51,8 @@ class replica_sync {
  private:
   sdk::host host_;
   replica_settings settings_;
-  std::unique_ptr<oci::replica::local_replica> local_;
-  std::unique_ptr<oci::replica::sync_engine> engine_;
+  std::unique_ptr<replica::local_replica> local_;
+  std::unique_ptr<replica::sync_engine> engine_;
 };
 
 }  // namespace registryd::local

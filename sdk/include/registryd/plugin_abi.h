@@ -15,6 +15,16 @@
  * safely. The host refuses a plugin whose ABI major differs from its own, or whose minor is
  * newer than its own (it may rely on host functions the host does not have).
  *
+ * Growable and frozen structs: the tables and the structs that reach across calls carry a
+ * `struct_size` and grow by appending (registryd_plugin_api, registryd_host_api,
+ * registryd_request, registryd_response_writer). Three small structs are FROZEN for the whole
+ * major version 1: registryd_sink and registryd_stream, which cross the boundary by value
+ * (a size field could not make a larger one fit a caller compiled against the smaller), and
+ * registryd_body_reader, whose one function already streams everything a body has. A new
+ * capability of any of them arrives as a new function appended to a growable table (for
+ * example a `send_stream2` in registryd_response_writer taking a larger stream struct by
+ * pointer), never as a field of the frozen struct.
+ *
  * Most plugin authors never touch this file directly: <registryd/sdk/plugin.hpp> wraps it.
  */
 #ifndef REGISTRYD_PLUGIN_ABI_H
@@ -70,7 +80,8 @@ typedef enum registryd_log_level {
 #define REGISTRYD_ACCESS_PUSH 2u
 #define REGISTRYD_ACCESS_DELETE 4u
 
-/* A host-owned place to write text to (an error message, JSON, metrics).
+/* FROZEN (see the top of this file). A host-owned place to write text to (an error message,
+ * JSON, metrics).
  * `write` may be called any number of times; the pieces are concatenated. It copies the bytes,
  * so `text` need only live for the call. Valid only during the call it is passed to.
  * Thread-safety: a sink belongs to one call on one thread. */
@@ -100,7 +111,8 @@ typedef struct registryd_header {
  * Return 0 to go on, non-zero to stop reading (the rest of the body is discarded). */
 typedef int (*registryd_body_chunk_fn)(void* chunk_ctx, registryd_str chunk);
 
-/* The body of a request, streamed: never held whole in memory by the host.
+/* FROZEN (see the top of this file). The body of a request, streamed: never held whole in
+ * memory by the host.
  * Owned by the host; valid for the duration of `handle`; one thread. */
 typedef struct registryd_body_reader {
   void* ctx;
@@ -129,7 +141,8 @@ typedef struct registryd_request {
   const registryd_body_reader* body;
 } registryd_request;
 
-/* A plugin-owned source of response bytes, handed to the host by `send_stream`.
+/* FROZEN (see the top of this file). A plugin-owned source of response bytes, handed to the
+ * host by `send_stream`.
  * The host calls `read` until it returns 0 (end) or -1 (error; the connection is closed),
  * then calls `close` exactly once, also when the client went away early. `read` and `close`
  * are called on one thread, possibly after `handle` has returned; the plugin library stays

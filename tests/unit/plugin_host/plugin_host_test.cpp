@@ -2,6 +2,8 @@
 #include <registryd/plugin_host/plugin_library.hpp>
 
 #include <catch2/catch.hpp>
+
+#include <cstddef>
 #include <nlohmann/json.hpp>
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
@@ -73,6 +75,20 @@ registryd_request make_request(const char* method, const char* path) {
 }
 
 }  // namespace
+
+TEST_CASE("the frozen ABI structs keep their layout", "[plugin_host][abi]") {
+  // registryd_sink, registryd_stream and registryd_body_reader are frozen for ABI major 1
+  // (plugin_abi.h): a field added to one would break every plugin built before it.
+  STATIC_REQUIRE(sizeof(registryd_sink) == 2 * sizeof(void*));
+  STATIC_REQUIRE(offsetof(registryd_sink, write) == sizeof(void*));
+  STATIC_REQUIRE(sizeof(registryd_stream) == 3 * sizeof(void*));
+  STATIC_REQUIRE(offsetof(registryd_stream, read) == sizeof(void*));
+  STATIC_REQUIRE(offsetof(registryd_stream, close) == 2 * sizeof(void*));
+  STATIC_REQUIRE(sizeof(registryd_body_reader) == 3 * sizeof(void*));
+  STATIC_REQUIRE(offsetof(registryd_body_reader, content_length) == sizeof(void*));
+  STATIC_REQUIRE(offsetof(registryd_body_reader, read) == 2 * sizeof(void*));
+  STATIC_REQUIRE(REGISTRYD_PLUGIN_ABI_MAJOR == 1);
+}
 
 TEST_CASE("a file that is not a shared object is refused with its name and the reason",
           "[plugin_host]") {

@@ -1,15 +1,15 @@
 // The local side of replica sync: the state read from the store, and the journal that turns
 // what vanished into tombstones.
-#include <registryd/oci/replica/local_replica.hpp>
+#include "replica/local_replica.hpp"
 
 #include "replica_test_support.hpp"
 
 #include <fstream>
 
 using namespace registryd::test;
-using registryd::oci::replica::local_replica;
-using registryd::oci::replica::now_ns;
-using registryd::oci::replica::tag_tombstone;
+using registryd::local::replica::local_replica;
+using registryd::local::replica::now_ns;
+using registryd::local::replica::tag_tombstone;
 
 TEST_CASE("the observed state lists tags with their push time and every manifest", "[replica][local]") {
   replica_fixture f;

@@ -2,7 +2,7 @@
 // the host.replica* settings, and a mode whose peer is down.
 #include "../local/local_test_support.hpp"
 
-#include <registryd/oci/replica/state.hpp>
+#include "replica/state.hpp"
 
 #include <chrono>
 #include <thread>
@@ -31,7 +31,7 @@ TEST_CASE("the Local mode serves its replica state with an ETag and answers 304 
   const auto r = f("GET", "/v2/_catalog?replica-state");
   REQUIRE(r.status == 200);
   CHECK(r.content_type == "application/vnd.registryd.replica-state.v1+json");
-  auto state = oci::replica::state_from_json(r.json());
+  auto state = local::replica::state_from_json(r.json());
   REQUIRE(state.ok());
   CHECK(state->repositories.at("team/app").tags.at("v1").digest.str() == d);
   const std::string etag = r.header("ETag");

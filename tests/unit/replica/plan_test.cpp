@@ -1,12 +1,12 @@
 // The plan of a sync round from two states alone: which tags, manifests and tombstones move,
 // and in which order.
-#include <registryd/oci/replica/plan.hpp>
+#include "replica/plan.hpp"
 
 #include <catch2/catch.hpp>
 
 using registryd::oci::digest;
 using registryd::oci::digest_of;
-using namespace registryd::oci::replica;
+using namespace registryd::local::replica;
 
 namespace {
 

@@ -3,8 +3,8 @@
 // replica's store to the other's engine, counting and optionally failing or delaying fetches.
 #pragma once
 
-#include <registryd/oci/replica/local_replica.hpp>
-#include <registryd/oci/replica/peer.hpp>
+#include "replica/local_replica.hpp"
+#include "replica/peer.hpp"
 #include <registryd/oci/storage/blob_store.hpp>
 #include <registryd/oci/storage/repository_store.hpp>
 
@@ -24,7 +24,7 @@ namespace registryd::test {
 
 using oci::digest;
 using oci::digest_of;
-namespace replica = oci::replica;
+namespace replica = local::replica;
 namespace storage = oci::storage;
 
 inline constexpr const char* oci_manifest = "application/vnd.oci.image.manifest.v1+json";

@@ -1,6 +1,6 @@
 // The sync engine between two (or three) real stores in one process: what is copied, in
 // which order, only once, and how deletions, conflicts and failing peers are handled.
-#include <registryd/oci/replica/sync_engine.hpp>
+#include "replica/sync_engine.hpp"
 
 #include "replica_test_support.hpp"
 
@@ -10,11 +10,11 @@
 #include <thread>
 
 using namespace registryd::test;
-using registryd::oci::replica::engine_options;
-using registryd::oci::replica::log_level;
-using registryd::oci::replica::peer_source;
-using registryd::oci::replica::round_report;
-using registryd::oci::replica::sync_engine;
+using registryd::local::replica::engine_options;
+using registryd::local::replica::log_level;
+using registryd::local::replica::peer_source;
+using registryd::local::replica::round_report;
+using registryd::local::replica::sync_engine;
 
 namespace {
 

@@ -3,10 +3,12 @@
 // Local mode reached over HTTPS with the mirror-puller account. docs/replica-sync.md.
 #pragma once
 
+#include "replica/oci_names.hpp"
+
 #include <registryd/oci/client/error.hpp>
 #include <registryd/oci/client/options.hpp>
 #include <registryd/oci/client/registry_client.hpp>
-#include <registryd/oci/replica/state.hpp>
+#include "replica/state.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -17,7 +19,7 @@
 #include <string>
 #include <string_view>
 
-namespace registryd::oci::replica {
+namespace registryd::local::replica {
 
 // The query that makes a Local replica answer GET /v2/_catalog with its replica state: it
 // rides on the catalog route so that it needs exactly the catalog's access (the mirror
@@ -87,4 +89,4 @@ class http_peer final : public peer_source {
   std::optional<replica_state> cached_;
 };
 
-}  // namespace registryd::oci::replica
+}  // namespace registryd::local::replica

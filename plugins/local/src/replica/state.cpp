@@ -1,10 +1,10 @@
-#include <registryd/oci/replica/state.hpp>
+#include "replica/state.hpp"
 
 #include <registryd/oci/reference.hpp>
 
 #include <string_view>
 
-namespace registryd::oci::replica {
+namespace registryd::local::replica {
 namespace {
 
 using nlohmann::json;
@@ -115,4 +115,4 @@ result<replica_state> state_from_json(const json& doc) {
   return out;
 }
 
-}  // namespace registryd::oci::replica
+}  // namespace registryd::local::replica

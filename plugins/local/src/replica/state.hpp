@@ -19,6 +19,8 @@
 // Thread-safety: plain values and pure functions.
 #pragma once
 
+#include "replica/oci_names.hpp"
+
 #include <registryd/oci/digest.hpp>
 #include <registryd/oci/result.hpp>
 
@@ -29,7 +31,7 @@
 #include <map>
 #include <string>
 
-namespace registryd::oci::replica {
+namespace registryd::local::replica {
 
 // Nanoseconds since the Unix epoch.
 using unix_ns = std::int64_t;
@@ -71,4 +73,4 @@ nlohmann::json to_json(const replica_state& state);
 // newer peer may add some; another "version" is refused.
 result<replica_state> state_from_json(const nlohmann::json& doc);
 
-}  // namespace registryd::oci::replica
+}  // namespace registryd::local::replica

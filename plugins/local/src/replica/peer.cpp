@@ -1,8 +1,8 @@
-#include <registryd/oci/replica/peer.hpp>
+#include "replica/peer.hpp"
 
 #include <stdexcept>
 
-namespace registryd::oci::replica {
+namespace registryd::local::replica {
 namespace {
 
 bool same(const std::optional<client::credentials>& a, const std::optional<client::credentials>& b) {
@@ -125,4 +125,4 @@ client::result<std::uint64_t> http_peer::fetch_blob(std::string_view repository,
   return bytes;
 }
 
-}  // namespace registryd::oci::replica
+}  // namespace registryd::local::replica

@@ -1,9 +1,9 @@
-#include <registryd/oci/replica/plan.hpp>
+#include "replica/plan.hpp"
 
 #include <algorithm>
 #include <set>
 
-namespace registryd::oci::replica {
+namespace registryd::local::replica {
 namespace {
 
 const repository_state& empty_repository() {
@@ -99,4 +99,4 @@ sync_plan plan_sync(const replica_state& local, const replica_state& peer) {
   return out;
 }
 
-}  // namespace registryd::oci::replica
+}  // namespace registryd::local::replica

@@ -16,9 +16,11 @@
 // Thread-safety: start/stop from one thread; sync_with, wake and metrics from any.
 #pragma once
 
-#include <registryd/oci/replica/local_replica.hpp>
-#include <registryd/oci/replica/peer.hpp>
-#include <registryd/oci/replica/plan.hpp>
+#include "replica/oci_names.hpp"
+
+#include "replica/local_replica.hpp"
+#include "replica/peer.hpp"
+#include "replica/plan.hpp"
 
 #include <atomic>
 #include <chrono>
@@ -32,7 +34,7 @@
 #include <thread>
 #include <vector>
 
-namespace registryd::oci::replica {
+namespace registryd::local::replica {
 
 enum class log_level { info, warn };
 
@@ -132,4 +134,4 @@ class sync_engine {
   std::vector<std::thread> threads_;
 };
 
-}  // namespace registryd::oci::replica
+}  // namespace registryd::local::replica

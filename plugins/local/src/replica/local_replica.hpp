@@ -17,7 +17,9 @@
 // journal updates are serialised by an internal mutex.
 #pragma once
 
-#include <registryd/oci/replica/state.hpp>
+#include "replica/oci_names.hpp"
+
+#include "replica/state.hpp"
 #include <registryd/oci/storage/repository_store.hpp>
 
 #include <chrono>
@@ -27,7 +29,7 @@
 #include <string>
 #include <string_view>
 
-namespace registryd::oci::replica {
+namespace registryd::local::replica {
 
 inline constexpr std::chrono::hours default_tombstone_lifetime{24 * 7};
 
@@ -99,4 +101,4 @@ class local_replica {
   std::map<std::string, repository_state, std::less<>> tombstones_;
 };
 
-}  // namespace registryd::oci::replica
+}  // namespace registryd::local::replica

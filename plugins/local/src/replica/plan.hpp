@@ -17,12 +17,14 @@
 // Thread-safety: plain values and pure functions.
 #pragma once
 
-#include <registryd/oci/replica/state.hpp>
+#include "replica/oci_names.hpp"
+
+#include "replica/state.hpp"
 
 #include <string>
 #include <vector>
 
-namespace registryd::oci::replica {
+namespace registryd::local::replica {
 
 struct tag_change {
   std::string tag;
@@ -68,4 +70,4 @@ bool newer(unix_ns a_time, const oci::digest& a_digest, unix_ns b_time, const oc
 // The plan that brings `local` up to date with `peer`.
 sync_plan plan_sync(const replica_state& local, const replica_state& peer);
 
-}  // namespace registryd::oci::replica
+}  // namespace registryd::local::replica

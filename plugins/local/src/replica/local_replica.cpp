@@ -1,8 +1,9 @@
-#include <registryd/oci/replica/local_replica.hpp>
+#include "replica/local_replica.hpp"
 
-#include <registryd/oci/replica/plan.hpp>
+#include "replica/plan.hpp"
 
-#include "../storage/fs_util.hpp"
+#include <registryd/oci/layout.hpp>
+#include <registryd/oci/text_file.hpp>
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -10,7 +11,7 @@
 #include <algorithm>
 #include <system_error>
 
-namespace registryd::oci::replica {
+namespace registryd::local::replica {
 namespace {
 
 namespace fs = std::filesystem;
@@ -47,7 +48,7 @@ fs::path local_replica::journal_path() const { return repos_.blobs().root() / "r
 
 void local_replica::load() {
   const fs::path p = journal_path();
-  auto text = storage::fsx::read_file(p, 1024 * 1024 * 1024);
+  auto text = oci::read_text_file(p);
   if (!text) return;
   try {
     const json doc = json::parse(*text);
@@ -98,7 +99,9 @@ void local_replica::save_locked() {
                     {"seen", std::move(seen)},
                     {"tombstones", to_json(tombs)}};
   // A journal that cannot be written costs only the memory of deletions since the last one.
-  (void)storage::fsx::write_file_atomic(journal_path(), doc.dump());
+  std::error_code ec;
+  fs::create_directories(journal_path().parent_path(), ec);
+  (void)oci::write_file_atomic(journal_path(), doc.dump());
 }
 
 void local_replica::expire_locked(unix_ns now) {
@@ -287,4 +290,4 @@ std::size_t local_replica::tombstones_locked() const {
   return n;
 }
 
-}  // namespace registryd::oci::replica
+}  // namespace registryd::local::replica

@@ -1,10 +1,10 @@
-#include <registryd/oci/replica/sync_engine.hpp>
+#include "replica/sync_engine.hpp"
 
 #include <registryd/oci/manifest.hpp>
 
 #include <sstream>
 
-namespace registryd::oci::replica {
+namespace registryd::local::replica {
 namespace {
 
 // Nested indexes deeper than this are refused (the image spec allows nesting; nothing real
@@ -418,4 +418,4 @@ void sync_engine::metrics(std::string& out) const {
          std::to_string(local_.tombstones()) + "\n";
 }
 
-}  // namespace registryd::oci::replica
+}  // namespace registryd::local::replica
