@@ -192,6 +192,7 @@ mirror parse_mirror(const json& j, const std::string& path) {
     if (!caps.is_array()) fail(cpath, "must be an array, not " + type_name(caps));
     // An empty list means "everything, push included" to containerd: never what was meant.
     if (caps.empty()) fail(cpath, "must name at least one of pull, resolve, push");
+    m.capabilities.clear();
     for (std::size_t i = 0; i < caps.size(); ++i) {
       const std::string ipath = cpath + "[" + std::to_string(i) + "]";
       const std::string c = get_string(caps[i], ipath);
@@ -203,9 +204,7 @@ mirror parse_mirror(const json& j, const std::string& path) {
       }
       m.capabilities.push_back(c);
     }
-  } else {
-    m.capabilities = {"pull", "resolve"};
-  }
+  }  // else the default: pull, resolve
 
   if (j.contains("skipVerify")) m.skip_verify = get_bool(j.at("skipVerify"), path + ".skipVerify");
   if (m.skip_verify && m.is_https()) {

@@ -1,5 +1,7 @@
 #include "direct_mode.hpp"
 
+#include <registryd/sdk/containerd.hpp>
+
 #include "forwarding.hpp"
 #include "body_relay.hpp"
 
@@ -134,14 +136,15 @@ json describe_containerd(const settings& s, const std::string& ca_pem) {
       colon != std::string::npos && s.fixed_host.find(']', colon) == std::string::npos) {
     port = s.fixed_host.substr(colon + 1);
   }
-  json mirrors = json::array();
+  sdk::containerd::registry_host fixed{s.fixed_host, std::nullopt, {}};
   for (const auto& master : s.masters) {
     const bool v6 = master.find(':') != std::string::npos && master.front() != '[';
-    mirrors.push_back({{"url", "https://" + (v6 ? "[" + master + "]" : master) + ":" + port},
-                       {"capabilities", {"pull", "resolve"}},
-                       {"ca", ca_pem}});
+    sdk::containerd::mirror m;
+    m.url = "https://" + (v6 ? "[" + master + "]" : master) + ":" + port;
+    m.ca_pem = ca_pem;
+    fixed.mirrors.push_back(std::move(m));
   }
-  return json{{"hosts", json::array({{{"host", s.fixed_host}, {"mirrors", mirrors}}})}};
+  return sdk::containerd::description{{std::move(fixed)}}.to_json();
 }
 
 direct_mode::direct_mode(const sdk::host& host, const json& settings_doc)

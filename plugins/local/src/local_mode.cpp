@@ -1,6 +1,6 @@
 #include "local_mode.hpp"
 
-#include <registryd/oci/containerd_description.hpp>
+#include <registryd/sdk/containerd.hpp>
 #include <registryd/sdk/metrics_text.hpp>
 
 #include <chrono>
@@ -121,8 +121,9 @@ void local_mode::refresh_stats() {
 
 std::optional<nlohmann::json> local_mode::containerd_config() const {
   // The same description as Proxy mode's, so a node renders identical files in either mode.
-  return oci::node_balancer_description(settings_.fixed_host, settings_.ca_file, settings_.node_mirror,
-                                        [this](const std::string& why) { host_.warn(why); });
+  return sdk::containerd::node_balancer_description(settings_.fixed_host, settings_.ca_file, settings_.node_mirror,
+                                                    [this](const std::string& why) { host_.warn(why); })
+      .to_json();
 }
 
 void local_mode::handle(const sdk::request& req, sdk::response& res) {

@@ -2,7 +2,7 @@
 // section of its own: everything it needs comes from `host`.
 #pragma once
 
-#include <registryd/oci/containerd_description.hpp>
+#include <registryd/sdk/containerd.hpp>
 
 #include <nlohmann/json.hpp>
 
@@ -18,7 +18,7 @@ struct settings {
   std::optional<std::filesystem::path> ca_file;  // host.caFile: the registry CA (PEM)
   std::string fixed_host = "registry.d8-system.svc:5001";
   // The address every node reaches the registry at (the node balancer, FACTS.md section 4).
-  std::string node_mirror{oci::node_balancer_url};
+  std::string node_mirror{sdk::containerd::node_balancer_url};
   // Online garbage collection (docs/gc.md): host.gcIntervalSeconds (0: never) and
   // host.gcGraceSeconds.
   std::chrono::seconds gc_interval{3600};

@@ -1,6 +1,6 @@
 #include "proxy_mode.hpp"
 
-#include <registryd/oci/containerd_description.hpp>
+#include <registryd/sdk/containerd.hpp>
 
 #include <sys/stat.h>
 
@@ -127,8 +127,10 @@ void proxy_mode::stop() {
 }
 
 std::optional<nlohmann::json> proxy_mode::containerd_config() const {
-  return oci::node_balancer_description(settings_.fixed_host, settings_.ca_file, oci::node_balancer_url,
-                                        [this](const std::string& why) { host_.warn(why); });
+  return sdk::containerd::node_balancer_description(settings_.fixed_host, settings_.ca_file,
+                                                    sdk::containerd::node_balancer_url,
+                                                    [this](const std::string& why) { host_.warn(why); })
+      .to_json();
 }
 
 void proxy_mode::handle(const sdk::request& req, sdk::response& res) {

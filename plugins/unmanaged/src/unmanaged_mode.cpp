@@ -1,5 +1,6 @@
 #include "unmanaged_mode.hpp"
 
+#include <registryd/sdk/containerd.hpp>
 #include <registryd/sdk/metrics_text.hpp>
 
 namespace registryd::unmanaged {
@@ -14,18 +15,18 @@ std::optional<nlohmann::json> describe_containerd(const settings& s) {
   // writing a hosts.toml from that guess could break pulls the installation made work.
   if (s.legacy) return std::nullopt;
 
-  const std::string url = s.url_scheme() + "://" + s.registry_host();
-  nlohmann::json mirror = {{"url", url}, {"capabilities", {"pull", "resolve"}}};
+  sdk::containerd::mirror mirror;
+  mirror.url = s.url_scheme() + "://" + s.registry_host();
   if (s.scheme == "HTTP") {
-    mirror["skipVerify"] = true;
+    mirror.skip_verify = true;
   } else if (s.ca) {
-    mirror["ca"] = *s.ca;
+    mirror.ca_pem = *s.ca;
   }
   // Read by the platform's patched containerd; stock containerd ignores it and gets the
   // credentials through the CRI's auth settings (docs/containerd.md).
-  if (s.username) mirror["auth"] = {{"username", *s.username}, {"password", *s.password}};
-  return nlohmann::json{
-      {"hosts", {{{"host", s.registry_host()}, {"server", url}, {"mirrors", {mirror}}}}}};
+  if (s.username) mirror.auth = sdk::containerd::mirror_auth{*s.username, *s.password};
+  const std::string url = mirror.url;
+  return sdk::containerd::description{{{s.registry_host(), url, {std::move(mirror)}}}}.to_json();
 }
 
 unmanaged_mode::unmanaged_mode(const sdk::host& host, const nlohmann::json& settings_doc)
