@@ -1,33 +1,21 @@
 // registryd mirror pull|push: mirror bundles (docs/bundles.md), an OCI image layout as a tar,
-// carried into an air-gapped network. `pull` copies tags of one repository from any registry
-// into a bundle; `push` copies a bundle into any registry (registryd Local included).
-//
-// Both are resumable. pull downloads into an image layout directory first (`<BUNDLE>.work/`
-// for a tar bundle) whose blobs are published only when verified, and whose partial blob files
-// continue with a Range request; a re-run skips what is there. push asks the destination for
-// every blob (HEAD) and sends only what it lacks. Nothing holds a blob in memory.
+// carried into an air-gapped network. The front end of the mirror engine
+// (core/mirror, registryd/mirror/engine.hpp): flags, registry options, the terminal bar and the
+// messages; the engine does the work.
 #include "commands.hpp"
 
-#include <registryd/oci/bundle.hpp>
+#include <registryd/mirror/engine.hpp>
 #include <registryd/oci/client/registry_client.hpp>
-#include <registryd/oci/layout.hpp>
-#include <registryd/oci/manifest.hpp>
-#include <registryd/oci/media_types.hpp>
 #include <registryd/oci/reference.hpp>
-#include <registryd/oci/semver.hpp>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
-#include <functional>
 #include <iostream>
-#include <map>
 #include <memory>
-#include <set>
 #include <sstream>
-#include <thread>
 #include <unistd.h>
 
 namespace registryd::cli {
@@ -35,10 +23,8 @@ namespace {
 
 namespace fs = std::filesystem;
 namespace client = oci::client;
-using oci::descriptor;
 
 constexpr int exit_failed = 1;
-constexpr int attempts = 4;
 
 // ---- flags ----
 
@@ -142,37 +128,45 @@ std::string human(std::uint64_t bytes) {
 
 // A bar redrawn in place on a terminal; plain lines, one per finished item, otherwise (logs,
 // CI). Everything goes to stderr so stdout stays clean for scripts.
-class progress {
+class terminal_progress final : public mirror::progress_sink {
  public:
-  progress(std::string verb, std::uint64_t total_bytes, std::size_t total_items)
-      : verb_(std::move(verb)), total_(total_bytes), items_(total_items), tty_(::isatty(STDERR_FILENO) == 1) {}
+  terminal_progress() : tty_(::isatty(STDERR_FILENO) == 1) {}
 
-  void add_bytes(std::uint64_t n) {
+  void begin(std::string_view verb, std::uint64_t total_bytes, std::size_t total_items) override {
+    verb_ = std::string(verb);
+    total_ = total_bytes;
+    items_ = total_items;
+    done_ = 0;
+    items_done_ = 0;
+    drawn_ = false;
+  }
+  void add_bytes(std::uint64_t n) override {
     done_ = std::min(total_, done_ + n);  // a retried piece is not counted twice past the end
     if (tty_) draw(false);
   }
-  // An item (a blob) finished: `what` says how ("pulled", "already there").
-  void item(const std::string& what, const oci::digest& d, std::uint64_t size) {
+  void item(std::string_view how, const oci::digest& d, std::uint64_t size) override {
     ++items_done_;
     if (tty_) {
       draw(true);
       return;
     }
     std::cerr << verb_ << ": blob " << items_done_ << "/" << items_ << " " << d.str() << " (" << human(size)
-              << ") " << what << "; " << human(done_) << " of " << human(total_) << " " << percent() << "%\n";
+              << ") " << how << "; " << human(done_) << " of " << human(total_) << " " << percent() << "%\n";
   }
-  // A line that stays (a manifest, a warning), printed above the bar.
-  void line(const std::string& text) {
-    if (tty_) std::cerr << "\r\033[K";
-    std::cerr << verb_ << ": " << text << "\n";
-    if (tty_) draw(true);
+  void line(std::string_view text) override {
+    if (tty_ && drawn_) std::cerr << "\r\033[K";
+    std::cerr << "mirror " << verb_ << ": " << text << "\n";
+    if (tty_ && drawn_) draw(true);
   }
-  void finish() {
+  void end() override {
     if (tty_ && drawn_) {
       draw(true);
       std::cerr << "\n";
     }
+    drawn_ = false;
   }
+
+  void set_verb(std::string verb) { verb_ = std::move(verb); }
 
  private:
   int percent() const {
@@ -193,16 +187,14 @@ class progress {
   }
 
   std::string verb_;
-  std::uint64_t total_;
+  std::uint64_t total_ = 0;
   std::uint64_t done_ = 0;
-  std::size_t items_;
+  std::size_t items_ = 0;
   std::size_t items_done_ = 0;
   bool tty_;
   bool drawn_ = false;
   std::chrono::steady_clock::time_point last_{};
 };
-
-void backoff(int attempt) { std::this_thread::sleep_for(std::chrono::seconds(1 << attempt)); }
 
 // ---- source and destination names ----
 
@@ -264,8 +256,6 @@ std::vector<std::string> split_list(const std::string& text) {
   return out;
 }
 
-std::string describe(const client::upstream_error& e) { return e.str(); }
-
 // ---- pull ----
 
 struct pull_args {
@@ -279,185 +269,18 @@ struct pull_args {
   remote_flags remote;
 };
 
-class puller {
- public:
-  puller(const client::registry_client& c, std::string repository, oci::image_layout& layout)
-      : client_(c), repository_(std::move(repository)), layout_(layout) {}
-
-  // Fetches the manifest `reference` and every manifest under it into the layout; the
-  // descriptor of the top one.
-  std::optional<descriptor> fetch_tree(const std::string& reference, std::string& err) {
-    auto got = with_retries([&] { return client_.get_manifest(repository_, reference); });
-    if (!got) {
-      err = "manifest " + reference + " of " + repository_ + ": " + describe(got.error());
-      return std::nullopt;
-    }
-    descriptor top(got->descriptor.media_type, got->descriptor.digest, static_cast<std::int64_t>(got->body.size()));
-    auto parsed = oci::parse_manifest(got->body, got->descriptor.media_type);
-    if (!parsed) {
-      err = "manifest " + reference + " of " + repository_ + " (" + top.digest.str() + "): " + parsed.error_message();
-      return std::nullopt;
-    }
-    top.media_type = parsed->media_type;
-    if (!store(top, got->body, err)) return std::nullopt;
-    if (!walk(*parsed, 0, err)) return std::nullopt;
-    return top;
+// The registry client for `registry`, or a message.
+std::unique_ptr<client::registry_client> make_client(const remote_flags& remote, const std::string& registry,
+                                                     std::string& err) {
+  auto opts = remote.options(registry, err);
+  if (!opts) return nullptr;
+  try {
+    return std::make_unique<client::registry_client>(std::move(*opts));
+  } catch (const std::exception& e) {
+    err = e.what();
+    return nullptr;
   }
-
-  // Blobs referenced by what fetch_tree saw, each once.
-  const std::vector<descriptor>& blobs() const { return blobs_; }
-  std::size_t manifests() const { return seen_manifests_.size(); }
-
-  // Downloads `b` into the layout unless it is there and verified.
-  bool fetch_blob(const descriptor& b, progress& bar, std::string& err) {
-    const auto size = static_cast<std::uint64_t>(b.size);
-    if (layout_.has_blob(b.digest, size)) {
-      if (layout_.verify_blob(b.digest, size)) {
-        bar.add_bytes(size);
-        bar.item("already in the layout", b.digest, size);
-        return true;
-      }
-      std::error_code ec;
-      fs::remove(layout_.blob_path(b.digest), ec);  // corrupt on disk: fetch again
-    }
-    std::uint64_t accounted = 0;  // bytes of this blob the bar has seen, across attempts
-    for (int attempt = 0;; ++attempt) {
-      auto w = layout_.write_blob(b.digest, size);
-      if (!w) {
-        err = w.error_message();
-        return false;
-      }
-      const std::uint64_t resumed = w->offset();
-      if (resumed > accounted) bar.add_bytes(resumed - accounted);
-      accounted = std::max(accounted, resumed);
-      std::uint64_t position = resumed;
-      bool ranged = false;
-      std::string write_error;
-      client::blob_read_options opts;
-      opts.verify = false;  // the layout's writer verifies
-      if (resumed > 0 && resumed < size) opts.range = client::byte_range{resumed, std::nullopt};
-      const bool whole = resumed == size;
-      client::response_handler h;
-      h.on_head = [&](const client::response_head& head) {
-        ranged = head.status == 206;
-        if (head.status == 200 && w->offset() > 0) {
-          // The source ignored the Range (or there was nothing left to ask for): start over.
-          position = 0;
-          auto st = w->restart();
-          if (!st) {
-            write_error = st.error_message();
-            return false;
-          }
-        }
-        return true;
-      };
-      h.on_body = [&](std::string_view piece) {
-        auto st = w->write(piece);
-        if (!st) {
-          write_error = st.error_message();
-          return false;
-        }
-        position += piece.size();
-        if (position > accounted) {
-          bar.add_bytes(position - accounted);
-          accounted = position;
-        }
-        return true;
-      };
-      if (whole) {
-        auto st = w->commit();
-        if (st) {
-          bar.item("pulled", b.digest, size);
-          return true;
-        }
-        // The partial file was complete but wrong: it was removed; fetch it whole.
-        continue;
-      }
-      auto r = client_.get_blob(repository_, b.digest, h, opts);
-      if (r) {
-        auto st = w->commit();
-        if (st) {
-          bar.item(ranged ? "pulled (resumed at byte " + std::to_string(resumed) + ")" : "pulled", b.digest, size);
-          return true;
-        }
-        err = st.error_message() + " (from " + client_.options().registry + ")";
-        if (attempt + 1 < attempts) {
-          bar.line("retrying: " + err);
-          continue;
-        }
-        return false;
-      }
-      if (!write_error.empty()) {
-        err = write_error;
-        return false;
-      }
-      err = "blob " + b.digest.str() + ": " + describe(r.error());
-      if (!r.error().retryable() || attempt + 1 >= attempts) return false;
-      bar.line("retrying in " + std::to_string(1 << attempt) + " s: " + err);
-      backoff(attempt);
-    }
-  }
-
- private:
-  template <typename F>
-  auto with_retries(F f) -> decltype(f()) {
-    for (int attempt = 0;; ++attempt) {
-      auto r = f();
-      if (r || !r.error().retryable() || attempt + 1 >= attempts) return r;
-      backoff(attempt);
-    }
-  }
-
-  bool store(const descriptor& d, const std::string& bytes, std::string& err) {
-    if (layout_.has_blob(d.digest, bytes.size()) && layout_.verify_blob(d.digest, bytes.size())) return true;
-    auto st = layout_.put_blob(d.digest, bytes);  // replaces a damaged copy
-    if (!st) {
-      err = st.error_message();
-      return false;
-    }
-    return true;
-  }
-
-  bool walk(const oci::manifest& m, int depth, std::string& err) {
-    if (depth > 8) {
-      err = "manifests nested too deep in " + repository_;
-      return false;
-    }
-    for (const auto& b : m.blobs()) {
-      if (!b.urls.empty() && oci::is_non_distributable_media_type(b.media_type)) continue;
-      if (seen_blobs_.insert(b.digest).second) blobs_.push_back(b);
-    }
-    for (const auto& child : m.children()) {
-      if (!seen_manifests_.insert(child.digest).second) continue;
-      std::string bytes;
-      if (auto local = layout_.read_blob(child.digest); local) {
-        bytes = std::move(*local);
-      } else {
-        auto got = with_retries([&] { return client_.get_manifest(repository_, child.digest.str()); });
-        if (!got) {
-          err = "manifest " + child.digest.str() + " of " + repository_ + ": " + describe(got.error());
-          return false;
-        }
-        bytes = std::move(got->body);
-        if (!store(child, bytes, err)) return false;
-      }
-      auto parsed = oci::parse_manifest(bytes, child.media_type);
-      if (!parsed) {
-        err = "manifest " + child.digest.str() + " of " + repository_ + ": " + parsed.error_message();
-        return false;
-      }
-      if (!walk(*parsed, depth + 1, err)) return false;
-    }
-    return true;
-  }
-
-  const client::registry_client& client_;
-  std::string repository_;
-  oci::image_layout& layout_;
-  std::vector<descriptor> blobs_;
-  std::set<oci::digest> seen_blobs_;
-  std::set<oci::digest> seen_manifests_;
-};
+}
 
 int pull(const pull_args& args) {
   std::string err;
@@ -473,162 +296,55 @@ int pull(const pull_args& args) {
                  "or a tag or digest in SOURCE\n";
     return exit_invalid;
   }
-  std::optional<std::uint64_t> chunk;
+  mirror::pull_request request;
+  request.repository = src->repository;
+  request.bundle = args.bundle;
+  request.keep_work_dir = args.keep_work_dir;
   if (!args.chunk_size.empty()) {
-    chunk = parse_size(args.chunk_size);
-    if (!chunk) {
+    request.chunk_size = parse_size(args.chunk_size);
+    if (!request.chunk_size) {
       std::cerr << "registryd mirror pull: --chunk-size '" << args.chunk_size
                 << "' is not a size (e.g. 4G, 500MiB, 1048576)\n";
       return exit_invalid;
     }
+    if (request.bundle.extension() != ".tar") {
+      std::cerr << "registryd mirror pull: --chunk-size needs a tar bundle (BUNDLE ending in .tar)\n";
+      return exit_invalid;
+    }
   }
-  const fs::path bundle = args.bundle;
-  const bool as_tar = bundle.extension() == ".tar";
-  if (chunk && !as_tar) {
-    std::cerr << "registryd mirror pull: --chunk-size needs a tar bundle (BUNDLE ending in .tar)\n";
-    return exit_invalid;
-  }
-  const fs::path work = as_tar ? fs::path(bundle.string() + ".work") : bundle;
-
-  auto opts = args.remote.options(src->registry, err);
-  if (!opts) {
-    std::cerr << "registryd mirror pull: " << err << "\n";
-    return exit_invalid;
-  }
-  std::unique_ptr<client::registry_client> c;
-  try {
-    c = std::make_unique<client::registry_client>(std::move(*opts));
-  } catch (const std::exception& e) {
-    std::cerr << "registryd mirror pull: " << e.what() << "\n";
-    return exit_invalid;
-  }
-
-  // What to pull.
-  std::vector<std::string> tags;
-  if (src->tag) tags.push_back(*src->tag);
+  if (src->tag) request.what.tags.push_back(*src->tag);
+  request.what.digest = src->digest;
+  request.what.all = args.all_tags;
+  request.what.releases = args.releases;
   if (!args.tags.empty()) {
-    tags = split_list(args.tags);
-    for (const auto& t : tags) {
+    request.what.tags = split_list(args.tags);
+    for (const auto& t : request.what.tags) {
       if (!oci::is_valid_tag(t)) {
         std::cerr << "registryd mirror pull: --tags: '" << t << "' is not a valid tag\n";
         return exit_invalid;
       }
     }
   }
-  if (args.all_tags || args.releases > 0) {
-    auto listed = c->list_tags(src->repository);
-    if (!listed) {
-      std::cerr << "registryd mirror pull: cannot list the tags of " << src->registry << "/" << src->repository
-                << ": " << describe(listed.error()) << "\n";
-      return exit_failed;
-    }
-    tags = args.all_tags ? *listed : oci::newest_releases(*listed, args.releases);
-    if (tags.empty()) {
-      std::cerr << "registryd mirror pull: " << src->registry << "/" << src->repository << " has no "
-                << (args.all_tags ? "tags" : "release tags (vX.Y.Z)") << "\n";
-      return exit_failed;
-    }
-    if (args.releases > 0 && tags.size() < args.releases) {
-      std::cerr << "registryd mirror pull: only " << tags.size() << " release tags, fewer than " << args.releases << "\n";
-    }
+  auto c = make_client(args.remote, src->registry, err);
+  if (!c) {
+    std::cerr << "registryd mirror pull: " << err << "\n";
+    return exit_invalid;
   }
 
-  auto layout = oci::image_layout::open(work, true);
-  if (!layout) {
-    std::cerr << "registryd mirror pull: " << layout.error_message() << "\n";
+  terminal_progress bar;
+  bar.set_verb("pull");
+  auto pulled = mirror::pull(*c, request, bar);
+  if (!pulled) {
+    std::cerr << "registryd mirror pull: " << pulled.error_message() << "\n"
+              << "what was pulled is kept in " << (request.bundle.extension() == ".tar" ? args.bundle + ".work" : args.bundle)
+              << "; run the same command again to go on\n";
     return exit_failed;
   }
-  if (auto st = layout->lock(); !st) {
-    std::cerr << "registryd mirror pull: " << st.error_message() << "\n";
-    return exit_failed;
-  }
-  auto index = layout->read_index();
-  if (!index) {
-    std::cerr << "registryd mirror pull: " << index.error_message() << "\n";
-    return exit_failed;
-  }
-
-  // Manifests first (small, and they say how much there is to download), then blobs.
-  puller p(*c, src->repository, *layout);
-  std::vector<std::pair<std::string, descriptor>> tops;  // tag ("" for a digest) -> manifest
-  if (src->digest) {
-    auto d = p.fetch_tree(src->digest->str(), err);
-    if (!d) {
-      std::cerr << "registryd mirror pull: " << err << "\n";
-      return exit_failed;
-    }
-    tops.emplace_back("", *d);
-  }
-  for (const auto& tag : tags) {
-    auto d = p.fetch_tree(tag, err);
-    if (!d) {
-      std::cerr << "registryd mirror pull: " << err << "\n";
-      return exit_failed;
-    }
-    std::cerr << "mirror pull: " << src->repository << ":" << tag << " is " << d->digest.str() << " ("
-              << d->media_type << ")\n";
-    tops.emplace_back(tag, *d);
-  }
-
-  std::uint64_t total = 0;
-  for (const auto& b : p.blobs()) total += static_cast<std::uint64_t>(b.size);
-  progress bar("pull", total, p.blobs().size());
-  for (const auto& b : p.blobs()) {
-    if (!p.fetch_blob(b, bar, err)) {
-      bar.finish();
-      std::cerr << "registryd mirror pull: " << err << "\n"
-                << "what was pulled is kept in " << work.string() << "; run the same command again to go on\n";
-      return exit_failed;
-    }
-  }
-  bar.finish();
-
-  for (const auto& [tag, d] : tops) {
-    if (tag.empty()) {
-      const bool present = std::any_of(index->begin(), index->end(),
-                                       [&](const descriptor& e) { return e.digest == d.digest && !oci::ref_name(e); });
-      if (!present) index->push_back(d);
-    } else {
-      oci::set_ref_name(*index, tag, d);
-    }
-  }
-  if (auto st = layout->write_index(*index); !st) {
-    std::cerr << "registryd mirror pull: " << st.error_message() << "\n";
-    return exit_failed;
-  }
-
-  if (as_tar) {
-    oci::bundle_write_options w;
-    w.chunk_size = chunk;
-    auto content = oci::collect_manifests(*layout, *index);
-    std::uint64_t bundle_total = 0;
-    if (content) {
-      for (const auto& b : content->blobs) bundle_total += static_cast<std::uint64_t>(b.size);
-    }
-    std::cerr << "mirror pull: writing " << bundle.string()
-              << (chunk ? " in chunks of " + human(*chunk) : std::string()) << "\n";
-    progress tar_bar("write", bundle_total, 0);  // bytes only: the tar is one stream
-    std::uint64_t last = 0;
-    w.progress = [&](std::uint64_t done, std::uint64_t) {
-      tar_bar.add_bytes(done - last);
-      last = done;
-    };
-    auto st = oci::write_bundle(*layout, bundle, w);
-    tar_bar.finish();
-    if (!st) {
-      std::cerr << "registryd mirror pull: writing " << bundle.string() << ": " << st.error_message() << "\n";
-      return exit_failed;
-    }
-    if (!args.keep_work_dir) {
-      std::error_code ec;
-      fs::remove_all(work, ec);
-    }
-  }
-  auto files = as_tar ? oci::bundle_files(bundle) : oci::result<std::vector<fs::path>>(std::vector<fs::path>{});
-  std::cout << "bundle " << bundle.string() << ": " << tops.size() << " tag(s), " << p.manifests() + tops.size()
-            << " manifest(s), " << p.blobs().size() << " blob(s), " << human(total);
-  if (as_tar && files && files->size() > 1) std::cout << ", " << files->size() << " chunks";
-  if (!as_tar) std::cout << " (an image layout directory)";
+  const auto& s = *pulled;
+  std::cout << "bundle " << args.bundle << ": " << s.tags << " tag(s), " << s.manifests << " manifest(s), " << s.blobs
+            << " blob(s), " << human(s.bytes);
+  if (s.chunks > 1) std::cout << ", " << s.chunks << " chunks";
+  if (s.chunks == 0) std::cout << " (an image layout directory)";
   std::cout << "\n";
   return exit_ok;
 }
@@ -648,150 +364,22 @@ int push(const push_args& args) {
     std::cerr << "registryd mirror push: DEST: " << err << "\n";
     return exit_invalid;
   }
-  auto reader = oci::bundle_reader::open(args.bundle);
-  if (!reader) {
-    std::cerr << "registryd mirror push: " << reader.error_message() << "\n";
-    return exit_failed;
-  }
-  auto opts = args.remote.options(dest->registry, err);
-  if (!opts) {
+  auto c = make_client(args.remote, dest->registry, err);
+  if (!c) {
     std::cerr << "registryd mirror push: " << err << "\n";
     return exit_invalid;
   }
-  std::unique_ptr<client::registry_client> c;
-  try {
-    c = std::make_unique<client::registry_client>(std::move(*opts));
-  } catch (const std::exception& e) {
-    std::cerr << "registryd mirror push: " << e.what() << "\n";
-    return exit_invalid;
+  terminal_progress bar;
+  bar.set_verb("push");
+  auto pushed = mirror::push(*c, mirror::push_request{args.bundle, dest->repository, {}}, bar);
+  if (!pushed) {
+    std::cerr << "registryd mirror push: " << pushed.error_message() << "\n";
+    return exit_failed;
   }
-  const auto& content = reader->content();
-  std::cerr << "mirror push: " << args.bundle << " (" << reader->kind() << "): " << reader->index().size()
-            << " index entries, " << content.manifests.size() << " manifests, " << content.blobs.size() << " blobs\n";
-
-  // Which blobs the destination lacks.
-  std::uint64_t total = 0;
-  for (const auto& b : content.blobs) total += static_cast<std::uint64_t>(b.size);
-  progress bar("push", total, content.blobs.size());
-  std::vector<descriptor> missing;
-  for (const auto& b : content.blobs) {
-    client::result<bool> exists = false;
-    for (int attempt = 0;; ++attempt) {
-      exists = c->blob_exists(dest->repository, b.digest);
-      if (exists || !exists.error().retryable() || attempt + 1 >= attempts) break;
-      backoff(attempt);
-    }
-    if (!exists) {
-      bar.finish();
-      std::cerr << "registryd mirror push: asking " << dest->registry << " for blob " << b.digest.str() << ": "
-                << describe(exists.error()) << "\n";
-      return exit_failed;
-    }
-    if (*exists) {
-      bar.add_bytes(static_cast<std::uint64_t>(b.size));
-      bar.item("already there", b.digest, static_cast<std::uint64_t>(b.size));
-    } else {
-      missing.push_back(b);
-    }
-  }
-
-  // Send them, streamed from the bundle; retry the ones an upstream failure interrupted.
-  for (int round = 0; !missing.empty(); ++round) {
-    std::vector<descriptor> failed;
-    std::string last_error;
-    auto st = reader->for_each_blob(missing, [&](const descriptor& b, oci::blob_stream& body) -> oci::status {
-      client::request_body rb;
-      rb.length = static_cast<std::uint64_t>(b.size);
-      rb.read = [&](char* buf, std::size_t cap) -> std::ptrdiff_t {
-        const auto n = body.read(buf, cap);
-        if (n > 0) bar.add_bytes(static_cast<std::uint64_t>(n));
-        return n;
-      };
-      rb.rewind = [&]() -> bool { return body.rewind(); };
-      auto r = c->push_blob(dest->repository, b.digest, std::move(rb));
-      if (r) {
-        bar.item("pushed", b.digest, static_cast<std::uint64_t>(b.size));
-        return oci::ok();
-      }
-      if (!body.error().empty()) return oci::error{body.error()};  // the bundle is at fault
-      last_error = "blob " + b.digest.str() + ": " + describe(r.error());
-      if (!r.error().retryable()) return oci::error{last_error};
-      bar.line("will retry: " + last_error);
-      failed.push_back(b);
-      return oci::ok();
-    });
-    if (!st) {
-      bar.finish();
-      std::cerr << "registryd mirror push: " << st.error_message() << "\n";
-      return exit_failed;
-    }
-    if (!failed.empty() && round + 1 >= attempts) {
-      bar.finish();
-      std::cerr << "registryd mirror push: " << last_error << "\n";
-      return exit_failed;
-    }
-    if (!failed.empty()) backoff(round);
-    missing = std::move(failed);
-  }
-  bar.finish();
-
-  // Manifests that are children of others go first, by digest, each after its own children (a
-  // depth-first post-order: an image can be both a tag and a child of a tagged index); then
-  // the tags, whose children are all there by then.
-  const auto& ms = content.manifests;
-  std::set<oci::digest> children;
-  for (const auto& m : ms) {
-    for (const auto& ch : m.parsed.children()) children.insert(ch.digest);
-  }
-  std::set<oci::digest> placed;
-  std::string manifest_error;
-  std::function<bool(const oci::manifest_set::entry&)> place = [&](const oci::manifest_set::entry& m) -> bool {
-    if (!placed.insert(m.of.digest).second) return true;
-    for (const auto& ch : m.parsed.children()) {
-      const auto* child = content.find(ch.digest);
-      if (child != nullptr && !place(*child)) return false;
-    }
-    if (children.count(m.of.digest) == 0) return true;  // a top-level manifest: pushed by its tag
-    if (c->head_manifest(dest->repository, m.of.digest.str())) return true;
-    auto r = c->push_manifest(dest->repository, m.of.digest.str(), m.parsed.media_type, m.bytes);
-    if (!r) {
-      manifest_error = "manifest " + m.of.digest.str() + ": " + describe(r.error());
-      return false;
-    }
-    return true;
-  };
-  for (const auto& m : ms) {
-    if (!place(m)) {
-      std::cerr << "registryd mirror push: " << manifest_error << "\n";
-      return exit_failed;
-    }
-  }
-  std::size_t tags = 0;
-  for (const auto& e : reader->index()) {
-    const auto* m = content.find(e.digest);
-    if (m == nullptr) continue;  // cannot happen: the reader resolved every entry
-    const auto tag = oci::ref_name(e);
-    const std::string reference = tag && oci::is_valid_tag(*tag) ? *tag : e.digest.str();
-    if (tag && !oci::is_valid_tag(*tag)) {
-      std::cerr << "mirror push: index entry " << e.digest.str() << " is named '" << *tag
-                << "', not a tag: pushed by digest\n";
-    }
-    auto r = c->push_manifest(dest->repository, reference, m->parsed.media_type, m->bytes);
-    if (!r) {
-      std::cerr << "registryd mirror push: manifest " << reference << " (" << e.digest.str()
-                << "): " << describe(r.error()) << "\n";
-      return exit_failed;
-    }
-    if (*r != e.digest) {
-      std::cerr << "registryd mirror push: " << dest->registry << " stored " << reference << " as " << r->str()
-                << ", not " << e.digest.str() << "\n";
-      return exit_failed;
-    }
-    std::cerr << "mirror push: " << dest->repository << ":" << reference << " -> " << e.digest.str() << "\n";
-    if (tag) ++tags;
-  }
-  std::cout << "pushed " << args.bundle << " to " << dest->registry << "/" << dest->repository << ": " << tags
-            << " tag(s), " << ms.size() << " manifest(s), " << content.blobs.size() << " blob(s)\n";
+  const auto& s = *pushed;
+  std::cout << "pushed " << args.bundle << " to " << dest->registry << "/" << dest->repository << ": " << s.tags
+            << " tag(s), " << s.manifests << " manifest(s), " << s.blobs << " blob(s) (" << s.blobs_skipped
+            << " already there)\n";
   return exit_ok;
 }
 

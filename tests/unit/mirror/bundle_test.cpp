@@ -1,4 +1,4 @@
-#include <registryd/oci/bundle.hpp>
+#include <registryd/mirror/bundle.hpp>
 #include <registryd/oci/media_types.hpp>
 
 #include <catch2/catch.hpp>
@@ -10,6 +10,7 @@
 namespace fs = std::filesystem;
 namespace mt = registryd::oci::media_type;
 using namespace registryd::oci;
+using namespace registryd::mirror;
 using registryd::test::scratch_dir;
 
 namespace {

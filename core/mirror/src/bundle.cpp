@@ -1,4 +1,4 @@
-#include <registryd/oci/bundle.hpp>
+#include <registryd/mirror/bundle.hpp>
 
 #include <registryd/oci/media_types.hpp>
 
@@ -17,7 +17,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-namespace registryd::oci {
+namespace registryd::mirror {
+// Bundles are image layouts: written with the SDK's OCI pieces throughout.
+using namespace oci;
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -798,4 +801,4 @@ status bundle_reader::for_each_blob(const std::vector<descriptor>& wanted, const
   return error{"blob " + pending.begin()->first.str() + " is missing from the bundle"};
 }
 
-}  // namespace registryd::oci
+}  // namespace registryd::mirror

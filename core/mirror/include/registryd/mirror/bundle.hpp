@@ -31,7 +31,16 @@
 #include <string>
 #include <vector>
 
-namespace registryd::oci {
+namespace registryd::mirror {
+
+// Bundles are made of the SDK's OCI pieces and answer with its result type.
+using oci::descriptor;
+using oci::digest;
+using oci::image_layout;
+using oci::manifest;
+using oci::result;
+using oci::status;
+
 
 // More chunks than this are refused: the four-digit names would no longer sort in order.
 inline constexpr std::size_t max_bundle_chunks = 10000;
@@ -115,4 +124,4 @@ class bundle_reader {
   std::unique_ptr<impl> impl_;
 };
 
-}  // namespace registryd::oci
+}  // namespace registryd::mirror

@@ -1,0 +1,101 @@
+// The mirror engine behind `registryd mirror pull|push` (docs/bundles.md): copies images of one
+// repository from any registry into a bundle, and a bundle into any registry. The CLI parses
+// flags and draws the terminal bar; everything that talks to registries and bundles is here.
+//
+// Both directions are resumable and never hold a blob in memory:
+// - pull downloads into an image layout directory first (`<BUNDLE>.work/` for a tar bundle)
+//   whose blobs are published only when verified; a partial blob file continues with a Range
+//   request, and a re-run skips what is there (verified again);
+// - push asks the destination for every blob (HEAD) and streams only what it lacks from the
+//   bundle, verified as it is read; then manifests, children before parents, then the tags.
+// Failures that may pass (connection errors, 5xx, 429) are retried `attempts` times with an
+// exponential backoff.
+//
+// Thread-safety: one call at a time per progress object; the client is thread-safe.
+#pragma once
+
+#include <registryd/mirror/bundle.hpp>
+#include <registryd/oci/client/registry_client.hpp>
+#include <registryd/util/result.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace registryd::mirror {
+
+// Where the engine reports what it does. The CLI draws a bar; tests record.
+class progress_sink {
+ public:
+  virtual ~progress_sink() = default;
+  // A phase starts: `verb` ("pull", "push", "write"), the bytes it will move, the blobs.
+  virtual void begin(std::string_view verb, std::uint64_t total_bytes, std::size_t total_items) = 0;
+  virtual void add_bytes(std::uint64_t n) = 0;
+  // A blob is done: `how` says how ("pulled", "already there", "pushed").
+  virtual void item(std::string_view how, const oci::digest& d, std::uint64_t size) = 0;
+  // A line worth keeping (a tag resolved, a retry).
+  virtual void line(std::string_view text) = 0;
+  // The phase ended (also on failure).
+  virtual void end() = 0;
+};
+
+// Retries of failures that may pass.
+struct retry_policy {
+  int attempts = 4;
+  std::chrono::milliseconds backoff{1000};  // doubled after each failed attempt
+};
+
+// Which tags of the source to pull: exactly one of them is set.
+struct tag_selection {
+  std::vector<std::string> tags;
+  bool all = false;
+  std::size_t releases = 0;  // the N newest vX.Y.Z tags by semver
+  std::optional<oci::digest> digest;
+};
+
+struct pull_request {
+  std::string repository;          // in the source registry
+  tag_selection what;
+  std::filesystem::path bundle;    // NAME.tar (a tar, in chunks when chunk_size) or a directory
+  std::optional<std::uint64_t> chunk_size;
+  bool keep_work_dir = false;      // keep NAME.tar.work/ after the tar is written
+  retry_policy retry;
+};
+
+struct pull_summary {
+  std::size_t tags = 0;
+  std::size_t manifests = 0;  // every manifest in the bundle, tagged ones included
+  std::size_t blobs = 0;
+  std::uint64_t bytes = 0;    // of blobs
+  std::size_t chunks = 0;     // tar files written (0 for a directory)
+  std::filesystem::path work_dir;  // where what was pulled is kept (for "run again" hints)
+};
+
+// Pulls into `request.bundle`. The error says what failed; what was pulled stays in the work
+// dir, and the same request resumes it.
+util::result<pull_summary> pull(const oci::client::registry_client& source, const pull_request& request,
+                                progress_sink& progress);
+
+struct push_request {
+  std::filesystem::path bundle;  // NAME.tar, NAME.tar.chunk-0000 or a layout directory
+  std::string repository;        // in the destination registry
+  retry_policy retry;
+};
+
+struct push_summary {
+  std::size_t tags = 0;
+  std::size_t manifests = 0;
+  std::size_t blobs = 0;          // in the bundle
+  std::size_t blobs_skipped = 0;  // the destination had them
+  std::uint64_t bytes_sent = 0;
+};
+
+util::result<push_summary> push(const oci::client::registry_client& destination, const push_request& request,
+                                progress_sink& progress);
+
+}  // namespace registryd::mirror
