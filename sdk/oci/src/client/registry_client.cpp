@@ -1,6 +1,7 @@
 #include <registryd/oci/client/registry_client.hpp>
 
-#include "connection_pool.hpp"
+#include "token_exchange.hpp"
+#include "transport.hpp"
 #include "url.hpp"
 
 #include <registryd/oci/client/link_header.hpp>
@@ -30,24 +31,11 @@ using detail::url;
 
 namespace {
 
-constexpr std::size_t piece_size = 64 * 1024;
+using detail::http_error;
+using detail::piece_size;
 constexpr std::size_t max_error_body = 64 * 1024;
-constexpr std::size_t max_token_body = 1024 * 1024;
 constexpr std::size_t max_list_page = 16 * 1024 * 1024;
 constexpr int max_list_pages = 100000;
-
-std::string base64(std::string_view in) {
-  std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(in.data()),
-                                static_cast<int>(in.size()));
-  out.resize(static_cast<std::size_t>(n));
-  return out;
-}
-
-std::string basic_authorization(const credentials& c) {
-  return "Basic " + base64(c.username + ":" + c.password);
-}
 
 bool is_hop_by_hop_or_owned(std::string_view name) {
   for (const char* banned : {"host", "authorization", "content-length", "transfer-encoding",
@@ -69,390 +57,28 @@ std::optional<std::uint64_t> parse_u64(std::string_view text) {
   return v;
 }
 
-// The code a status stands for when the upstream's body names none.
-std::string default_code(int status, std::string_view target) {
-  switch (status) {
-    case 401: return "UNAUTHORIZED";
-    case 403: return "DENIED";
-    case 405: return "UNSUPPORTED";
-    case 416: return "BLOB_UPLOAD_INVALID";
-    case 429: return "TOOMANYREQUESTS";
-    case 404: {
-      const auto path = target.substr(0, target.find('?'));
-      const auto r = parse_route(path);
-      if (r && r->kind == route_kind::manifest) return "MANIFEST_UNKNOWN";
-      if (r && r->kind == route_kind::blob) return "BLOB_UNKNOWN";
-      if (r && r->kind == route_kind::upload_session) return "BLOB_UPLOAD_UNKNOWN";
-      return "NAME_UNKNOWN";
-    }
-    default: return status >= 500 ? "UNAVAILABLE" : "UNKNOWN";
-  }
-}
-
-// The error of an answer with a status >= 400 (or an unfollowed redirect a typed operation did
-// not expect): code and message from the upstream's OCI error body when it has one.
-upstream_error http_error(const response_head& head, std::string_view body, const url& where) {
-  upstream_error e;
-  e.kind = error_kind::http;
-  e.status = head.status;
-  e.headers = head.headers;
-  const auto doc = nlohmann::json::parse(body, nullptr, false);
-  if (doc.is_object() && doc.contains("errors") && doc["errors"].is_array() &&
-      !doc["errors"].empty() && doc["errors"][0].is_object()) {
-    const auto& first = doc["errors"][0];
-    if (first.contains("code") && first["code"].is_string()) e.code = first["code"].get<std::string>();
-    if (first.contains("message") && first["message"].is_string()) {
-      e.message = first["message"].get<std::string>();
-    }
-    if (first.contains("detail") && !first["detail"].is_null()) e.detail = first["detail"].dump();
-  } else if (doc.is_object() && doc.contains("details") && doc["details"].is_string()) {
-    e.message = doc["details"].get<std::string>();  // some token servers answer {"details": ...}
-  }
-  if (e.code.empty()) e.code = default_code(head.status, where.target);
-  if (e.message.empty() && head.status == 404 && e.code == "MANIFEST_UNKNOWN") {
-    e.message = "manifest unknown to " + where.authority();  // a HEAD's 404 has no body to say it
-  } else if (e.message.empty() && head.status == 404 && e.code == "BLOB_UNKNOWN") {
-    e.message = "blob unknown to " + where.authority();
-  } else if (e.message.empty()) {
-    e.message = where.authority() + " answered " + std::to_string(head.status);
-    // A short plain-text body is often the only explanation there is.
-    if (!body.empty() && body.size() <= 200 && !doc.is_object()) {
-      std::string text(body);
-      while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
-      if (!text.empty()) e.message += ": " + text;
-    }
-  }
-  return e;
-}
-
-response_head to_head(const httplib::Response& r, const url& where) {
-  response_head h;
-  h.status = r.status;
-  for (const auto& [name, value] : r.headers) h.headers.add(name, value);
-  h.url = where.str();
-  return h;
-}
-
 bool is_digest_reference(std::string_view reference) { return reference.find(':') != std::string_view::npos; }
 
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
 
+// The client's three layers: the wire (detail::transport: one exchange on a pooled connection),
+// the authentication its 401s teach (detail::token_exchange), and here, a whole request with
+// its challenges answered and its redirects followed.
 struct registry_client::impl {
-  explicit impl(client_options o)
-      : options(std::move(o)),
-        cas(std::make_shared<detail::ca_bundle>(options.ca_pem)),
-        pool(detail::pool_settings{options.connect_timeout, options.read_timeout,
-                                   options.max_idle_connections, options.idle_timeout,
-                                   options.user_agent},
-             cas) {
+  explicit impl(client_options o) : options(std::move(o)), wire(options), tokens(options, wire) {
     auto parsed = detail::parse_url(options.base_url() + "/");
     if (!parsed) throw std::invalid_argument("registry '" + options.registry + "' is not host[:port]");
     base = *parsed;
   }
 
   client_options options;
-  std::shared_ptr<const detail::ca_bundle> cas;
-  detail::connection_pool pool;
+  detail::transport wire;
+  detail::token_exchange tokens;
   url base;
-  token_cache tokens;
 
-  // What the registry's 401s have taught: how it wants to be authenticated.
-  enum class auth_scheme { unknown, basic, bearer };
-  mutable std::mutex auth_mutex;
-  auth_scheme learned = auth_scheme::unknown;
-  std::string realm, service;
-
-  // Token fetches in flight, so concurrent requests for one scope wait for one fetch.
-  std::mutex flights_mutex;
-  std::map<std::string, std::shared_future<result<std::string>>> flights;
-
-  // One exchange on one connection -----------------------------------------------------------
-
-  // Where an answer's body goes, decided from its head.
-  enum class route { handler, capture, both };
-
-  struct attempt {
-    std::optional<upstream_error> failure;
-    response_head head;
-    std::string captured;  // the body when routed to capture (bounded)
-    bool capture_truncated = false;
-  };
-
-  attempt perform(const url& where, const std::string& method, const header_list& headers,
-                  const request_body* body,
-                  const std::function<route(const response_head&)>& route_of,
-                  const response_handler& handler, abort_handle* abort,
-                  std::size_t capture_limit) {
-    attempt out;
-    for (int try_no = 0;; ++try_no) {
-      auto lease = pool.acquire(where);
-      httplib::Request req;
-      req.method = method;
-      req.path = where.target;
-      for (const auto& f : headers) req.headers.emplace(f.name, f.value);
-      req.headers.emplace("Host", where.authority());
-      if (!options.user_agent.empty() && !headers.has("User-Agent")) {
-        req.headers.emplace("User-Agent", options.user_agent);
-      }
-
-      bool head_seen = false, stopped_by_caller = false, body_failed = false, any_byte = false;
-      route r = route::capture;
-      out.captured.clear();
-      out.capture_truncated = false;
-      auto last_activity = std::chrono::steady_clock::now();
-
-      auto on_head = [&](const response_head& h) -> bool {
-        out.head = h;
-        head_seen = true;
-        r = route_of(h);
-        if (r != route::capture && handler.on_head && !handler.on_head(out.head)) {
-          stopped_by_caller = true;
-          return false;
-        }
-        return true;
-      };
-      req.response_handler = [&](const httplib::Response& res) {
-        last_activity = std::chrono::steady_clock::now();
-        any_byte = true;
-        return on_head(to_head(res, where));
-      };
-      req.content_receiver = [&](const char* data, std::size_t n, std::uint64_t, std::uint64_t) {
-        last_activity = std::chrono::steady_clock::now();
-        any_byte = true;
-        // cpp-httplib hands over what one read returned; keep pieces at most piece_size.
-        for (std::size_t off = 0; off < n; off += piece_size) {
-          const std::string_view piece(data + off, std::min(piece_size, n - off));
-          if (r != route::capture && handler.on_body && !handler.on_body(piece)) {
-            stopped_by_caller = true;
-            return false;
-          }
-          if (r != route::handler) {
-            const auto room = capture_limit - std::min(capture_limit, out.captured.size());
-            if (piece.size() > room) out.capture_truncated = true;
-            out.captured.append(piece.substr(0, std::min(room, piece.size())));
-          }
-        }
-        return true;
-      };
-
-      if (body != nullptr) {
-        auto pull = [body, &body_failed](httplib::DataSink& sink, std::size_t want) -> std::ptrdiff_t {
-          char buf[piece_size];
-          const auto n = body->read(buf, std::min(want, sizeof buf));
-          if (n < 0) {
-            body_failed = true;
-            return -1;
-          }
-          if (n > 0 && !sink.write(buf, static_cast<std::size_t>(n))) return -1;
-          return n;
-        };
-        if (body->length) {
-          req.content_length_ = static_cast<std::size_t>(*body->length);
-          req.content_provider_ = [pull, &body_failed](std::size_t, std::size_t length, httplib::DataSink& sink) {
-            const auto n = pull(sink, length);
-            if (n == 0) body_failed = true;  // shorter than announced
-            return n > 0;
-          };
-        } else {
-          req.content_length_ = 0;
-          req.is_chunked_content_provider_ = true;
-          req.headers.emplace("Transfer-Encoding", "chunked");
-          req.content_provider_ = [pull](std::size_t, std::size_t, httplib::DataSink& sink) {
-            const auto n = pull(sink, piece_size);
-            if (n == 0) sink.done();
-            return n >= 0;
-          };
-        }
-      }
-
-      httplib::Client* raw_client = lease.client.get();
-      if (abort != nullptr) abort->attach([raw_client] { raw_client->stop(); });
-      httplib::Response res;
-      httplib::Error err = httplib::Error::Success;
-      errno = 0;
-      const bool ok = lease.client->send(req, res, err);
-      const int saved_errno = errno;
-      if (abort != nullptr) abort->detach();
-
-      if (ok) {
-        if (!head_seen) {
-          // HEAD, 204 and 304 answers have no body, so cpp-httplib never called the handler.
-          if (!on_head(to_head(res, where))) {
-            out.failure = make_error(error_kind::canceled, "stopped by the caller");
-            return out;
-          }
-        }
-        pool.release(where, std::move(lease.client));
-        return out;
-      }
-
-      if (stopped_by_caller || (abort != nullptr && abort->aborted())) {
-        out.failure = make_error(error_kind::canceled, "stopped by the caller");
-        return out;
-      }
-      if (body_failed) {
-        out.failure = make_error(error_kind::canceled,
-                                 "the request body to " + where.authority() + " could not be read to its end");
-        return out;
-      }
-      // A kept connection the server closed while it sat idle fails before any answer byte;
-      // that is not the upstream's fault: try once more on a new connection.
-      const bool rewindable = body == nullptr || (body->rewind && body->rewind());
-      if (try_no == 0 && lease.reused && !any_byte && rewindable &&
-          (err == httplib::Error::Read || err == httplib::Error::Write ||
-           err == httplib::Error::Connection)) {
-        continue;
-      }
-      out.failure = transport_error(err, where, lease.client.get(), saved_errno, last_activity);
-      return out;
-    }
-  }
-
-  upstream_error transport_error(httplib::Error err, const url& where, httplib::Client* c,
-                                 int saved_errno,
-                                 std::chrono::steady_clock::time_point last_activity) const {
-    const auto host = where.authority();
-    const auto secs = [](std::chrono::milliseconds ms) {
-      char buf[48];
-      if (ms.count() % 1000 == 0) {
-        std::snprintf(buf, sizeof buf, "%lld s", static_cast<long long>(ms.count() / 1000));
-      } else {
-        std::snprintf(buf, sizeof buf, "%lld.%03lld s", static_cast<long long>(ms.count() / 1000),
-                      static_cast<long long>(ms.count() % 1000));
-      }
-      return std::string(buf);
-    };
-    switch (err) {
-      case httplib::Error::Connection: {
-        std::string why = saved_errno != 0 ? std::strerror(saved_errno) : "connection failed";
-        if (saved_errno == 0 || saved_errno == EINPROGRESS) why = "no connection could be made";
-        return make_error(error_kind::connect, "cannot connect to " + host + ": " + why);
-      }
-      case httplib::Error::ConnectionTimeout:
-        return make_error(error_kind::timeout, "connecting to " + host + " timed out after " +
-                                                   secs(options.connect_timeout));
-      case httplib::Error::Read: {
-        const auto idle = std::chrono::steady_clock::now() - last_activity;
-        if (idle + std::chrono::milliseconds(100) >= options.read_timeout) {
-          return make_error(error_kind::timeout, host + " sent nothing for " + secs(options.read_timeout));
-        }
-        return make_error(error_kind::io, "the connection to " + host + " broke while reading the answer");
-      }
-      case httplib::Error::Write:
-        return make_error(error_kind::io, "the connection to " + host + " broke while sending the request");
-      case httplib::Error::SSLConnection:
-        return make_error(error_kind::tls, "TLS handshake with " + host + " failed");
-      case httplib::Error::SSLLoadingCerts:
-        return make_error(error_kind::tls, "the CA certificates could not be loaded");
-      case httplib::Error::SSLServerVerification: {
-        const long v = c != nullptr ? c->get_openssl_verify_result() : 0;
-        std::string why = v != X509_V_OK ? X509_verify_cert_error_string(v)
-                                         : "its certificate does not name " + where.host;
-        return make_error(error_kind::tls, "the certificate of " + host + " did not verify: " + why +
-                                               (cas->empty() ? " (system CAs only; is `ca` set?)" : ""));
-      }
-      case httplib::Error::Canceled: return make_error(error_kind::canceled, "stopped by the caller");
-      default:
-        return make_error(error_kind::io, "exchange with " + host + " failed: " + httplib::to_string(err));
-    }
-  }
-
-  // Auth ----------------------------------------------------------------------------------------
-
-  // The Authorization the registry should get up front, from what earlier 401s taught.
-  result<std::optional<std::string>> authorization(const std::vector<std::string>& scopes, bool refresh) {
-    auth_scheme scheme;
-    std::string r, s;
-    {
-      std::lock_guard lock(auth_mutex);
-      scheme = learned;
-      r = realm;
-      s = service;
-    }
-    if (scheme == auth_scheme::basic && options.auth) {
-      return std::optional<std::string>(basic_authorization(*options.auth));
-    }
-    if (scheme == auth_scheme::bearer) {
-      auto token = bearer_token(r, s, scopes, refresh);
-      if (!token) return std::move(token).error();
-      return std::optional<std::string>("Bearer " + *token);
-    }
-    return std::optional<std::string>();
-  }
-
-  result<std::string> bearer_token(const std::string& token_realm, const std::string& token_service,
-                                   const std::vector<std::string>& scopes, bool refresh) {
-    const auto key = token_cache::key(token_realm, token_service, scope_key(scopes));
-    if (!refresh) {
-      if (auto cached = tokens.get(key)) return *cached;
-    }
-    std::shared_future<result<std::string>> flight;
-    std::promise<result<std::string>> mine;
-    bool leader = false;
-    {
-      std::lock_guard lock(flights_mutex);
-      const auto it = flights.find(key);
-      if (it != flights.end()) {
-        flight = it->second;
-      } else {
-        flight = mine.get_future().share();
-        flights.emplace(key, flight);
-        leader = true;
-      }
-    }
-    if (!leader) return flight.get();
-    auto fetched = fetch_token(token_realm, token_service, normalize_scopes(scopes));
-    if (fetched) tokens.put(key, fetched->token, fetched->expires_in);
-    result<std::string> answer = fetched ? result<std::string>(fetched->token)
-                                         : result<std::string>(fetched.error());
-    mine.set_value(answer);
-    {
-      std::lock_guard lock(flights_mutex);
-      flights.erase(key);
-    }
-    return answer;
-  }
-
-  result<token_answer> fetch_token(const std::string& token_realm, const std::string& token_service,
-                                   const std::vector<std::string>& scopes) {
-    auto where = detail::parse_url(token_realm);
-    if (!where) {
-      return make_error(error_kind::protocol, "the token realm '" + token_realm + "' is not an http(s) URL");
-    }
-    std::string query;
-    if (!token_service.empty()) query += "service=" + detail::encode_query_value(token_service);
-    for (const auto& s : scopes) query += (query.empty() ? "" : "&") + ("scope=" + detail::encode_query_value(s));
-    if (!query.empty()) where->target += (where->target.find('?') == std::string::npos ? "?" : "&") + query;
-
-    header_list headers;
-    headers.add("Accept", "application/json");
-    if (options.auth) headers.add("Authorization", basic_authorization(*options.auth));
-    auto a = perform(*where, "GET", headers, nullptr, [](const response_head&) { return route::capture; },
-                     {}, nullptr, max_token_body);
-    const std::string who = options.auth ? "user " + options.auth->username : "anonymous access";
-    if (a.failure) {
-      a.failure->message = "token realm: " + a.failure->message;
-      return *std::move(a.failure);
-    }
-    if (a.head.status != 200) {
-      auto e = http_error(a.head, a.captured, *where);
-      e.message = "the token realm " + where->authority() + where->target.substr(0, where->target.find('?')) +
-                  " refused " + who + " (" + std::to_string(a.head.status) + "): " + e.message;
-      if (a.head.status == 401 || a.head.status == 403) e.code = "UNAUTHORIZED", e.status = 401;
-      return e;
-    }
-    if (a.capture_truncated) {
-      return make_error(error_kind::protocol, "the token realm's answer is larger than 1 MiB", 200);
-    }
-    auto parsed = parse_token_answer(a.captured);
-    if (!parsed) {
-      return make_error(error_kind::protocol,
-                        "the token realm's answer holds no `token` or `access_token`", 200);
-    }
-    return *std::move(parsed);
-  }
+  using route = detail::transport::route;
 
   // The whole request: auth, redirects ------------------------------------------------------------
 
@@ -475,7 +101,7 @@ struct registry_client::impl {
         if (!is_hop_by_hop_or_owned(f.name)) headers.add(f.name, f.value);
       }
       if (same_origin) {
-        auto auth = authorization(scopes, false);
+        auto auth = tokens.authorization(scopes, false);
         if (!auth) return std::move(auth).error();
         if (*auth) {
           sent_basic = sent_basic || auth->value().rfind("Basic ", 0) == 0;
@@ -506,7 +132,7 @@ struct registry_client::impl {
         return req.deliver_errors ? route::both : route::capture;
       };
 
-      auto a = perform(current, method, headers, body, route_of, handler, req.abort.get(), max_error_body);
+      auto a = wire.perform(current, method, headers, body, route_of, handler, req.abort.get(), max_error_body);
       if (a.failure) return *std::move(a.failure);
       a.head.url = current.str();
 
@@ -534,22 +160,15 @@ struct registry_client::impl {
         auth_retried = true;
         const auto challenges = parse_www_authenticate(a.head.headers.get_all("WWW-Authenticate"));
         if (const auto* bearer = find_challenge(challenges, "bearer"); bearer != nullptr && bearer->param("realm")) {
-          {
-            std::lock_guard lock(auth_mutex);
-            learned = auth_scheme::bearer;
-            realm = *bearer->param("realm");
-            service = bearer->param("service").value_or("");
-          }
           if (auto s = bearer->param("scope")) {
             for (auto& one : split_scope_param(*s)) scopes.push_back(std::move(one));
           }
           // A fresh token, cached for the retry that follows. When none can be had, that is
           // the answer: the realm's refusal (UNAUTHORIZED) or why it could not be reached.
-          auto token = bearer_token(*bearer->param("realm"), bearer->param("service").value_or(""), scopes, true);
+          auto token = tokens.learn_bearer(*bearer->param("realm"), bearer->param("service").value_or(""), scopes);
           if (!token) return std::move(token).error();
         } else {
-          std::lock_guard lock(auth_mutex);
-          learned = auth_scheme::basic;
+          tokens.learn_basic();
         }
         continue;
       }
@@ -650,7 +269,7 @@ registry_client::~registry_client() = default;
 
 const client_options& registry_client::options() const noexcept { return impl_->options; }
 
-std::size_t registry_client::idle_connections() const { return impl_->pool.idle(); }
+std::size_t registry_client::idle_connections() const { return impl_->wire.idle_connections(); }
 
 result<response_head> registry_client::send(const request& req, const response_handler& handler) const {
   url start = impl_->base;

@@ -12,6 +12,8 @@ target_sources(registryd_oci PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/registry_client.cpp
   ${CMAKE_CURRENT_LIST_DIR}/response_stream.cpp
   ${CMAKE_CURRENT_LIST_DIR}/scope.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/token_exchange.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/transport.cpp
   ${CMAKE_CURRENT_LIST_DIR}/token_cache.cpp
   ${CMAKE_CURRENT_LIST_DIR}/url.cpp
   ${CMAKE_CURRENT_LIST_DIR}/www_authenticate.cpp)
