@@ -164,7 +164,7 @@ void registry_api::monolithic_upload(const sdk::request& req, sdk::response& res
   if (!info) {
     if (info.code() == errc::digest_mismatch) {
       ++counters_.digest_mismatches;
-      return digest_invalid(res, d.str(), info.message());
+      return digest_invalid(res, d.str(), info.error_message());
     }
     return storage_failure(res, info.error());
   }
@@ -270,7 +270,7 @@ void registry_api::put_upload(const sdk::request& req, sdk::response& res, const
   if (!info) {
     if (info.code() == errc::digest_mismatch) {
       ++counters_.digest_mismatches;
-      return digest_invalid(res, dp.text, info.message());
+      return digest_invalid(res, dp.text, info.error_message());
     }
     return storage_failure(res, info.error());
   }

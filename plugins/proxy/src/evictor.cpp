@@ -32,7 +32,7 @@ eviction_report evictor::run_pass() {
     // Removing is safe while the blob is served: an open descriptor keeps its bytes.
     auto st = blobs_.remove(e.blob);
     if (!st && st.code() != oci::storage::errc::not_found) {
-      host_.warn("eviction could not remove " + e.blob.str() + ": " + st.message());
+      host_.warn("eviction could not remove " + e.blob.str() + ": " + st.error_message());
       return false;
     }
     access_.forget(e.blob);
@@ -76,7 +76,7 @@ eviction_report evictor::run_pass() {
   counters_.last_eviction_pass =
       std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
 
-  if (auto st = access_.save(); !st) host_.warn("cannot save the cache's access times: " + st.message());
+  if (auto st = access_.save(); !st) host_.warn("cannot save the cache's access times: " + st.error_message());
   if (report.expired + report.over_size > 0) {
     host_.info("cache eviction: " + std::to_string(report.expired) + " blobs not pulled for " +
                std::to_string(policy_.ttl ? policy_.ttl->count() : 0) + " s, " +

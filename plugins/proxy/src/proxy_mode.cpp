@@ -122,7 +122,7 @@ void proxy_mode::stop() {
   // Fills run code of api_ on their threads: they end before anything they use.
   if (fills_) fills_->shutdown();
   if (access_) {
-    if (auto st = access_->save(); !st) host_.warn("cannot save the cache's access times: " + st.message());
+    if (auto st = access_->save(); !st) host_.warn("cannot save the cache's access times: " + st.error_message());
   }
 }
 

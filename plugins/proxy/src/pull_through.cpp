@@ -171,7 +171,7 @@ pull_through::fetch_result pull_through::fetch_manifest(const std::string& name,
                                  .tag = tag};
   auto stored = repos_.put_manifest(name, put);
   if (!stored) {
-    host_.warn("manifest " + name + "@" + actual.str() + " could not be cached: " + stored.message());
+    host_.warn("manifest " + name + "@" + actual.str() + " could not be cached: " + stored.error_message());
   } else {
     counters_.bytes_cached += m.bytes.size();
     counters_.cache_bytes += m.bytes.size();
@@ -358,7 +358,7 @@ void pull_through::get_blob(const sdk::request& req, sdk::response& res, const o
       return send_blob_file(req, res, *d, std::move(file.value()));
     }
     if (file.code() != oci::storage::errc::not_found) {
-      return res.send_error(500, "UNKNOWN", "cache storage failure: " + file.message());
+      return res.send_error(500, "UNKNOWN", "cache storage failure: " + file.error_message());
     }
     if (is_head(req)) return head_blob_upstream(res, r, upstream_name, *d);
 

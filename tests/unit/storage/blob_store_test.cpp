@@ -75,7 +75,7 @@ TEST_CASE("a digest mismatch publishes nothing and removes the temporary", "[sto
   auto info = w->commit(claimed);
   REQUIRE_FALSE(info);
   CHECK(info.code() == errc::digest_mismatch);
-  CHECK(info.message().find(digest_of("the real content").str()) != std::string::npos);
+  CHECK(info.error_message().find(digest_of("the real content").str()) != std::string::npos);
   CHECK_FALSE(store.exists(claimed));
   CHECK_FALSE(store.exists(digest_of("the real content")));
   CHECK(count_files(dir.path() / "blobs") == 0);

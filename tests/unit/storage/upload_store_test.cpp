@@ -67,7 +67,7 @@ TEST_CASE("an upload resumes after the store is reopened, with its hash state re
   blob_store blobs(dir.path());
   upload_store uploads(blobs);
   auto lease = uploads.acquire(id, "r");
-  INFO((lease ? std::string() : lease.message()));
+  INFO((lease ? std::string() : lease.error_message()));
   REQUIRE(lease);
   CHECK(lease->size() == 2 * 1024 * 1024 + 3);
   REQUIRE(lease->append(std::string_view(content).substr(2 * 1024 * 1024 + 3)));

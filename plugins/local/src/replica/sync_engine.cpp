@@ -87,7 +87,7 @@ class sync_engine::round {
     for (const auto& t : rp.delete_tags) {
       auto st = e_.local_.delete_tag(repo, t.tag, t.digest, tag_tombstone{t.digest, t.time});
       if (!st) {
-        fail("delete tag " + repo + ":" + t.tag + ": " + st.message());
+        fail("delete tag " + repo + ":" + t.tag + ": " + st.error_message());
         continue;
       }
       ++report_.tags_deleted;
@@ -95,7 +95,7 @@ class sync_engine::round {
     for (const auto& m : rp.delete_manifests) {
       auto st = e_.local_.delete_manifest(repo, m.digest, m.time);
       if (!st) {
-        fail("delete manifest " + repo + "@" + m.digest.str() + ": " + st.message());
+        fail("delete manifest " + repo + "@" + m.digest.str() + ": " + st.error_message());
         continue;
       }
       ++report_.manifests_deleted;
@@ -108,7 +108,7 @@ class sync_engine::round {
       }
       auto st = e_.local_.set_tag(repo, t.tag, t.digest, t.time);
       if (!st) {
-        fail("set tag " + repo + ":" + t.tag + ": " + st.message());
+        fail("set tag " + repo + ":" + t.tag + ": " + st.error_message());
         continue;
       }
       ++report_.tags_set;
@@ -168,7 +168,7 @@ class sync_engine::round {
     }
     auto stored = e_.local_.put_manifest(repo, put, time);
     if (!stored) {
-      fail("store manifest " + where + ": " + stored.message());
+      fail("store manifest " + where + ": " + stored.error_message());
       return false;
     }
     ++report_.manifests_copied;
@@ -178,7 +178,7 @@ class sync_engine::round {
   bool link(const std::string& repo, const oci::digest& d) {
     auto st = repos().link_blob(repo, d);
     if (!st) {
-      fail("link blob " + repo + "@" + d.str() + ": " + st.message());
+      fail("link blob " + repo + "@" + d.str() + ": " + st.error_message());
       return false;
     }
     return true;
@@ -229,13 +229,13 @@ class sync_engine::round {
     const std::string where = repo + "@" + d.str();
     auto writer = blobs().create_writer(d.algorithm());
     if (!writer) {
-      fail("blob " + where + ": " + writer.message());
+      fail("blob " + where + ": " + writer.error_message());
       return false;
     }
     std::string write_error;
     auto got = peer_.fetch_blob(repo, d, [&](std::string_view piece) {
       auto st = writer->append(piece);
-      if (!st) write_error = st.message();
+      if (!st) write_error = st.error_message();
       return st.ok();
     });
     if (!got) {
@@ -246,7 +246,7 @@ class sync_engine::round {
     }
     auto published = writer->commit(d);
     if (!published) {
-      fail("blob " + where + ": " + published.message());
+      fail("blob " + where + ": " + published.error_message());
       return false;
     }
     if (!link(repo, d)) return false;

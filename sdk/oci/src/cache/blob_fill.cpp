@@ -94,7 +94,7 @@ bool fill_sink::write(std::string_view bytes) {
   }
   if (!st) {
     std::lock_guard lock(s.mutex);
-    s.failure = fill_failure{500, "UNKNOWN", "the cache cannot write " + s.blob.str() + ": " + st.message()};
+    s.failure = fill_failure{500, "UNKNOWN", "the cache cannot write " + s.blob.str() + ": " + st.error_message()};
     s.notify();
     return false;
   }
@@ -206,7 +206,7 @@ blob_fills::joined blob_fills::join(const digest& d, const fetch_fn& fetch) {
       state = std::make_shared<fill_state>(d);
       auto writer = store_.create_writer(d.algorithm());
       if (!writer) {
-        out.failure = fill_failure{500, "UNKNOWN", "the cache cannot store " + d.str() + ": " + writer.message()};
+        out.failure = fill_failure{500, "UNKNOWN", "the cache cannot store " + d.str() + ": " + writer.error_message()};
         return out;
       }
       state->temp_path = writer->path();
@@ -268,13 +268,13 @@ void blob_fills::run(std::shared_ptr<fill_state> state, fetch_fn fetch) {
   }
   if (!failure) {
     if (auto st = s.writer->flush(); !st) {
-      failure = fill_failure{500, "UNKNOWN", "the cache cannot write " + s.blob.str() + ": " + st.message()};
+      failure = fill_failure{500, "UNKNOWN", "the cache cannot write " + s.blob.str() + ": " + st.error_message()};
     }
   }
   if (!failure) {
     auto actual = s.writer->current_digest();
     if (!actual) {
-      failure = fill_failure{500, "UNKNOWN", "the cache cannot hash " + s.blob.str() + ": " + actual.message()};
+      failure = fill_failure{500, "UNKNOWN", "the cache cannot hash " + s.blob.str() + ": " + actual.error_message()};
     } else if (*actual != s.blob) {
       failure = fill_failure{502, "BLOB_UNKNOWN",
                              "the upstream sent content with digest " + actual->str() + " for " + s.blob.str()};
@@ -311,7 +311,7 @@ void blob_fills::run(std::shared_ptr<fill_state> state, fetch_fn fetch) {
   if (committed && options_.on_published) options_.on_published(s.blob, committed->size);
   if (!committed && options_.on_failed) {
     options_.on_failed(s.blob, fill_failure{500, "UNKNOWN", "the cache cannot publish " + s.blob.str() + ": " +
-                                                                committed.message()});
+                                                                committed.error_message()});
   }
   std::lock_guard lock(mutex_);
   fills_.erase(s.blob);

@@ -309,7 +309,7 @@ const std::filesystem::path& blob_writer::path() const noexcept { return impl_->
 blob_store::blob_store(std::filesystem::path root) : root_(std::move(root)) {
   for (const fs::path& dir : {root_ / "blobs", temp_dir()}) {
     if (auto st = fsx::ensure_dir(dir); !st) {
-      throw std::runtime_error("cannot open the blob store: " + st.message());
+      throw std::runtime_error("cannot open the blob store: " + st.error_message());
     }
   }
 }

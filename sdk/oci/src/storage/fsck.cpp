@@ -90,7 +90,7 @@ content read_manifest(const blob_store& blobs, const digest& d, std::string_view
   content c;
   auto file = blobs.open(d);
   if (!file) {
-    c.problem = file.message();
+    c.problem = file.error_message();
     return c;
   }
   if (file->size() > max_manifest_size) {
@@ -99,7 +99,7 @@ content read_manifest(const blob_store& blobs, const digest& d, std::string_view
   }
   auto bytes = file->read_all();
   if (!bytes) {
-    c.problem = bytes.message();
+    c.problem = bytes.error_message();
     return c;
   }
   c.bytes = std::move(*bytes);
@@ -160,7 +160,7 @@ class checker {
   std::optional<fs::path> quarantine(const fs::path& path, const std::string& name, std::string& error) {
     const fs::path dir = blobs_.root() / "quarantine";
     if (auto st = fsx::ensure_dir(dir); !st) {
-      error = st.message();
+      error = st.error_message();
       return std::nullopt;
     }
     fs::path target = dir / name;
@@ -299,18 +299,18 @@ class checker {
     if (!rev) {
       content c = read_manifest(blobs_, d, "");
       problem(kind::damaged_revision, name, path,
-              text ? "the revision file is not {mediaType, size[, subject]} JSON" : text.message(),
+              text ? "the revision file is not {mediaType, size[, subject]} JSON" : text.error_message(),
               [&]() -> std::string {
                 if (c.parsed) {
                   revision fixed{c.parsed->media_type, c.bytes.size(),
                                  c.parsed->subject ? std::optional<digest>(c.parsed->subject->digest) : std::nullopt};
-                  if (auto st = fsx::write_file_atomic(path, revision_text(fixed)); !st) return "failed: " + st.message();
+                  if (auto st = fsx::write_file_atomic(path, revision_text(fixed)); !st) return "failed: " + st.error_message();
                   rev = fixed;
                   return "rewritten from the manifest's content";
                 }
                 auto removed = repos_.delete_manifest(name, d);
                 if (!removed && removed.code() != errc::not_found) {
-                  if (auto st = fsx::remove_file(path); !st && st.code() != errc::not_found) return "failed: " + st.message();
+                  if (auto st = fsx::remove_file(path); !st && st.code() != errc::not_found) return "failed: " + st.error_message();
                 }
                 return "removed (the manifest's content is not readable: " + c.problem + ")";
               });
@@ -322,7 +322,7 @@ class checker {
               [&]() -> std::string {
                 if (blobs_.exists(d)) return "the content is back; nothing to do";
                 auto removed = repos_.delete_manifest(name, d);
-                if (!removed && removed.code() != errc::not_found) return "failed: " + removed.message();
+                if (!removed && removed.code() != errc::not_found) return "failed: " + removed.error_message();
                 std::string what = "revision removed";
                 if (removed && !removed->empty()) {
                   what += ", with its tags";
@@ -347,7 +347,7 @@ class checker {
               [&]() -> std::string {
                 revision fixed = *rev;
                 fixed.size = c.bytes.size();
-                if (auto st = fsx::write_file_atomic(path, revision_text(fixed)); !st) return "failed: " + st.message();
+                if (auto st = fsx::write_file_atomic(path, revision_text(fixed)); !st) return "failed: " + st.error_message();
                 return "size corrected";
               });
     }
@@ -357,7 +357,7 @@ class checker {
           problem(kind::unlinked_blob, name, path,
                   "references " + b.digest.str() + ", which " + name + " does not link",
                   [&]() -> std::string {
-                    if (auto st = repos_.link_blob(name, b.digest); !st) return "failed: " + st.message();
+                    if (auto st = repos_.link_blob(name, b.digest); !st) return "failed: " + st.error_message();
                     return "linked";
                   });
         }
@@ -378,7 +378,7 @@ class checker {
         problem(kind::missing_referrer, name, entry,
                 "the referrers of " + m.subject->digest.str() + " do not list " + d.str(), [&]() -> std::string {
                   const auto j = referrer_descriptor(m, d, c.bytes.size());
-                  if (auto st = fsx::write_file_atomic(entry, j.dump()); !st) return "failed: " + st.message();
+                  if (auto st = fsx::write_file_atomic(entry, j.dump()); !st) return "failed: " + st.error_message();
                   return "entry written";
                 });
       }
@@ -397,7 +397,7 @@ class checker {
       const auto d = text ? digest::parse(*text) : std::nullopt;
       if (!d) {
         problem(kind::damaged_tag, name, path, "the tag file does not hold a digest", [&]() -> std::string {
-          if (auto st = fsx::remove_file(path); !st && st.code() != errc::not_found) return "failed: " + st.message();
+          if (auto st = fsx::remove_file(path); !st && st.code() != errc::not_found) return "failed: " + st.error_message();
           return "tag removed";
         });
         continue;
@@ -409,7 +409,7 @@ class checker {
                   auto now = repos_.resolve_tag(name, tag);
                   if (!now || *now != *d || is_file(revision_path(name, *d))) return "it resolves now; nothing to do";
                   if (auto st = repos_.delete_tag(name, tag); !st && st.code() != errc::not_found) {
-                    return "failed: " + st.message();
+                    return "failed: " + st.error_message();
                   }
                   return "tag removed";
                 });
@@ -428,7 +428,7 @@ class checker {
               [&]() -> std::string {
                 if (blobs_.exists(l.digest)) return "the blob is back; nothing to do";
                 if (auto st = repos_.unlink_blob(name, l.digest); !st && st.code() != errc::not_found) {
-                  return "failed: " + st.message();
+                  return "failed: " + st.error_message();
                 }
                 return "link removed";
               });
@@ -454,7 +454,7 @@ class checker {
 
   void check_referrer(const std::string& name, const digest& subject, const digest& d, const fs::path& path) {
     auto remove = [&]() -> std::string {
-      if (auto st = fsx::remove_file(path); !st && st.code() != errc::not_found) return "failed: " + st.message();
+      if (auto st = fsx::remove_file(path); !st && st.code() != errc::not_found) return "failed: " + st.error_message();
       return "entry removed";
     };
     auto rev_text = fsx::read_file(revision_path(name, d), 64 * 1024);
@@ -483,7 +483,7 @@ class checker {
       content c = read_manifest(blobs_, d, rev ? rev->media_type : std::string());
       if (!c.parsed) return remove();
       const auto j = referrer_descriptor(*c.parsed, d, c.bytes.size());
-      if (auto st = fsx::write_file_atomic(path, j.dump()); !st) return "failed: " + st.message();
+      if (auto st = fsx::write_file_atomic(path, j.dump()); !st) return "failed: " + st.error_message();
       return "entry rewritten";
     });
   }

@@ -169,7 +169,7 @@ class collector {
         if (removed) {
           emit(gc_item_kind::manifest, g.name, d.str(), 0);
         } else if (removed.code() != errc::not_found) {
-          report_.errors.push_back("cannot delete manifest " + g.name + "@" + d.str() + ": " + removed.message());
+          report_.errors.push_back("cannot delete manifest " + g.name + "@" + d.str() + ": " + removed.error_message());
           // Not deleted, so what it references stays.
           for (const digest& r : g.closure({d})) {
             saved.insert(r);
@@ -279,7 +279,7 @@ class collector {
       if (st) {
         emit(gc_item_kind::upload, u.repository, u.id, u.size);
       } else if (st.code() != errc::invalid && st.code() != errc::not_found) {
-        report_.errors.push_back("cannot remove upload " + u.id + ": " + st.message());
+        report_.errors.push_back("cannot remove upload " + u.id + ": " + st.error_message());
       }
     });
   }

@@ -96,14 +96,14 @@ repository_graph load_graph(const repository_store& repos, std::string_view name
     if (record.subject) g.referrers_of[*record.subject].push_back(record.digest);
     auto file = repos.blobs().open(record.digest);
     if (!file) {
-      node.problem = file.message();
+      node.problem = file.error_message();
     } else {
       struct ::stat st {};
       if (::fstat(file->fd(), &st) == 0) node.content_mtime = fsx::mtime_of(st.st_mtim);
       if (file->size() > max_manifest_size) {
         node.problem = "the manifest is larger than " + std::to_string(max_manifest_size) + " bytes";
       } else if (auto bytes = file->read_all(); !bytes) {
-        node.problem = bytes.message();
+        node.problem = bytes.error_message();
       } else if (auto parsed = parse_manifest(*bytes, record.media_type); !parsed) {
         node.problem = "the manifest does not parse: " + parsed.error_message();
       } else {

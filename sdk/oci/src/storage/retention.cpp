@@ -82,7 +82,7 @@ void rotate_one(const repository_store& repos, const std::string& name, const ro
     auto now = repos.resolve_tag(name, tag);
     if (!now || *now != target.at(tag)) continue;
     if (auto st = repos.delete_tag(name, tag); !st) {
-      if (st.code() != errc::not_found) report.errors.push_back("cannot delete tag " + name + ":" + tag + ": " + st.message());
+      if (st.code() != errc::not_found) report.errors.push_back("cannot delete tag " + name + ":" + tag + ": " + st.error_message());
       continue;
     }
     deleted_tags.push_back(tag);
@@ -102,7 +102,7 @@ void rotate_one(const repository_store& repos, const std::string& name, const ro
     if (removed) {
       r.deleted_manifests.push_back(d.str());
     } else if (removed.code() != errc::not_found) {
-      report.errors.push_back("cannot delete manifest " + name + "@" + d.str() + ": " + removed.message());
+      report.errors.push_back("cannot delete manifest " + name + "@" + d.str() + ": " + removed.error_message());
       for (const digest& s : g.closure({d})) saved.insert(s);
     }
   }

@@ -164,7 +164,7 @@ store_status upload_lease::end_session() {
 
 upload_store::upload_store(const blob_store& blobs) : blobs_(blobs), dir_(blobs.root() / "uploads") {
   if (auto st = fsx::ensure_dir(dir_); !st) {
-    throw std::runtime_error("cannot open the upload directory: " + st.message());
+    throw std::runtime_error("cannot open the upload directory: " + st.error_message());
   }
 }
 

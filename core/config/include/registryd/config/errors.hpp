@@ -32,14 +32,14 @@ std::string to_string(const field_errors& errors);
 
 // A validated value or the non-empty list of everything wrong with the input.
 template <typename T>
-class [[nodiscard]] checked : public util::basic_result<T, field_errors> {
+class [[nodiscard]] checked : public registryd::result<T, field_errors> {
  public:
-  using util::basic_result<T, field_errors>::basic_result;
+  using registryd::result<T, field_errors>::result;
 
   // Empty when ok().
   const field_errors& errors() const {
     static const field_errors none;
-    return this->ok() ? none : this->error_value();
+    return this->ok() ? none : this->error();
   }
   // All errors, one per line.
   std::string error_message() const { return to_string(errors()); }

@@ -9,6 +9,8 @@
 // Thread-safety: plain values.
 #pragma once
 
+#include <registryd/result.hpp>
+
 #include <registryd/oci/client/message.hpp>
 
 #include <string>
@@ -59,34 +61,13 @@ struct upstream_error {
 // Builds an error of a transport or protocol kind.
 upstream_error make_error(error_kind kind, std::string message, int status = 0);
 
-// A value or an upstream_error. [[nodiscard]]: an ignored upstream failure is a bug.
+// A value or an upstream_error (registryd/result.hpp). [[nodiscard]]: an ignored upstream
+// failure is a bug.
 template <typename T>
-class [[nodiscard]] result {
- public:
-  result(T value) : v_(std::in_place_index<0>, std::move(value)) {}             // NOLINT: implicit
-  result(upstream_error error) : v_(std::in_place_index<1>, std::move(error)) {}  // NOLINT: implicit
-
-  bool ok() const noexcept { return v_.index() == 0; }
-  explicit operator bool() const noexcept { return ok(); }
-
-  T& value() & { return std::get<0>(v_); }
-  const T& value() const& { return std::get<0>(v_); }
-  T&& value() && { return std::get<0>(std::move(v_)); }
-  T* operator->() { return &value(); }
-  const T* operator->() const { return &value(); }
-  T& operator*() & { return value(); }
-  const T& operator*() const& { return value(); }
-
-  // Only when !ok().
-  const upstream_error& error() const& { return std::get<1>(v_); }
-  upstream_error&& error() && { return std::get<1>(std::move(v_)); }
-
- private:
-  std::variant<T, upstream_error> v_;
-};
+using result = registryd::result<T, upstream_error>;
 
 // For operations that succeed with nothing to return.
-struct done {};
+using registryd::done;
 using outcome = result<done>;
 
 }  // namespace registryd::oci::client

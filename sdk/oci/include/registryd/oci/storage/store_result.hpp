@@ -5,9 +5,10 @@
 // Thread-safety: plain values.
 #pragma once
 
+#include <registryd/result.hpp>
+
 #include <string>
 #include <utility>
-#include <variant>
 
 namespace registryd::oci::storage {
 
@@ -24,34 +25,12 @@ struct store_error {
   std::string message;
 };
 
-// A value of type T or a store_error. [[nodiscard]]: a storage failure ignored is data lost.
+// A value of type T or a store_error (registryd/result.hpp: code() and error_message() read
+// it). [[nodiscard]]: a storage failure ignored is data lost.
 template <typename T>
-class [[nodiscard]] store_result {
- public:
-  store_result(T value) : v_(std::in_place_index<0>, std::move(value)) {}      // NOLINT: implicit
-  store_result(store_error e) : v_(std::in_place_index<1>, std::move(e)) {}    // NOLINT: implicit
+using store_result = registryd::result<T, store_error>;
 
-  bool ok() const noexcept { return v_.index() == 0; }
-  explicit operator bool() const noexcept { return ok(); }
-
-  T& value() & { return std::get<0>(v_); }
-  const T& value() const& { return std::get<0>(v_); }
-  T&& value() && { return std::get<0>(std::move(v_)); }
-  T* operator->() { return &value(); }
-  const T* operator->() const { return &value(); }
-  T& operator*() & { return value(); }
-  const T& operator*() const& { return value(); }
-
-  // Only when !ok().
-  const store_error& error() const { return std::get<1>(v_); }
-  errc code() const { return error().code; }
-  const std::string& message() const { return error().message; }
-
- private:
-  std::variant<T, store_error> v_;
-};
-
-struct done {};
+using registryd::done;
 using store_status = store_result<done>;
 
 inline store_status success() { return done{}; }
