@@ -22,6 +22,40 @@ using registryd::test::count_files;
 using registryd::test::random_bytes;
 using registryd::test::scratch_dir;
 
+namespace {
+
+// Runs `work(uploads, lease)` on a fresh session of repository "r" in a child process that then
+// dies without running a destructor or flushing anything, like kill -9; the session's id.
+template <typename Work>
+std::string session_of_killed_process(const fs::path& root, Work work) {
+  int pipe_fds[2];
+  REQUIRE(::pipe(pipe_fds) == 0);
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    ::close(pipe_fds[0]);
+    blob_store blobs(root);
+    upload_store uploads(blobs);
+    auto id = uploads.create("r");
+    if (!id) ::_exit(1);
+    auto lease = uploads.acquire(*id, "r");
+    if (!lease || !work(*lease)) ::_exit(1);
+    if (::write(pipe_fds[1], id->data(), id->size()) != static_cast<ssize_t>(id->size())) ::_exit(1);
+    ::_exit(0);
+  }
+  ::close(pipe_fds[1]);
+  char buf[64] = {};
+  const ssize_t n = ::read(pipe_fds[0], buf, sizeof buf);
+  ::close(pipe_fds[0]);
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  REQUIRE(WEXITSTATUS(status) == 0);
+  REQUIRE(n == 36);
+  return std::string(buf, 36);
+}
+
+}  // namespace
+
 TEST_CASE("an upload in chunks is published as a blob and the session ends", "[storage][upload]") {
   scratch_dir dir;
   blob_store blobs(dir.path());
@@ -78,33 +112,12 @@ TEST_CASE("an upload resumes after the store is reopened, with its hash state re
 TEST_CASE("an upload whose process was killed mid-way resumes from the bytes that reached the disk", "[storage][upload][crash]") {
   scratch_dir dir;
   const std::string content = random_bytes(4 * 1024 * 1024, 23);
-  int pipe_fds[2];
-  REQUIRE(::pipe(pipe_fds) == 0);
-  const pid_t child = ::fork();
-  REQUIRE(child >= 0);
-  if (child == 0) {
-    ::close(pipe_fds[0]);
-    blob_store blobs(dir.path());
-    upload_store uploads(blobs);
-    auto id = uploads.create("r");
-    if (!id) ::_exit(1);
-    auto lease = uploads.acquire(*id, "r");
-    if (!lease || !lease->append(std::string_view(content).substr(0, 1024 * 1024)) || !lease->sync()) ::_exit(1);
+  const std::string id = session_of_killed_process(dir.path(), [&](registryd::oci::storage::upload_lease& lease) {
+    if (!lease.append(std::string_view(content).substr(0, 1024 * 1024)) || !lease.sync()) return false;
     // Half a chunk more, unsynced and partly still in the writer's buffer: lost or kept, the
     // session must stay consistent.
-    if (!lease->append(std::string_view(content).substr(1024 * 1024, 100 * 1024))) ::_exit(1);
-    if (::write(pipe_fds[1], id->data(), id->size()) != static_cast<ssize_t>(id->size())) ::_exit(1);
-    ::_exit(0);  // no destructors, no flush: like kill -9
-  }
-  ::close(pipe_fds[1]);
-  char buf[64] = {};
-  const ssize_t n = ::read(pipe_fds[0], buf, sizeof buf);
-  ::close(pipe_fds[0]);
-  int status = 0;
-  REQUIRE(::waitpid(child, &status, 0) == child);
-  REQUIRE(WEXITSTATUS(status) == 0);
-  REQUIRE(n == 36);
-  const std::string id(buf, 36);
+    return lease.append(std::string_view(content).substr(1024 * 1024, 100 * 1024)).ok();
+  });
 
   blob_store blobs(dir.path());
   upload_store uploads(blobs);
@@ -130,34 +143,13 @@ TEST_CASE("a ranged chunk cut by a kill is dropped whole at the next load, a com
   for (const std::size_t arrived : {std::size_t{200 * 1024}, chunk}) {
     INFO("chunk bytes that reached the file before the kill: " << arrived);
     scratch_dir dir;
-    int pipe_fds[2];
-    REQUIRE(::pipe(pipe_fds) == 0);
-    const pid_t child = ::fork();
-    REQUIRE(child >= 0);
-    if (child == 0) {
-      ::close(pipe_fds[0]);
-      blob_store blobs(dir.path());
-      upload_store uploads(blobs);
-      auto id = uploads.create("r");
-      if (!id) ::_exit(1);
-      auto lease = uploads.acquire(*id, "r");
-      if (!lease || !lease->append(std::string_view(content).substr(0, acked)) || !lease->sync()) ::_exit(1);
+    const std::string id = session_of_killed_process(dir.path(), [&](registryd::oci::storage::upload_lease& lease) {
+      if (!lease.append(std::string_view(content).substr(0, acked)) || !lease.sync()) return false;
       // The chunk [acked, acked + chunk) announced with Content-Range; `arrived` bytes of it
       // are on disk (synced) when the process dies with its lease held.
-      if (!lease->begin_chunk(acked + chunk)) ::_exit(1);
-      if (!lease->append(std::string_view(content).substr(acked, arrived)) || !lease->sync()) ::_exit(1);
-      if (::write(pipe_fds[1], id->data(), id->size()) != static_cast<ssize_t>(id->size())) ::_exit(1);
-      ::_exit(0);  // no destructors: like kill -9
-    }
-    ::close(pipe_fds[1]);
-    char buf[64] = {};
-    const ssize_t n = ::read(pipe_fds[0], buf, sizeof buf);
-    ::close(pipe_fds[0]);
-    int status = 0;
-    REQUIRE(::waitpid(child, &status, 0) == child);
-    REQUIRE(WEXITSTATUS(status) == 0);
-    REQUIRE(n == 36);
-    const std::string id(buf, 36);
+      return lease.begin_chunk(acked + chunk) && lease.append(std::string_view(content).substr(acked, arrived)) &&
+             lease.sync();
+    });
     CHECK(fs::exists(dir.path() / "uploads" / id / "chunk"));
 
     blob_store blobs(dir.path());
