@@ -190,9 +190,9 @@ class puller {
 util::result<std::vector<std::string>> resolve_tags(const client::registry_client& source, const pull_request& r,
                                                     progress_sink& progress) {
   const auto& what = r.what;
-  const int choices = (!what.tags.empty() ? 1 : 0) + (what.all ? 1 : 0) + (what.releases > 0 ? 1 : 0) +
-                      (what.digest ? 1 : 0);
-  if (choices != 1) return util::error{"choose exactly one of tags, all tags, the N newest releases, or a digest"};
+  // Named tags and a digest go together (`repo:tag@digest` pulls both); listing goes alone.
+  const int choices = ((!what.tags.empty() || what.digest) ? 1 : 0) + (what.all ? 1 : 0) + (what.releases > 0 ? 1 : 0);
+  if (choices != 1) return util::error{"choose exactly one of named tags (and digests), all tags, or the N newest releases"};
   for (const auto& t : what.tags) {
     if (!oci::is_valid_tag(t)) return util::error{"'" + t + "' is not a valid tag"};
   }

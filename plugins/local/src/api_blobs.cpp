@@ -220,6 +220,7 @@ void registry_api::patch_upload(const sdk::request& req, sdk::response& res, con
   }
   if (body.write_error) return storage_failure(res, *body.write_error);
   if (auto st = lease->sync(); !st) return storage_failure(res, st.error());
+  if (auto st = lease->end_chunk(); !st) return storage_failure(res, st.error());
   if (!body.complete || (range && body.received != range->length())) {
     res.status(400);
     session_headers(res, r.name, lease->id(), lease->size());
@@ -260,6 +261,7 @@ void registry_api::put_upload(const sdk::request& req, sdk::response& res, const
   if (body.write_error) return storage_failure(res, *body.write_error);
   if (!body.complete || (range && body.received != range->length())) {
     (void)lease->sync();
+    if (auto st = lease->end_chunk(); !st) return storage_failure(res, st.error());
     res.status(400);
     session_headers(res, r.name, lease->id(), lease->size());
     return res.send("application/json",

@@ -34,6 +34,10 @@ class registry_api {
   registry_api(const oci::storage::blob_store& blobs, const oci::storage::repository_store& repos,
                oci::storage::upload_store& uploads);
 
+  // Its dispatcher's handlers hold `this`: neither copied nor moved.
+  registry_api(const registry_api&) = delete;
+  registry_api& operator=(const registry_api&) = delete;
+
   void handle(const sdk::request& req, sdk::response& res);
 
   const api_counters& counters() const noexcept { return counters_; }

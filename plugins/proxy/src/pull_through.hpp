@@ -45,6 +45,10 @@ class pull_through {
                oci::cache::access_times& access, const oci::client::registry_client& upstream,
                upstream_health& health, counters& c, clock_fn clock);
 
+  // Its dispatcher's handlers hold `this`: neither copied nor moved.
+  pull_through(const pull_through&) = delete;
+  pull_through& operator=(const pull_through&) = delete;
+
   void handle(const sdk::request& req, sdk::response& res);
 
   const oci::path_mapping& mapping() const noexcept { return mapping_; }

@@ -9,6 +9,7 @@
 #include <registryd/oci/dispatcher.hpp>
 #include <registryd/oci/http.hpp>
 #include <registryd/oci/layout.hpp>
+#include <registryd/oci/reference.hpp>
 #include <registryd/oci/referrers.hpp>
 #include <registryd/sdk/settings_reader.hpp>
 
@@ -17,7 +18,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <charconv>
 #include <deque>
 #include <set>
 
@@ -93,7 +93,10 @@ class layout_mode final : public sdk::mode_plugin {
       if (oci::ref_name(entry) == t.reference) d = entry.digest;
     }
     auto unknown = [&](const std::string& why) { oci::send_error(res, error_code::manifest_unknown, why); };
-    if (!d || !layout.has_blob(*d)) return unknown("manifest " + t.reference + " is not in the layout");
+    std::error_code ec;
+    const auto size = d ? std::filesystem::file_size(layout.blob_path(*d), ec) : 0;
+    if (!d || ec) return unknown("manifest " + t.reference + " is not in the layout");
+    if (size > oci::max_manifest_size) return unknown(d->str() + " is a blob, not a manifest");
     auto bytes = layout.read_blob(*d);  // verified against its digest: a corrupt file is a 500
     if (!bytes) throw std::runtime_error(bytes.error_message());
     auto parsed = oci::parse_manifest(*bytes);
@@ -131,20 +134,19 @@ class layout_mode final : public sdk::mode_plugin {
     res.send_file("application/octet-stream", fd, slice->offset, slice->length);  // the host closes fd
   }
 
-  // Listing Tags: sorted, with ?n= and ?last= and a Link to the next page.
+  // Listing Tags: sorted, with ?n= and ?last= and a Link to the next page. Entries named with
+  // something that is no tag cannot be pulled by it, so they are not listed.
   void tags(const sdk::request& req, sdk::response& res, const oci::target& t) const {
+    const auto page = oci::http::read_page(req);
+    if (!page) return oci::http::send_page_invalid(res);
     std::set<std::string> names;
     for (const auto& entry : index(open())) {
-      if (auto name = oci::ref_name(entry)) names.insert(*name);
+      if (auto name = oci::ref_name(entry); name && oci::is_valid_tag(*name)) names.insert(*name);
     }
-    std::vector<std::string> page(names.upper_bound(oci::http::query_value(req, "last").value_or("")), names.end());
-    std::uint64_t n = page.size();
-    if (const auto text = oci::http::query_value(req, "n")) std::from_chars(text->data(), text->data() + text->size(), n);
-    if (n < page.size()) {
-      page.resize(n);
-      if (n > 0) res.header("Link", oci::http::next_link("/v2/" + t.name + "/tags/list", n, page.back()));
-    }
-    send_small(req, res, "application/json", nlohmann::json{{"name", t.name}, {"tags", page}}.dump());
+    const std::vector<std::string> all(names.begin(), names.end());
+    const auto listed = oci::http::answer_page(res, "/v2/" + t.name + "/tags/list", all, page->last,
+                                               page->n.value_or(all.size()));
+    send_small(req, res, "application/json", nlohmann::json{{"name", t.name}, {"tags", listed}}.dump());
   }
 
   // Listing Referrers: every manifest reachable from index.json whose subject is the digest.

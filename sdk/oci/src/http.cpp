@@ -2,6 +2,7 @@
 
 #include <registryd/sdk/text.hpp>
 
+#include <algorithm>
 #include <charconv>
 
 namespace registryd::oci::http {
@@ -161,6 +162,35 @@ std::string upload_range(std::uint64_t size) { return "0-" + std::to_string(size
 std::string next_link(std::string_view path, std::uint64_t n, std::string_view last) {
   return "<" + std::string(path) + "?n=" + std::to_string(n) + "&last=" + percent_encode(last) +
          ">; rel=\"next\"";
+}
+
+std::optional<page_request> read_page(const sdk::request& req) {
+  page_request p;
+  if (const auto raw = req.query_param("n")) {
+    std::uint64_t v = 0;
+    const auto [ptr, ec] = std::from_chars(raw->data(), raw->data() + raw->size(), v);
+    if (raw->empty() || ec != std::errc{} || ptr != raw->data() + raw->size()) return std::nullopt;
+    p.n = v;
+  }
+  if (req.query_param("last")) {
+    auto last = query_value(req, "last");
+    if (!last) return std::nullopt;
+    p.last = std::move(*last);
+  }
+  return p;
+}
+
+void send_page_invalid(sdk::response& res) {
+  res.send_error(400, "PAGINATION_NUMBER_INVALID", "n must be a non-negative integer and last well encoded");
+}
+
+std::vector<std::string> answer_page(sdk::response& res, std::string_view path, const std::vector<std::string>& all,
+                                     const std::string& last, std::uint64_t n) {
+  auto it = last.empty() ? all.begin() : std::upper_bound(all.begin(), all.end(), last);
+  std::vector<std::string> page;
+  while (it != all.end() && page.size() < n) page.push_back(*it++);
+  if (it != all.end() && n > 0 && !page.empty()) res.header("Link", next_link(path, n, page.back()));
+  return page;
 }
 
 bool none_match(std::string_view if_none_match, std::string_view etag) {

@@ -76,6 +76,11 @@ digest push_index(registry_server& s, const std::string& repo, const std::string
   return digest_of(idx.dump());
 }
 
+// The manifest bytes `tag` names in the registry.
+std::string manifest_bytes(registry_server& s, const std::string& tag) {
+  return s.local()("GET", "/v2/app/manifests/" + tag).body;
+}
+
 mirror::retry_policy fast_retries() { return {4, std::chrono::milliseconds(1)}; }
 
 pull_request pull_of(const std::string& repo, std::vector<std::string> tags, fs::path bundle) {
@@ -251,6 +256,11 @@ TEST_CASE("a selection names exactly one thing, and releases are the newest vX.Y
   pull_request two = pull_of("app", {"v1.2.3"}, dir.path() / "two");
   two.what.all = true;
   CHECK_FALSE(mirror::pull(client, two, rec));
+  pull_request both = pull_of("app", {"latest"}, dir.path() / "both");  // repo:latest@digest
+  both.what.digest = digest_of(manifest_bytes(src, "v1.2.3"));
+  auto pulled_both = mirror::pull(client, both, rec);
+  REQUIRE(pulled_both);
+  CHECK(pulled_both->manifests == 2);
   pull_request bad = pull_of("app", {"-x"}, dir.path() / "bad");
   CHECK_THAT(mirror::pull(client, bad, rec).error_message(), Catch::Contains("'-x' is not a valid tag"));
   pull_request chunks = pull_of("app", {"latest"}, dir.path() / "dir-bundle");

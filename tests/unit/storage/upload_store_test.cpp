@@ -137,10 +137,10 @@ TEST_CASE("an upload whose process was killed mid-way resumes from the bytes tha
   CHECK(info->size == content.size());
 }
 
-TEST_CASE("a ranged chunk cut by a kill is dropped whole at the next load, a complete one kept", "[storage][upload][crash]") {
+TEST_CASE("a ranged chunk cut (or overrun) by a kill is dropped whole at the next load, an exact one kept", "[storage][upload][crash]") {
   const std::string content = random_bytes(2 * 1024 * 1024, 29);
   constexpr std::size_t acked = 1024 * 1024, chunk = 512 * 1024;
-  for (const std::size_t arrived : {std::size_t{200 * 1024}, chunk}) {
+  for (const std::size_t arrived : {std::size_t{200 * 1024}, chunk, chunk + 100 * 1024}) {
     INFO("chunk bytes that reached the file before the kill: " << arrived);
     scratch_dir dir;
     const std::string id = session_of_killed_process(dir.path(), [&](registryd::oci::storage::upload_lease& lease) {
@@ -166,26 +166,38 @@ TEST_CASE("a ranged chunk cut by a kill is dropped whole at the next load, a com
   }
 }
 
-TEST_CASE("a ranged chunk's note goes with the lease that wrote it", "[storage][upload]") {
+TEST_CASE("a ranged chunk's note goes durably at end_chunk, and at least not durably with its lease", "[storage][upload]") {
   scratch_dir dir;
   blob_store blobs(dir.path());
   upload_store uploads(blobs);
   auto id = uploads.create("r");
   REQUIRE(id);
+  const fs::path note = dir.path() / "uploads" / *id / "chunk";
   {
     auto lease = uploads.acquire(*id, "r");
     REQUIRE(lease);
     REQUIRE(lease->begin_chunk(10));
-    CHECK(fs::exists(dir.path() / "uploads" / *id / "chunk"));
+    CHECK(fs::exists(note));
     REQUIRE(lease->append("0123"));
+    REQUIRE(lease->truncate(0));  // the chunk arrived short: cut back
+    REQUIRE(lease->sync());
+    REQUIRE(lease->end_chunk());
+    CHECK_FALSE(fs::exists(note));
+    // Bytes acknowledged after the settled chunk are never cut by its note.
+    REQUIRE(lease->append("abcdef"));
     REQUIRE(lease->sync());
   }
-  // The request ended (its handler cut the chunk back or kept it): no note left to act later.
-  CHECK_FALSE(fs::exists(dir.path() / "uploads" / *id / "chunk"));
+  {
+    auto lease = uploads.acquire(*id, "r");
+    REQUIRE(lease);
+    REQUIRE(lease->begin_chunk(lease->size() + 4));
+    CHECK(fs::exists(note));
+  }  // a request that failed before end_chunk
+  CHECK_FALSE(fs::exists(note));
   upload_store reopened(blobs);
   auto lease = reopened.acquire(*id, "r");
   REQUIRE(lease);
-  CHECK(lease->size() == 4);
+  CHECK(lease->size() == 6);
 }
 
 TEST_CASE("an upload that does not match its digest publishes nothing and is cancelled", "[storage][upload]") {

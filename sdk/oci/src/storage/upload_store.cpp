@@ -44,7 +44,7 @@ session_files files_of(const fs::path& uploads, std::string_view id) {
 }
 
 // A chunk note left by a registryd that died while the chunk arrived: the data is cut back to
-// the chunk's start unless every byte of it reached the file. Then the note goes.
+// the chunk's start unless exactly the chunk reached the file. Then the note goes.
 store_status settle_chunk(const session_files& f, std::uint64_t data_size) {
   auto text = fsx::read_file(f.chunk, 4096);
   if (!text) return success();
@@ -56,7 +56,10 @@ store_status settle_chunk(const session_files& f, std::uint64_t data_size) {
   } catch (const nlohmann::json::exception&) {
     start = end = 0;  // a torn note: written before any byte of its chunk was
   }
-  if (start < end && data_size > start && data_size < end && ::truncate(f.data.c_str(), static_cast<off_t>(start)) != 0) {
+  // Exactly the chunk, whole: it may not have been acknowledged, but it is what the client sent
+  // (a retry gets 416 and asks where the session stands). Anything else past the start was
+  // never acknowledged: cut back.
+  if (data_size > start && data_size != end && ::truncate(f.data.c_str(), static_cast<off_t>(start)) != 0) {
     return fsx::from_errno("cannot drop the partial chunk of", f.data, errno);
   }
   ::unlink(f.chunk.c_str());
@@ -112,12 +115,10 @@ struct upload_lease::session {
 upload_lease::upload_lease(upload_store* store, std::shared_ptr<session> s, std::unique_lock<std::mutex> lock)
     : store_(store), session_(std::move(s)), lock_(std::move(lock)) {}
 upload_lease::upload_lease(upload_lease&&) noexcept = default;
-upload_lease& upload_lease::operator=(upload_lease&&) noexcept = default;
 upload_lease::~upload_lease() {
   if (!session_) return;  // moved from
   session_->last_used = steady::now();
-  // The chunk is over, whole or cut back: the note has done its job. Removing it need not be
-  // durable: a note that comes back after a power cut finds its chunk whole and keeps it.
+  // A request that ended without end_chunk() (it failed): the note goes, if not durably.
   if (chunk_noted_ && !session_->gone) ::unlink(files_of(store_->dir_, session_->id).chunk.c_str());
 }
 
@@ -131,9 +132,16 @@ store_status upload_lease::truncate(std::uint64_t size) { return session_->write
 
 store_status upload_lease::begin_chunk(std::uint64_t end) {
   const nlohmann::json note = {{"start", size()}, {"end", end}};
-  auto st = fsx::write_file_atomic(files_of(store_->dir_, session_->id).chunk, note.dump());
-  if (st) chunk_noted_ = true;
-  return st;
+  chunk_noted_ = true;  // first: a note that reached the disk before a failure is removed too
+  return fsx::write_file_atomic(files_of(store_->dir_, session_->id).chunk, note.dump());
+}
+
+store_status upload_lease::end_chunk() {
+  if (!chunk_noted_) return success();
+  const auto f = files_of(store_->dir_, session_->id);
+  if (::unlink(f.chunk.c_str()) != 0 && errno != ENOENT) return fsx::from_errno("cannot remove", f.chunk, errno);
+  chunk_noted_ = false;
+  return fsx::fsync_dir(f.dir);
 }
 
 store_result<blob_info> upload_lease::commit(const digest& expected) {

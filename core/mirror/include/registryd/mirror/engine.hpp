@@ -50,7 +50,8 @@ struct retry_policy {
   std::chrono::milliseconds backoff{1000};  // doubled after each failed attempt
 };
 
-// Which tags of the source to pull: exactly one of them is set.
+// Which tags of the source to pull: named tags and/or a digest, or all tags, or the newest
+// releases.
 struct tag_selection {
   std::vector<std::string> tags;
   bool all = false;

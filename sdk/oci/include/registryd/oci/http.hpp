@@ -16,6 +16,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace registryd::oci::http {
 
@@ -68,6 +69,23 @@ std::string upload_range(std::uint64_t size);
 
 // `<path?n=N&last=L>; rel="next"` (RFC 8288) with `last` percent-encoded.
 std::string next_link(std::string_view path, std::uint64_t n, std::string_view last);
+
+// --- paginated lists (tags/list, _catalog) ------------------------------------------------------
+
+// A list request's `?n=` (at most n entries) and `?last=` (entries after this one).
+struct page_request {
+  std::optional<std::uint64_t> n;
+  std::string last;
+};
+// nullopt when n is not a whole number or last is badly percent-encoded: answer
+// send_page_invalid().
+std::optional<page_request> read_page(const sdk::request& req);
+// 400 PAGINATION_NUMBER_INVALID.
+void send_page_invalid(sdk::response& res);
+// The entries of the sorted list `all` after `last`, at most `n`; when more follow, sets the
+// Link header to the next page of the list at `path` (next_link).
+std::vector<std::string> answer_page(sdk::response& res, std::string_view path, const std::vector<std::string>& all,
+                                     const std::string& last, std::uint64_t n);
 
 // --- conditional requests ----------------------------------------------------------------------
 

@@ -49,7 +49,7 @@ class upload_store;
 class upload_lease {
  public:
   upload_lease(upload_lease&&) noexcept;
-  upload_lease& operator=(upload_lease&&) noexcept;
+  upload_lease& operator=(upload_lease&&) = delete;
   upload_lease(const upload_lease&) = delete;
   upload_lease& operator=(const upload_lease&) = delete;
   ~upload_lease();
@@ -67,9 +67,13 @@ class upload_lease {
   // Cuts the session back to `size` bytes (a chunk that arrived short of its Content-Range).
   store_status truncate(std::uint64_t size);
   // A chunk of bytes [size(), end) that must arrive whole or not at all: noted durably in the
-  // session until this lease ends. If registryd dies before the lease ends, the session is
-  // loaded again with the chunk's bytes dropped unless all of them reached the file.
+  // session until end_chunk(). If registryd dies before, the session is loaded again with the
+  // chunk's bytes dropped unless exactly [start, end) reached the file.
   store_status begin_chunk(std::uint64_t end);
+  // The chunk is settled (kept whole and synced, or cut back): removes the note durably, so
+  // that nothing acknowledged later can be cut by it. Call before answering the request. (A
+  // lease that ends without it removes the note, but not durably.)
+  store_status end_chunk();
   // Verifies the content against `expected` and publishes it as a blob (blob_writer::commit),
   // then ends the session. On errc::digest_mismatch the session is cancelled too (nothing is
   // published; the data is removed).
