@@ -204,9 +204,7 @@ blob_fills::joined blob_fills::join(const digest& d, const fetch_fn& fetch) {
         return out;
       }
       state = std::make_shared<fill_state>(d);
-      // Readers follow the writer through the page cache: the fill goes at the upstream's pace
-      // and the disk catches up behind it (the commit still syncs before publishing).
-      auto writer = store_.create_writer(d.algorithm(), storage::blob_store::pacing::readers);
+      auto writer = store_.create_writer(d.algorithm());
       if (!writer) {
         out.failure = fill_failure{500, "UNKNOWN", "the cache cannot store " + d.str() + ": " + writer.error_message()};
         return out;

@@ -94,7 +94,6 @@ struct blob_writer::impl {
   std::atomic<std::uint64_t> flushed{0};  // in the file
   std::uint64_t writeback_from = 0;
   std::uint64_t dropped_to = 0;  // pages before this offset were written back and dropped
-  bool paced_to_disk = true;     // blob_store::pacing::disk
   std::vector<char> buffer;
   hasher hash;
   bool hash_valid = true;
@@ -118,7 +117,7 @@ struct blob_writer::impl {
       return fsx::from_errno("cannot write", path, e);
     }
     flushed.store(at + n);
-    if (paced_to_disk && flushed.load() - writeback_from >= writeback_step) {
+    if (flushed.load() - writeback_from >= writeback_step) {
       // Drop-behind: the step before this one has had a whole step's time to reach the disk;
       // wait for it and let its pages go. A blob is written once and read later (or by a
       // proxy's waiters just behind the writer), so keeping every written page cached only
@@ -339,10 +338,9 @@ store_result<blob_file> blob_store::open(const digest& d) const {
   return blob_file(fd.release(), static_cast<std::uint64_t>(st.st_size));
 }
 
-store_result<blob_writer> blob_store::create_writer(digest_algorithm algorithm, pacing how) const {
+store_result<blob_writer> blob_store::create_writer(digest_algorithm algorithm) const {
   auto p = std::make_unique<blob_writer::impl>(algorithm);
   p->store = this;
-  p->paced_to_disk = how == pacing::disk;
   p->path = temp_dir() / (fsx::random_hex(16) + ".tmp");
   p->fd = fsx::unique_fd(::open(p->path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
   if (!p->fd) return fsx::from_errno("cannot create", p->path, errno);

@@ -153,21 +153,8 @@ class blob_store {
   // Opens a published blob for reading; errc::not_found when absent.
   store_result<blob_file> open(const digest& d) const;
 
-  // How a writer paces itself against the disk. Durability is the same either way: commit()
-  // fdatasyncs before it publishes.
-  enum class pacing {
-    // Every 8 MiB, wait for the step before to be written back and drop its pages: an upload
-    // keeps few dirty pages and its commit has little left to sync.
-    disk,
-    // Never wait for the disk: the kernel writes back behind the writer. For a cache fill,
-    // whose readers follow the writer through the page cache and must get the bytes as fast as
-    // the upstream sends them, not as fast as the disk takes them.
-    readers,
-  };
-
   // A writer whose temporary is a new file under <root>/tmp.
-  store_result<blob_writer> create_writer(digest_algorithm algorithm = digest_algorithm::sha256,
-                                          pacing how = pacing::disk) const;
+  store_result<blob_writer> create_writer(digest_algorithm algorithm = digest_algorithm::sha256) const;
   // A writer over an existing or new file `temp_path`, which must be on the same file system
   // as the store (upload sessions keep theirs under <root>/uploads). When the file has
   // content, its bytes are hashed first (resuming after a restart). abort() deletes the
