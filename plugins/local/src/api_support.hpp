@@ -22,7 +22,6 @@ void send_body(const sdk::request& req, sdk::response& res, int status, std::str
 using oci::http::byte_range;
 using oci::http::header_values;
 using oci::http::is_head;
-using oci::http::next_link;
 using oci::http::parse_content_range;
 using oci::http::query_value;
 using oci::http::upload_range;

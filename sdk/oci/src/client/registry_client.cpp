@@ -6,23 +6,13 @@
 
 #include <registryd/oci/client/link_header.hpp>
 #include <registryd/oci/client/scope.hpp>
-#include <registryd/oci/client/token_cache.hpp>
 #include <registryd/oci/client/www_authenticate.hpp>
 #include <registryd/oci/reference.hpp>
-#include <registryd/oci/route.hpp>
 
 #include <nlohmann/json.hpp>
-#include <openssl/evp.h>
-#include <openssl/x509.h>
 
-#include <cerrno>
 #include <charconv>
-#include <chrono>
-#include <cstdio>
 #include <cstring>
-#include <future>
-#include <map>
-#include <mutex>
 #include <stdexcept>
 
 namespace registryd::oci::client {

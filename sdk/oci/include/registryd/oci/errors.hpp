@@ -42,10 +42,4 @@ inline void send_error(sdk::response& res, error_code code, std::string_view mes
   res.send_error(http_status(code), code_text(code), message, detail);
 }
 
-// 400 TAG_INVALID for a manifest reference that is neither a valid tag nor a digest.
-inline void send_tag_invalid(sdk::response& res, std::string_view reference) {
-  send_error(res, error_code::tag_invalid, "\"" + std::string(reference) + "\" is not a valid tag",
-             {{"tag", reference}});
-}
-
 }  // namespace registryd::oci
