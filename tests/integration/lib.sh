@@ -105,13 +105,36 @@ make_sample_image() {
   umoci insert --image "$dir:latest" "$WORK/rootfs-src/hello.txt" /hello.txt >/dev/null
 }
 
+# make_sized_image DIR KIB: like make_sample_image, with a last layer of about KIB KiB of
+# random (incompressible) bytes.
+make_sized_image() {
+  local dir=$1 kib=$2
+  make_sample_image "$dir"
+  mkdir -p "$WORK/rootfs-big"
+  head -c "$((kib * 1024))" /dev/urandom >"$WORK/rootfs-big/payload.bin"
+  umoci insert --image "$dir:latest" "$WORK/rootfs-big/payload.bin" /payload.bin >/dev/null
+}
+
+# last_layer LAYOUT: the digest of the last layer of the image an OCI layout's tag "latest"
+# names (what the packages proxy serves for it).
+last_layer() {
+  python3 - "$1" <<'PY'
+import json, sys
+layout = sys.argv[1]
+desc = json.load(open(layout + "/index.json"))["manifests"][0]
+m = json.load(open(layout + "/blobs/" + desc["digest"].replace(":", "/")))
+print(m["layers"][-1]["digest"])
+PY
+}
+
 # start_registryd NAME PORT ARGS...: runs `registryd serve` on 127.0.0.1:PORT with its state in
 # $WORK/NAME-state and waits until it listens. Sets REGISTRYD_PID and CA (the CA file).
 start_registryd() {
   local name=$1 port=$2; shift 2
   start_bg "$name" 300 "$REGISTRYD" serve --listen-address "127.0.0.1:$port" \
     --state-dir "$WORK/$name-state" --data-dir "$WORK/$name-data" \
-    --plugin-dir "$REGISTRYD_PLUGIN_DIR" --config-reload-interval-seconds 1 "$@"
+    --plugin-dir "$REGISTRYD_PLUGIN_DIR" --config-reload-interval-seconds 1 \
+    --packages-listen-address "${PACKAGES_LISTEN:-127.0.0.1:0}" "$@"
   REGISTRYD_PID=$LAST_PID
   CA="$WORK/$name-state/pki/ca.crt"
   wait_port "$port" 30 || { cat "$WORK/$name.log" >&2; fail "registryd did not listen on $port"; }

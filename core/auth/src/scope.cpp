@@ -121,6 +121,9 @@ std::vector<resource_actions> grant(access_bits account,
       if (std::find(r.actions.begin(), r.actions.end(), action_all) != r.actions.end()) {
         given.actions.emplace_back(action_all);
       }
+    } else if (r.type == "registry" && r.name == packages_resource.name && (account & access_pull)) {
+      // The packages proxy (docs/packages-proxy.md): anyone who may pull may fetch packages.
+      if (std::find(r.actions.begin(), r.actions.end(), "pull") != r.actions.end()) given.actions.emplace_back("pull");
     }
     normalise(given.actions);
     if (!given.actions.empty()) out.push_back(std::move(given));

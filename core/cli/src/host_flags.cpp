@@ -33,6 +33,8 @@ void host_flags::add_to(CLI::App& app, bool with_module_config) {
   app.add_option("--containerd-dir", containerd_dir_, "containerd's config directory (/etc/containerd)");
   app.add_option("--config-reload-interval-seconds", reload_interval_,
                  "How often to look for new configs, users and certificates (5)");
+  app.add_option("--packages-listen-address", packages_listen_address_,
+                 "The packages proxy's HTTPS address, host:port, or off (127.0.0.1:4219)");
 }
 
 config::checked<config::host_settings> host_flags::load() const {
@@ -64,6 +66,7 @@ config::checked<config::host_settings> host_flags::load() const {
   set("install_images_repo", install_images_repo_);
   set("log_format", log_format_);
   set_path("containerd_dir", containerd_dir_);
+  set("packages_listen_address", packages_listen_address_);
   if (!masters_.empty()) doc["masters"] = masters_;
   if (!server_names_.empty()) doc["extra_server_names"] = server_names_;
   if (reload_interval_) doc["config_reload_interval_seconds"] = *reload_interval_;

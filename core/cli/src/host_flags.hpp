@@ -37,7 +37,7 @@ class host_flags {
   std::string host_config_;
   std::string module_config_;
   std::string listen_address_, data_dir_, state_dir_, plugin_dir_, node_ip_, users_file_;
-  std::string install_images_repo_, log_format_, containerd_dir_;
+  std::string install_images_repo_, log_format_, containerd_dir_, packages_listen_address_;
   std::vector<std::string> masters_, server_names_;
   std::optional<int> reload_interval_;
 };

@@ -169,6 +169,34 @@ void read_http_settings(map_reader& fields, http_settings& http, field_errors& e
   }
 }
 
+void read_packages_settings(map_reader& fields, const std::filesystem::path& base_dir, packages_settings& p,
+                            field_errors& errors) {
+  if (auto text = detail::read_string(fields.take("packages_listen_address"), "packages_listen_address", errors)) {
+    if (text->empty() || *text == "off") {
+      p.listen_address.clear();
+    } else if (auto parsed = parse_host_port(*text); !parsed) {
+      errors.push_back({"packages_listen_address", parsed.error_message() + " (or \"off\")"});
+    } else {
+      p.listen_address = std::move(*text);
+    }
+  }
+  if (auto n = read_ranged(fields, "packages_max_cache_bytes", 1 << 20, 1LL << 50, " bytes", errors)) {
+    p.max_cache_bytes = static_cast<std::uint64_t>(*n);
+  }
+  if (auto n = read_ranged(fields, "packages_evict_percent", 1, 100, " percent", errors)) {
+    p.evict_percent = static_cast<unsigned>(*n);
+  }
+  if (auto d = read_path(fields.take("packages_module_sources_dir"), "packages_module_sources_dir", base_dir, errors)) {
+    p.module_sources_dir = *d;
+  }
+  if (auto n = read_ranged(fields, "packages_verify_interval_seconds", 1, 30 * 86400, " seconds", errors)) {
+    p.verify_interval = std::chrono::seconds(*n);
+  }
+  if (auto f = read_path(fields.take("packages_tokens_file"), "packages_tokens_file", base_dir, errors)) {
+    p.tokens_file = *f;
+  }
+}
+
 // A SAN: a DNS name, a wildcard DNS name (*.example.com) or an IP address.
 bool is_server_name(std::string_view name) {
   if (name.starts_with("*.")) return is_dns_name(name.substr(2));
@@ -288,6 +316,7 @@ std::optional<host_settings> parse_root(const YAML::Node& root,
     }
   }
   read_http_settings(fields, s.http, errors);
+  read_packages_settings(fields, base_dir, s.packages, errors);
   fields.reject_unknown();
   if (errors.size() != errors_before) return std::nullopt;
   return s;

@@ -62,4 +62,17 @@ nlohmann::json settings_document(const module_config& config, const host_setting
   };
 }
 
+nlohmann::json packages_document(const module_config& config, const host_settings& host) {
+  nlohmann::json doc = settings_document(config, host);
+  const auto& p = host.packages;
+  doc["packages"] = {
+      {"cacheDir", (host.data_dir / "packages").string()},
+      {"maxCacheBytes", p.max_cache_bytes},
+      {"evictPercent", p.evict_percent},
+      {"verifyIntervalSeconds", p.verify_interval.count()},
+  };
+  if (p.module_sources_dir) doc["packages"]["moduleSourcesDir"] = p.module_sources_dir->string();
+  return doc;
+}
+
 }  // namespace registryd::config

@@ -30,18 +30,32 @@ std::filesystem::path mode_plugin_file(const std::filesystem::path& dir,
   return dir / (name + ".so");
 }
 
+namespace {
+
+util::result<std::shared_ptr<plugin_host::plugin_instance>> create_instance(const std::filesystem::path& file,
+                                                                          const std::string& settings,
+                                                                          std::shared_ptr<spdlog::logger> logger) {
+  auto library = plugin_host::plugin_library::load(file);
+  if (!library) return util::error{library.error_message()};
+  if (auto checked = plugin_host::plugin_instance::validate_settings(**library, settings); !checked) {
+    return util::error{checked.error_message()};
+  }
+  return plugin_host::plugin_instance::create(std::move(*library), settings, std::move(logger));
+}
+
+}  // namespace
+
 util::result<std::shared_ptr<plugin_host::plugin_instance>> create_mode(
     const config::module_config& config, const config::host_settings& host,
     const std::optional<std::filesystem::path>& override_file,
     std::shared_ptr<spdlog::logger> logger) {
   const auto file = override_file.value_or(mode_plugin_file(plugin_dir(host), config.mode));
-  auto library = plugin_host::plugin_library::load(file);
-  if (!library) return util::error{library.error_message()};
-  const std::string settings = config::settings_document(config, host).dump();
-  if (auto checked = plugin_host::plugin_instance::validate_settings(**library, settings); !checked) {
-    return util::error{checked.error_message()};
-  }
-  return plugin_host::plugin_instance::create(std::move(*library), settings, std::move(logger));
+  return create_instance(file, config::settings_document(config, host).dump(), std::move(logger));
+}
+
+util::result<std::shared_ptr<plugin_host::plugin_instance>> create_packages_proxy(
+    const std::string& settings, const config::host_settings& host, std::shared_ptr<spdlog::logger> logger) {
+  return create_instance(plugin_dir(host) / "packages-proxy.so", settings, std::move(logger));
 }
 
 }  // namespace registryd::daemon

@@ -13,9 +13,14 @@
 #include <registryd/switching/rules.hpp>
 #include <registryd/switching/state.hpp>
 
+#include <registryd/oci/text_file.hpp>
+#include <registryd/sdk/text.hpp>
+
 #include <prometheus/family.h>
 
+#include <algorithm>
 #include <chrono>
+#include <sstream>
 
 namespace registryd::daemon {
 namespace {
@@ -66,7 +71,9 @@ util::status supervisor::start() {
   }
   if (auto st = refresh_users(); !st) return st;
   if (auto st = refresh_mode(true); !st) return st;
-  return front_door_->start();
+  if (auto st = front_door_->start(); !st) return st;
+  refresh_packages();
+  return util::ok();
 }
 
 void supervisor::reconcile(bool retry_refused) {
@@ -76,11 +83,82 @@ void supervisor::reconcile(bool retry_refused) {
   }
   if (auto st = refresh_users(); !st) logger_->error("users: {}", st.error_message());
   if (auto st = refresh_mode(false); !st) logger_->error("{}", st.error_message());
+  refresh_packages();
 }
 
 void supervisor::stop() {
+  if (packages_door_) packages_door_->stop();
+  packages_door_.reset();
   if (front_door_) front_door_->stop();
   front_door_.reset();
+}
+
+void supervisor::refresh_packages() {
+  const auto& host = opts_.host;
+  const auto failed = [this](const std::string& why) {
+    if (why != packages_failure_) logger_->error("packages proxy: {}", why);
+    packages_failure_ = why;
+  };
+  if (host.packages.listen_address.empty() || !active_config_) return;
+
+  if (!packages_door_) {
+    const auto listen = config::parse_host_port(host.packages.listen_address);
+    if (!listen) return failed("packages_listen_address: " + listen.error_message());
+    frontdoor::options fd;
+    fd.address = listen->host;
+    fd.port = listen->port;
+    fd.tls = !opts_.plain_http;
+    fd.role = frontdoor::listener_role::packages;
+    fd.transport = host.http;
+    // Packages are few and large: a handful of I/O threads and workers is plenty.
+    fd.transport.io_threads = 1;
+    fd.transport.worker_threads = std::min<std::size_t>(fd.transport.worker_threads, 16);
+    const auto main = config::parse_host_port(host.listen_address);
+    const std::string realm_host = main ? (main->host == "0.0.0.0" ? host.node_ip : main->host) + ":" +
+                                              std::to_string(front_door_->port())
+                                        : host.listen_address;
+    fd.token_realm = std::string(opts_.plain_http ? "http://" : "https://") + realm_host + "/auth/token";
+    packages_metrics_ = std::make_shared<prometheus::Registry>();
+    auto door = std::make_unique<frontdoor::front_door>(fd, logger_, packages_metrics_);
+    door->set_identity(front_door_->identity());
+    door->set_token_authority(front_door_->token_authority());
+    door->set_mode(nullptr, "the packages proxy is starting");
+    if (auto st = door->start(); !st) return failed("cannot listen: " + st.error_message());
+    packages_door_ = std::move(door);
+    logger_->info("packages proxy listens on {}:{}", fd.address, packages_door_->port());
+  }
+  if (auto st = refresh_static_tokens(); !st) failed(st.error_message());
+
+  const std::string settings = config::packages_document(*active_config_, host).dump();
+  if (settings == packages_settings_) return;
+  auto instance = create_packages_proxy(settings, host, logger_);
+  if (!instance) return failed(instance.error_message());
+  if (auto st = (*instance)->start(); !st) return failed("cannot start: " + st.error_message());
+  packages_door_->set_mode(*instance);
+  packages_settings_ = settings;
+  packages_failure_.clear();
+  logger_->info("packages proxy is serving ({})", (*instance)->library().describe());
+}
+
+util::status supervisor::refresh_static_tokens() {
+  const auto& file = opts_.host.packages.tokens_file;
+  if (!file) return util::ok();
+  std::error_code ec;
+  const auto mtime = std::filesystem::last_write_time(*file, ec);
+  if (ec) return util::error{"cannot read packages_tokens_file " + file->string() + ": " + ec.message()};
+  if (tokens_mtime_ && *tokens_mtime_ == mtime) return util::ok();
+  tokens_mtime_ = mtime;
+  const auto text = oci::read_text_file(*file);
+  if (!text) return util::error{"cannot read packages_tokens_file " + file->string()};
+  std::vector<std::string> tokens;
+  std::istringstream lines(*text);
+  for (std::string line; std::getline(lines, line);) {
+    const auto t = sdk::trim(line);
+    if (!t.empty() && t.front() != '#') tokens.emplace_back(t);
+  }
+  packages_door_->set_static_tokens(tokens);
+  logger_->info("packages proxy: {} static token(s) from {}", tokens.size(), file->string());
+  return util::ok();
 }
 
 util::status supervisor::refresh_certificates() {
@@ -98,6 +176,7 @@ util::status supervisor::refresh_certificates() {
     auto authority = auth::token_authority::load(options.dir);
     if (!authority) return util::error{"token signer: " + authority.error_message()};
     front_door_->set_token_authority(*authority);
+    if (packages_door_) packages_door_->set_token_authority(*authority);
     logger_->info("tokens: {}, key id {}", token_report->summary(), (*authority)->key_id());
   }
   const auto current = front_door_->identity();
@@ -107,6 +186,7 @@ util::status supervisor::refresh_certificates() {
   if (!identity) return util::error{identity.error_message()};
   if (!current || current->chain_fingerprint != (*identity)->chain_fingerprint) {
     front_door_->set_identity(*identity);
+    if (packages_door_) packages_door_->set_identity(*identity);
     certificate_expiry_.Set(static_cast<double>(
         std::chrono::duration_cast<std::chrono::seconds>((*identity)->not_after.time_since_epoch())
             .count()));
@@ -232,6 +312,7 @@ util::status supervisor::activate(const config::module_config& config, const std
   mode_info_.Add({{"mode", mode_name}}).Set(1);
   active_mode_name_ = mode_name;
   active_settings_ = settings;
+  active_config_ = config;
   logger_->info("mode {} is serving ({})", mode_name, (*instance)->library().describe());
   return util::ok();
 }

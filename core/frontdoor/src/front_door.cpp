@@ -5,6 +5,8 @@
 #include "response_writer.hpp"
 
 #include <registryd/auth/access.hpp>
+#include <registryd/auth/scope.hpp>
+#include <registryd/oci/digest.hpp>
 #include <registryd/sdk/oci_error.hpp>
 
 #include <nlohmann/json.hpp>
@@ -132,8 +134,23 @@ void front_door::set_mode(std::shared_ptr<const plugin_host::plugin_instance> mo
 }
 
 void front_door::set_identity(std::shared_ptr<const pki::tls_identity> identity) {
+  std::shared_ptr<X509_STORE> trust;
+  if (opts_.role == listener_role::packages && identity && !identity->chain.empty()) {
+    // The CA is the last certificate the server sends after its leaf.
+    trust.reset(X509_STORE_new(), &X509_STORE_free);
+    if (!trust || X509_STORE_add_cert(trust.get(), identity->chain.back().get()) != 1) trust.reset();
+  }
   std::lock_guard lock(mutex_);
   identity_ = std::move(identity);
+  client_trust_ = std::move(trust);
+}
+
+void front_door::set_static_tokens(const std::vector<std::string>& tokens) {
+  auto hashes = std::make_shared<std::vector<std::string>>();
+  for (const auto& t : tokens) hashes->push_back(oci::digest_of(t).str());
+  std::sort(hashes->begin(), hashes->end());
+  std::lock_guard lock(mutex_);
+  static_token_hashes_ = std::move(hashes);
 }
 
 std::shared_ptr<const pki::tls_identity> front_door::identity() const {
@@ -142,7 +159,16 @@ std::shared_ptr<const pki::tls_identity> front_door::identity() const {
 }
 
 int front_door::on_handshake(SSL* ssl, void* self) {
-  const auto identity = static_cast<const front_door*>(self)->identity();
+  const auto* door = static_cast<const front_door*>(self);
+  std::shared_ptr<const pki::tls_identity> identity;
+  std::shared_ptr<X509_STORE> trust;
+  {
+    std::lock_guard lock(door->mutex_);
+    identity = door->identity_;
+    trust = door->client_trust_;
+  }
+  // Client certificates (packages listener) verify against the CA of the identity in use.
+  if (trust && SSL_set1_verify_cert_store(ssl, trust.get()) != 1) return 0;
   // No identity yet fails the handshake; SSL_use_* keep their own references, so the
   // connection keeps what it got even when the identity is swapped in the middle of it.
   return identity && pki::install_identity(ssl, *identity).ok() ? 1 : 0;
@@ -182,6 +208,12 @@ util::status front_door::start() {
         return false;
       }
       SSL_CTX_set_cert_cb(ctx, &front_door::on_handshake, this);
+      if (opts_.role == listener_role::packages) {
+        // Ask for a client certificate without requiring one: a client may authenticate with a
+        // token instead. The result of the check is read after the handshake
+        // (http_request::peer_subject); an untrusted certificate is simply no credential.
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, [](int, X509_STORE_CTX*) { return 1; });
+      }
       return true;
     };
   }
@@ -215,7 +247,9 @@ void front_door::handle(const http_request& req, request_body& body, http_respon
     oci_error(res, 413, "SIZE_INVALID", "a GET or HEAD request carries no body");
     return;
   }
-  if (path == "/v2" || path.starts_with("/v2/")) {
+  if (opts_.role == listener_role::packages) {
+    handle_packages(req, body, res);
+  } else if (path == "/v2" || path.starts_with("/v2/")) {
     handle_v2(req, body, res);
   } else if (get && path == "/healthz") {
     res.set_content("ok\n", "text/plain");
@@ -347,9 +381,6 @@ std::optional<auth::access_bits> front_door::authorize(const caller& who,
 }
 
 void front_door::handle_v2(const http_request& req, request_body& body, http_response& res) {
-  body_context body_ctx;
-  body_ctx.body = &body;
-
   res.set_header("Docker-Distribution-API-Version", "registry/2.0");
   const auth::request_scope scope =
       auth::scope_of_request(req.method, req.path, req.param("from"));
@@ -374,6 +405,11 @@ void front_door::handle_v2(const http_request& req, request_body& body, http_res
   const auto access = authorize(*who, req, res, scope);
   if (!access) return;
 
+  call_plugin(req, body, res, who->name, *access);
+}
+
+void front_door::call_plugin(const http_request& req, request_body& body, http_response& res,
+                             const std::string& user, auth::access_bits access) {
   std::shared_ptr<const plugin_host::plugin_instance> mode;
   std::string reason;
   {
@@ -385,6 +421,8 @@ void front_door::handle_v2(const http_request& req, request_body& body, http_res
     oci_error(res, 503, "UNAVAILABLE", reason);
     return;
   }
+  body_context body_ctx;
+  body_ctx.body = &body;
 
   std::vector<registryd_header> headers;
   headers.reserve(req.headers.size());
@@ -403,13 +441,66 @@ void front_door::handle_v2(const http_request& req, request_body& body, http_res
   r.headers = headers.data();
   r.header_count = headers.size();
   r.remote_addr = view(req.remote_addr);
-  r.user = view(who->name);
-  r.access = *access;
+  r.user = view(user);
+  r.access = access;
   r.body = &body_reader;
 
   response_writer writer;
   mode->handle(r, *writer.abi());
   writer.apply(res, std::move(mode));
+}
+
+void front_door::handle_packages(const http_request& req, request_body& body, http_response& res) {
+  const bool get = req.method == "GET" || req.method == "HEAD";
+  if (req.path == "/healthz" && get) {
+    res.set_content("ok\n", "text/plain");
+  } else if (req.path == "/package" || (req.path == "/metrics" && get)) {
+    if (!authorize_packages(req, res)) return;
+    if (req.path == "/metrics") return handle_metrics(res);
+    call_plugin(req, body, res, req.peer_subject, auth::access_pull);
+  } else {
+    res.status = 404;
+    res.set_content("404 page not found\n", "text/plain");
+  }
+}
+
+bool front_door::authorize_packages(const http_request& req, http_response& res) const {
+  if (!req.peer_subject.empty()) return true;  // a client certificate signed by the host CA
+  const auto deny = [&](unsigned status, std::string_view error, const std::string& text) {
+    if (status == 401) {
+      std::string value = "Bearer realm=\"" + opts_.token_realm + "\",scope=\"" +
+                          auth::to_string(auth::packages_resource) + "\"";
+      if (const auto tokens = token_snapshot()) value += ",service=\"" + tokens->settings().service + "\"";
+      if (!error.empty()) value += ",error=\"" + std::string(error) + "\"";
+      res.set_header("WWW-Authenticate", value);
+    }
+    res.status = status;
+    res.set_content(text + "\n", "text/plain");
+    return false;
+  };
+  const std::string authorization = req.header("Authorization");
+  const auto bearer = bearer_token(authorization);
+  if (!bearer) {
+    return deny(401, {}, "authorization required: a bearer token granting " +
+                             auth::to_string(auth::packages_resource) + " or a client certificate of the registry CA");
+  }
+  std::shared_ptr<const std::vector<std::string>> statics;
+  {
+    std::lock_guard lock(mutex_);
+    statics = static_token_hashes_;
+  }
+  if (statics && std::binary_search(statics->begin(), statics->end(), oci::digest_of(*bearer).str())) return true;
+  const auto tokens = token_snapshot();
+  if (!tokens) return deny(401, "invalid_token", "invalid token");
+  auto claims = tokens->verify(*bearer, std::chrono::system_clock::now());
+  if (!claims) {
+    logger_->info("{} refused a token on the packages listener: {}", req.remote_addr, claims.error_message());
+    return deny(401, "invalid_token", "invalid token");
+  }
+  if (!auth::covers(claims->access, {auth::packages_resource})) {
+    return deny(403, {}, "the token does not grant " + auth::to_string(auth::packages_resource));
+  }
+  return true;
 }
 
 void front_door::handle_readyz(http_response& res) const {

@@ -26,6 +26,10 @@ struct http_request {
   std::string query;   // raw, without '?'
   std::vector<std::pair<std::string, std::string>> headers;  // in order, names as sent
   std::string remote_addr;
+  // The subject of a client certificate that verified against the listener's trust store
+  // (only listeners that ask for one: the packages proxy's); "" when none was sent or it did
+  // not verify.
+  std::string peer_subject;
   unsigned version = 11;  // 10 or 11
   // A framed body: Content-Length (its value) or chunked (-1). 0: none.
   std::int64_t content_length = 0;

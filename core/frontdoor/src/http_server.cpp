@@ -47,6 +47,16 @@ namespace {
 
 namespace net = boost::asio;
 namespace http = boost::beast::http;
+
+// The one-line subject of the client's certificate when it verified ("" otherwise). Listeners
+// that do not ask for client certificates never get one.
+std::string verified_peer_subject(SSL* ssl) {
+  X509* peer = SSL_get0_peer_certificate(ssl);
+  if (peer == nullptr || SSL_get_verify_result(ssl) != X509_V_OK) return {};
+  char buffer[512];
+  if (X509_NAME_oneline(X509_get_subject_name(peer), buffer, sizeof buffer) == nullptr) return "(unnamed)";
+  return buffer;
+}
 using tcp = net::ip::tcp;
 using error_code = boost::system::error_code;
 using steady = std::chrono::steady_clock;
@@ -381,6 +391,9 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
 
   std::shared_ptr<http_server::impl> server_;
   std::string client_;
+  // The subject of the client's certificate when it verified against the server's trust store
+  // (the host CA, on listeners that ask for one); "" otherwise.
+  std::string peer_subject_;
   Stream stream_;
   net::steady_timer timer_;
   steady::time_point deadline_ = steady::time_point::max();
@@ -867,6 +880,7 @@ net::awaitable<void> connection<Stream>::run(std::shared_ptr<connection> self) {
       socket().close(ec);
       co_return;
     }
+    peer_subject_ = verified_peer_subject(stream_.native_handle());
   }
   bool linger = false;
   for (std::size_t served = 0;; ++served) {
@@ -899,6 +913,7 @@ net::awaitable<void> connection<Stream>::run(std::shared_ptr<connection> self) {
 
     http_request req;
     req.remote_addr = client_;
+    req.peer_subject = peer_subject_;
     if (const auto refused = check_head(parser, req)) {
       co_await refuse(refused->first, refusal_reason(refused->first), refused->second);
       linger = true;

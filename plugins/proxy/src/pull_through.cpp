@@ -1,5 +1,6 @@
 #include "pull_through.hpp"
 
+#include <registryd/oci/cache/upstream_fill.hpp>
 #include <registryd/oci/content_negotiation.hpp>
 #include <registryd/oci/errors.hpp>
 #include <registryd/oci/http.hpp>
@@ -9,7 +10,6 @@
 
 #include <nlohmann/json.hpp>
 
-#include <charconv>
 
 namespace registryd::proxy {
 namespace {
@@ -23,31 +23,6 @@ constexpr std::chrono::milliseconds down_window{3000};
 
 using oci::http::header_values;
 using oci::http::is_head;
-
-// The host pulls the bytes of an uncached blob from here while the fill writes them.
-class fill_stream final : public sdk::body_source {
- public:
-  explicit fill_stream(std::unique_ptr<oci::cache::fill_reader> reader) : reader_(std::move(reader)) {}
-  std::size_t read(char* buffer, std::size_t capacity) override {
-    const auto n = reader_->read(buffer, capacity);
-    // A failed fill: the host closes the connection, so the client never takes a short or
-    // unverified body for the blob.
-    if (n < 0) throw std::runtime_error("the fill of the blob failed");
-    return static_cast<std::size_t>(n);
-  }
-
- private:
-  std::unique_ptr<oci::cache::fill_reader> reader_;
-};
-
-std::optional<std::uint64_t> content_length(const oci::client::header_list& headers) {
-  const auto v = headers.get("Content-Length");
-  if (!v) return std::nullopt;
-  std::uint64_t n = 0;
-  const auto [ptr, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
-  if (ec != std::errc() || ptr != v->data() + v->size()) return std::nullopt;
-  return n;
-}
 
 void manifest_unknown(sdk::response& res, const oci::target& r, const std::string& message) {
   res.send_error(404, "MANIFEST_UNKNOWN", message, {{"name", r.name}, {"reference", r.reference}});
@@ -328,22 +303,13 @@ oci::cache::fetch_fn pull_through::blob_fetch(const std::string& client_name, co
                                               const oci::digest& d) {
   return [this, client_name, upstream_name, d](oci::cache::fill_sink& sink) -> std::optional<oci::cache::fill_failure> {
     ++counters_.upstream_blob_gets;
-    oci::client::blob_read_options options;
-    options.verify = false;  // the fill verifies what it writes, once
-    options.abort = sink.abort_handle();
-    oci::client::response_handler handler;
-    handler.on_head = [&sink](const oci::client::response_head& head) {
-      sink.begin(content_length(head.headers));
-      return true;
-    };
-    handler.on_body = [&sink](std::string_view piece) { return sink.write(piece); };
-    auto got = upstream_.get_blob(upstream_name, d, handler, options);
-    if (got) {
+    const auto failed = oci::cache::fetch_upstream_blob(sink, upstream_, upstream_name, d);
+    if (!failed) {
       health_.succeeded();
       return std::nullopt;
     }
-    note_failure(got.error());
-    return to_fill_failure(got.error(), "blob " + d.str() + " of " + client_name);
+    note_failure(*failed);
+    return to_fill_failure(*failed, "blob " + d.str() + " of " + client_name);
   };
 }
 
@@ -381,7 +347,7 @@ void pull_through::get_blob(const sdk::request& req, sdk::response& res, const o
       return;  // 304, answered
     }
     access_.touch(*d, clock_());
-    res.send_stream("application/octet-stream", length, std::make_unique<fill_stream>(std::move(reader)));
+    res.send_stream("application/octet-stream", length, std::make_unique<oci::cache::fill_body>(std::move(reader)));
     return;
   }
   res.send_error(503, "UNAVAILABLE", "blob " + d->str() + " was evicted while it was being fetched; try again");

@@ -44,11 +44,11 @@ std::optional<std::uint64_t> to_position(std::string_view s) {
 
 std::string quoted(const digest& d) { return "\"" + d.str() + "\""; }
 
-void set_content_headers(sdk::response& res, const digest& d) {
-  res.header("Docker-Content-Digest", d.str());
+void set_content_headers(sdk::response& res, const digest& d, const answer_headers& h = {}) {
+  if (h.content_digest) res.header("Docker-Content-Digest", d.str());
   res.header("ETag", quoted(d));
   // Content-addressed: what this URL names can never change.
-  res.header("Cache-Control", "max-age=31536000");
+  res.header("Cache-Control", h.cache_control);
 }
 
 // If-None-Match names this content: 304, nothing else to send.
@@ -220,7 +220,15 @@ bool not_modified(const sdk::request& req, const digest& d) {
 
 std::optional<blob_slice> begin_blob_answer(const sdk::request& req, sdk::response& res, const digest& d,
                                             std::uint64_t size, std::string_view content_type) {
-  set_content_headers(res, d);
+  answer_headers h;
+  h.content_type = content_type;
+  return begin_blob_answer(req, res, d, size, h);
+}
+
+std::optional<blob_slice> begin_blob_answer(const sdk::request& req, sdk::response& res, const digest& d,
+                                            std::uint64_t size, const answer_headers& h) {
+  const std::string_view content_type = h.content_type;
+  set_content_headers(res, d, h);
   res.header("Accept-Ranges", "bytes");
   if (answered_not_modified(req, res, d)) return std::nullopt;
 

@@ -4,4 +4,5 @@
 # shared list. The Proxy mode and the packages proxy use them.
 target_sources(registryd_oci PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/blob_fill.cpp
-  ${CMAKE_CURRENT_LIST_DIR}/eviction.cpp)
+  ${CMAKE_CURRENT_LIST_DIR}/eviction.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/upstream_fill.cpp)

@@ -1,6 +1,7 @@
 #include <registryd/oci/client/message.hpp>
 
 #include <algorithm>
+#include <charconv>
 
 namespace registryd::oci::client {
 
@@ -59,6 +60,15 @@ void abort_handle::attach(std::function<void()> shut) {
 void abort_handle::detach() {
   std::lock_guard lock(mutex_);
   shut_ = nullptr;
+}
+
+std::optional<std::uint64_t> content_length(const response_head& head) {
+  const auto v = head.headers.get("Content-Length");
+  if (!v) return std::nullopt;
+  std::uint64_t n = 0;
+  const auto [p, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
+  if (ec != std::errc() || p != v->data() + v->size()) return std::nullopt;
+  return n;
 }
 
 }  // namespace registryd::oci::client

@@ -40,13 +40,6 @@ bool is_redirect(int status) {
   return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
 }
 
-std::optional<std::uint64_t> parse_u64(std::string_view text) {
-  std::uint64_t v = 0;
-  const auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (ec != std::errc() || p != text.data() + text.size()) return std::nullopt;
-  return v;
-}
-
 bool is_digest_reference(std::string_view reference) { return reference.find(':') != std::string_view::npos; }
 
 }  // namespace
@@ -233,11 +226,6 @@ request_body body_of(std::string_view bytes) {
     return true;
   };
   return b;
-}
-
-std::optional<std::uint64_t> content_length(const response_head& h) {
-  const auto v = h.headers.get("Content-Length");
-  return v ? parse_u64(*v) : std::nullopt;
 }
 
 std::string media_type_of(const response_head& h) {

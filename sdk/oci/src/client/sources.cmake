@@ -4,6 +4,7 @@
 # are linked by whatever links registryd::oci.
 target_sources(registryd_oci PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/connection_pool.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/docker_config.cpp
   ${CMAKE_CURRENT_LIST_DIR}/error.cpp
   ${CMAKE_CURRENT_LIST_DIR}/image_check.cpp
   ${CMAKE_CURRENT_LIST_DIR}/link_header.cpp

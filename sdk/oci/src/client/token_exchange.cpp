@@ -1,26 +1,16 @@
 #include "token_exchange.hpp"
 
+#include <registryd/oci/base64.hpp>
 #include <registryd/oci/client/scope.hpp>
-
-#include <openssl/evp.h>
 
 namespace registryd::oci::client::detail {
 namespace {
 
 constexpr std::size_t max_token_body = 1024 * 1024;
 
-std::string base64(std::string_view in) {
-  std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(in.data()),
-                                static_cast<int>(in.size()));
-  out.resize(static_cast<std::size_t>(n));
-  return out;
-}
-
 }  // namespace
 
-std::string basic_authorization(const credentials& c) { return "Basic " + base64(c.username + ":" + c.password); }
+std::string basic_authorization(const credentials& c) { return "Basic " + oci::base64_encode(c.username + ":" + c.password); }
 
 result<std::optional<std::string>> token_exchange::authorization(const std::vector<std::string>& scopes, bool refresh) {
   auth_scheme scheme;

@@ -1,4 +1,5 @@
 #include "fs_util.hpp"
+#include <registryd/oci/text_file.hpp>
 
 #include <openssl/rand.h>
 
@@ -162,3 +163,11 @@ time_point mtime_of(const struct ::timespec& ts) {
 }
 
 }  // namespace registryd::oci::storage::fsx
+
+namespace registryd::oci {
+
+storage::store_status write_text_file_atomic(const std::filesystem::path& path, std::string_view content) {
+  return storage::fsx::write_file_atomic(path, content);
+}
+
+}  // namespace registryd::oci

@@ -20,6 +20,9 @@ struct resource_actions {
   bool operator==(const resource_actions&) const = default;
 };
 
+// What a token must grant to fetch from the packages proxy: "registry:packages:pull".
+inline const resource_actions packages_resource{"registry", "packages", {"pull"}};
+
 // "type:name:action[,action...]". The type ends at the first ':' and the actions start after
 // the last, so a name may hold ':' (a registry host with a port). nullopt when a part is empty
 // or the text holds a space or a control character. Actions are sorted and deduplicated;
@@ -43,7 +46,8 @@ bool is_repository_name(std::string_view name) noexcept;
 // What `account` is given of `requested`: the intersection, never an error. Repository scopes
 // keep the actions the account holds (pull, push, delete; "*" is kept only for an account that
 // holds all three and is otherwise replaced by the actions it holds); "registry:catalog:*" is
-// kept for accounts with catalog access. Unknown types, other registry resources, invalid
+// kept for accounts with catalog access, "registry:packages:pull" for accounts that may pull.
+// Unknown types, other registry resources, invalid
 // repository names and unknown actions are dropped, and so are resources left with no action.
 std::vector<resource_actions> grant(access_bits account,
                                     const std::vector<resource_actions>& requested);

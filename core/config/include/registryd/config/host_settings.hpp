@@ -7,6 +7,7 @@
 #include <registryd/config/http_settings.hpp>
 
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -16,6 +17,21 @@
 namespace registryd::config {
 
 enum class log_format { text, json };
+
+// The packages proxy (docs/packages-proxy.md): its listener and its cache. It runs beside
+// the mode in force; changing these restarts only it.
+struct packages_settings {
+  // host:port of its HTTPS listener; "" turns the packages proxy off.
+  std::string listen_address = "127.0.0.1:4219";
+  std::uint64_t max_cache_bytes = 1ULL << 30;  // 1 GiB
+  unsigned evict_percent = 80;                 // evict least recently used entries past this
+  std::optional<std::filesystem::path> module_sources_dir;  // ModuleSource documents
+  std::chrono::seconds verify_interval{86400};  // background re-hash of each entry
+  // Static bearer tokens accepted besides the host's own tokens, one per line ('#' comments).
+  std::optional<std::filesystem::path> tokens_file;
+
+  friend bool operator==(const packages_settings&, const packages_settings&) = default;
+};
 std::string_view to_string(log_format format);  // "text" | "json"
 
 struct host_settings {
@@ -46,6 +62,8 @@ struct host_settings {
   std::chrono::seconds gc_grace{3600};
   // The front door's threads, timeouts and limits (`http_*` keys).
   http_settings http;
+  // The packages proxy (`packages_*` keys).
+  packages_settings packages;
 
   friend bool operator==(const host_settings&, const host_settings&) = default;
 };

@@ -22,4 +22,9 @@ inline constexpr std::string_view fixed_repository = "system/deckhouse";
 // and for the legacy Unmanaged mode the install-time imagesRepo with default fields.
 nlohmann::json settings_document(const module_config& config, const host_settings& host);
 
+// The packages proxy's document: settings_document() of the mode in force (its default
+// repository follows the mode) plus `packages` with the cache's settings
+// (docs/packages-proxy.md).
+nlohmann::json packages_document(const module_config& config, const host_settings& host);
+
 }  // namespace registryd::config

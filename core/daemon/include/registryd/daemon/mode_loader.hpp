@@ -32,4 +32,9 @@ util::result<std::shared_ptr<plugin_host::plugin_instance>> create_mode(
     const std::optional<std::filesystem::path>& override_file,
     std::shared_ptr<spdlog::logger> logger);
 
+// The packages proxy: <plugin dir>/packages-proxy.so with `settings` (packages_document),
+// checked and created (not started). Every failure names the file.
+util::result<std::shared_ptr<plugin_host::plugin_instance>> create_packages_proxy(
+    const std::string& settings, const config::host_settings& host, std::shared_ptr<spdlog::logger> logger);
+
 }  // namespace registryd::daemon

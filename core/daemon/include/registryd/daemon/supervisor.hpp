@@ -61,6 +61,12 @@ class supervisor {
   util::status save_switched_state(const config::module_config& config) const;
   util::status activate(const config::module_config& config, const std::string& settings,
                         bool persist);
+  // The packages proxy beside the mode in force (docs/packages-proxy.md): (re)started when
+  // its document changes (the mode's upstream, the packages_* settings); its listener is
+  // bound on the first pass that can. Its failures are logged once and retried on the next
+  // pass; they never touch the mode.
+  void refresh_packages();
+  util::status refresh_static_tokens();
 
   supervisor_options opts_;
   std::shared_ptr<spdlog::logger> logger_;
@@ -75,6 +81,13 @@ class supervisor {
   std::string active_settings_;   // the settings document the running mode was created with
   std::string last_refused_;      // the settings document last refused, to log a refusal once
   std::string active_mode_name_;
+  std::optional<config::module_config> active_config_;
+
+  std::shared_ptr<prometheus::Registry> packages_metrics_;
+  std::unique_ptr<frontdoor::front_door> packages_door_;
+  std::string packages_settings_;  // the document the running packages proxy got
+  std::string packages_failure_;   // the last failure logged, to log each once
+  std::optional<std::filesystem::file_time_type> tokens_mtime_;
 };
 
 }  // namespace registryd::daemon

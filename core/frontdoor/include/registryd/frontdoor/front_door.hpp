@@ -36,11 +36,25 @@ struct http_response;
 class request_body;
 class failure_limiter;
 
+// What a listener serves.
+enum class listener_role {
+  // The fixed address: /v2/ for the mode, /auth/token, /healthz, /readyz, /metrics.
+  registry,
+  // The packages proxy's authorizing front (docs/packages-proxy.md): /healthz open; /package
+  // (to the packages proxy plugin) and /metrics for a client certificate signed by the host CA,
+  // a host token granting registry:packages:pull, or a static token; nothing else.
+  packages,
+};
+
 struct options {
   std::string address = "127.0.0.1";
   int port = 5001;
   bool tls = true;  // false only for benchmarks and local experiments
   transport_options transport;  // threads, timeouts, limits (docs/frontdoor.md)
+  listener_role role = listener_role::registry;
+  // packages: the realm a 401 sends clients to for a token (the registry listener's
+  // /auth/token).
+  std::string token_realm;
 };
 
 // Checks an Authorization header value (possibly empty). nullopt: not authenticated.
@@ -70,6 +84,8 @@ class front_door {
   // the scope the request needs); basic credentials keep working. nullptr turns it off.
   void set_token_authority(std::shared_ptr<const auth::token_authority> authority);
   std::shared_ptr<const auth::token_authority> token_authority() const { return token_snapshot(); }
+  // packages: bearer tokens accepted as they are (a configured list); only their SHA-256 is kept.
+  void set_static_tokens(const std::vector<std::string>& tokens);
 
   // Binds and starts serving on background threads. Fails with the reason (address in use:
   // the address is never shared with another process).
@@ -90,6 +106,12 @@ class front_door {
   // Routes one request (on a worker thread).
   void handle(const http_request& req, request_body& body, http_response& res);
   void handle_v2(const http_request& req, request_body& body, http_response& res);
+  void handle_packages(const http_request& req, request_body& body, http_response& res);
+  // packages: true when the client may fetch packages; otherwise answers 401 or 403.
+  bool authorize_packages(const http_request& req, http_response& res) const;
+  // Hands the request to the plugin (the mode, or the packages proxy) as `user` with `access`.
+  void call_plugin(const http_request& req, request_body& body, http_response& res, const std::string& user,
+                   auth::access_bits access);
   void handle_readyz(http_response& res) const;
   void handle_metrics(http_response& res) const;
   // The caller, or nullopt after answering 401 (or 429 when the client failed too often).
@@ -134,6 +156,9 @@ class front_door {
   std::string no_mode_reason_ = "no registry mode is active yet";
   std::shared_ptr<const auth_state> auth_;
   std::shared_ptr<const auth::token_authority> tokens_;
+  std::shared_ptr<const std::vector<std::string>> static_token_hashes_;  // sorted SHA-256 hex
+  // packages: the host CA as a trust store for client certificates (from the identity's chain).
+  std::shared_ptr<X509_STORE> client_trust_;
 
   std::unique_ptr<failure_limiter> failures_;
   std::unique_ptr<http_server> server_;

@@ -115,6 +115,17 @@ std::optional<blob_slice> begin_blob_answer(const sdk::request& req, sdk::respon
                                             std::uint64_t size,
                                             std::string_view content_type = "application/octet-stream");
 
+// The headers of a content-addressed answer that is not the distribution API's (the packages
+// proxy's /package): the content type, Cache-Control, and whether Docker-Content-Digest is
+// sent (not when `d` names something else than the body, an image whose layer is sent).
+struct answer_headers {
+  std::string_view content_type = "application/octet-stream";
+  std::string_view cache_control = "max-age=31536000";
+  bool content_digest = true;
+};
+std::optional<blob_slice> begin_blob_answer(const sdk::request& req, sdk::response& res, const digest& d,
+                                            std::uint64_t size, const answer_headers& headers);
+
 // The same for content whose size is not known yet (a pull-through fill whose upstream sent no
 // length): no Accept-Ranges, any Range is served whole, and the caller streams it all.
 // Returns false when it answered 304 itself.

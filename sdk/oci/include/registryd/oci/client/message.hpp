@@ -121,6 +121,9 @@ struct response_head {
   std::string url;
 };
 
+// The answer's Content-Length; nullopt when absent or not a whole number.
+std::optional<std::uint64_t> content_length(const response_head& head);
+
 // Where the final answer goes, on the calling thread: on_head once, before any body byte,
 // then on_body for each piece (at most 64 KiB) in order. Either may return false to stop the
 // transfer (the exchange then ends with error_kind::canceled and the connection is closed).
