@@ -6,7 +6,8 @@
 # Checked: packages (the last layer of repository@digest, an index's linux/amd64 child too) are
 # the bytes skopeo pushed, with FACTS.md's headers, Range and 304; errors 400/404/405; the
 # authorizing front (no credential 401, a host token with registry:packages:pull, a static
-# token, a client certificate of the host CA; /healthz open; other paths 404); a corrupted
+# token, a client certificate of the host CA; /healthz open; other paths 404); concurrent cold
+# requests share one upstream fetch; a corrupted
 # cache file is never served; the cap holds while different packages pass; a restart keeps
 # the cache (no new upstream GET); Local mode serves from its own store.
 source "$(dirname "$0")/lib.sh"
@@ -179,6 +180,15 @@ assert_eq "$(layer_gets "$UPA" "$L1")" "2" "the corrupted entry was fetched agai
 metric() { curl -sS "${A[@]}" "$P/metrics" | awk -v n="$1" '$1 == n { print $2 }'; }
 assert_eq "$(metric registry_packages_proxy_corrupted_total)" "1" "corrupted entries counted"
 echo "ok: a corrupted cache file is dropped and fetched again"
+
+# Concurrent cold requests for one package: one upstream GET, every client the right bytes.
+make_sized_image "$WORK/co" 600
+DCO=$(push "$WORK/co" "127.0.0.1:$UPA/deckhouse/ee/packages/co:v1" --dest-tls-verify=false --dest-creds upuser:uppass)
+LCO=$(last_layer "$WORK/co")
+seq 16 | xargs -P 16 -I{} curl -sS --max-time 30 "${A[@]}" -o "$WORK/co-{}.tgz" "$P/package?digest=$DCO&path=packages/co"
+for i in $(seq 16); do assert_eq "sha256:$(sha "$WORK/co-$i.tgz")" "$LCO" "concurrent client $i"; done
+assert_eq "$(layer_gets "$UPA" "$LCO")" "1" "upstream GETs for 16 concurrent cold requests"
+echo "ok: 16 concurrent cold requests, one upstream fetch"
 
 # The cap: 1 MiB, eviction past 80 %, while different packages pass through.
 for i in 1 2 3 4 5; do

@@ -19,15 +19,21 @@ std::string scalar(const YAML::Node& n, const std::string& where) {
   return n.as<std::string>();
 }
 
+// n[key], or a null node when n is not a map (yaml-cpp throws on a key of a missing node).
+YAML::Node child(const YAML::Node& n, const char* key) {
+  if (!n || !n.IsMap()) return YAML::Node();
+  return n[key];
+}
+
 module_source parse_one(const YAML::Node& doc, const std::string& where) {
   module_source s;
-  s.name = scalar(doc["metadata"]["name"], where + ": metadata.name");
+  s.name = scalar(child(child(doc, "metadata"), "name"), where + ": metadata.name");
   const std::string at = where + (s.name.empty() ? std::string() : " (" + s.name + ")") + ": spec.registry";
-  const YAML::Node registry = doc["spec"]["registry"];
+  const YAML::Node registry = child(child(doc, "spec"), "registry");
   if (!registry || !registry.IsMap()) throw std::invalid_argument(at + " is required");
   const std::string repo = scalar(registry["repo"], at + ".repo");
   const auto location = oci::repository_location::parse(repo);
-  if (repo.empty() || !location || location->registry.empty()) {
+  if (repo.empty() || !location || location->registry.empty() || location->path.empty()) {
     throw std::invalid_argument(at + ".repo: \"" + repo + "\" is not host[:port]/path");
   }
   s.repo = *location;
@@ -71,7 +77,7 @@ std::vector<module_source> parse_module_sources(std::string_view text, const std
     const auto& doc = docs[i];
     if (!doc.IsMap()) continue;
     const std::string where = file + (docs.size() > 1 ? " document " + std::to_string(i + 1) : std::string());
-    if (scalar(doc["kind"], where + ": kind") != "ModuleSource") continue;
+    if (scalar(child(doc, "kind"), where + ": kind") != "ModuleSource") continue;
     out.push_back(parse_one(doc, where));
   }
   return out;
