@@ -10,6 +10,8 @@ Suites:
           variant, bench/harness/link.py), warm pulls, peak RSS. registryd Proxy vs
           docker-registry's proxy mode, both in front of the same upstream docker-registry.
   direct  issue 4: pass-through pulls through registryd Direct vs straight from the upstream.
+  packages  issue 12: warm /package against nginx, one cold request against docker-registry's
+          proxy mode, 64 cold requests for one package through a slow link, peak RSS.
   frontdoor  issue 9: manifest GET at 1,000 connections, memory per idle connection (keep-alive
           and TLS), and the time a new client waits while 10,000 connections are held.
           registryd Local vs docker-registry vs nginx.
@@ -112,6 +114,17 @@ def settings_for(args, suite):
             f"they are held minus its RSS before, divided by {args.held} (nginx: all its "
             f"processes). New client: 20 fresh curl requests while the keep-alive connections "
             f"are held, median and worst time to the whole answer.")
+    elif suite == "packages":
+        s.update(blob_mib=args.proxy_blob_mib, clients=args.packages_clients, link_mbit=args.link_mbit)
+        s["method"] = (
+            f"each figure is the median of {args.reps} repetitions. Every cold request asks for a "
+            f"package no one has fetched (an image whose last layer is a new {args.proxy_blob_mib} "
+            f"MiB blob); docker-registry's row is one cold pull of such a layer through its proxy "
+            f"mode. Warm: wrk for {args.duration} s on /package (1 and 16 connections) after a "
+            f"{args.warmup} s warm-up, against nginx serving the same file. Link: a second "
+            f"registryd reaches the upstream through bench/harness/link.py at {args.link_mbit:g} "
+            f"Mbit/s shared by all connections; {args.packages_clients} curl clients ask for one "
+            f"cold package at once; upstream fetches are the layer's GETs in the upstream's log.")
     else:
         s.update(blob_mib=args.proxy_blob_mib, clients=args.proxy_clients)
         s["method"] = (
@@ -171,17 +184,18 @@ def _brief(sample):
 # Local (issue 3)
 
 
-def seed_image(base_url, blob_path, blob_digest, blob_size, small_layers):
-    """Pushes the big blob, a few small layers, a config and a manifest tagged `latest` into
-    LOCAL_REPO. Returns the manifest digest."""
-    registry.push_blob(base_url, LOCAL_REPO, blob_path, blob_digest)
+def seed_image(base_url, blob_path, blob_digest, blob_size, small_layers, repo=LOCAL_REPO,
+               tag="latest"):
+    """Pushes the big blob, a few small layers, a config and a manifest tagged `tag` into
+    `repo`. Returns the manifest digest."""
+    registry.push_blob(base_url, repo, blob_path, blob_digest)
     layers = [(blob_digest, blob_size)]
     for data in small_layers:
-        layers.append((registry.push_bytes(base_url, LOCAL_REPO, data), len(data)))
+        layers.append((registry.push_bytes(base_url, repo, data), len(data)))
     config = registry.image_config([d for d, _ in layers])
-    config_digest = registry.push_bytes(base_url, LOCAL_REPO, config)
+    config_digest = registry.push_bytes(base_url, repo, config)
     manifest = registry.image_manifest(config_digest, len(config), layers)
-    registry.put_manifest(base_url, LOCAL_REPO, "latest", manifest)
+    registry.put_manifest(base_url, repo, tag, manifest)
     return "sha256:" + __import__("hashlib").sha256(manifest).hexdigest()
 
 
@@ -707,6 +721,197 @@ def proxy_targets(run):
                    "meant to take. Its loopback rows show the fetch count.")
 
 
+PACKAGES_TOKEN = "bench-packages-token"
+PACKAGES_REPO = UPSTREAM_REPO + "/packages-bench"
+
+
+def start_registryd_packages(ctx, run, label, images_repo):
+    """registryd in Direct mode (plain HTTP) with its packages proxy on a port of its own,
+    accepting a static token. Returns (registryd or None, the packages base URL)."""
+    sc = ctx.scratch
+    port = procs.free_port()
+    tokens = sc.file(f"{label}-tokens")
+    with open(tokens, "w") as f:
+        f.write(PACKAGES_TOKEN + "\n")
+    host = sc.file(f"{label}-host.yaml")
+    with open(host, "w") as f:
+        f.write(f"packages_listen_address: 127.0.0.1:{port}\n"
+                f"packages_tokens_file: {tokens}\n"
+                f"packages_max_cache_bytes: {16 * 1024 * MIB}\n")
+    rd = servers.Registryd(sc, label, ctx.registryd, ctx.plugin_dir, sc.sub(f"{label}-state"),
+                           sc.sub(f"{label}-data"), "Direct",
+                           section={"direct": {"imagesRepo": images_repo, "scheme": "HTTP"}},
+                           extra_args=ctx.registryd_args + ["--host-config", host])
+    if not rd.ready:
+        run.server(label, "registryd packages proxy", available=False, reason=rd.unavailable)
+        rd.stop()
+        return None, None
+    try:
+        procs.wait_port(port, rd.proc)
+    except (RuntimeError, OSError) as e:
+        reason = f"the packages proxy did not listen: {e}"
+        run.server(label, "registryd packages proxy", available=False, reason=reason)
+        rd.stop()
+        return None, None
+    run.server(label, "registryd packages proxy (beside Direct mode)",
+               version=ctx.registryd_version.splitlines()[0])
+    return rd, f"http://127.0.0.1:{port}"
+
+
+def suite_packages(ctx, run):
+    """Issue 12: the packages proxy. Warm /package against nginx serving the same file; one
+    cold /package against one cold blob pull through docker-registry's proxy mode; N clients
+    asking for one cold package through a bandwidth-limited link (upstream fetches, wall time
+    against one cold request); peak RSS."""
+    a = ctx.args
+    sc = ctx.scratch
+    size = a.proxy_blob_mib * MIB
+    n = a.packages_clients
+    auth = [f"Authorization: Bearer {PACKAGES_TOKEN}"]
+    up = start_upstream(ctx, run)
+    base = sc.file("content", "packages-base")
+    registry.random_file(base, size)
+
+    def image(kind):
+        """A new image in the upstream whose last layer is a fresh variant of the base blob:
+        (manifest digest, layer digest, layer path kept for nginx or None)."""
+        path = sc.file("content", f"pkg-{kind}")
+        layer = registry.variant_file(base, path, f"packages {kind}")
+        # The packages live at <imagesRepo>/packages-bench in the upstream.
+        manifest = seed_image(up.base_url, path, layer, size, [], repo=PACKAGES_REPO, tag=kind)
+        if kind != "warm":
+            os.unlink(path)
+        return manifest, layer, path
+
+    rd, pk = start_registryd_packages(ctx, run, "registryd", f"127.0.0.1:{up.port}/{UPSTREAM_REPO}")
+    drp = servers.DockerRegistry(sc, "docker-registry", sc.sub("docker-registry-proxy-data"),
+                                 proxy_remote=f"http://127.0.0.1:{up.port}",
+                                 log_requests=ctx.log_requests)
+    run.server("docker-registry", "docker-registry proxy mode (proxy.remoteurl): one cold blob pull")
+
+    def package_url(manifest):
+        return f"{pk}/package?digest={manifest}&path=packages-bench"
+
+    log(f"seeding the upstream with {2 * a.reps + 2} images of {a.proxy_blob_mib} MiB")
+
+    f_cold = "pkg_cold_single"
+    run.figure(f_cold, f"One cold request for a {a.proxy_blob_mib} MiB package on loopback "
+               "(docker-registry: one cold blob pull through its proxy mode)", "s", "seconds",
+               higher_is_better=False)
+    warm_manifest, warm_layer, warm_path = image("warm")
+    if rd:
+        rd = ctx.checked(run, "registryd", rd, lambda: _check_package(
+            package_url(warm_manifest), auth, warm_layer, size))
+    for rep in range(a.reps):
+        for label in ("registryd", "docker-registry"):
+            manifest, layer, _ = image(f"cold-{label}-{rep}")
+            if label == "registryd":
+                if not rd:
+                    continue
+                wall, res = load.curl_parallel(package_url(manifest), 1, headers=auth)
+            else:
+                wall, res = load.curl_parallel(f"{drp.base_url}/v2/{PACKAGES_REPO}/blobs/{layer}", 1)
+            ok = res[0]["status"] == 200 and res[0]["bytes"] == size
+            run.add_sample(f_cold, label, {"tool": "curl", "seconds": wall, "valid": ok,
+                                           "ttfb_s": res[0]["ttfb_s"]})
+            log(f"  rep {rep + 1} {label}: one cold {wall:.2f} s" + ("" if ok else " INVALID"))
+    if not rd:
+        run.not_measured(f_cold, "registryd", run.servers["registryd"]["reason"])
+
+    # Warm: the warm package is cached now; nginx serves the very same file.
+    nginx_root = os.path.dirname(warm_path)
+    ng = servers.Nginx(sc, "nginx", nginx_root)
+    run.server("nginx", "nginx serving the package's file (sendfile)")
+    targets = [("registryd", rd and package_url(warm_manifest)),
+               ("nginx", f"{ng.base_url}/{os.path.basename(warm_path)}")]
+    for clients in (1, 16):
+        fid = f"pkg_warm_c{clients}"
+        run.figure(fid, f"Warm /package of a {a.proxy_blob_mib} MiB package, {clients} "
+                   f"client{'s' if clients > 1 else ''}", "MiB/s", "mib_s")
+        log(fid)
+        measure_round(run, fid, targets, lambda u, d, c=clients: load.wrk(
+            u, c, d, threads=min(2, c), headers=auth if "/package" in u else ()))
+    rss = {}
+    if rd:
+        rss["registryd"] = rd.stop()
+    rss["docker-registry"] = drp.stop()
+    rss["nginx"] = ng.stop()
+
+    # N clients, one cold package, through a link to the upstream.
+    f_many, f_ratio, f_fetches = "pkg_link_cold_concurrent", "pkg_link_cold_ratio", "pkg_link_upstream_fetches"
+    f_one = "pkg_link_cold_single"
+    mbit = a.link_mbit
+    where = f"Through a {mbit:g} Mbit/s link"
+    run.figure(f_one, f"{where}: one cold request for a {a.proxy_blob_mib} MiB package", "s",
+               "seconds", higher_is_better=False)
+    run.figure(f_many, f"{where}: {n} clients ask for the same cold package at once: wall time",
+               "s", "seconds", higher_is_better=False)
+    run.figure(f_ratio, f"{where}: {n}-client wall time / one cold request", "x", "ratio",
+               higher_is_better=False)
+    run.figure(f_fetches, f"{where}: upstream GETs of the layer for the {n} clients", "GETs",
+               "fetches", higher_is_better=False)
+    if mbit > 0 and rd:
+        link = servers.Link(sc, "link", up.port, mbit)
+        rdl, pkl = start_registryd_packages(ctx, run, "registryd-link",
+                                            f"127.0.0.1:{link.port}/{UPSTREAM_REPO}")
+        if rdl:
+            for rep in range(a.reps):
+                m1, _, _ = image(f"link-one-{rep}")
+                wall1, res1 = load.curl_parallel(f"{pkl}/package?digest={m1}&path=packages-bench", 1,
+                                                 headers=auth)
+                ok1 = res1[0]["status"] == 200 and res1[0]["bytes"] == size
+                run.add_sample(f_one, "registryd", {"tool": "curl", "seconds": wall1, "valid": ok1})
+                mn, ln, _ = image(f"link-many-{rep}")
+                walln, resn = load.curl_parallel(f"{pkl}/package?digest={mn}&path=packages-bench", n,
+                                                 headers=auth)
+                okn = all(r["status"] == 200 and r["bytes"] == size for r in resn)
+                time.sleep(0.5)
+                gets, _ = upstream_gets(up, ln)
+                run.add_sample(f_many, "registryd", {"tool": "curl", "seconds": walln, "valid": okn,
+                                                     "failed_clients": sum(1 for r in resn if r["status"] != 200 or r["bytes"] != size)})
+                run.add_sample(f_ratio, "registryd", {"ratio": walln / wall1, "valid": ok1 and okn})
+                run.add_sample(f_fetches, "registryd", {"fetches": gets, "valid": okn})
+                log(f"  link rep {rep + 1}: one {wall1:.2f} s, {n} clients {walln:.2f} s "
+                    f"(x{walln / wall1:.2f}), upstream GETs {gets}" + ("" if ok1 and okn else " INVALID"))
+            rss["registryd"] = max(x for x in (rss.get("registryd"), rdl.stop()) if x is not None)
+        link.stop()
+    else:
+        for fid in (f_one, f_many, f_ratio, f_fetches):
+            run.not_measured(fid, "registryd", "--link-mbit 0" if mbit <= 0 else "registryd did not serve")
+    rss["upstream"] = up.stop()
+    run.peak_rss_mib.update(rss)
+
+    packages_targets(run)
+
+
+def packages_targets(run):
+    """Issue 12's targets, judged from the medians (and the worst fetch count)."""
+    n = run.settings["clients"]
+    for clients in (1, 16):
+        fid = f"pkg_warm_c{clients}"
+        run.target_ratio(fid, (fid, "registryd"), (fid, "nginx"), ">=", 0.9,
+                         f"{run.figures[fid]['title']}: registryd / nginx")
+    run.target_ratio("pkg_cold", ("pkg_cold_single", "docker-registry"),
+                     ("pkg_cold_single", "registryd"), ">=", 1.0,
+                     "One cold request on loopback: docker-registry's time / registryd's "
+                     "(at least equal)")
+    run.target_value("pkg_fetches", _max_of(run, "pkg_link_upstream_fetches", "registryd", "fetches"),
+                     "==", 1, f"{n} concurrent cold requests through the link: upstream fetches "
+                     "(worst repetition)")
+    run.target_value("pkg_cold_ratio", run.median("pkg_link_cold_ratio", "registryd"), "<=", 1.3,
+                     f"{n} concurrent cold requests through the link: wall time / one cold "
+                     "request")
+    _note_once(run, "The packages proxy serves plain HTTP here (--plain-http applies to its "
+                    "listener too), as nginx does, so both may use sendfile; clients send a "
+                    "static bearer token (packages_tokens_file).")
+
+
+def _check_package(url, headers, layer, size):
+    status, got_size, got = registry.fetch_digest(url, headers=dict(h.split(": ", 1) for h in headers))
+    if status != 200 or got_size != size or got != layer:
+        raise RuntimeError(f"GET {url} gave {status}, {got_size} bytes, {got}; wanted {size} bytes {layer}")
+
+
 def _note_once(run, text):
     if text not in run.notes:
         run.notes.append(text)
@@ -984,9 +1189,10 @@ def wait_idle(seconds, threshold):
 
 
 SUITES = {"local": suite_local, "proxy": suite_proxy, "direct": suite_direct,
+          "packages": suite_packages,
           "frontdoor": suite_frontdoor}
 TARGETS = {"local": local_targets, "proxy": proxy_targets, "direct": direct_targets,
-           "frontdoor": frontdoor_targets}
+           "packages": packages_targets, "frontdoor": frontdoor_targets}
 
 
 def rejudge(path):
@@ -1016,6 +1222,8 @@ def main():
     p.add_argument("--push-mib", type=int, default=1024, help="Local push size (1024)")
     p.add_argument("--proxy-blob-mib", type=int, default=256, help="Proxy/Direct blob (256)")
     p.add_argument("--proxy-clients", type=int, default=32, help="concurrent cold pulls (32)")
+    p.add_argument("--packages-clients", type=int, default=64,
+                   help="packages: concurrent cold requests for one package (64)")
     p.add_argument("--held", type=int, default=10000,
                    help="frontdoor: idle connections held (10000)")
     p.add_argument("--link-mbit", type=float, default=200,

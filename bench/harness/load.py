@@ -96,9 +96,11 @@ def ab_head(url, connections, duration, headers=()):
 _CURL_FORMAT = "%{http_code} %{size_download} %{time_total} %{time_starttransfer}"
 
 
-def _curl_argv(url):
-    return (["curl", "-sS", "-o", "/dev/null", "-w", _CURL_FORMAT, "--max-time", "600"]
-            + (["-k"] if url.startswith("https:") else []) + [url])
+def _curl_argv(url, headers=()):
+    argv = ["curl", "-sS", "-o", "/dev/null", "-w", _CURL_FORMAT, "--max-time", "600"]
+    for h in headers:
+        argv += ["-H", h]
+    return argv + (["-k"] if url.startswith("https:") else []) + [url]
 
 
 def _curl_result(out):
@@ -113,11 +115,11 @@ def curl_pull(url):
     return _curl_result(res.stdout)
 
 
-def curl_parallel(url, clients):
-    """`clients` curl processes GET url at the same moment. Returns (wall seconds from the first
-    start to the last finish, list of per-client results)."""
+def curl_parallel(url, clients, headers=()):
+    """`clients` curl processes GET url at the same moment (with extra `headers`). Returns (wall
+    seconds from the first start to the last finish, list of per-client results)."""
     started = time.monotonic()
-    running = [subprocess.Popen(_curl_argv(url), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    running = [subprocess.Popen(_curl_argv(url, headers), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True) for _ in range(clients)]
     results = []
     try:
