@@ -16,6 +16,8 @@ SUITE_TITLES = {
     "local": "Local mode (issue 3): registryd Local vs docker-registry vs nginx",
     "proxy": "Proxy mode (issue 4): registryd Proxy vs docker-registry proxy mode",
     "direct": "Direct mode (issue 4): registryd Direct vs pulling straight from the upstream",
+    "packages": "The packages proxy (issue 12): registryd's /package vs nginx and docker-registry's "
+                "proxy mode",
     "frontdoor": "The front door (issue 9): registryd Local vs docker-registry vs nginx under "
                  "many connections",
 }

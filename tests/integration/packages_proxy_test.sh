@@ -214,6 +214,16 @@ curl -sS "${A[@]}" -o "$WORK/s5b.tgz" "$P/package?digest=$(cat "$WORK/pushed.dig
 assert_eq "sha256:$(sha "$WORK/s5b.tgz")" "$L5" "package s5 after a restart"
 assert_eq "$(layer_gets "$UPA" "$L5")" "$before" "upstream GETs after a restart"
 echo "ok: a restart keeps the cache"
+
+# Its settings change at runtime: the packages proxy alone restarts, with the new cap.
+sed -i 's/^packages_max_cache_bytes: .*/packages_max_cache_bytes: 2097152/' "$WORK/host.yaml"
+wait_for 20 bash -c "curl -sS --cacert '$CA' -H 'Authorization: Bearer $TOKEN' '$P/metrics' |
+  grep -qx 'registry_packages_proxy_cache_max_bytes 2097152'" || fail "the new cap was not applied"
+grep -q "restarting it alone" "$WORK/pk.log" || fail "no restart of the packages proxy was logged"
+assert_eq "$(http_status "${C[@]}" -u reader:readpw "https://127.0.0.1:$PORT/v2/")" "200" "the registry serves on"
+curl -sS "${A[@]}" -o "$WORK/s5c.tgz" "$P/package?digest=$(cat "$WORK/pushed.digest")&path=packages/s5"
+assert_eq "sha256:$(sha "$WORK/s5c.tgz")" "$L5" "package s5 after the packages proxy restarted"
+echo "ok: a settings change restarts the packages proxy alone"
 stop_pid "$REGISTRYD_PID"
 
 # --- Local mode: packages from the cluster's own store --------------------------------------

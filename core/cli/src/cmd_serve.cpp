@@ -60,6 +60,11 @@ int serve(const serve_args& args) {
   if (!args.plugin.empty()) opts.plugin_override = std::filesystem::absolute(args.plugin);
   opts.plain_http = args.plain_http;
   opts.threads = args.threads;
+  opts.reload_packages = [&args]() -> util::result<config::packages_settings> {
+    auto reloaded = args.host.load();
+    if (!reloaded) return util::error{reloaded.error_message()};
+    return reloaded->packages;
+  };
   daemon::supervisor sup(std::move(opts), logger);
   if (auto st = sup.start(); !st) {
     logger->critical("cannot serve: {}", st.error_message());

@@ -83,7 +83,30 @@ void supervisor::reconcile(bool retry_refused) {
   }
   if (auto st = refresh_users(); !st) logger_->error("users: {}", st.error_message());
   if (auto st = refresh_mode(false); !st) logger_->error("{}", st.error_message());
+  reload_packages_settings();
   refresh_packages();
+}
+
+void supervisor::reload_packages_settings() {
+  if (!opts_.reload_packages) return;
+  auto loaded = opts_.reload_packages();
+  if (!loaded) {
+    const std::string why = "host settings not reloaded: " + loaded.error_message();
+    if (why != packages_failure_) logger_->error("packages proxy: {}", why);
+    packages_failure_ = why;
+    return;
+  }
+  auto& current = opts_.host.packages;
+  if (*loaded == current) return;
+  logger_->info("packages proxy: its host settings changed; restarting it alone");
+  if (loaded->listen_address != current.listen_address && packages_door_) {
+    packages_door_->stop();
+    packages_door_.reset();
+    packages_settings_.clear();
+  }
+  if (loaded->tokens_file != current.tokens_file) tokens_mtime_.reset();
+  current = std::move(*loaded);
+  packages_failure_.clear();
 }
 
 void supervisor::stop() {
@@ -99,7 +122,15 @@ void supervisor::refresh_packages() {
     if (why != packages_failure_) logger_->error("packages proxy: {}", why);
     packages_failure_ = why;
   };
-  if (host.packages.listen_address.empty() || !active_config_) return;
+  if (host.packages.listen_address.empty() || !active_config_) {
+    if (packages_door_) {
+      logger_->info("packages proxy: turned off");
+      packages_door_->stop();
+      packages_door_.reset();
+      packages_settings_.clear();
+    }
+    return;
+  }
 
   if (!packages_door_) {
     const auto listen = config::parse_host_port(host.packages.listen_address);

@@ -15,6 +15,7 @@
 #include <spdlog/logger.h>
 
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -31,6 +32,9 @@ struct supervisor_options {
   std::optional<std::filesystem::path> plugin_override;
   bool plain_http = false;  // no TLS on the front door: benchmarks and experiments only
   std::optional<std::size_t> threads;  // worker threads; none: host.http.worker_threads
+  // Re-reads the host settings on every reconcile pass; only their packages_* part is applied
+  // at runtime (the packages proxy restarts alone). Unset: read once, at start.
+  std::function<util::result<config::packages_settings>()> reload_packages;
 };
 
 class supervisor {
@@ -67,6 +71,9 @@ class supervisor {
   // pass; they never touch the mode.
   void refresh_packages();
   util::status refresh_static_tokens();
+  // Applies changed packages_* host settings: a new listen address rebinds, anything else
+  // gives the packages proxy a new document (and so a new instance).
+  void reload_packages_settings();
 
   supervisor_options opts_;
   std::shared_ptr<spdlog::logger> logger_;
