@@ -65,6 +65,29 @@ TEST_CASE("a committed blob is stored under blobs/<algorithm>/<2 hex>/<hex> and 
   CHECK(count_files(store.temp_dir()) == 0);
 }
 
+TEST_CASE("both drop-behind modes publish exactly the bytes written, across many writeback steps", "[storage][blob]") {
+  scratch_dir dir;
+  blob_store store(dir.path());
+  // 40 MiB: five 8 MiB writeback steps, so the no_wait mode drops pages two steps back.
+  const std::string content = random_bytes(40 * 1024 * 1024 + 5);
+  const digest d = digest_of(content);
+  for (const auto mode : {registryd::oci::storage::blob_writer::drop_behind::wait,
+                          registryd::oci::storage::blob_writer::drop_behind::no_wait}) {
+    auto w = store.create_writer();
+    REQUIRE(w);
+    w->set_drop_behind(mode);
+    for (std::size_t offset = 0; offset < content.size(); offset += 300 * 1024) {
+      REQUIRE(w->append(std::string_view(content).substr(offset, 300 * 1024)));
+    }
+    // Read back through the temporary while it is not published: what readers of a fill see.
+    REQUIRE(w->flush());
+    CHECK(slurp(w->path()) == content);
+    REQUIRE(w->commit(d));
+    CHECK(slurp(store.blob_path(d)) == content);
+    REQUIRE(store.remove(d));
+  }
+}
+
 TEST_CASE("a digest mismatch publishes nothing and removes the temporary", "[storage][blob]") {
   scratch_dir dir;
   blob_store store(dir.path());

@@ -209,6 +209,8 @@ blob_fills::joined blob_fills::join(const digest& d, const fetch_fn& fetch) {
         out.failure = fill_failure{500, "UNKNOWN", "the cache cannot store " + d.str() + ": " + writer.error_message()};
         return out;
       }
+      // Clients get the bytes at the upstream's pace; the disk catches up behind.
+      writer->set_drop_behind(storage::blob_writer::drop_behind::no_wait);
       state->temp_path = writer->path();
       state->read_fd = ::open(state->temp_path.c_str(), O_RDONLY | O_CLOEXEC);
       if (state->read_fd < 0) {

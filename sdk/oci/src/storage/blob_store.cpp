@@ -94,6 +94,8 @@ struct blob_writer::impl {
   std::atomic<std::uint64_t> flushed{0};  // in the file
   std::uint64_t writeback_from = 0;
   std::uint64_t dropped_to = 0;  // pages before this offset were written back and dropped
+  std::uint64_t previous_step = 0;  // no_wait: where the step before the last one began
+  blob_writer::drop_behind drop_mode = blob_writer::drop_behind::wait;
   std::vector<char> buffer;
   hasher hash;
   bool hash_valid = true;
@@ -122,7 +124,16 @@ struct blob_writer::impl {
       // wait for it and let its pages go. A blob is written once and read later (or by a
       // proxy's waiters just behind the writer), so keeping every written page cached only
       // makes the kernel find fresh pages for the next ones, which costs more than the copy.
-      if (writeback_from > dropped_to) {
+      if (drop_mode == blob_writer::drop_behind::no_wait) {
+        // The step two back has had two steps' time to reach the disk: drop what of it has
+        // (DONTNEED skips pages still dirty or under writeback), never wait.
+        if (previous_step > dropped_to) {
+          (void)::posix_fadvise(fd.get(), static_cast<off_t>(dropped_to),
+                                static_cast<off_t>(previous_step - dropped_to), POSIX_FADV_DONTNEED);
+          dropped_to = previous_step;
+        }
+        previous_step = writeback_from;
+      } else if (writeback_from > dropped_to) {
         (void)::sync_file_range(fd.get(), static_cast<off_t>(dropped_to),
                                 static_cast<off_t>(writeback_from - dropped_to),
                                 SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
@@ -226,6 +237,7 @@ store_status blob_writer::truncate(std::uint64_t new_size) {
   w.flushed.store(new_size);
   w.writeback_from = std::min(w.writeback_from, new_size);
   w.dropped_to = std::min(w.dropped_to, new_size);
+  w.previous_step = std::min(w.previous_step, new_size);
   w.hash_valid = false;
   return success();
 }
@@ -299,6 +311,7 @@ void blob_writer::detach() noexcept {
   impl_->fd = fsx::unique_fd();
 }
 
+void blob_writer::set_drop_behind(drop_behind mode) noexcept { impl_->drop_mode = mode; }
 std::uint64_t blob_writer::size() const noexcept { return impl_->size; }
 std::uint64_t blob_writer::flushed_size() const noexcept { return impl_->flushed.load(); }
 const std::filesystem::path& blob_writer::path() const noexcept { return impl_->path; }

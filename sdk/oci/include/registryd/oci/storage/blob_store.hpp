@@ -118,6 +118,17 @@ class blob_writer {
   // The writer is finished afterwards (open_writer() on the path resumes it).
   void detach() noexcept;
 
+  // How the writer recycles its page cache behind itself (docs/storage.md). `wait` (the
+  // default): at each 8 MiB step, wait for the previous step to reach the disk, then drop its
+  // pages; the writer goes at the disk's pace. `no_wait`: never wait; drop the pages of the
+  // step two back, which has had two steps' time to be written (pages still under writeback
+  // are left to the kernel). The writer goes at its source's pace while the disk catches up
+  // behind; the kernel's dirty-page limits bound the memory. Durability is the same: commit()
+  // still syncs before it publishes. Cache fills use `no_wait` so that clients waiting for a
+  // fill get bytes as fast as the upstream sends them.
+  enum class drop_behind { wait, no_wait };
+  void set_drop_behind(drop_behind mode) noexcept;
+
   // Bytes appended so far (including buffered bytes).
   std::uint64_t size() const noexcept;
   // Bytes written to the file so far; safe to read from any thread.
