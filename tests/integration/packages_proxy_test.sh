@@ -131,6 +131,14 @@ assert_eq "$(cat "$WORK/body")" 'missing required query parameter "digest"' "the
 assert_eq "$(http_status "${A[@]}" "$P/package?digest=sha256:$(printf x | sha256sum | cut -d' ' -f1)&path=packages/p1")" "404" "unknown package"
 assert_eq "$(http_status "${A[@]}" -X POST "$P/package?digest=$D1")" "405" "POST"
 assert_eq "$(http_status "${A[@]}" "$P/package?digest=$D1&repository=10.0.0.1:1/x")" "403" "a repository that is no source"
+assert_eq "$(http_status "${A[@]}" "$P/package?digest=$D1&path=packages/../x")" "400" "a path that makes no repository name"
+# A HEAD of a package nobody fetched: its headers from the manifest, no layer fetched.
+make_sized_image "$WORK/hd" 50
+DHD=$(push "$WORK/hd" "127.0.0.1:$UPA/deckhouse/ee/packages/hd:v1" --dest-tls-verify=false --dest-creds upuser:uppass)
+LHD=$(last_layer "$WORK/hd")
+assert_eq "$(http_status "${A[@]}" -I "$P/package?digest=$DHD&path=packages/hd")" "200" "HEAD of a cold package"
+assert_contains "$(tr -d '\r' <"$WORK/headers" | tr 'A-Z' 'a-z')" "content-length: $(stat -c %s "$WORK/hd/blobs/sha256/${LHD#sha256:}")" "its length"
+assert_eq "$(layer_gets "$UPA" "$LHD")" "0" "upstream GETs for a HEAD"
 echo "ok: packages from the platform's registry (HTTP, auth), headers, ranges, errors"
 
 # ModuleSources: credentials from dockerCfg; a second one (HTTPS, its CA) added while running.

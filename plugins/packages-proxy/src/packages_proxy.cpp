@@ -22,6 +22,18 @@ constexpr std::chrono::seconds background_round{60};
 // Bound on the clients kept for repositories (each holds a small connection pool).
 constexpr std::size_t max_clients = 64;
 
+// FACTS.md's headers of a package: Content-Disposition here, the rest through
+// begin_blob_answer (ETag and 304 by the digest asked for; no Docker-Content-Digest, since the
+// body is a layer of that image, not the image).
+oci::http::answer_headers package_headers(sdk::response& res, const oci::digest& package) {
+  res.header("Content-Disposition", "attachment; filename=" + package.str() + ".tar.gz");
+  oci::http::answer_headers h;
+  h.content_type = "application/x-gzip";
+  h.cache_control = "public, max-age=31536000";
+  h.content_digest = false;
+  return h;
+}
+
 void send_text(sdk::response& res, int status, const std::string& text) {
   res.status(status);
   res.send("text/plain; charset=utf-8", text + "\n");
@@ -255,6 +267,9 @@ void packages_proxy::handle(const sdk::request& req, sdk::response& res) {
   auto src = source_for(oci::http::query_value(req, "repository"), oci::http::query_value(req, "path"));
   if (auto* r = std::get_if<refusal>(&src)) return send_text(res, r->status, r->text);
   const auto& s = std::get<source>(src);
+  if (!oci::is_valid_repository_name(s.name)) {
+    return send_text(res, 400, "invalid repository \"" + s.display + "\": not a repository name");
+  }
   auto layer = package_layer(s, *d);
   if (auto* r = std::get_if<refusal>(&layer)) return send_text(res, r->status, r->text);
   serve(req, res, s, *d, std::get<oci::descriptor>(layer));
@@ -262,11 +277,7 @@ void packages_proxy::handle(const sdk::request& req, sdk::response& res) {
 
 void packages_proxy::answer_file(const sdk::request& req, sdk::response& res, const oci::digest& package,
                                  oci::storage::blob_file file) {
-  oci::http::answer_headers h;
-  h.content_type = "application/x-gzip";
-  h.cache_control = "public, max-age=31536000";
-  h.content_digest = false;  // the body is a layer of `package`, not `package` itself
-  res.header("Content-Disposition", "attachment; filename=" + package.str() + ".tar.gz");
+  const auto h = package_headers(res, package);
   const auto slice = oci::http::begin_blob_answer(req, res, package, file.size(), h);
   if (!slice || is_head(req)) return;
   if (slice->length == 0) return res.send(h.content_type, "");
@@ -297,17 +308,19 @@ void packages_proxy::serve(const sdk::request& req, sdk::response& res, const so
       ++counters_.hits;
       return answer_file(req, res, package, std::move(*file));
     }
+    // Nothing to fetch for a HEAD or a client that has the package: the manifest gave the size.
+    if (is_head(req) || oci::http::not_modified(req, package)) {
+      const auto h = package_headers(res, package);
+      (void)oci::http::begin_blob_answer(req, res, package, static_cast<std::uint64_t>(layer.size), h);
+      return;
+    }
     auto joined = fills_->join(layer.digest, fetch(src, layer.digest));
     if (joined.published) continue;
     ++counters_.misses;
     if (joined.failure) return send_text(res, joined.failure->status, joined.failure->message);
     auto reader = std::move(joined.reader);
     const auto size = reader->size();
-    oci::http::answer_headers h;
-    h.content_type = "application/x-gzip";
-    h.cache_control = "public, max-age=31536000";
-    h.content_digest = false;
-    res.header("Content-Disposition", "attachment; filename=" + package.str() + ".tar.gz");
+    const auto h = package_headers(res, package);
     std::int64_t length = -1;
     if (size) {
       const auto slice = oci::http::begin_blob_answer(req, res, package, *size, h);
