@@ -397,3 +397,68 @@ TEST_CASE("should_stop ends a run early and says so", "[gc]") {
   CHECK(r.report.blobs.count < 10);
   CHECK(r.report.summary().find("stopped early") != std::string::npos);
 }
+
+TEST_CASE("online GC during a stream of pushes reports nothing damaged and keeps every pushed image", "[gc]") {
+  // Issue 13: revisions pushed while GC walked a repository were counted as damaged ones.
+  test_store s;
+  s.image("live/app", "config-0", {"layer-0"}, "v0");
+  std::atomic<bool> stop{false};
+  std::atomic<int> pushed{0}, failed{0};
+  std::thread pusher([&] {
+    // No Catch2 assertions on this thread: failures are counted and checked after the join.
+    for (int i = 1; !stop.load(); ++i) {
+      const std::string config = "config-" + std::to_string(i), layer = "layer-" + std::to_string(i);
+      const auto c = registryd::oci::digest_of(config), l = registryd::oci::digest_of(layer);
+      if (!s.blobs.put(config, c) || !s.repos.link_blob("live/app", c) || !s.blobs.put(layer, l) ||
+          !s.repos.link_blob("live/app", l)) {
+        ++failed;
+        continue;
+      }
+      const nlohmann::json m = {{"schemaVersion", 2},
+                                {"mediaType", registryd::test::oci_manifest},
+                                {"config", test_store::desc("application/vnd.oci.image.config.v1+json", c, config.size())},
+                                {"layers", {test_store::desc("application/vnd.oci.image.layer.v1.tar+gzip", l, layer.size())}}};
+      const std::string bytes = m.dump();
+      registryd::oci::storage::manifest_put p{.bytes = bytes,
+                                              .digest = registryd::oci::digest_of(bytes),
+                                              .media_type = registryd::test::oci_manifest,
+                                              .subject = std::nullopt,
+                                              .referrer_descriptor = nullptr,
+                                              .tag = "v" + std::to_string(i)};
+      if (!s.repos.put_manifest("live/app", p)) ++failed;
+      ++pushed;
+    }
+  });
+  // GC runs back to back (with the default grace: an in-flight push's fresh links are what it
+  // protects) until 60 images went in beside them.
+  std::vector<std::string> errors;
+  int runs = 0;
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (pushed.load() < 60 && std::chrono::steady_clock::now() < deadline) {
+    const auto report = run_gc(s.repos, s.uploads, gc_options{});
+    errors.insert(errors.end(), report.errors.begin(), report.errors.end());
+    ++runs;
+  }
+  stop = true;
+  pusher.join();
+  std::string all_errors;
+  for (const auto& e : errors) all_errors += e + "\n";
+  INFO(pushed.load() << " images pushed during " << runs << " runs; errors:\n" << all_errors);
+  CHECK(failed.load() == 0);
+  CHECK(errors.empty());
+  CHECK(pushed.load() >= 60);
+  // Every tag still names a whole image: its manifest, config and layer.
+  std::size_t tags = 0;
+  s.repos.for_each_tag("live/app", [&](const registryd::oci::storage::tag_record& t) {
+    ++tags;
+    const auto m = s.repos.open_manifest("live/app", t.digest);
+    INFO("tag " << t.tag << ": " << (m ? std::string("ok") : m.error_message()));
+    REQUIRE(m);
+    const auto bytes = m->file.read_all();
+    REQUIRE(bytes);
+    const auto doc = nlohmann::json::parse(*bytes);
+    CHECK(s.blobs.exists(*registryd::oci::digest::parse(doc["config"]["digest"].get<std::string>())));
+    CHECK(s.blobs.exists(*registryd::oci::digest::parse(doc["layers"][0]["digest"].get<std::string>())));
+  });
+  CHECK(tags == static_cast<std::size_t>(pushed.load()) + 1);
+}

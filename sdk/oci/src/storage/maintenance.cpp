@@ -88,42 +88,59 @@ std::vector<digest> top_down(const repository_graph& g, const std::unordered_set
   return post;
 }
 
+namespace {
+
+// Reads the manifest a revision names into the graph.
+void add_manifest(repository_graph& g, const repository_store& repos, const manifest_record& record) {
+  manifest_node node{record, {}, false, {}, {}, {}};
+  if (record.subject) g.referrers_of[*record.subject].push_back(record.digest);
+  auto file = repos.blobs().open(record.digest);
+  if (!file) {
+    node.problem = file.error_message();
+  } else {
+    struct ::stat st {};
+    if (::fstat(file->fd(), &st) == 0) node.content_mtime = fsx::mtime_of(st.st_mtim);
+    if (file->size() > max_manifest_size) {
+      node.problem = "the manifest is larger than " + std::to_string(max_manifest_size) + " bytes";
+    } else if (auto bytes = file->read_all(); !bytes) {
+      node.problem = bytes.error_message();
+    } else if (auto parsed = parse_manifest(*bytes, record.media_type); !parsed) {
+      node.problem = "the manifest does not parse: " + parsed.error_message();
+    } else {
+      node.readable = true;
+      for (const descriptor& b : parsed->blobs()) node.blobs.push_back(b.digest);
+      for (const descriptor& c : parsed->children()) node.children.push_back(c.digest);
+    }
+  }
+  if (!node.readable) g.complete = false;
+  g.manifests.emplace(record.digest, std::move(node));
+}
+
+}  // namespace
+
 repository_graph load_graph(const repository_store& repos, std::string_view name) {
   repository_graph g;
   g.name = std::string(name);
-  repos.for_each_manifest(name, [&](const manifest_record& record) {
-    manifest_node node{record, {}, false, {}, {}, {}};
-    if (record.subject) g.referrers_of[*record.subject].push_back(record.digest);
-    auto file = repos.blobs().open(record.digest);
-    if (!file) {
-      node.problem = file.error_message();
-    } else {
-      struct ::stat st {};
-      if (::fstat(file->fd(), &st) == 0) node.content_mtime = fsx::mtime_of(st.st_mtim);
-      if (file->size() > max_manifest_size) {
-        node.problem = "the manifest is larger than " + std::to_string(max_manifest_size) + " bytes";
-      } else if (auto bytes = file->read_all(); !bytes) {
-        node.problem = bytes.error_message();
-      } else if (auto parsed = parse_manifest(*bytes, record.media_type); !parsed) {
-        node.problem = "the manifest does not parse: " + parsed.error_message();
-      } else {
-        node.readable = true;
-        for (const descriptor& b : parsed->blobs()) node.blobs.push_back(b.digest);
-        for (const descriptor& c : parsed->children()) node.children.push_back(c.digest);
-      }
-    }
-    if (!node.readable) g.complete = false;
-    g.manifests.emplace(record.digest, std::move(node));
-  });
+  repos.for_each_manifest(name, [&](const manifest_record& record) { add_manifest(g, repos, record); });
   // for_each_manifest skips revision files it cannot read: what those reference is unknown.
+  // A file the walk did not see may also be a revision pushed while it ran (pushes go on
+  // during an online GC): read each such file once more, and only one that still cannot be
+  // read makes the graph incomplete. One that is gone now was deleted meanwhile.
   const fs::path revisions = repos.repository_path(name) / "_manifests" / "revisions";
-  std::size_t files = 0;
   for (const std::string& algorithm : fsx::list_dir(revisions)) {
     for (const std::string& hex : fsx::list_dir(revisions / algorithm)) {
-      if (digest::parse(algorithm + ":" + hex)) ++files;
+      const auto d = digest::parse(algorithm + ":" + hex);
+      if (!d || g.manifests.count(*d) != 0) continue;
+      auto record = repos.stat_manifest(name, *d);
+      if (record) {
+        add_manifest(g, repos, *record);
+      } else if (record.code() != errc::not_found) {
+        g.complete = false;
+        g.manifests.emplace(*d, manifest_node{manifest_record{*d, {}, 0, {}, {}}, {}, false,
+                                              record.error_message(), {}, {}});
+      }
     }
   }
-  if (files > g.manifests.size()) g.complete = false;
   return g;
 }
 
