@@ -105,6 +105,19 @@ make_sample_image() {
   umoci insert --image "$dir:latest" "$WORK/rootfs-src/hello.txt" /hello.txt >/dev/null
 }
 
+# make_test_tls NAME: a test CA ($WORK/NAME-ca.crt, .key) and a server certificate it signed
+# for 127.0.0.1 and localhost ($WORK/NAME.crt, $WORK/NAME.key), EC P-256, valid one day.
+make_test_tls() {
+  local n=$1
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
+    -subj "/CN=$n test CA" -keyout "$WORK/$n-ca.key" -out "$WORK/$n-ca.crt" 2>/dev/null
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=127.0.0.1" \
+    -keyout "$WORK/$n.key" -out "$WORK/$n.csr" 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' >"$WORK/$n.ext"
+  openssl x509 -req -in "$WORK/$n.csr" -CA "$WORK/$n-ca.crt" -CAkey "$WORK/$n-ca.key" -CAcreateserial \
+    -days 1 -extfile "$WORK/$n.ext" -out "$WORK/$n.crt" 2>/dev/null
+}
+
 # make_sized_image DIR KIB: like make_sample_image, with a last layer of about KIB KiB of
 # random (incompressible) bytes.
 make_sized_image() {

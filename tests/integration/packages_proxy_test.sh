@@ -27,13 +27,7 @@ start_docker_registry "$UPA" "auth:
     realm: upstream
     path: $WORK/htpasswd"
 # --- upstream B: HTTPS with its own CA -----------------------------------------------------
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
-  -subj "/CN=upstream test CA" -keyout "$WORK/upca.key" -out "$WORK/upca.crt" 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=127.0.0.1" \
-  -keyout "$WORK/up.key" -out "$WORK/up.csr" 2>/dev/null
-printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >"$WORK/up.ext"
-openssl x509 -req -in "$WORK/up.csr" -CA "$WORK/upca.crt" -CAkey "$WORK/upca.key" -CAcreateserial \
-  -days 1 -extfile "$WORK/up.ext" -out "$WORK/up.crt" 2>/dev/null
+make_test_tls up
 UPB=$(free_port)
 start_docker_registry "$UPB" "  tls:
     certificate: $WORK/up.crt
@@ -154,7 +148,7 @@ spec:
     repo: 127.0.0.1:$UPB/mods
     scheme: HTTPS
     ca: |
-$(sed 's/^/      /' "$WORK/upca.crt")
+$(sed 's/^/      /' "$WORK/up-ca.crt")
 YML
 wait_for 20 bash -c "[ \"\$(curl -s -o '$WORK/ext.tgz' -w '%{http_code}' --cacert '$CA' -H 'Authorization: Bearer $TOKEN' \
   '$P/package?digest=$DEXT&repository=127.0.0.1:$UPB/mods&path=e1')\" = 200 ]" || fail "the new ModuleSource was not applied"
@@ -173,7 +167,7 @@ openssl x509 -req -in "$WORK/client.csr" -CA "$CA" -CAkey "$KEY" -CAcreateserial
 assert_eq "$(http_status "${C[@]}" --cert "$WORK/client.crt" --key "$WORK/client.key" "$P/metrics")" "200" "a client certificate"
 assert_contains "$(cat "$WORK/body")" "registry_packages_proxy_cache_size" "metrics"
 # A certificate of another CA is no credential.
-openssl x509 -req -in "$WORK/client.csr" -CA "$WORK/upca.crt" -CAkey "$WORK/upca.key" -CAcreateserial -days 1 \
+openssl x509 -req -in "$WORK/client.csr" -CA "$WORK/up-ca.crt" -CAkey "$WORK/up-ca.key" -CAcreateserial -days 1 \
   -extfile "$WORK/client.ext" -out "$WORK/other.crt" 2>/dev/null
 assert_eq "$(http_status "${C[@]}" --cert "$WORK/other.crt" --key "$WORK/client.key" "$P/metrics")" "401" "a foreign client certificate"
 echo "ok: static token, client certificates"

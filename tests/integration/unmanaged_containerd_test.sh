@@ -111,13 +111,7 @@ echo "ok: HTTP pull through hosts.toml ($HTTP_DIGEST)"
 
 # ---------------------------------------------------------------------------------------------
 # (b) HTTPS with a test CA
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
-  -subj "/CN=registryd test CA" -keyout "$WORK/ca.key" -out "$WORK/ca.crt" 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-  -subj "/CN=127.0.0.1" -keyout "$WORK/server.key" -out "$WORK/server.csr" 2>/dev/null
-printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' >"$WORK/server.ext"
-openssl x509 -req -in "$WORK/server.csr" -CA "$WORK/ca.crt" -CAkey "$WORK/ca.key" -CAcreateserial \
-  -days 1 -extfile "$WORK/server.ext" -out "$WORK/server.crt" 2>/dev/null
+make_test_tls server
 
 HTTPS_PORT=$(free_port)
 start_docker_registry "$HTTPS_PORT" "  tls:
@@ -127,7 +121,7 @@ HTTPS_DIGEST=$(push_sample "$HTTPS_PORT")
 HTTPS_REF="127.0.0.1:$HTTPS_PORT/deckhouse/ce/sample:latest"
 
 unmanaged_config "$WORK/mc-https.yaml" "$HTTPS_PORT" HTTPS "        ca: |
-$(sed 's/^/          /' "$WORK/ca.crt")"
+$(sed 's/^/          /' "$WORK/server-ca.crt")"
 timeout 30 "$REGISTRYD" render containerd --config "$WORK/mc-https.yaml" --out "$WORK/etc-https" \
   >"$WORK/render-https.log" 2>&1 || fail "render (HTTPS) failed: $(cat "$WORK/render-https.log")"
 HOST_DIR_HTTPS="$WORK/etc-https/registry.d/127.0.0.1:$HTTPS_PORT"
@@ -138,7 +132,7 @@ case "$(cat "$HOSTS_HTTPS")" in *skip_verify*) fail "skip_verify in an HTTPS hos
 CA_NAME=$(sed -n 's/^ *ca = "\(.*\)"$/\1/p' "$HOSTS_HTTPS")
 [ -n "$CA_NAME" ] || fail "hosts.toml names no ca: $(cat "$HOSTS_HTTPS")"
 [ -f "$HOST_DIR_HTTPS/$CA_NAME" ] || fail "the ca file $CA_NAME is not beside hosts.toml"
-openssl x509 -in "$HOST_DIR_HTTPS/$CA_NAME" -noout -subject | grep -q "registryd test CA" ||
+openssl x509 -in "$HOST_DIR_HTTPS/$CA_NAME" -noout -subject | grep -q "server test CA" ||
   fail "the ca file does not hold the test CA"
 
 # Without the hosts dir the pull fails (ctr tries plain HTTP on loopback, then nothing else).

@@ -34,6 +34,8 @@ oci::http::answer_headers package_headers(sdk::response& res, const oci::digest&
   return h;
 }
 
+time_point now() { return std::chrono::system_clock::now(); }
+
 void send_text(sdk::response& res, int status, const std::string& text) {
   res.status(status);
   res.send("text/plain; charset=utf-8", text + "\n");
@@ -63,15 +65,7 @@ std::string join_path(std::string base, const std::optional<std::string>& path) 
 }  // namespace
 
 packages_proxy::packages_proxy(const sdk::host& host, const nlohmann::json& settings_doc)
-    : packages_proxy(host, settings_doc, [] { return std::chrono::system_clock::now(); }, true) {}
-
-packages_proxy::packages_proxy(const sdk::host& host, const nlohmann::json& settings_doc, clock_fn clock,
-                               bool background)
-    : host_(host),
-      settings_(parse_settings(settings_doc)),
-      clock_(std::move(clock)),
-      background_(background),
-      sources_(settings_.module_sources_dir) {
+    : host_(host), settings_(parse_settings(settings_doc)), sources_(settings_.module_sources_dir) {
   // Throws std::invalid_argument for an unreadable `ca`: a settings error, reported at create.
   if (settings_.upstream) {
     default_client_ = std::make_shared<const oci::client::registry_client>(with_timeouts(settings_.upstream->options));
@@ -89,11 +83,11 @@ packages_proxy::~packages_proxy() { stop(); }
 void packages_proxy::start() {
   cache_ = std::make_unique<package_cache>(settings_.cache_root, settings_.max_cache_bytes, settings_.evict_at(),
                                            counters_, [this](std::string_view m) { host_.warn(m); });
-  cache_->load(clock_());
+  cache_->load(now());
   oci::cache::fill_options fo;
   fo.on_published = [this](const oci::digest& d, std::uint64_t size) {
     counters_.upstream_bytes += size;
-    cache_->published(d, clock_());
+    cache_->published(d, now());
   };
   fo.on_failed = [this](const oci::digest& d, const oci::cache::fill_failure& why) {
     ++counters_.fills_failed;
@@ -109,7 +103,7 @@ void packages_proxy::start() {
     std::lock_guard lock(wake_mutex_);
     stopping_ = false;
   }
-  if (background_) thread_ = std::thread([this] { background_loop(); });
+  thread_ = std::thread([this] { background_loop(); });
 }
 
 void packages_proxy::stop() {
@@ -135,7 +129,7 @@ void packages_proxy::background_loop() {
       refresh_sources();
       if (std::chrono::steady_clock::now() >= next_verify) {
         next_verify = std::chrono::steady_clock::now() + background_round;
-        cache_->verify_some(settings_.verify_interval, verify_budget_per_round, clock_(), [this] {
+        cache_->verify_some(settings_.verify_interval, verify_budget_per_round, now(), [this] {
           std::lock_guard l(wake_mutex_);
           return stopping_;
         });
@@ -147,10 +141,6 @@ void packages_proxy::background_loop() {
     }
     lock.lock();
   }
-}
-
-std::size_t packages_proxy::verify_now(std::chrono::seconds age) {
-  return cache_ ? cache_->verify_some(age, UINT64_MAX, clock_()) : 0;
 }
 
 bool packages_proxy::refresh_sources() {
@@ -219,14 +209,14 @@ std::variant<std::string, refusal> packages_proxy::manifest_bytes(const source& 
     if (!bytes) return refusal{500, "cannot read " + what + ": " + bytes.error_message()};
     return std::move(bytes.value());
   }
-  if (auto cached = cache_->open(d, clock_()); cached && cached->size() <= oci::max_manifest_size) {
+  if (auto cached = cache_->open(d, now()); cached && cached->size() <= oci::max_manifest_size) {
     if (auto bytes = cached->read_all()) return std::move(bytes.value());
   }
   ++counters_.upstream_fetches;
   auto got = src.upstream->get_manifest(src.name, d.str());
   if (!got) return upstream_refusal(got.error(), what);
   // The client verified the body against the digest it was asked by.
-  if (auto failed = cache_->put(got->body, d, clock_())) {
+  if (auto failed = cache_->put(got->body, d, now())) {
     host_.warn("packages proxy: cannot cache manifest " + d.str() + ": " + *failed);
   }
   return std::move(got->body);
@@ -304,7 +294,7 @@ void packages_proxy::serve(const sdk::request& req, sdk::response& res, const so
   }
   // Twice at most: an entry evicted between a join that found it published and the open.
   for (int attempt = 0; attempt < 2; ++attempt) {
-    if (auto file = cache_->open(layer.digest, clock_())) {
+    if (auto file = cache_->open(layer.digest, now())) {
       ++counters_.hits;
       return answer_file(req, res, package, std::move(*file));
     }

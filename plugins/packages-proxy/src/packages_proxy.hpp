@@ -35,8 +35,6 @@
 
 namespace registryd::packages {
 
-using clock_fn = std::function<time_point()>;
-
 // An answer that is not the package: status and the text sent (FACTS.md's texts).
 struct refusal {
   int status = 500;
@@ -46,8 +44,6 @@ struct refusal {
 class packages_proxy final : public sdk::mode_plugin {
  public:
   packages_proxy(const sdk::host& host, const nlohmann::json& settings_doc);
-  // For tests: `background` false runs no thread (verify_now() and refresh_sources() by hand).
-  packages_proxy(const sdk::host& host, const nlohmann::json& settings_doc, clock_fn clock, bool background);
   ~packages_proxy() override;
 
   static void validate(const nlohmann::json& settings_doc) { (void)parse_settings(settings_doc); }
@@ -61,13 +57,10 @@ class packages_proxy final : public sdk::mode_plugin {
   std::string health() const override;
   void metrics(std::string& out) const override;
 
-  const settings& config() const noexcept { return settings_; }
-  const cache_counters& stats() const noexcept { return counters_; }
-  package_cache* cache() noexcept { return cache_.get(); }
-  std::size_t verify_now(std::chrono::seconds age);
-  bool refresh_sources();
 
  private:
+  // Re-reads the ModuleSources when their directory changed; true when they did.
+  bool refresh_sources();
   // Where one repository's content comes from.
   struct source {
     std::string name;  // the repository: a path in the upstream registry, or a Local repository
@@ -92,8 +85,6 @@ class packages_proxy final : public sdk::mode_plugin {
 
   sdk::host host_;
   settings settings_;
-  clock_fn clock_;
-  bool background_;
   cache_counters counters_;
   module_sources sources_;
 

@@ -26,6 +26,14 @@ const time_point t0 = time_point(std::chrono::seconds(1'700'000'000));
 
 std::string content(char c, std::size_t n) { return std::string(n, c); }
 
+// Writes one byte into a cached file in place, as a disk fault or a stray tool would.
+void overwrite(const std::filesystem::path& path, off_t offset, char byte) {
+  const int fd = ::open(path.c_str(), O_WRONLY);
+  REQUIRE(fd >= 0);
+  REQUIRE(::pwrite(fd, &byte, 1, offset) == 1);
+  ::close(fd);
+}
+
 struct fixture {
   scratch_dir dir;
   cache_counters counters;
@@ -84,13 +92,7 @@ TEST_CASE("an entry being read is never evicted", "[packages][cache]") {
 TEST_CASE("a file changed on disk is re-hashed before it is served and dropped when corrupted", "[packages][cache]") {
   fixture f;
   const auto a = f.put(content('a', 300), t0);
-  const auto path = f.cache->store().blob_path(a);
-  {
-    const int fd = ::open(path.c_str(), O_WRONLY);
-    REQUIRE(fd >= 0);
-    REQUIRE(::pwrite(fd, "X", 1, 10) == 1);
-    ::close(fd);
-  }
+  overwrite(f.cache->store().blob_path(a), 10, 'X');
   CHECK(f.cache->open(a, t0 + 1s) == std::nullopt);
   CHECK_FALSE(f.cache->store().exists(a));
   CHECK(f.counters.corrupted == 1);
@@ -103,13 +105,7 @@ TEST_CASE("a file whose stamp changed but whose content did not is kept", "[pack
   fixture f;
   const auto a = f.put(content('a', 300), t0);
   // Rewriting the same bytes changes the ctime: the entry is re-hashed, found intact, served.
-  const auto path = f.cache->store().blob_path(a);
-  {
-    const int fd = ::open(path.c_str(), O_WRONLY);
-    REQUIRE(fd >= 0);
-    REQUIRE(::pwrite(fd, "a", 1, 10) == 1);
-    ::close(fd);
-  }
+  overwrite(f.cache->store().blob_path(a), 10, 'a');
   CHECK(f.cache->open(a, t0 + 1s).has_value());
   CHECK(f.counters.verified == 1);
   CHECK(f.counters.corrupted == 0);
@@ -119,14 +115,8 @@ TEST_CASE("background re-verification finds what the stamp cannot see", "[packag
   fixture f;
   const auto a = f.put(content('a', 300), t0);
   const auto b = f.put(content('b', 300), t0);
-  // Flip a byte and restore the stamp's view: only a re-hash can tell.
-  const auto path = f.cache->store().blob_path(a);
-  {
-    const int fd = ::open(path.c_str(), O_WRONLY);
-    REQUIRE(fd >= 0);
-    REQUIRE(::pwrite(fd, "Z", 1, 0) == 1);
-    ::close(fd);
-  }
+  // Flip a byte nobody reads: only the background re-verification, once due, can find it.
+  overwrite(f.cache->store().blob_path(a), 0, 'Z');
   // Not due yet: nothing is checked.
   CHECK(f.cache->verify_some(3600s, UINT64_MAX, t0 + 10s) == 0);
   CHECK(f.cache->verify_some(3600s, UINT64_MAX, t0 + 3601s) == 2);
