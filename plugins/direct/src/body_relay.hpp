@@ -30,7 +30,7 @@ class body_relay {
   using why_fn = std::function<std::string()>;
 
   // `min_fill`: a read gathers at least this many bytes (or what is left) before it returns.
-  // The upstream arrives in small pieces (cpp-httplib reads 4 KiB at a time); passing each on
+  // The upstream arrives in pieces as each socket read gave them (often a TLS record); passing each on
   // alone would cost the host a socket write (and a TLS record) per piece.
   body_relay(pull_fn pull, why_fn why, std::optional<oci::digest> verify, std::size_t min_fill = 128 * 1024);
 

@@ -8,6 +8,9 @@
 
 #include <catch2/catch.hpp>
 #include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -72,7 +75,113 @@ std::string make_bytes(std::size_t n) {
   return s;
 }
 
+// A TCP server on 127.0.0.1 that answers one request with fixed bytes, whatever they are: for
+// answers no HTTP library would send. Closed on destruction.
+class raw_server {
+ public:
+  explicit raw_server(std::string answer) : answer_(std::move(answer)) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(fd_ >= 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    REQUIRE(::listen(fd_, 4) == 0);
+    socklen_t len = sizeof a;
+    REQUIRE(::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) == 0);
+    port_ = ntohs(a.sin_port);
+    thread_ = std::thread([this] {
+      const int c = ::accept(fd_, nullptr, nullptr);
+      if (c < 0) return;
+      std::string got;
+      char buf[4096];
+      while (got.find("\r\n\r\n") == std::string::npos) {
+        const auto n = ::recv(c, buf, sizeof buf, 0);
+        if (n <= 0) break;
+        got.append(buf, static_cast<std::size_t>(n));
+      }
+      std::size_t sent = 0;
+      while (sent < answer_.size()) {
+        const auto n = ::send(c, answer_.data() + sent, answer_.size() - sent, MSG_NOSIGNAL);
+        if (n <= 0) break;
+        sent += static_cast<std::size_t>(n);
+      }
+      ::shutdown(c, SHUT_WR);
+      while (::recv(c, buf, sizeof buf, 0) > 0) {
+      }
+      ::close(c);
+    });
+  }
+  ~raw_server() {
+    ::shutdown(fd_, SHUT_RDWR);  // wakes an accept that never got a client
+    thread_.join();
+    ::close(fd_);
+  }
+  client_options options() const {
+    client_options o;
+    o.registry = "127.0.0.1:" + std::to_string(port_);
+    o.url_scheme = scheme::http;
+    o.connect_timeout = 2s;
+    o.read_timeout = 2s;
+    return o;
+  }
+
+ private:
+  std::string answer_;
+  int fd_ = -1;
+  int port_ = 0;
+  std::thread thread_;
+};
+
 }  // namespace
+
+TEST_CASE("an answer that is not valid HTTP/1.1 is a protocol error and its connection is dropped",
+          "[client][wire]") {
+  const std::string too_long_head = "HTTP/1.1 200 OK\r\nX-Pad: " + std::string(70 * 1024, 'a') + "\r\n\r\n";
+  const std::vector<std::string> answers = {
+      "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}",
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
+      "HTTP/1.1 2OO OK\r\nContent-Length: 2\r\n\r\n{}",
+      too_long_head,
+  };
+  for (const auto& answer : answers) {
+    CAPTURE(answer.substr(0, 60));
+    raw_server s(answer);
+    registry_client c(s.options());
+    auto p = c.ping();
+    REQUIRE_FALSE(p);
+    CHECK(p.error().kind == error_kind::protocol);
+    CHECK_THAT(p.error().message, Catch::Contains("sent an answer that is not valid HTTP/1.1"));
+    CHECK(c.idle_connections() == 0);
+  }
+}
+
+TEST_CASE("a chunked answer in many small chunks arrives whole and verified", "[client][wire]") {
+  const auto bytes = make_bytes(300 * 1024 + 17);
+  std::string answer = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: application/octet-stream\r\n\r\n";
+  for (std::size_t at = 0; at < bytes.size(); at += 1000) {
+    const auto piece = bytes.substr(at, 1000);
+    char size[16];
+    std::snprintf(size, sizeof size, "%zx\r\n", piece.size());
+    answer += size + piece + "\r\n";
+  }
+  answer += "0\r\n\r\n";
+  raw_server s(answer);
+  registry_client c(s.options());
+  std::string got;
+  std::size_t largest = 0;
+  response_handler h;
+  h.on_body = [&](std::string_view piece) {
+    got.append(piece);
+    largest = std::max(largest, piece.size());
+    return true;
+  };
+  auto r = c.get_blob("a", digest_of(bytes), h);
+  REQUIRE(r);
+  CHECK(got == bytes);
+  CHECK(largest <= 64 * 1024);
+  CHECK(c.idle_connections() == 1);  // a complete keep-alive answer returns its connection
+}
 
 TEST_CASE("a manifest is fetched with the OCI and docker Accept list, and its digest checked", "[client]") {
   test_server s;
@@ -506,6 +615,41 @@ TEST_CASE("an upstream that stops answering times out with the read timeout", "[
   CHECK(p.error().retryable());
   CHECK_THAT(p.error().message, Catch::Contains(s.authority()));
   CHECK(took < 1200ms);
+}
+
+TEST_CASE("the answer timeout bounds the wait for an answer's head, not the pauses of its body",
+          "[client][timeout]") {
+  const auto bytes = make_bytes(200 * 1024);
+  test_server s;
+  s->Get("/v2/", [&](const httplib::Request&, httplib::Response&) { std::this_thread::sleep_for(900ms); });
+  s->Get(R"(/v2/a/blobs/(.+))", [&](const httplib::Request&, httplib::Response& res) {
+    res.set_content_provider(bytes.size(), "application/octet-stream",
+                             [&](std::size_t offset, std::size_t length, httplib::DataSink& sink) {
+                               if (offset > 0) std::this_thread::sleep_for(400ms);  // a pause mid-body
+                               return sink.write(bytes.data() + offset, std::min<std::size_t>(length, 64 * 1024));
+                             });
+  });
+  s.start();
+  auto o = options_for(s);
+  o.answer_timeout = 250ms;
+  o.read_timeout = 2s;
+  registry_client c(o);
+  const auto start = std::chrono::steady_clock::now();
+  auto p = c.ping();
+  const auto took = std::chrono::steady_clock::now() - start;
+  REQUIRE_FALSE(p);
+  CHECK(p.error().kind == error_kind::timeout);
+  CHECK_THAT(p.error().message, Catch::Contains("sent nothing for 0.250 s"));
+  CHECK(took < 800ms);
+
+  std::string got;
+  response_handler h;
+  h.on_body = [&](std::string_view piece) {
+    got.append(piece);
+    return true;
+  };
+  REQUIRE(c.get_blob("a", digest_of(bytes), h));
+  CHECK(got == bytes);
 }
 
 TEST_CASE("an upstream that is not listening fails at once as a connect error", "[client][timeout]") {

@@ -9,8 +9,8 @@
 namespace registryd::oci::cache {
 namespace {
 
-// Sources hand over small pieces (cpp-httplib's are 4 KiB): writing each to the file and waking
-// every reader for it would cost a syscall and a wake-up per piece. Bytes are gathered in the
+// Sources hand over what one socket read gave (at most 64 KiB, often one TLS record or a few KiB
+// from a slow link): writing each to the file and waking every reader for it would cost a syscall and a wake-up per piece. Bytes are gathered in the
 // writer's buffer and flushed to the file (where readers see them) once this many are waiting,
 // or once this long has passed since the last flush, so a slow source still reaches readers
 // promptly. (A source that stalls keeps what is gathered, under flush_bytes, from readers until

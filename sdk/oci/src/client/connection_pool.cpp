@@ -1,85 +1,154 @@
 #include "connection_pool.hpp"
 
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <openssl/pem.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
+#include <poll.h>
 
 #include <stdexcept>
 
 namespace registryd::oci::client::detail {
+namespace {
 
-ca_bundle::ca_bundle(std::string_view pem) {
+namespace asio = boost::asio;
+
+// "[::1]" -> "::1": names as the resolver and the certificate check want them.
+std::string bare_host(const std::string& host) {
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') return host.substr(1, host.size() - 2);
+  return host;
+}
+
+bool is_ip_address(const std::string& host) {
+  boost::system::error_code ec;
+  asio::ip::make_address(host, ec);
+  return !ec;
+}
+
+}  // namespace
+
+tls_context::tls_context(std::string_view pem) : ctx_(asio::ssl::context::tls_client) {
+  SSL_CTX* ctx = ctx_.native_handle();
+  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  ctx_.set_verify_mode(asio::ssl::verify_peer);
+  ctx_.set_default_verify_paths();
   if (pem.empty()) return;
   BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
   if (bio == nullptr) throw std::invalid_argument("ca: out of memory");
-  while (X509* cert = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr)) certs_.push_back(cert);
-  BIO_free(bio);
-  if (certs_.empty()) throw std::invalid_argument("ca: no PEM certificate could be read");
-}
-
-ca_bundle::~ca_bundle() {
-  for (X509* c : certs_) X509_free(c);
-}
-
-X509_STORE* ca_bundle::make_store() const {
-  if (certs_.empty()) return nullptr;
-  X509_STORE* store = X509_STORE_new();
-  if (store == nullptr) return nullptr;
-  for (X509* c : certs_) X509_STORE_add_cert(store, c);  // takes its own reference
-  return store;
-}
-
-connection_pool::connection_pool(pool_settings settings, std::shared_ptr<const ca_bundle> cas)
-    : settings_(std::move(settings)), cas_(std::move(cas)) {}
-
-std::unique_ptr<httplib::Client> connection_pool::make_client(const url& u) const {
-  auto client = std::make_unique<httplib::Client>(u.scheme + "://" + u.host + ":" + std::to_string(u.port));
-  client->set_keep_alive(true);
-  client->set_follow_location(false);  // redirects are followed by the registry client
-  client->set_url_encode(false);       // targets are sent exactly as the upstream gave them
-  client->set_decompress(false);       // blob bytes must arrive as stored, or digests break
-  client->set_connection_timeout(settings_.connect_timeout);
-  client->set_read_timeout(settings_.read_timeout);
-  client->set_write_timeout(settings_.read_timeout);
-  if (u.scheme == "https") {
-    client->enable_server_certificate_verification(true);
-    // cpp-httplib adds the system's default CA paths to this store as it loads certificates.
-    if (cas_ && !cas_->empty()) client->set_ca_cert_store(cas_->make_store());
+  X509_STORE* store = SSL_CTX_get_cert_store(ctx);
+  while (X509* cert = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr)) {
+    X509_STORE_add_cert(store, cert);  // takes its own reference
+    X509_free(cert);
+    own_cas_ = true;
   }
-  return client;
+  BIO_free(bio);
+  ERR_clear_error();  // the read loop ends on a "no start line" error
+  if (!own_cas_) throw std::invalid_argument("ca: no PEM certificate could be read");
 }
+
+connection::connection(const url& origin, std::shared_ptr<tls_context> tls) : origin_(origin), tls_(std::move(tls)) {
+  buffer_.max_size(1 << 20);  // read-ahead; answers' heads are bounded by the parser
+  // Beast sizes each socket read by the buffer's free capacity (at least 512 bytes, at most
+  // 64 KiB): a buffer left to grow on demand stays small and reads 512 bytes per system call.
+  buffer_.reserve(64 * 1024);
+}
+
+connection::~connection() = default;
+
+std::optional<connection::connect_failure> connection::connect(std::chrono::milliseconds timeout) {
+  const auto host = bare_host(origin_.host);
+  asio::ip::tcp::resolver resolver(ioc_);
+  asio::ip::tcp::resolver::results_type endpoints;
+  auto ec = run(timeout, [&](auto handler) {
+    resolver.async_resolve(host, std::to_string(origin_.port),
+                           [&endpoints, handler](boost::system::error_code e, auto results) mutable {
+                             endpoints = std::move(results);
+                             handler(e);
+                           });
+  });
+  if (ec) return connect_failure{step::resolve, ec};
+  ec = run(timeout, [&](auto handler) { tcp_.async_connect(endpoints, handler); });
+  if (ec) return connect_failure{step::connect, ec};
+  tcp_.socket().set_option(asio::ip::tcp::no_delay(true), ec);
+  if (origin_.scheme != "https") return std::nullopt;
+
+  tls_stream_.emplace(tcp_, tls_->get());
+  SSL* ssl = tls_stream_->native_handle();
+  X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
+  if (is_ip_address(host)) {
+    X509_VERIFY_PARAM_set1_ip_asc(param, host.c_str());
+  } else {
+    SSL_set_tlsext_host_name(ssl, host.c_str());
+    X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    X509_VERIFY_PARAM_set1_host(param, host.c_str(), host.size());
+  }
+  ec = run(timeout,
+           [&](auto handler) { tls_stream_->async_handshake(asio::ssl::stream_base::client, handler); });
+  if (ec) return connect_failure{step::handshake, ec, SSL_get_verify_result(ssl)};
+  return std::nullopt;
+}
+
+bool connection::idle_and_open() const {
+  const int fd = const_cast<boost::beast::tcp_stream&>(tcp_).socket().native_handle();
+  if (fd < 0 || buffer_.size() != 0) return false;
+  pollfd p{fd, POLLIN, 0};
+  return ::poll(&p, 1, 0) == 0;
+}
+
+void connection::shut() {
+  asio::post(ioc_, [this] {
+    boost::system::error_code ignored;
+    tcp_.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+    tcp_.cancel();
+  });
+}
+
+connection_pool::connection_pool(pool_settings settings) : settings_(std::move(settings)) {}
 
 connection_pool::lease connection_pool::acquire(const url& u) {
   const auto key = u.origin();
   const auto now = std::chrono::steady_clock::now();
-  std::vector<idle_client> stale;
+  std::vector<idle_connection> dropped;
+  lease out;
   {
     std::lock_guard lock(mutex_);
     auto it = idle_.find(key);
-    if (it != idle_.end() && !it->second.empty()) {
-      if (now - it->second.back().since < settings_.idle_timeout) {
-        auto client = std::move(it->second.back().client);
-        it->second.pop_back();
-        const bool reused = client->is_socket_open() > 0;
-        return lease{std::move(client), reused};
+    while (it != idle_.end() && !it->second.empty()) {
+      auto candidate = std::move(it->second.back());
+      it->second.pop_back();
+      if (now - candidate.since >= settings_.idle_timeout) {
+        // The newest is too old, so all are: close them outside the lock.
+        dropped.push_back(std::move(candidate));
+        for (auto& c : it->second) dropped.push_back(std::move(c));
+        it->second.clear();
+        break;
       }
-      // The newest is too old, so all are: close them outside the lock.
-      stale.swap(it->second);
+      if (candidate.conn->idle_and_open()) {
+        out = lease{std::move(candidate.conn), true};
+        break;
+      }
+      dropped.push_back(std::move(candidate));  // closed by the server while it sat idle
     }
   }
-  stale.clear();
-  return lease{make_client(u), false};
+  dropped.clear();
+  return out;
 }
 
-void connection_pool::release(const url& u, std::unique_ptr<httplib::Client> client) {
-  if (!client) return;
+void connection_pool::release(const url& u, std::unique_ptr<connection> conn) {
+  if (!conn) return;
   const auto key = u.origin();
+  std::unique_ptr<connection> oldest;
   std::lock_guard lock(mutex_);
   auto& list = idle_[key];
   if (list.size() >= settings_.max_idle) {
     // Drop the oldest; the newest is likeliest still open at the server.
+    oldest = std::move(list.front().conn);
     list.erase(list.begin());
   }
-  list.push_back(idle_client{std::move(client), std::chrono::steady_clock::now()});
+  list.push_back(idle_connection{std::move(conn), std::chrono::steady_clock::now()});
 }
 
 std::size_t connection_pool::idle() const {

@@ -12,7 +12,8 @@
 namespace registryd::oci::client {
 namespace {
 
-// cpp-httplib hands the body over in 4 KiB pieces. Passing each to the reader alone would cost
+// The transport hands the body over as each socket read gave it (one TLS record, or a few KiB
+// from a slow link, at most 64 KiB). Passing each to the reader alone would cost
 // a wake-up (two context switches) per piece: half the CPU of a relay went there. Pieces are
 // gathered into blocks of this size, and a reader that has some bytes waits this long for a
 // fuller read before it takes what there is, so a slow upstream is not held back.

@@ -1,7 +1,7 @@
 # The upstream registry client (include/registryd/oci/client/, docs/upstream-client.md) and the
 # image check built on it: part of registryd::oci, listed here so the client's files change
-# without touching the library's shared list. cpp-httplib (a shared library) and OpenSSL's TLS
-# are linked by whatever links registryd::oci.
+# without touching the library's shared list. The wire is Boost.Asio and Boost.Beast
+# (header-only) with OpenSSL's TLS, linked by whatever links registryd::oci.
 target_sources(registryd_oci PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/connection_pool.cpp
   ${CMAKE_CURRENT_LIST_DIR}/docker_config.cpp
@@ -18,4 +18,5 @@ target_sources(registryd_oci PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/token_cache.cpp
   ${CMAKE_CURRENT_LIST_DIR}/url.cpp
   ${CMAKE_CURRENT_LIST_DIR}/www_authenticate.cpp)
-target_link_libraries(registryd_oci PUBLIC PkgConfig::HTTPLIB OpenSSL::SSL)
+target_compile_definitions(registryd_oci PRIVATE BOOST_ASIO_NO_DEPRECATED)
+target_link_libraries(registryd_oci PUBLIC OpenSSL::SSL PRIVATE Boost::headers)

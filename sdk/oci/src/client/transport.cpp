@@ -2,16 +2,32 @@
 
 #include <registryd/oci/route.hpp>
 
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/error.hpp>
+#include <boost/beast/http/buffer_body.hpp>
+#include <boost/beast/http/chunk_encode.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/serializer.hpp>
+#include <boost/beast/http/write.hpp>
 #include <nlohmann/json.hpp>
 #include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
 
-#include <cerrno>
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <cstring>
+#include <limits>
+#include <vector>
 
 namespace registryd::oci::client::detail {
 namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = boost::beast::http;
 
 // The code a status stands for when the upstream's body names none.
 std::string default_code(int status, std::string_view target) {
@@ -33,12 +49,145 @@ std::string default_code(int status, std::string_view target) {
   }
 }
 
-response_head to_head(const httplib::Response& r, const url& where) {
-  response_head h;
-  h.status = r.status;
-  for (const auto& [name, value] : r.headers) h.headers.add(name, value);
-  h.url = where.str();
-  return h;
+std::string seconds(std::chrono::milliseconds ms) {
+  char buf[48];
+  if (ms.count() % 1000 == 0) {
+    std::snprintf(buf, sizeof buf, "%lld s", static_cast<long long>(ms.count() / 1000));
+  } else {
+    std::snprintf(buf, sizeof buf, "%lld.%03lld s", static_cast<long long>(ms.count() / 1000),
+                  static_cast<long long>(ms.count() % 1000));
+  }
+  return std::string(buf);
+}
+
+bool is_timeout(const boost::system::error_code& ec) { return ec == beast::error::timeout; }
+
+// How one exchange on one connection ended.
+struct outcome {
+  enum class kind { ok, stopped, body_failed, write_failed, read_failed, bad_answer } what = kind::ok;
+  boost::system::error_code ec;
+  bool any_byte = false;   // the answer had begun
+  bool head_read = false;  // its head was read whole
+  bool reusable = false;   // the connection may carry another exchange
+};
+
+struct exchange_args {
+  const url& where;
+  const std::string& method;
+  const header_list& headers;
+  const request_body* body;
+  const std::function<transport::route(const response_head&)>& route_of;
+  const response_handler& handler;
+  std::size_t capture_limit;
+  std::chrono::milliseconds read_timeout;
+  std::chrono::milliseconds answer_timeout;
+  const std::string& user_agent;
+};
+
+bool method_has_body(const std::string& m) { return m == "POST" || m == "PUT" || m == "PATCH"; }
+
+// Sends the request and reads its answer on `stream`, one of `c`'s streams.
+template <class Stream>
+outcome exchange(connection& c, Stream& stream, const exchange_args& a, transport::attempt& out) {
+  outcome o;
+  const auto fail = [&o](outcome::kind k, boost::system::error_code ec = {}) {
+    o.what = k;
+    o.ec = ec;
+    return o;
+  };
+  std::vector<char> buf(piece_size);
+
+  http::request<http::empty_body> req;
+  req.version(11);
+  req.method_string(a.method);
+  req.target(a.where.target);
+  for (const auto& f : a.headers) req.insert(f.name, f.value);
+  req.set(http::field::host, a.where.authority());
+  if (!a.user_agent.empty() && !a.headers.has("User-Agent")) req.set(http::field::user_agent, a.user_agent);
+  if (!a.headers.has("Accept")) req.set(http::field::accept, "*/*");
+  if (a.body != nullptr && !a.body->length) {
+    req.chunked(true);
+  } else if (a.body != nullptr || method_has_body(a.method)) {
+    req.content_length(a.body != nullptr ? *a.body->length : 0);
+  }
+  http::request_serializer<http::empty_body> head_writer(req);
+  auto ec = c.run(a.read_timeout, [&](auto h) { http::async_write_header(stream, head_writer, h); });
+  if (ec) return fail(outcome::kind::write_failed, ec);
+
+  if (a.body != nullptr) {
+    const bool chunked = !a.body->length;
+    std::uint64_t sent = 0;
+    for (;;) {
+      std::size_t want = buf.size();
+      if (!chunked) want = static_cast<std::size_t>(std::min<std::uint64_t>(want, *a.body->length - sent));
+      if (want == 0) break;
+      const auto n = a.body->read(buf.data(), want);
+      if (n < 0) return fail(outcome::kind::body_failed);
+      if (n == 0) {
+        if (!chunked) return fail(outcome::kind::body_failed);  // shorter than announced
+        break;
+      }
+      const auto piece = asio::buffer(buf.data(), static_cast<std::size_t>(n));
+      ec = chunked ? c.run(a.read_timeout, [&](auto h) { asio::async_write(stream, http::make_chunk(piece), h); })
+                   : c.run(a.read_timeout, [&](auto h) { asio::async_write(stream, piece, h); });
+      if (ec) return fail(outcome::kind::write_failed, ec);
+      sent += static_cast<std::uint64_t>(n);
+    }
+    if (chunked) {
+      ec = c.run(a.read_timeout, [&](auto h) { asio::async_write(stream, http::make_chunk_last(), h); });
+      if (ec) return fail(outcome::kind::write_failed, ec);
+    }
+  }
+
+  http::response_parser<http::buffer_body> parser;
+  // Blobs are as large as they are; the caller bounds captures. (Not boost::none: Boost 1.74
+  // compares the length against the optional, and any length is "greater" than none.)
+  parser.body_limit(std::numeric_limits<std::uint64_t>::max());
+  parser.header_limit(64 * 1024);
+  if (a.method == "HEAD") parser.skip(true);
+  ec = c.run(a.answer_timeout, [&](auto h) { http::async_read_header(stream, c.buffer(), parser, h); });
+  o.any_byte = parser.got_some();
+  if (ec) {
+    const bool bad = ec.category() == http::make_error_code(http::error::bad_version).category() &&
+                     ec != http::error::end_of_stream && ec != http::error::partial_message;
+    return fail(bad ? outcome::kind::bad_answer : outcome::kind::read_failed, ec);
+  }
+
+  o.head_read = true;
+  response_head head;
+  head.status = static_cast<int>(parser.get().result_int());
+  for (const auto& f : parser.get()) head.headers.add(std::string(f.name_string()), std::string(f.value()));
+  head.url = a.where.str();
+  out.head = std::move(head);
+  const auto r = a.route_of(out.head);
+  if (r != transport::route::capture && a.handler.on_head && !a.handler.on_head(out.head)) {
+    return fail(outcome::kind::stopped);
+  }
+
+  while (!parser.is_done()) {
+    parser.get().body().data = buf.data();
+    parser.get().body().size = buf.size();
+    ec = c.run(a.read_timeout, [&](auto h) { http::async_read_some(stream, c.buffer(), parser, h); });
+    if (ec == http::error::need_buffer) ec = {};
+    const std::string_view piece(buf.data(), buf.size() - parser.get().body().size);
+    if (!piece.empty()) {
+      if (r != transport::route::capture && a.handler.on_body && !a.handler.on_body(piece)) {
+        return fail(outcome::kind::stopped);
+      }
+      if (r != transport::route::handler) {
+        const auto room = a.capture_limit - std::min(a.capture_limit, out.captured.size());
+        if (piece.size() > room) out.capture_truncated = true;
+        out.captured.append(piece.substr(0, std::min(room, piece.size())));
+      }
+    }
+    if (ec) {
+      const bool bad = ec.category() == http::make_error_code(http::error::bad_version).category() &&
+                       ec != http::error::end_of_stream && ec != http::error::partial_message;
+      return fail(bad ? outcome::kind::bad_answer : outcome::kind::read_failed, ec);
+    }
+  }
+  o.reusable = parser.keep_alive();
+  return o;
 }
 
 }  // namespace
@@ -79,10 +228,9 @@ upstream_error http_error(const response_head& head, std::string_view body, cons
 
 transport::transport(const client_options& options)
     : options_(options),
-      cas_(std::make_shared<ca_bundle>(options.ca_pem)),
+      tls_(std::make_shared<tls_context>(options.ca_pem)),
       pool_(pool_settings{options.connect_timeout, options.read_timeout, options.max_idle_connections,
-                          options.idle_timeout, options.user_agent},
-            cas_) {}
+                          options.idle_timeout}) {}
 
 transport::attempt transport::perform(const url& where, const std::string& method, const header_list& headers,
                                     const request_body* body,
@@ -90,176 +238,101 @@ transport::attempt transport::perform(const url& where, const std::string& metho
                                     const response_handler& handler, abort_handle* abort,
                                     std::size_t capture_limit) {
   attempt out;
+  const auto host = where.authority();
+  const auto canceled = [&out] {
+    out.failure = make_error(error_kind::canceled, "stopped by the caller");
+    return out;
+  };
   for (int try_no = 0;; ++try_no) {
     auto lease = pool_.acquire(where);
-    httplib::Request req;
-    req.method = method;
-    req.path = where.target;
-    for (const auto& f : headers) req.headers.emplace(f.name, f.value);
-    req.headers.emplace("Host", where.authority());
-    if (!options_.user_agent.empty() && !headers.has("User-Agent")) {
-      req.headers.emplace("User-Agent", options_.user_agent);
+    std::unique_ptr<connection> conn = std::move(lease.conn);
+    if (!conn) conn = std::make_unique<connection>(where, tls_);
+    if (abort != nullptr) abort->attach([c = conn.get()] { c->shut(); });
+    struct detach_on_exit {
+      abort_handle* h;
+      ~detach_on_exit() {
+        if (h != nullptr) h->detach();
+      }
+    } detach{abort};
+    const auto aborted = [abort] { return abort != nullptr && abort->aborted(); };
+
+    if (!lease.reused) {
+      if (const auto f = conn->connect(options_.connect_timeout)) {
+        if (aborted()) return canceled();
+        out.failure = connect_error(*f, where);
+        return out;
+      }
     }
 
-    bool head_seen = false, stopped_by_caller = false, body_failed = false, any_byte = false;
-    route r = route::capture;
     out.captured.clear();
     out.capture_truncated = false;
-    auto last_activity = std::chrono::steady_clock::now();
-
-    auto on_head = [&](const response_head& h) -> bool {
-      out.head = h;
-      head_seen = true;
-      r = route_of(h);
-      if (r != route::capture && handler.on_head && !handler.on_head(out.head)) {
-        stopped_by_caller = true;
-        return false;
-      }
-      return true;
-    };
-    req.response_handler = [&](const httplib::Response& res) {
-      last_activity = std::chrono::steady_clock::now();
-      any_byte = true;
-      return on_head(to_head(res, where));
-    };
-    req.content_receiver = [&](const char* data, std::size_t n, std::uint64_t, std::uint64_t) {
-      last_activity = std::chrono::steady_clock::now();
-      any_byte = true;
-      // cpp-httplib hands over what one read returned; keep pieces at most piece_size.
-      for (std::size_t off = 0; off < n; off += piece_size) {
-        const std::string_view piece(data + off, std::min(piece_size, n - off));
-        if (r != route::capture && handler.on_body && !handler.on_body(piece)) {
-          stopped_by_caller = true;
-          return false;
-        }
-        if (r != route::handler) {
-          const auto room = capture_limit - std::min(capture_limit, out.captured.size());
-          if (piece.size() > room) out.capture_truncated = true;
-          out.captured.append(piece.substr(0, std::min(room, piece.size())));
-        }
-      }
-      return true;
-    };
-
-    if (body != nullptr) {
-      auto pull = [body, &body_failed](httplib::DataSink& sink, std::size_t want) -> std::ptrdiff_t {
-        char buf[piece_size];
-        const auto n = body->read(buf, std::min(want, sizeof buf));
-        if (n < 0) {
-          body_failed = true;
-          return -1;
-        }
-        if (n > 0 && !sink.write(buf, static_cast<std::size_t>(n))) return -1;
-        return n;
-      };
-      if (body->length) {
-        req.content_length_ = static_cast<std::size_t>(*body->length);
-        req.content_provider_ = [pull, &body_failed](std::size_t, std::size_t length, httplib::DataSink& sink) {
-          const auto n = pull(sink, length);
-          if (n == 0) body_failed = true;  // shorter than announced
-          return n > 0;
-        };
-      } else {
-        req.content_length_ = 0;
-        req.is_chunked_content_provider_ = true;
-        req.headers.emplace("Transfer-Encoding", "chunked");
-        req.content_provider_ = [pull](std::size_t, std::size_t, httplib::DataSink& sink) {
-          const auto n = pull(sink, piece_size);
-          if (n == 0) sink.done();
-          return n >= 0;
-        };
-      }
-    }
-
-    httplib::Client* raw_client = lease.client.get();
-    if (abort != nullptr) abort->attach([raw_client] { raw_client->stop(); });
-    httplib::Response res;
-    httplib::Error err = httplib::Error::Success;
-    errno = 0;
-    const bool ok = lease.client->send(req, res, err);
-    const int saved_errno = errno;
+    const exchange_args args{where,   method,        headers,
+                             body,    route_of,      handler,
+                             capture_limit, options_.read_timeout, answer_timeout(), options_.user_agent};
+    const auto o = conn->with_stream([&](auto& stream) { return exchange(*conn, stream, args, out); });
+    detach.h = nullptr;
     if (abort != nullptr) abort->detach();
+    if (aborted() || o.what == outcome::kind::stopped) return canceled();
 
-    if (ok) {
-      if (!head_seen) {
-        // HEAD, 204 and 304 answers have no body, so cpp-httplib never called the handler.
-        if (!on_head(to_head(res, where))) {
-          out.failure = make_error(error_kind::canceled, "stopped by the caller");
-          return out;
-        }
-      }
-      pool_.release(where, std::move(lease.client));
-      return out;
+    switch (o.what) {
+      case outcome::kind::ok:
+        if (o.reusable) pool_.release(where, std::move(conn));
+        return out;
+      case outcome::kind::body_failed:
+        out.failure = make_error(error_kind::canceled,
+                                 "the request body to " + host + " could not be read to its end");
+        return out;
+      case outcome::kind::bad_answer:
+        out.failure = make_error(error_kind::protocol, host + " sent an answer that is not valid HTTP/1.1: " +
+                                                           o.ec.message());
+        return out;
+      default: break;
     }
-
-    if (stopped_by_caller || (abort != nullptr && abort->aborted())) {
-      out.failure = make_error(error_kind::canceled, "stopped by the caller");
-      return out;
-    }
-    if (body_failed) {
-      out.failure = make_error(error_kind::canceled,
-                               "the request body to " + where.authority() + " could not be read to its end");
-      return out;
-    }
-    // A kept connection the server closed while it sat idle fails before any answer byte;
+    // A kept connection the server closed just as it was taken fails before any answer byte;
     // that is not the upstream's fault: try once more on a new connection.
     const bool rewindable = body == nullptr || (body->rewind && body->rewind());
-    if (try_no == 0 && lease.reused && !any_byte && rewindable &&
-        (err == httplib::Error::Read || err == httplib::Error::Write ||
-         err == httplib::Error::Connection)) {
-      continue;
+    if (try_no == 0 && lease.reused && !o.any_byte && !is_timeout(o.ec) && rewindable) continue;
+    if (o.what == outcome::kind::write_failed) {
+      out.failure = is_timeout(o.ec) ? make_error(error_kind::timeout, host + " took no request bytes for " +
+                                                                           seconds(options_.read_timeout))
+                                     : make_error(error_kind::io, "the connection to " + host +
+                                                                      " broke while sending the request");
+    } else {
+      const auto waited = o.head_read ? options_.read_timeout : answer_timeout();
+      out.failure = is_timeout(o.ec) ? make_error(error_kind::timeout, host + " sent nothing for " + seconds(waited))
+                                     : make_error(error_kind::io, "the connection to " + host +
+                                                                      " broke while reading the answer");
     }
-    out.failure = transport_error(err, where, lease.client.get(), saved_errno, last_activity);
     return out;
   }
 }
 
-upstream_error transport::transport_error(httplib::Error err, const url& where, httplib::Client* c, int saved_errno,
-                                        std::chrono::steady_clock::time_point last_activity) const {
+upstream_error transport::connect_error(const connection::connect_failure& f, const url& where) const {
   const auto host = where.authority();
-  const auto secs = [](std::chrono::milliseconds ms) {
-    char buf[48];
-    if (ms.count() % 1000 == 0) {
-      std::snprintf(buf, sizeof buf, "%lld s", static_cast<long long>(ms.count() / 1000));
-    } else {
-      std::snprintf(buf, sizeof buf, "%lld.%03lld s", static_cast<long long>(ms.count() / 1000),
-                    static_cast<long long>(ms.count() % 1000));
-    }
-    return std::string(buf);
-  };
-  switch (err) {
-    case httplib::Error::Connection: {
-      std::string why = saved_errno != 0 ? std::strerror(saved_errno) : "connection failed";
-      if (saved_errno == 0 || saved_errno == EINPROGRESS) why = "no connection could be made";
-      return make_error(error_kind::connect, "cannot connect to " + host + ": " + why);
-    }
-    case httplib::Error::ConnectionTimeout:
-      return make_error(error_kind::timeout, "connecting to " + host + " timed out after " +
-                                                 secs(options_.connect_timeout));
-    case httplib::Error::Read: {
-      const auto idle = std::chrono::steady_clock::now() - last_activity;
-      if (idle + std::chrono::milliseconds(100) >= options_.read_timeout) {
-        return make_error(error_kind::timeout, host + " sent nothing for " + secs(options_.read_timeout));
+  switch (f.where) {
+    case connection::step::resolve:
+      return make_error(error_kind::connect, "cannot connect to " + host + ": " + f.ec.message());
+    case connection::step::connect:
+      if (is_timeout(f.ec)) {
+        return make_error(error_kind::timeout,
+                          "connecting to " + host + " timed out after " + seconds(options_.connect_timeout));
       }
-      return make_error(error_kind::io, "the connection to " + host + " broke while reading the answer");
-    }
-    case httplib::Error::Write:
-      return make_error(error_kind::io, "the connection to " + host + " broke while sending the request");
-    case httplib::Error::SSLConnection:
-      return make_error(error_kind::tls, "TLS handshake with " + host + " failed");
-    case httplib::Error::SSLLoadingCerts:
-      return make_error(error_kind::tls, "the CA certificates could not be loaded");
-    case httplib::Error::SSLServerVerification: {
-      const long v = c != nullptr ? c->get_openssl_verify_result() : 0;
-      std::string why = v != X509_V_OK ? X509_verify_cert_error_string(v)
-                                       : "its certificate does not name " + where.host;
-      return make_error(error_kind::tls, "the certificate of " + host + " did not verify: " + why +
-                                             (cas_->empty() ? " (system CAs only; is `ca` set?)" : ""));
-    }
-    case httplib::Error::Canceled: return make_error(error_kind::canceled, "stopped by the caller");
-    default:
-      return make_error(error_kind::io, "exchange with " + host + " failed: " + httplib::to_string(err));
+      return make_error(error_kind::connect, "cannot connect to " + host + ": " + f.ec.message());
+    case connection::step::handshake: break;
   }
+  if (is_timeout(f.ec)) {
+    return make_error(error_kind::timeout,
+                      "the TLS handshake with " + host + " timed out after " + seconds(options_.connect_timeout));
+  }
+  if (f.verify_result != X509_V_OK) {
+    const bool wrong_name =
+        f.verify_result == X509_V_ERR_HOSTNAME_MISMATCH || f.verify_result == X509_V_ERR_IP_ADDRESS_MISMATCH;
+    const std::string why = wrong_name ? "its certificate does not name " + where.host
+                                       : X509_verify_cert_error_string(f.verify_result);
+    return make_error(error_kind::tls, "the certificate of " + host + " did not verify: " + why +
+                                           (tls_->has_own_cas() ? "" : " (system CAs only; is `ca` set?)"));
+  }
+  return make_error(error_kind::tls, "TLS handshake with " + host + " failed: " + f.ec.message());
 }
 
 }  // namespace registryd::oci::client::detail

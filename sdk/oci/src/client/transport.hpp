@@ -1,5 +1,6 @@
-// Internal: one HTTP exchange with an upstream on one pooled keep-alive connection, and what
-// the wire said turned into registryd's errors. The registry client's lowest layer: it knows
+// Internal: one HTTP exchange with an upstream on one pooled keep-alive connection (Boost.Beast's
+// parser and serializer over connection_pool.hpp's streams), and what the wire said turned into
+// registryd's errors. The registry client's lowest layer: it knows
 // nothing of auth or redirects (registry_client.cpp) nor of tokens (token_exchange.hpp).
 //
 // Thread-safety: perform() may run on many threads at once (the pool is locked).
@@ -54,11 +55,11 @@ class transport {
   std::size_t idle_connections() const { return pool_.idle(); }
 
  private:
-  upstream_error transport_error(httplib::Error err, const url& where, httplib::Client* c, int saved_errno,
-                                 std::chrono::steady_clock::time_point last_activity) const;
+  upstream_error connect_error(const connection::connect_failure& f, const url& where) const;
+  std::chrono::milliseconds answer_timeout() const { return options_.answer_timeout.value_or(options_.read_timeout); }
 
   const client_options& options_;
-  std::shared_ptr<const ca_bundle> cas_;
+  std::shared_ptr<tls_context> tls_;
   connection_pool pool_;
 };
 

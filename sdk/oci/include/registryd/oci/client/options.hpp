@@ -38,6 +38,11 @@ struct client_options {
   // Longest wait for the next bytes of an answer (and for the socket to take more bytes of a
   // request); not a bound on a whole transfer, so a large blob may take longer.
   std::chrono::milliseconds read_timeout{30000};
+  // Longest wait for an answer's head once the request is sent: the time to first byte, which
+  // a server that accepts connections and then says nothing never ends. nullopt: read_timeout.
+  // A mode that must fail fast behind a stalled upstream (Proxy) sets it short, while a body
+  // under way may still pause for read_timeout between pieces.
+  std::optional<std::chrono::milliseconds> answer_timeout;
   // Idle keep-alive connections kept per scheme://host:port. Concurrent requests each get a
   // connection of their own; this bounds only how many wait for reuse.
   std::size_t max_idle_connections = 8;
