@@ -18,6 +18,9 @@ oci::client::client_options upstream_options(const settings& s) {
   // A closed port is refused at once anyway; this bounds a silent one (FACTS.md: the node
   // balancer's own connect timeout is 1 s), so an uncached pull fails quickly, not after 5 s.
   o.connect_timeout = std::chrono::milliseconds(2000);
+  // And a silent one that accepted the connection: a request fails after this, not after the
+  // read timeout a body may pause for (docs/proxy-mode.md, "A stalled upstream").
+  o.answer_timeout = s.upstream_answer_timeout;
   o.user_agent = "registryd-proxy";
   return o;
 }
@@ -119,6 +122,7 @@ void proxy_mode::stop() {
   }
   wake_cv_.notify_all();
   if (evictor_thread_.joinable()) evictor_thread_.join();
+  if (api_) api_->shut_down();  // tag revalidations in flight end within the client's timeouts
   // Fills run code of api_ on their threads: they end before anything they use.
   if (fills_) fills_->shutdown();
   if (access_) {
@@ -184,7 +188,13 @@ void proxy_mode::metrics(std::string& out) const {
   counter2(out, "registryd_proxy_tag_revalidations_total", "Cached tags revalidated upstream with HEAD.", "result",
            "unchanged", c.tag_revalidations_unchanged.load(), "changed", c.tag_revalidations_changed.load());
   counter(out, "registryd_proxy_stale_serves_total",
-          "Cached content served without revalidation because the upstream was unavailable.", c.stale_serves.load());
+          "Cached content served unconfirmed: the upstream was unavailable, or slower than the revalidation wait.",
+          c.stale_serves.load());
+  gauge(out, "registryd_proxy_tag_revalidations_in_progress", "Background tag revalidations in flight now.",
+        api_ ? static_cast<double>(api_->revalidations_running()) : 0.0);
+  gauge(out, "registryd_proxy_last_stale_serve_age_seconds",
+        "How old the upstream's last confirmation of a tag was when its cached copy was last served stale.",
+        api_ ? api_->last_stale_age_seconds() : 0.0);
   counter(out, "registryd_proxy_upstream_failures_total",
           "Exchanges that found the upstream unavailable (unreachable, 5xx, 429).", c.upstream_failures.load());
   gauge(out, "registryd_proxy_upstream_up", "1 when the last exchange with the upstream got an answer, else 0.",

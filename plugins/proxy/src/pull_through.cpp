@@ -10,6 +10,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <thread>
+
 
 namespace registryd::proxy {
 namespace {
@@ -155,6 +157,101 @@ pull_through::fetch_result pull_through::fetch_manifest(const std::string& name,
   return m;
 }
 
+pull_through::~pull_through() { shut_down(); }
+
+void pull_through::shut_down() {
+  std::unique_lock lock(validated_mutex_);
+  shutting_down_ = true;
+  revalidation_ended_.wait(lock, [this] { return revalidation_threads_ == 0; });
+}
+
+std::size_t pull_through::revalidations_running() const {
+  std::lock_guard lock(validated_mutex_);
+  return revalidation_threads_;
+}
+
+double pull_through::last_stale_age_seconds() const {
+  return static_cast<double>(last_stale_age_ms_.load()) / 1000.0;
+}
+
+void pull_through::serve_stale(const std::string& key, const std::string& what, const std::string& why) {
+  health_.stale(what, why);
+  std::lock_guard lock(validated_mutex_);
+  const auto it = validated_.find(key);
+  if (it != validated_.end()) {
+    last_stale_age_ms_ = std::chrono::duration_cast<std::chrono::milliseconds>(clock_() - it->second).count();
+  }
+}
+
+std::shared_ptr<pull_through::revalidation> pull_through::revalidate(const oci::target& r,
+                                                                     const std::string& upstream_name,
+                                                                     const oci::digest& cached) {
+  const std::string key = r.name + ":" + r.reference;
+  std::lock_guard lock(validated_mutex_);
+  if (shutting_down_) return nullptr;
+  if (const auto it = revalidating_.find(key); it != revalidating_.end()) return it->second;
+  auto rv = std::make_shared<revalidation>();
+  try {
+    std::thread([this, key, name = r.name, upstream_name, tag = r.reference, cached, rv] {
+      try {
+        run_revalidation(key, name, upstream_name, tag, cached, *rv);
+      } catch (const std::exception& e) {
+        host_.warn("revalidating " + key + " failed: " + e.what());
+        std::lock_guard l(validated_mutex_);
+        rv->failed = std::string("failed: ") + e.what();
+      }
+      std::lock_guard l(validated_mutex_);
+      rv->done = true;
+      revalidating_.erase(key);
+      --revalidation_threads_;
+      rv->finished.notify_all();
+      revalidation_ended_.notify_all();
+    }).detach();
+  } catch (const std::system_error& e) {
+    host_.warn("cannot start a revalidation of " + key + ": " + e.what());
+    return nullptr;
+  }
+  revalidating_.emplace(key, rv);
+  ++revalidation_threads_;
+  return rv;
+}
+
+void pull_through::run_revalidation(const std::string& key, const std::string& name,
+                                    const std::string& upstream_name, const std::string& tag,
+                                    const oci::digest& cached, revalidation& rv) {
+  std::optional<upstream_error> gone;
+  std::optional<std::string> failed;
+  ++counters_.upstream_manifest_heads;
+  auto head = upstream_.head_manifest(upstream_name, tag);
+  if (head) {
+    health_.succeeded();
+    if (head->digest == cached) {
+      ++counters_.tag_revalidations_unchanged;
+      mark_validated(key);
+    } else {
+      ++counters_.tag_revalidations_changed;
+      auto f = fetch_manifest(name, upstream_name, head->digest.str(), tag);
+      if (const auto* e = std::get_if<upstream_error>(&f)) {
+        note_failure(*e);
+        failed = "moved the tag to " + head->digest.str() +
+                 " but the manifest could not be fetched: " + mapping_.text_to_client(e->str());
+      } else if (const auto now = repos_.resolve_tag(name, tag); now && *now == head->digest) {
+        mark_validated(key);
+      }
+    }
+  } else if (head.error().kind == error_kind::http && head.error().status == 404) {
+    (void)repos_.delete_tag(name, tag);
+    forget_validated(key);
+    gone = head.error();
+  } else {
+    note_failure(head.error());
+    failed = "failed: " + mapping_.text_to_client(head.error().str());
+  }
+  std::lock_guard lock(validated_mutex_);
+  rv.gone = std::move(gone);
+  rv.failed = std::move(failed);
+}
+
 bool pull_through::tag_is_fresh(const std::string& key) const {
   std::lock_guard lock(validated_mutex_);
   const auto it = validated_.find(key);
@@ -200,45 +297,40 @@ std::optional<pull_through::manifest_answer> pull_through::manifest_by_tag(sdk::
       ++counters_.manifest_hits;
       return cached;
     }
+    ++counters_.manifest_hits;  // from here on, the answer comes from the cache or not at all
     if (health_.down_within(down_window)) {
-      health_.stale(what, "was unavailable moments ago");
-      ++counters_.manifest_hits;
+      serve_stale(key, what, "was unavailable moments ago");
       return cached;
     }
-    ++counters_.upstream_manifest_heads;
-    auto head = upstream_.head_manifest(upstream_name, r.reference);
-    if (head) {
-      health_.succeeded();
-      if (head->digest == cached->digest) {
-        ++counters_.tag_revalidations_unchanged;
-        mark_validated(key);
-        ++counters_.manifest_hits;
-        return cached;
-      }
-      ++counters_.tag_revalidations_changed;
-      ++counters_.manifest_misses;
-      auto f = fetch_manifest(r.name, upstream_name, head->digest.str(), r.reference);
-      if (auto* m = std::get_if<manifest_answer>(&f)) {
-        mark_validated(key);
-        return std::move(*m);
-      }
-      const auto& e = std::get<upstream_error>(f);
-      note_failure(e);
-      health_.stale(what, "moved the tag to " + head->digest.str() + " but the manifest could not be fetched: " +
-                              mapping_.text_to_client(e.str()));
+    // One revalidation per tag, in the background; this request waits for it briefly.
+    const auto rv = revalidate(r, upstream_name, cached->digest);
+    if (!rv) {
+      serve_stale(key, what, "is not revalidated while the mode stops");
       return cached;
     }
-    const auto& e = head.error();
-    if (e.kind == error_kind::http && e.status == 404) {
-      // The upstream says the tag is gone: it is, here too.
-      (void)repos_.delete_tag(r.name, r.reference);
-      forget_validated(key);
-      send_upstream_failure(res, e, what);
+    std::unique_lock lock(validated_mutex_);
+    if (!rv->finished.wait_for(lock, settings_.tag_revalidate_wait, [&] { return rv->done; })) {
+      lock.unlock();
+      serve_stale(key, what,
+                  "is being revalidated and has not answered within " +
+                      std::to_string(settings_.tag_revalidate_wait.count()) + " ms");
+      return cached;
+    }
+    const auto gone = rv->gone;
+    const auto failed = rv->failed;
+    lock.unlock();
+    if (gone) {
+      send_upstream_failure(res, *gone, what);  // the upstream says the tag is gone: so it is here
       return std::nullopt;
     }
-    note_failure(e);
-    health_.stale(what, "failed: " + mapping_.text_to_client(e.str()));
-    ++counters_.manifest_hits;
+    if (failed) {
+      serve_stale(key, what, *failed);
+      return cached;
+    }
+    // Confirmed, or moved and fetched: what the tag names now.
+    if (auto t = repos_.resolve_tag(r.name, r.reference)) {
+      if (auto now = open_cached(r.name, *t)) return now;
+    }
     return cached;
   }
 

@@ -5,13 +5,17 @@
 //   verified against its digest, stored, and served (blobs stream to the client while they are
 //   written: oci::cache::blob_fills coalesces concurrent misses into one upstream GET).
 // - Tags: revalidated upstream with HEAD at most once per settings::tag_revalidate; the same
-//   digest serves the cached manifest, another one is fetched by digest.
+//   digest serves the cached manifest, another one is fetched by digest. A revalidation runs in
+//   the background, one per tag; requests for the tag wait for it at most
+//   settings::tag_revalidate_wait and are then answered from the cache (stale, counted).
 // - Upstream unavailable (unreachable, 5xx, 429): cached content is served stale (counted,
-//   logged); anything not cached fails at once with 503 UNAVAILABLE naming the upstream.
+//   logged); anything not cached fails with 503 UNAVAILABLE naming the upstream, at once when
+//   it is refused and after settings::upstream_answer_timeout when it says nothing.
 // - Push and delete: 405 UNSUPPORTED. Other repositories: 404 NAME_UNKNOWN.
 //
 // Thread-safety: handle() runs concurrently on many threads; state is in the stores, the
-// fills, the access times, atomics and one mutex-guarded map.
+// fills, the access times, atomics and mutex-guarded maps. Revalidations run on threads of
+// their own, which shut_down() waits for.
 #pragma once
 
 #include "counters.hpp"
@@ -27,7 +31,10 @@
 #include <registryd/oci/storage/repository_store.hpp>
 #include <registryd/sdk/plugin.hpp>
 
+#include <atomic>
+#include <condition_variable>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -48,6 +55,16 @@ class pull_through {
   // Its dispatcher's handlers hold `this`: neither copied nor moved.
   pull_through(const pull_through&) = delete;
   pull_through& operator=(const pull_through&) = delete;
+  ~pull_through();
+
+  // Starts no more revalidations and waits for those running (each is bounded by the
+  // upstream client's timeouts).
+  void shut_down();
+  // Tag revalidations running now.
+  std::size_t revalidations_running() const;
+  // How old the upstream's last word on the tag was when a cached copy was last served stale,
+  // in seconds (0 before any stale serve).
+  double last_stale_age_seconds() const;
 
   void handle(const sdk::request& req, sdk::response& res);
 
@@ -86,6 +103,23 @@ class pull_through {
   fetch_result fetch_manifest(const std::string& name, const std::string& upstream_name,
                               const std::string& reference, const std::optional<std::string>& tag);
   void send_manifest(const sdk::request& req, sdk::response& res, manifest_answer m);
+  // One background revalidation of a cached tag; requests for the tag share it.
+  struct revalidation {
+    bool done = false;
+    // Set when the upstream said the tag is gone (the tag was deleted here too).
+    std::optional<oci::client::upstream_error> gone;
+    // Set when it could not be done (why, for the stale serve's log line).
+    std::optional<std::string> failed;
+    std::condition_variable finished;
+  };
+  // The tag's running revalidation, started if there is none (nullptr when shutting down).
+  std::shared_ptr<revalidation> revalidate(const oci::target& r, const std::string& upstream_name,
+                                           const oci::digest& cached);
+  // The body of a revalidation thread: HEAD upstream, fetch a moved tag, forget a gone one.
+  void run_revalidation(const std::string& key, const std::string& name, const std::string& upstream_name,
+                        const std::string& tag, const oci::digest& cached, revalidation& rv);
+  // Serves `cached` although the upstream has not confirmed it lately: counted and logged.
+  void serve_stale(const std::string& key, const std::string& what, const std::string& why);
   bool tag_is_fresh(const std::string& key) const;
   void mark_validated(const std::string& key);
   void forget_validated(const std::string& key);
@@ -129,6 +163,13 @@ class pull_through {
   mutable std::mutex validated_mutex_;
   // "<name>:<tag>" -> when the upstream last confirmed (or gave) the cached digest.
   std::unordered_map<std::string, std::chrono::system_clock::time_point> validated_;
+  // Guarded by validated_mutex_: the revalidations running, by "<name>:<tag>", their count
+  // (threads not yet ended) and whether new ones may start.
+  std::unordered_map<std::string, std::shared_ptr<revalidation>> revalidating_;
+  std::size_t revalidation_threads_ = 0;
+  bool shutting_down_ = false;
+  std::condition_variable revalidation_ended_;
+  std::atomic<std::int64_t> last_stale_age_ms_{0};
 };
 
 // True when the failure means the upstream is unavailable: unreachable, timed out, broken off,

@@ -37,6 +37,12 @@ settings parse_settings(const nlohmann::json& doc) {
   }
   if (auto v = in.string("section.ttl")) s.ttl_text = *v;
   if (const auto v = in.seconds("section.tagRevalidateSeconds")) s.tag_revalidate = *v;
+  if (const auto v = in.count("section.tagRevalidateWaitMilliseconds")) {
+    s.tag_revalidate_wait = std::chrono::milliseconds(*v);
+  }
+  if (const auto v = in.positive("section.upstreamAnswerTimeoutMilliseconds")) {
+    s.upstream_answer_timeout = std::chrono::milliseconds(*v);
+  }
   if (const auto v = in.positive("section.maxCacheBytes", "leave it out for no cap")) s.max_cache_bytes = *v;
 
   in.object("host", "is required (host.dataDir is the cache's root)");
@@ -53,6 +59,17 @@ settings parse_settings(const nlohmann::json& doc) {
 void apply_environment(settings& s, const std::function<const char*(const char*)>& get) {
   if (const char* v = get("REGISTRYD_PROXY_TAG_REVALIDATE_SECONDS"); v != nullptr) {
     s.tag_revalidate = std::chrono::seconds(count_text(v, "REGISTRYD_PROXY_TAG_REVALIDATE_SECONDS"));
+  }
+  if (const char* v = get("REGISTRYD_PROXY_TAG_REVALIDATE_WAIT_MS"); v != nullptr) {
+    s.tag_revalidate_wait = std::chrono::milliseconds(count_text(v, "REGISTRYD_PROXY_TAG_REVALIDATE_WAIT_MS"));
+  }
+  if (const char* v = get("REGISTRYD_PROXY_UPSTREAM_ANSWER_TIMEOUT_MS"); v != nullptr) {
+    const auto ms = count_text(v, "REGISTRYD_PROXY_UPSTREAM_ANSWER_TIMEOUT_MS");
+    if (ms == 0) {
+      throw std::invalid_argument(
+          "invalid Proxy settings: REGISTRYD_PROXY_UPSTREAM_ANSWER_TIMEOUT_MS=\"0\" must be more than 0");
+    }
+    s.upstream_answer_timeout = std::chrono::milliseconds(ms);
   }
   if (const char* v = get("REGISTRYD_PROXY_MAX_CACHE_BYTES"); v != nullptr) {
     const auto bytes = count_text(v, "REGISTRYD_PROXY_MAX_CACHE_BYTES");

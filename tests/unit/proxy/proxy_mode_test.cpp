@@ -85,6 +85,10 @@ struct fixture {
     layer_digest = upstream.add_blob(layer);
     manifest = image_manifest(config_digest, config.size(), layer_digest, layer.size());
     manifest_digest = upstream.add_manifest(manifest, oci_manifest_type, "v1");
+    // A revalidation is waited for until it ends (the healthy upstream answers in
+    // milliseconds), so that checks of what it did do not race it; the stalled-upstream test
+    // sets its own wait.
+    if (!extra.contains("tagRevalidateWaitMilliseconds")) extra["tagRevalidateWaitMilliseconds"] = 20000;
     mode = std::make_unique<proxy::proxy_mode>(sdk::host(&host_api), settings_doc(upstream.authority(), dir.path(), extra),
                                                clock.fn(), false);
     mode->start();
@@ -117,15 +121,21 @@ TEST_CASE("Proxy settings come from the section and the host block, with default
   CHECK(s.ttl == 3600s);
   CHECK(s.ttl_text == "1h");
   CHECK(s.tag_revalidate == proxy::default_tag_revalidate);
+  CHECK(s.tag_revalidate_wait == 500ms);
+  CHECK(s.upstream_answer_timeout == 2000ms);
   CHECK_FALSE(s.max_cache_bytes);
   CHECK(s.cache_root() == "/opt/deckhouse/registry/proxy");
   CHECK(s.fixed_repository == "system/deckhouse");
 
   const auto t = proxy::parse_settings(settings_doc("r.example.com", "/d", {{"tagRevalidateSeconds", 5},
                                                                               {"maxCacheBytes", 1000},
+                                                                              {"tagRevalidateWaitMilliseconds", 0},
+                                                                              {"upstreamAnswerTimeoutMilliseconds", 700},
                                                                               {"username", "u"},
                                                                               {"password", "p"}}));
   CHECK(t.tag_revalidate == 5s);
+  CHECK(t.tag_revalidate_wait == 0ms);
+  CHECK(t.upstream_answer_timeout == 700ms);
   CHECK(t.max_cache_bytes == 1000u);
   REQUIRE(t.upstream.options.auth);
   CHECK(t.upstream.options.auth->username == "u");
@@ -175,6 +185,14 @@ TEST_CASE("the environment overrides the revalidation interval and the size cap"
   env["REGISTRYD_PROXY_MAX_CACHE_BYTES"] = "0";
   proxy::apply_environment(s, get);
   CHECK_FALSE(s.max_cache_bytes);
+  env["REGISTRYD_PROXY_TAG_REVALIDATE_WAIT_MS"] = "250";
+  env["REGISTRYD_PROXY_UPSTREAM_ANSWER_TIMEOUT_MS"] = "1500";
+  proxy::apply_environment(s, get);
+  CHECK(s.tag_revalidate_wait == 250ms);
+  CHECK(s.upstream_answer_timeout == 1500ms);
+  env["REGISTRYD_PROXY_UPSTREAM_ANSWER_TIMEOUT_MS"] = "0";
+  CHECK_THROWS_WITH(proxy::apply_environment(s, get), Catch::Contains("must be more than 0"));
+  env.erase("REGISTRYD_PROXY_UPSTREAM_ANSWER_TIMEOUT_MS");
   env["REGISTRYD_PROXY_TAG_REVALIDATE_SECONDS"] = "30s";
   CHECK_THROWS_WITH(proxy::apply_environment(s, get), Catch::Contains("REGISTRYD_PROXY_TAG_REVALIDATE_SECONDS"));
 }
@@ -368,6 +386,53 @@ TEST_CASE("when the upstream is gone, cached tags are served stale and anything 
   auto h = head(*f.mode, base + "/blobs/" + f.config_digest);
   CHECK(h.status == 503);
   CHECK(std::chrono::steady_clock::now() - t0 < 2s);
+}
+
+TEST_CASE("behind a stalled upstream a due tag is answered from the cache at once, one revalidation shared, "
+          "and an uncached request fails within the answer timeout",
+          "[proxy][stale]") {
+  fixture f(json{{"tagRevalidateSeconds", 0},
+                 {"tagRevalidateWaitMilliseconds", 100},
+                 {"upstreamAnswerTimeoutMilliseconds", 1000}});
+  REQUIRE(get(*f.mode, base + "/manifests/v1").status == 200);
+  f.upstream.set_stall(2500ms);  // takes connections, answers nothing for 2.5 s
+
+  const auto t0 = std::chrono::steady_clock::now();
+  std::vector<std::thread> clients;
+  std::atomic<int> served{0};
+  for (int i = 0; i < 8; ++i) {
+    clients.emplace_back([&] {
+      const auto res = get(*f.mode, base + "/manifests/v1");
+      if (res.status == 200 && res.body == f.manifest) ++served;
+    });
+  }
+  for (auto& c : clients) c.join();
+  const auto took = std::chrono::steady_clock::now() - t0;
+  CHECK(served == 8);
+  CHECK(took < 800ms);  // each waits the 100 ms for the shared revalidation, not the upstream
+  CHECK(f.upstream.count("HEAD /v2/deckhouse/ee/manifests/v1") == 1);
+  CHECK(f.mode->stats().stale_serves.load() == 8);
+  CHECK_THAT(f.metrics(), Catch::Contains("registryd_proxy_tag_revalidations_in_progress 1\n"));
+  CHECK_THAT(f.log_text(), Catch::Contains("has not answered within 100 ms"));
+
+  // Nothing cached to fall back on: 503 once the upstream has said nothing for the answer timeout.
+  const auto t1 = std::chrono::steady_clock::now();
+  auto res = get(*f.mode, base + "/manifests/other");
+  const auto manifest_took = std::chrono::steady_clock::now() - t1;
+  CHECK(res.status == 503);
+  CHECK(res.error_code() == "UNAVAILABLE");
+  CHECK_THAT(res.error_message(), Catch::Contains("sent nothing for 1"));
+  CHECK(manifest_took >= 900ms);
+  CHECK(manifest_took < 2s);
+  const auto t2 = std::chrono::steady_clock::now();
+  res = get(*f.mode, base + "/blobs/" + f.config_digest);
+  CHECK(res.status == 503);
+  CHECK(std::chrono::steady_clock::now() - t2 < 2s);
+
+  // The revalidation ended with the answer timeout: none in flight, the upstream counted down.
+  CHECK_THAT(f.metrics(), Catch::Contains("registryd_proxy_tag_revalidations_in_progress 0\n"));
+  CHECK_THAT(f.metrics(), Catch::Contains("registryd_proxy_upstream_up 0\n"));
+  f.upstream.set_stall(0ms);
 }
 
 TEST_CASE("an upstream answering 5xx or 429 counts as unavailable for cached tags", "[proxy][stale]") {

@@ -40,6 +40,7 @@ class fake_upstream {
     // The repository and everything below it share one set of manifests, tags and blobs.
     const std::string base = "/v2/(" + repo_ + "(?:/[a-z0-9]+)*)";
     server_.Get(base + R"(/manifests/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
+      std::this_thread::sleep_for(stall_.load());
       std::lock_guard lock(mutex_);
       if (fail_status_) return error(res, fail_status_, "UNAVAILABLE", "upstream is failing");
       std::string ref = req.matches[2];
@@ -53,6 +54,7 @@ class fake_upstream {
       res.set_content(m->second.second, m->second.first);
     });
     server_.Get(base + R"(/blobs/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
+      std::this_thread::sleep_for(stall_.load());
       std::string content;
       {
         std::lock_guard lock(mutex_);
@@ -130,6 +132,8 @@ class fake_upstream {
     fail_status_ = status;
   }
   void set_blob_piece_delay(std::chrono::microseconds d) { blob_piece_delay_ = d; }
+  // Manifest and blob requests are taken, then answered only after `d`: a stalled upstream.
+  void set_stall(std::chrono::milliseconds d) { stall_ = d; }
 
   int count(const std::string& method_and_path) const {
     std::lock_guard lock(mutex_);
@@ -163,6 +167,7 @@ class fake_upstream {
   std::map<std::string, int> requests_;
   int fail_status_ = 0;
   std::chrono::microseconds blob_piece_delay_{0};
+  std::atomic<std::chrono::milliseconds> stall_{std::chrono::milliseconds(0)};
 };
 
 // A request as the host hands it to a plugin.
