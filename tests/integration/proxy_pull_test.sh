@@ -6,7 +6,10 @@
 #       NAME_UNKNOWN, pushes UNSUPPORTED;
 #   (3) the upstream is stopped: everything pulled before still pulls (a tag is served stale,
 #       counted in registryd_proxy_stale_serves_total, and logged), anything else fails within
-#       two seconds with 503 UNAVAILABLE naming the upstream.
+#       two seconds with 503 UNAVAILABLE naming the upstream;
+#   (4) the upstream stalls (takes connections, says nothing): 70 concurrent pulls of a cached
+#       tag are answered from the cache within seconds with one revalidation at a time,
+#       /healthz answers meanwhile, and an uncached tag fails after the 2 s answer timeout.
 # Tags are revalidated on every pull here (REGISTRYD_PROXY_TAG_REVALIDATE_SECONDS=0), so the
 # stale path is taken at once.
 source "$(dirname "$0")/lib.sh"
@@ -141,5 +144,52 @@ set -e
 assert_contains "$out" "503 Service Unavailable" "skopeo's error"
 [ $(($(date +%s) - t0)) -le 10 ] || fail "skopeo took $(($(date +%s) - t0)) s to fail"
 echo "ok: stale serving with the upstream down ($stale_before -> $stale_after stale answers)"
+
+echo "# (4) the upstream stalls: cached tags answered at once, /healthz too, the rest fails in 2 s"
+# A listener on the upstream's port that takes every connection and never answers.
+start_bg stall 120 python3 -c '
+import socket, sys, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(512)
+held = []
+while True:
+    c, _ = s.accept(); held.append(c)
+' "$UP"
+wait_port "$UP" 10 || fail "the stalling listener did not start"
+sleep 3.5  # past the 3 s in which a known-down upstream is not asked again
+accept='application/vnd.oci.image.index.v1+json,application/vnd.oci.image.manifest.v1+json,application/vnd.docker.distribution.manifest.v2+json'
+heads_before=$(metric 'registryd_proxy_upstream_heads_total{kind="manifest"}')
+stale_after=$(metric registryd_proxy_stale_serves_total)
+t0=$(date +%s%N)
+pulls=()
+for i in $(seq 70); do
+  curl -sS -o /dev/null -w '%{http_code}\n' --max-time 30 --cacert "$CA" -H "Accept: $accept" \
+    "$URL/v2/system/deckhouse/manifests/v1" >"$WORK/stalled-$i.status" &
+  pulls+=($!)
+done
+sleep 0.2
+h0=$(date +%s%N)
+assert_eq "$(http_status --cacert "$CA" "$URL/healthz")" "200" "/healthz while 70 pulls wait on a stalled upstream"
+healthz_ms=$((($(date +%s%N) - h0) / 1000000))
+wait "${pulls[@]}"
+pulls_ms=$((($(date +%s%N) - t0) / 1000000))
+assert_eq "$(cat "$WORK"/stalled-*.status | sort | uniq -c | awk '{print $1 " " $2}')" "70 200" "the 70 pulls"
+heads=$(($(metric 'registryd_proxy_upstream_heads_total{kind="manifest"}') - heads_before))
+echo "  70 pulls of a cached tag in $pulls_ms ms, /healthz in $healthz_ms ms, $heads manifest HEADs upstream"
+[ "$pulls_ms" -lt 5000 ] || fail "70 pulls of a cached tag took $pulls_ms ms behind a stalled upstream"
+[ "$healthz_ms" -lt 1000 ] || fail "/healthz took $healthz_ms ms behind a stalled upstream"
+[ "$heads" -le 2 ] || fail "$heads revalidations for one tag (one at a time wanted)"
+stale_now=$(metric registryd_proxy_stale_serves_total)
+[ "$((stale_now - stale_after))" -ge 70 ] || fail "$((stale_now - stale_after)) stale answers counted for 70 pulls"
+
+sleep 3.5
+t0=$(date +%s%N)
+status=$(http_status --cacert "$CA" -H "Accept: $accept" "$URL/v2/system/deckhouse/manifests/never-pulled")
+ms=$((($(date +%s%N) - t0) / 1000000))
+assert_eq "$status" "503" "an uncached tag behind a stalled upstream"
+assert_contains "$(cat "$WORK/body")" "sent nothing for 2 s" "the error names the cause"
+echo "  uncached tag: 503 in $ms ms"
+[ "$ms" -ge 1500 ] && [ "$ms" -lt 4000 ] || fail "an uncached tag failed after $ms ms (the 2 s answer timeout wanted)"
+echo "ok: a stalled upstream holds nothing"
 
 echo "PASS proxy_pull"
