@@ -156,6 +156,32 @@ TEST_CASE("an answer that is not valid HTTP/1.1 is a protocol error and its conn
   }
 }
 
+TEST_CASE("interim 1xx answers are passed over and the final answer is the one returned", "[client][wire]") {
+  raw_server s(
+      "HTTP/1.1 100 Continue\r\n\r\n"
+      "HTTP/1.1 103 Early Hints\r\nLink: </x>; rel=preload\r\n\r\n"
+      "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}");
+  registry_client c(s.options());
+  request req;
+  req.target = "/v2/";
+  int status = 0;
+  std::string body;
+  response_handler h;
+  h.on_head = [&](const response_head& head) {
+    status = head.status;
+    return true;
+  };
+  h.on_body = [&](std::string_view piece) {
+    body.append(piece);
+    return true;
+  };
+  auto r = c.send(req, h);
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  CHECK(status == 200);
+  CHECK(body == "{}");
+}
+
 TEST_CASE("a chunked answer in many small chunks arrives whole and verified", "[client][wire]") {
   const auto bytes = make_bytes(300 * 1024 + 17);
   std::string answer = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: application/octet-stream\r\n\r\n";

@@ -60,15 +60,22 @@ connection::~connection() = default;
 
 std::optional<connection::connect_failure> connection::connect(std::chrono::milliseconds timeout) {
   const auto host = bare_host(origin_.host);
-  asio::ip::tcp::resolver resolver(ioc_);
   asio::ip::tcp::resolver::results_type endpoints;
-  auto ec = run(timeout, [&](auto handler) {
-    resolver.async_resolve(host, std::to_string(origin_.port),
-                           [&endpoints, handler](boost::system::error_code e, auto results) mutable {
-                             endpoints = std::move(results);
-                             handler(e);
-                           });
+  resolve_deadline_.expires_after(timeout);
+  resolve_deadline_.async_wait([this](boost::system::error_code e) {
+    if (e) return;  // cancelled: the lookup ended first
+    lookup_timed_out_ = true;
+    resolver_.cancel();
   });
+  auto ec = run(timeout, [&](auto handler) {
+    resolver_.async_resolve(host, std::to_string(origin_.port),
+                            [&endpoints, handler](boost::system::error_code e, auto results) mutable {
+                              endpoints = std::move(results);
+                              handler(e);
+                            });
+  });
+  resolve_deadline_.cancel();
+  if (lookup_timed_out_) ec = boost::beast::error::timeout;
   if (ec) return connect_failure{step::resolve, ec};
   ec = run(timeout, [&](auto handler) { tcp_.async_connect(endpoints, handler); });
   if (ec) return connect_failure{step::connect, ec};
@@ -78,13 +85,17 @@ std::optional<connection::connect_failure> connection::connect(std::chrono::mill
   tls_stream_.emplace(tcp_, tls_->get());
   SSL* ssl = tls_stream_->native_handle();
   X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
+  // The certificate must name the host: a name OpenSSL cannot take (a scoped IPv6 address,
+  // say) fails the connection rather than leave the check out.
+  bool named = false;
   if (is_ip_address(host)) {
-    X509_VERIFY_PARAM_set1_ip_asc(param, host.c_str());
+    named = X509_VERIFY_PARAM_set1_ip_asc(param, host.c_str()) == 1;
   } else {
-    SSL_set_tlsext_host_name(ssl, host.c_str());
     X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-    X509_VERIFY_PARAM_set1_host(param, host.c_str(), host.size());
+    named = SSL_set_tlsext_host_name(ssl, host.c_str()) == 1 &&
+            X509_VERIFY_PARAM_set1_host(param, host.c_str(), host.size()) == 1;
   }
+  if (!named) return connect_failure{step::handshake, asio::error::invalid_argument};
   ec = run(timeout,
            [&](auto handler) { tls_stream_->async_handshake(asio::ssl::stream_base::client, handler); });
   if (ec) return connect_failure{step::handshake, ec, SSL_get_verify_result(ssl)};
@@ -99,10 +110,12 @@ bool connection::idle_and_open() const {
 }
 
 void connection::shut() {
+  shut_ = true;
   asio::post(ioc_, [this] {
     boost::system::error_code ignored;
     tcp_.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
     tcp_.cancel();
+    resolver_.cancel();
   });
 }
 
@@ -138,7 +151,7 @@ connection_pool::lease connection_pool::acquire(const url& u) {
 }
 
 void connection_pool::release(const url& u, std::unique_ptr<connection> conn) {
-  if (!conn) return;
+  if (!conn || settings_.max_idle == 0) return;
   const auto key = u.origin();
   std::unique_ptr<connection> oldest;
   std::lock_guard lock(mutex_);

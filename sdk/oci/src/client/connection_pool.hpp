@@ -11,11 +11,14 @@
 #include "url.hpp"
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <map>
@@ -69,8 +72,10 @@ class connection {
 
   // Runs the io_context until the operation started by `start` completes; `start` receives
   // the completion handler. The stream's deadline is set to `timeout` first.
+  // After shut(), no operation starts: each ends at once with operation_aborted.
   template <class Start>
   boost::system::error_code run(std::chrono::milliseconds timeout, Start&& start) {
+    if (shut_.load()) return boost::asio::error::operation_aborted;
     std::optional<boost::system::error_code> done;
     tcp_.expires_after(timeout);
     start([&done](boost::system::error_code ec, auto&&...) { done = ec; });
@@ -94,7 +99,8 @@ class connection {
   // closed. A readable idle connection carries an EOF, a TLS close or stray bytes.
   bool idle_and_open() const;
 
-  // From any thread: closes the socket, ending whatever operation is pending.
+  // From any thread: closes the socket, ending whatever operation is pending (a name lookup
+  // included), and makes every later run() fail at once.
   void shut();
 
  private:
@@ -102,6 +108,10 @@ class connection {
   std::shared_ptr<tls_context> tls_;
   boost::asio::io_context ioc_{1};
   boost::beast::tcp_stream tcp_{ioc_};
+  boost::asio::ip::tcp::resolver resolver_{ioc_};
+  boost::asio::steady_timer resolve_deadline_{ioc_};  // tcp_stream's expiry does not cover lookups
+  bool lookup_timed_out_ = false;
+  std::atomic<bool> shut_{false};
   std::optional<boost::asio::ssl::stream<boost::beast::tcp_stream&>> tls_stream_;
   boost::beast::flat_buffer buffer_;
 };

@@ -139,19 +139,27 @@ outcome exchange(connection& c, Stream& stream, const exchange_args& a, transpor
     }
   }
 
-  http::response_parser<http::buffer_body> parser;
-  // Blobs are as large as they are; the caller bounds captures. (Not boost::none: Boost 1.74
-  // compares the length against the optional, and any length is "greater" than none.)
-  parser.body_limit(std::numeric_limits<std::uint64_t>::max());
-  parser.header_limit(64 * 1024);
-  if (a.method == "HEAD") parser.skip(true);
-  ec = c.run(a.answer_timeout, [&](auto h) { http::async_read_header(stream, c.buffer(), parser, h); });
-  o.any_byte = parser.got_some();
-  if (ec) {
-    const bool bad = ec.category() == http::make_error_code(http::error::bad_version).category() &&
-                     ec != http::error::end_of_stream && ec != http::error::partial_message;
-    return fail(bad ? outcome::kind::bad_answer : outcome::kind::read_failed, ec);
+  // Interim answers (100 Continue, 103 Early Hints) are read and passed over: the final one
+  // follows on the same connection (RFC 9110, section 15.2).
+  std::optional<http::response_parser<http::buffer_body>> reading;
+  for (;;) {
+    reading.emplace();
+    // Blobs are as large as they are; the caller bounds captures. (Not boost::none: Boost 1.74
+    // compares the length against the optional, and any length is "greater" than none.)
+    reading->body_limit(std::numeric_limits<std::uint64_t>::max());
+    reading->header_limit(64 * 1024);
+    if (a.method == "HEAD") reading->skip(true);
+    ec = c.run(a.answer_timeout, [&](auto h) { http::async_read_header(stream, c.buffer(), *reading, h); });
+    o.any_byte = o.any_byte || reading->got_some();
+    if (ec) {
+      const bool bad = ec.category() == http::make_error_code(http::error::bad_version).category() &&
+                       ec != http::error::end_of_stream && ec != http::error::partial_message;
+      return fail(bad ? outcome::kind::bad_answer : outcome::kind::read_failed, ec);
+    }
+    const auto status = reading->get().result_int();
+    if (status < 100 || status >= 200 || status == 101) break;
   }
+  auto& parser = *reading;
 
   o.head_read = true;
   response_head head;
@@ -244,7 +252,8 @@ transport::attempt transport::perform(const url& where, const std::string& metho
     return out;
   };
   for (int try_no = 0;; ++try_no) {
-    auto lease = pool_.acquire(where);
+    // A retry gets a new connection, not another kept one.
+    auto lease = try_no == 0 ? pool_.acquire(where) : connection_pool::lease{};
     std::unique_ptr<connection> conn = std::move(lease.conn);
     if (!conn) conn = std::make_unique<connection>(where, tls_);
     if (abort != nullptr) abort->attach([c = conn.get()] { c->shut(); });
@@ -311,6 +320,10 @@ upstream_error transport::connect_error(const connection::connect_failure& f, co
   const auto host = where.authority();
   switch (f.where) {
     case connection::step::resolve:
+      if (is_timeout(f.ec)) {
+        return make_error(error_kind::timeout,
+                          "looking up " + where.host + " timed out after " + seconds(options_.connect_timeout));
+      }
       return make_error(error_kind::connect, "cannot connect to " + host + ": " + f.ec.message());
     case connection::step::connect:
       if (is_timeout(f.ec)) {
