@@ -160,14 +160,18 @@ pull_through::fetch_result pull_through::fetch_manifest(const std::string& name,
 pull_through::~pull_through() { shut_down(); }
 
 void pull_through::shut_down() {
-  std::unique_lock lock(validated_mutex_);
-  shutting_down_ = true;
-  revalidation_ended_.wait(lock, [this] { return revalidation_threads_ == 0; });
+  std::list<revalidation_thread> threads;
+  {
+    std::lock_guard lock(validated_mutex_);
+    shutting_down_ = true;
+    threads.swap(revalidation_threads_);
+  }
+  for (auto& t : threads) t.thread.join();
 }
 
 std::size_t pull_through::revalidations_running() const {
   std::lock_guard lock(validated_mutex_);
-  return revalidation_threads_;
+  return revalidating_.size();
 }
 
 double pull_through::last_stale_age_seconds() const {
@@ -190,9 +194,19 @@ std::shared_ptr<pull_through::revalidation> pull_through::revalidate(const oci::
   std::lock_guard lock(validated_mutex_);
   if (shutting_down_) return nullptr;
   if (const auto it = revalidating_.find(key); it != revalidating_.end()) return it->second;
+  // Threads of revalidations that are done only have to end: join them here, under the lock
+  // they no longer take.
+  for (auto it = revalidation_threads_.begin(); it != revalidation_threads_.end();) {
+    if (it->rv->done) {
+      it->thread.join();
+      it = revalidation_threads_.erase(it);
+    } else {
+      ++it;
+    }
+  }
   auto rv = std::make_shared<revalidation>();
   try {
-    std::thread([this, key, name = r.name, upstream_name, tag = r.reference, cached, rv] {
+    std::thread t([this, key, name = r.name, upstream_name, tag = r.reference, cached, rv] {
       try {
         run_revalidation(key, name, upstream_name, tag, cached, *rv);
       } catch (const std::exception& e) {
@@ -203,16 +217,14 @@ std::shared_ptr<pull_through::revalidation> pull_through::revalidate(const oci::
       std::lock_guard l(validated_mutex_);
       rv->done = true;
       revalidating_.erase(key);
-      --revalidation_threads_;
       rv->finished.notify_all();
-      revalidation_ended_.notify_all();
-    }).detach();
+    });
+    revalidation_threads_.push_back(revalidation_thread{std::move(t), rv});
   } catch (const std::system_error& e) {
     host_.warn("cannot start a revalidation of " + key + ": " + e.what());
     return nullptr;
   }
   revalidating_.emplace(key, rv);
-  ++revalidation_threads_;
   return rv;
 }
 
@@ -237,6 +249,8 @@ void pull_through::run_revalidation(const std::string& key, const std::string& n
                  " but the manifest could not be fetched: " + mapping_.text_to_client(e->str());
       } else if (const auto now = repos_.resolve_tag(name, tag); now && *now == head->digest) {
         mark_validated(key);
+      } else {
+        failed = "moved the tag to " + head->digest.str() + " but that manifest could not be cached here";
       }
     }
   } else if (head.error().kind == error_kind::http && head.error().status == 404) {
@@ -297,15 +311,16 @@ std::optional<pull_through::manifest_answer> pull_through::manifest_by_tag(sdk::
       ++counters_.manifest_hits;
       return cached;
     }
-    ++counters_.manifest_hits;  // from here on, the answer comes from the cache or not at all
     if (health_.down_within(down_window)) {
       serve_stale(key, what, "was unavailable moments ago");
+      ++counters_.manifest_hits;
       return cached;
     }
     // One revalidation per tag, in the background; this request waits for it briefly.
     const auto rv = revalidate(r, upstream_name, cached->digest);
     if (!rv) {
       serve_stale(key, what, "is not revalidated while the mode stops");
+      ++counters_.manifest_hits;
       return cached;
     }
     std::unique_lock lock(validated_mutex_);
@@ -314,6 +329,7 @@ std::optional<pull_through::manifest_answer> pull_through::manifest_by_tag(sdk::
       serve_stale(key, what,
                   "is being revalidated and has not answered within " +
                       std::to_string(settings_.tag_revalidate_wait.count()) + " ms");
+      ++counters_.manifest_hits;
       return cached;
     }
     const auto gone = rv->gone;
@@ -323,6 +339,7 @@ std::optional<pull_through::manifest_answer> pull_through::manifest_by_tag(sdk::
       send_upstream_failure(res, *gone, what);  // the upstream says the tag is gone: so it is here
       return std::nullopt;
     }
+    ++counters_.manifest_hits;
     if (failed) {
       serve_stale(key, what, *failed);
       return cached;

@@ -34,10 +34,12 @@
 #include <atomic>
 #include <condition_variable>
 #include <functional>
+#include <list>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <variant>
 
@@ -163,12 +165,16 @@ class pull_through {
   mutable std::mutex validated_mutex_;
   // "<name>:<tag>" -> when the upstream last confirmed (or gave) the cached digest.
   std::unordered_map<std::string, std::chrono::system_clock::time_point> validated_;
-  // Guarded by validated_mutex_: the revalidations running, by "<name>:<tag>", their count
-  // (threads not yet ended) and whether new ones may start.
+  // Guarded by validated_mutex_: the revalidations running, by "<name>:<tag>", their threads
+  // (joined once done, the last ones by shut_down(): no thread may run this plugin's code after
+  // it is unloaded) and whether new ones may start.
   std::unordered_map<std::string, std::shared_ptr<revalidation>> revalidating_;
-  std::size_t revalidation_threads_ = 0;
+  struct revalidation_thread {
+    std::thread thread;
+    std::shared_ptr<revalidation> rv;
+  };
+  std::list<revalidation_thread> revalidation_threads_;
   bool shutting_down_ = false;
-  std::condition_variable revalidation_ended_;
   std::atomic<std::int64_t> last_stale_age_ms_{0};
 };
 
