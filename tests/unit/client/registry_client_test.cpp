@@ -133,6 +133,19 @@ class raw_server {
   std::thread thread_;
 };
 
+// A ping that is expected to fail, and how long it took to.
+struct timed_failure {
+  upstream_error error;
+  std::chrono::steady_clock::duration took;
+};
+timed_failure failed_ping(const registry_client& c) {
+  const auto start = std::chrono::steady_clock::now();
+  auto p = c.ping();
+  const auto took = std::chrono::steady_clock::now() - start;
+  REQUIRE_FALSE(p);
+  return {p.error(), took};
+}
+
 }  // namespace
 
 TEST_CASE("an answer that is not valid HTTP/1.1 is a protocol error and its connection is dropped",
@@ -633,14 +646,11 @@ TEST_CASE("an upstream that stops answering times out with the read timeout", "[
   auto o = options_for(s);
   o.read_timeout = 300ms;
   registry_client c(o);
-  const auto start = std::chrono::steady_clock::now();
-  auto p = c.ping();
-  const auto took = std::chrono::steady_clock::now() - start;
-  REQUIRE_FALSE(p);
-  CHECK(p.error().kind == error_kind::timeout);
-  CHECK(p.error().retryable());
-  CHECK_THAT(p.error().message, Catch::Contains(s.authority()));
-  CHECK(took < 1200ms);
+  const auto p = failed_ping(c);
+  CHECK(p.error.kind == error_kind::timeout);
+  CHECK(p.error.retryable());
+  CHECK_THAT(p.error.message, Catch::Contains(s.authority()));
+  CHECK(p.took < 1200ms);
 }
 
 TEST_CASE("the answer timeout bounds the wait for an answer's head, not the pauses of its body",
@@ -660,13 +670,10 @@ TEST_CASE("the answer timeout bounds the wait for an answer's head, not the paus
   o.answer_timeout = 250ms;
   o.read_timeout = 2s;
   registry_client c(o);
-  const auto start = std::chrono::steady_clock::now();
-  auto p = c.ping();
-  const auto took = std::chrono::steady_clock::now() - start;
-  REQUIRE_FALSE(p);
-  CHECK(p.error().kind == error_kind::timeout);
-  CHECK_THAT(p.error().message, Catch::Contains("sent nothing for 0.250 s"));
-  CHECK(took < 800ms);
+  const auto p = failed_ping(c);
+  CHECK(p.error.kind == error_kind::timeout);
+  CHECK_THAT(p.error.message, Catch::Contains("sent nothing for 0.250 s"));
+  CHECK(p.took < 800ms);
 
   std::string got;
   response_handler h;

@@ -46,8 +46,6 @@ class tls_context {
 };
 
 struct pool_settings {
-  std::chrono::milliseconds connect_timeout{5000};
-  std::chrono::milliseconds read_timeout{30000};
   std::size_t max_idle = 8;
   std::chrono::milliseconds idle_timeout{30000};
 };

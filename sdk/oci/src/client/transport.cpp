@@ -237,8 +237,7 @@ upstream_error http_error(const response_head& head, std::string_view body, cons
 transport::transport(const client_options& options)
     : options_(options),
       tls_(std::make_shared<tls_context>(options.ca_pem)),
-      pool_(pool_settings{options.connect_timeout, options.read_timeout, options.max_idle_connections,
-                          options.idle_timeout}) {}
+      pool_(pool_settings{options.max_idle_connections, options.idle_timeout}) {}
 
 transport::attempt transport::perform(const url& where, const std::string& method, const header_list& headers,
                                     const request_body* body,
