@@ -15,7 +15,7 @@ BUILD_PKGS=(
 )
 TEST_PKGS=(
   docker-registry skopeo containerd curl openssl ca-certificates
-  apache2-utils umoci jq iproute2 procps python3 binutils podman
+  apache2-utils umoci jq iproute2 procps python3 binutils podman etcd-server etcd-client
 )
 BENCH_PKGS=(nginx-light wrk)
 

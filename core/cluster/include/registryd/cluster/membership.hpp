@@ -1,0 +1,129 @@
+// What the masters of one cluster share through the store, and how a master takes part
+// (docs/cluster.md):
+//
+//   /registryd/v1/pki            the cluster CA and token signer (certificates and keys, PEM)
+//   /registryd/v1/accounts       the generated accounts' passwords in clear, for the masters
+//                                to hand to what needs them (nodes get ro's); only masters read
+//                                the store
+//   /registryd/v1/users          the users file every master serves (YAML, bcrypt hashes)
+//   /registryd/v1/masters/<ip>   one record per running master, under a lease: it vanishes
+//                                when the master stops renewing it
+//
+// The first three are created together, exactly once, by whichever master gets there first
+// (a create-only transaction): masters that start at the same moment all end up with the
+// winner's CA and accounts, with no consensus of our own.
+#pragma once
+
+#include <registryd/cluster/store.hpp>
+#include <registryd/util/result.hpp>
+
+#include <spdlog/logger.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace registryd::cluster {
+
+inline constexpr const char* pki_key = "/registryd/v1/pki";
+inline constexpr const char* accounts_key = "/registryd/v1/accounts";
+inline constexpr const char* users_key = "/registryd/v1/users";
+inline constexpr const char* masters_prefix = "/registryd/v1/masters/";
+
+// The generated accounts (FACTS.md: ro, rw, mirror-puller, mirror-pusher).
+struct account {
+  std::string name;
+  std::string password;
+  std::string access;  // as in the users file: read-only, read-write, mirror-puller, mirror-pusher
+};
+std::vector<account> generate_accounts();
+
+// The CA and token signer, PEM, as the PKI directory keeps them (pki_directory.hpp,
+// token_signer.hpp).
+struct shared_pki {
+  std::string ca_crt, ca_key, token_crt, token_key;
+  friend bool operator==(const shared_pki&, const shared_pki&) = default;
+};
+util::result<shared_pki> read_pki_dir(const std::filesystem::path& dir);
+// Writes the files of `pki` that differ into `dir` (keys 0600, each atomically). True when
+// anything was written: the serving certificate must then be re-issued from the new CA.
+util::result<bool> install_pki(const shared_pki& pki, const std::filesystem::path& dir);
+
+struct join_result {
+  bool created = false;  // this call created the cluster's secrets
+  shared_pki pki;
+};
+
+// Creates the cluster's PKI, accounts and users from `candidate` and fresh passwords when the
+// store has none; otherwise returns what is there. Exactly once across all masters.
+util::result<join_result> join(store& s, const shared_pki& candidate);
+
+// The users file text with `name` added or changed (bcrypt of `password`), written with
+// compare-and-swap so that concurrent changes are not lost. `access` as in the users file.
+util::status set_user(store& s, const std::string& name, const std::string& password,
+                      const std::string& access);
+// The clear password of a generated account, from /registryd/v1/accounts.
+util::result<std::string> account_password(store& s, const std::string& name);
+
+// One running master, as it registers itself.
+struct master_record {
+  std::string node_ip;
+  std::string address;     // host:port of its registry front door
+  std::string mode;        // the mode it serves ("" while none)
+  std::int64_t certificate_not_after = 0;  // Unix seconds
+  std::int64_t started_at = 0;             // Unix seconds
+};
+std::string to_json(const master_record& r);
+util::result<master_record> master_from_json(const std::string& text);
+// Every master registered now.
+util::result<std::vector<master_record>> list_masters(store& s);
+
+struct link_options {
+  std::chrono::seconds lease_ttl{10};
+  std::chrono::seconds renew_every{3};
+  std::filesystem::path users_file;  // where the cluster's users file is written for the host
+};
+
+// A master's side of the cluster while it serves: keeps its record alive under a lease
+// (re-registering when the lease was lost, e.g. after a store outage), and mirrors the
+// cluster's users into `users_file` on every change (the host reloads that file). stop() or
+// the destructor revokes the lease, so a clean stop leaves the cluster at once.
+class master_link {
+ public:
+  master_link(std::shared_ptr<store> s, master_record self, link_options options,
+              std::shared_ptr<spdlog::logger> logger);
+  ~master_link();
+  master_link(const master_link&) = delete;
+  master_link& operator=(const master_link&) = delete;
+
+  // Writes the users file once (so the host can load it) and starts the threads.
+  util::status start();
+  void stop();
+  // The mode served and the certificate's expiry changed: the record is rewritten.
+  void update(const std::string& mode, std::int64_t certificate_not_after);
+
+ private:
+  void register_loop();
+  void users_loop();
+  util::status write_users(const std::string& yaml);
+  util::status put_record(lease_id lease);
+
+  std::shared_ptr<store> store_;
+  link_options opts_;
+  std::shared_ptr<spdlog::logger> logger_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  master_record self_;
+  bool record_dirty_ = false;
+  std::atomic<bool> stop_{false};
+  std::int64_t users_revision_ = 0;
+  std::thread register_thread_, users_thread_;
+};
+
+}  // namespace registryd::cluster

@@ -1,0 +1,186 @@
+// The masters' shared state against a real etcd: the exactly-once bootstrap of the CA, token
+// signer and accounts; users changed without losing a concurrent change; a master's link
+// (registration under a lease, users mirrored into the file the host serves).
+#include "etcd_process.hpp"
+
+#include <registryd/auth/password_hash.hpp>
+#include <registryd/auth/users_file.hpp>
+#include <registryd/cluster/etcd_store.hpp>
+#include <registryd/cluster/membership.hpp>
+#include <registryd/pki/pki_directory.hpp>
+#include <registryd/pki/token_signer.hpp>
+
+#include <catch2/catch.hpp>
+#include <spdlog/sinks/null_sink.h>
+#include <spdlog/spdlog.h>
+
+#include <thread>
+
+using namespace registryd;
+using registryd::test::etcd_process;
+using registryd::test::scratch_dir;
+
+namespace {
+
+std::shared_ptr<cluster::store> open(const std::string& url) {
+  cluster::etcd_options o;
+  o.endpoints = {url};
+  return std::shared_ptr<cluster::store>(cluster::open_etcd(o).value());
+}
+
+// A master's PKI directory as the host makes it: CA, serving certificate, token signer.
+cluster::shared_pki make_pki(const std::filesystem::path& dir) {
+  pki::pki_options o;
+  o.dir = dir;
+  REQUIRE(pki::ensure(o, pki::serving_names("127.0.0.1", {}).value(), pki::clock::now()));
+  REQUIRE(pki::ensure_token_signer(dir, pki::clock::now()));
+  return cluster::read_pki_dir(dir).value();
+}
+
+std::shared_ptr<spdlog::logger> quiet() {
+  return std::make_shared<spdlog::logger>("test", std::make_shared<spdlog::sinks::null_sink_mt>());
+}
+
+template <typename F>
+bool eventually(F&& condition, std::chrono::milliseconds limit = std::chrono::seconds(10)) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return condition();
+}
+
+}  // namespace
+
+TEST_CASE("cluster join: masters starting together all take the first one's CA and token signer") {
+  scratch_dir dir;
+  etcd_process etcd(dir.path());
+  auto s = open(etcd.url());
+  constexpr int masters = 4;
+  std::vector<cluster::shared_pki> candidates;
+  for (int i = 0; i < masters; ++i) candidates.push_back(make_pki(dir / ("m" + std::to_string(i))));
+
+  std::vector<cluster::join_result> results(masters);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < masters; ++i) {
+    threads.emplace_back([&, i] { results[i] = cluster::join(*s, candidates[i]).value(); });
+  }
+  for (auto& t : threads) t.join();
+  int created = 0;
+  for (const auto& r : results) created += r.created ? 1 : 0;
+  REQUIRE(created == 1);
+  for (const auto& r : results) CHECK(r.pki == results[0].pki);
+
+  // A loser installs the winner's files; its serving certificate is then re-issued from the
+  // shared CA, and its token signer chains to it.
+  for (int i = 0; i < masters; ++i) {
+    const auto mdir = dir / ("m" + std::to_string(i));
+    CHECK(cluster::install_pki(results[i].pki, mdir).value() == !results[i].created);
+    CHECK_FALSE(cluster::install_pki(results[i].pki, mdir).value());  // nothing left to change
+    pki::pki_options o;
+    o.dir = mdir;
+    auto report = pki::ensure(o, pki::serving_names("127.0.0.1", {}).value(), pki::clock::now()).value();
+    CHECK(report.ca == pki::ca_action::kept);
+    CHECK((report.serving == pki::serving_action::kept) == results[i].created);
+    CHECK_FALSE(pki::ensure_token_signer(mdir, pki::clock::now()).value().issued);
+    CHECK(registryd::test::slurp(mdir / pki::ca_cert_file) == results[0].pki.ca_crt);
+  }
+}
+
+TEST_CASE("cluster join: four generated accounts, their passwords kept for masters, bcrypt for serving") {
+  scratch_dir dir;
+  etcd_process etcd(dir.path());
+  auto s = open(etcd.url());
+  REQUIRE(cluster::join(*s, make_pki(dir / "m")).value().created);
+  auto users = auth::parse_users(s->get(cluster::users_key).value()->value).value();
+  CHECK(users.size() == 4);
+  for (const auto& [name, access] : std::vector<std::pair<std::string, auth::access_bits>>{
+           {"ro", auth::access_read_only},
+           {"rw", auth::access_read_write},
+           {"mirror-puller", auth::access_mirror_puller},
+           {"mirror-pusher", auth::access_mirror_pusher}}) {
+    INFO(name);
+    const auto password = cluster::account_password(*s, name).value();
+    CHECK(password.size() == 16);
+    const auto* u = users.find(name);
+    REQUIRE(u != nullptr);
+    CHECK(u->access == access);
+    CHECK(auth::verify_password(password, u->password_hash));
+  }
+  CHECK_FALSE(cluster::account_password(*s, "nobody"));
+}
+
+TEST_CASE("cluster users: concurrent changes are all kept; bad ones are refused") {
+  scratch_dir dir;
+  etcd_process etcd(dir.path());
+  auto s = open(etcd.url());
+  CHECK_THAT(cluster::set_user(*s, "early", "password1", "read-only").error_message(),
+             Catch::Contains("start a master first"));
+  REQUIRE(cluster::join(*s, make_pki(dir / "m")));
+
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 4; ++i) {
+    threads.emplace_back([&, i] {
+      CHECK(cluster::set_user(*s, "user" + std::to_string(i), "password" + std::to_string(i), "read-write"));
+    });
+  }
+  for (auto& t : threads) t.join();
+  REQUIRE(cluster::set_user(*s, "ro", "a-new-password", "read-only"));
+  auto users = auth::parse_users(s->get(cluster::users_key).value()->value).value();
+  CHECK(users.size() == 8);
+  for (int i = 0; i < 4; ++i) {
+    const auto* u = users.find("user" + std::to_string(i));
+    REQUIRE(u != nullptr);
+    CHECK(auth::verify_password("password" + std::to_string(i), u->password_hash));
+  }
+  CHECK(auth::verify_password("a-new-password", users.find("ro")->password_hash));
+
+  CHECK_THAT(cluster::set_user(*s, "x", "password1", "admin").error_message(), Catch::Contains("access must be"));
+  CHECK_THAT(cluster::set_user(*s, "x", "short", "read-only").error_message(), Catch::Contains("at least 8"));
+}
+
+TEST_CASE("master link: registered under a lease, kept current, re-registered, gone on stop") {
+  scratch_dir dir;
+  etcd_process etcd(dir.path());
+  auto s = open(etcd.url());
+  REQUIRE(cluster::join(*s, make_pki(dir / "m")));
+
+  cluster::master_record self;
+  self.node_ip = "10.0.0.7";
+  self.address = "10.0.0.7:5001";
+  cluster::link_options o;
+  o.lease_ttl = std::chrono::seconds(3);
+  o.renew_every = std::chrono::seconds(1);
+  o.users_file = dir / "state" / "users.yaml";
+  cluster::master_link link(s, self, o, quiet());
+  REQUIRE(link.start());
+  CHECK(auth::load_users_file(o.users_file).value().size() == 4);
+
+  const std::string key = std::string(cluster::masters_prefix) + "10.0.0.7";
+  REQUIRE(eventually([&] { return s->get(key).value().has_value(); }));
+  link.update("Local", 1900000000);
+  REQUIRE(eventually([&] {
+    auto masters = cluster::list_masters(*s).value();
+    return masters.size() == 1 && masters[0].mode == "Local" && masters[0].certificate_not_after == 1900000000;
+  }));
+
+  // A user added anywhere reaches this master's users file.
+  REQUIRE(cluster::set_user(*s, "alice", "alice-password", "read-write"));
+  REQUIRE(eventually([&] {
+    auto users = auth::load_users_file(o.users_file);
+    return users && users->find("alice") != nullptr;
+  }));
+
+  // Its lease lost (as after a long store outage): it registers again by itself.
+  const auto lease = s->get(key).value()->lease;
+  REQUIRE(s->revoke(lease));
+  CHECK_FALSE(s->get(key).value().has_value());
+  REQUIRE(eventually([&] {
+    auto e = s->get(key).value();
+    return e && e->lease != lease;
+  }));
+
+  link.stop();
+  CHECK_FALSE(s->get(key).value().has_value());  // revoked at once, not after the TTL
+}
