@@ -19,6 +19,7 @@ command add_mirror(CLI::App& app);
 command add_gc(CLI::App& app);
 command add_fsck(CLI::App& app);
 command add_rotate(CLI::App& app);
+command add_cluster(CLI::App& app);
 
 // Exit codes, the same for every command.
 inline constexpr int exit_ok = 0;

@@ -35,6 +35,11 @@ void host_flags::add_to(CLI::App& app, bool with_module_config) {
                  "How often to look for new configs, users and certificates (5)");
   app.add_option("--packages-listen-address", packages_listen_address_,
                  "The packages proxy's HTTPS address, host:port, or off (127.0.0.1:4219)");
+  app.add_option("--cluster-store", cluster_store_,
+                 "A master's etcd client URL (repeat the flag); none: a single host (docs/cluster.md)");
+  app.add_option("--cluster-store-ca-file", cluster_ca_file_, "The CA that etcd's certificates chain to");
+  app.add_option("--cluster-store-cert-file", cluster_cert_file_, "Client certificate for etcd");
+  app.add_option("--cluster-store-key-file", cluster_key_file_, "Its private key");
 }
 
 config::checked<config::host_settings> host_flags::load() const {
@@ -67,6 +72,10 @@ config::checked<config::host_settings> host_flags::load() const {
   set("log_format", log_format_);
   set_path("containerd_dir", containerd_dir_);
   set("packages_listen_address", packages_listen_address_);
+  set_path("cluster_store_ca_file", cluster_ca_file_);
+  set_path("cluster_store_cert_file", cluster_cert_file_);
+  set_path("cluster_store_key_file", cluster_key_file_);
+  if (!cluster_store_.empty()) doc["cluster_store"] = cluster_store_;
   if (!masters_.empty()) doc["masters"] = masters_;
   if (!server_names_.empty()) doc["extra_server_names"] = server_names_;
   if (reload_interval_) doc["config_reload_interval_seconds"] = *reload_interval_;

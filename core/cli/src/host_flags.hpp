@@ -38,7 +38,8 @@ class host_flags {
   std::string module_config_;
   std::string listen_address_, data_dir_, state_dir_, plugin_dir_, node_ip_, users_file_;
   std::string install_images_repo_, log_format_, containerd_dir_, packages_listen_address_;
-  std::vector<std::string> masters_, server_names_;
+  std::string cluster_ca_file_, cluster_cert_file_, cluster_key_file_;
+  std::vector<std::string> masters_, server_names_, cluster_store_;
   std::optional<int> reload_interval_;
 };
 

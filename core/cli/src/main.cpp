@@ -29,6 +29,7 @@ int main(int argc, char** argv) {
   add(&registryd::cli::add_gc);
   add(&registryd::cli::add_fsck);
   add(&registryd::cli::add_rotate);
+  add(&registryd::cli::add_cluster);
 
   try {
     app.parse(argc, argv);

@@ -197,6 +197,47 @@ void read_packages_settings(map_reader& fields, const std::filesystem::path& bas
   }
 }
 
+// `cluster_store` (etcd client URLs) and the files to reach it.
+void read_cluster_settings(map_reader& fields, const std::filesystem::path& base_dir, host_settings& s,
+                           field_errors& errors) {
+  auto& c = s.cluster;
+  const YAML::Node urls = fields.take("cluster_store");
+  if (!is_absent(urls)) {
+    std::vector<std::string> seen;
+    if (auto list = detail::read_string_list(
+            urls, "cluster_store", errors, [&](const std::string& url) -> std::optional<std::string> {
+              if (!url.starts_with("http://") && !url.starts_with("https://")) {
+                return "must be an etcd client URL (https://host:2379 or http://...), got " +
+                       detail::quoted(url);
+              }
+              if (std::find(seen.begin(), seen.end(), url) != seen.end()) {
+                return "lists " + detail::quoted(url) + " twice";
+              }
+              seen.push_back(url);
+              return std::nullopt;
+            })) {
+      c.endpoints = std::move(*list);
+    }
+  }
+  if (auto p = read_path(fields.take("cluster_store_ca_file"), "cluster_store_ca_file", base_dir, errors)) {
+    c.ca_file = *p;
+  }
+  if (auto p = read_path(fields.take("cluster_store_cert_file"), "cluster_store_cert_file", base_dir, errors)) {
+    c.cert_file = *p;
+  }
+  if (auto p = read_path(fields.take("cluster_store_key_file"), "cluster_store_key_file", base_dir, errors)) {
+    c.key_file = *p;
+  }
+  if (c.cert_file.has_value() != c.key_file.has_value()) {
+    errors.push_back({c.cert_file ? "cluster_store_key_file" : "cluster_store_cert_file",
+                      "a client certificate for the cluster store needs its key, and a key its certificate"});
+  }
+  if (c.enabled() && s.users_file) {
+    errors.push_back({"users_file", "a cluster member takes its users from the cluster store; drop users_file "
+                                    "and change users with `registryd cluster set-user`"});
+  }
+}
+
 // A SAN: a DNS name, a wildcard DNS name (*.example.com) or an IP address.
 bool is_server_name(std::string_view name) {
   if (name.starts_with("*.")) return is_dns_name(name.substr(2));
@@ -317,6 +358,7 @@ std::optional<host_settings> parse_root(const YAML::Node& root,
   }
   read_http_settings(fields, s.http, errors);
   read_packages_settings(fields, base_dir, s.packages, errors);
+  read_cluster_settings(fields, base_dir, s, errors);
   fields.reject_unknown();
   if (errors.size() != errors_before) return std::nullopt;
   return s;

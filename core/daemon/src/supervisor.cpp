@@ -2,6 +2,8 @@
 
 #include <registryd/auth/authenticator.hpp>
 #include <registryd/auth/basic_credentials.hpp>
+#include <registryd/cluster/etcd_store.hpp>
+#include <registryd/cluster/membership.hpp>
 #include <registryd/config/address.hpp>
 #include <registryd/config/settings_document.hpp>
 #include <registryd/daemon/mode_loader.hpp>
@@ -69,10 +71,56 @@ util::status supervisor::start() {
   if (!opts_.plain_http) {
     if (auto st = refresh_certificates(); !st) return st;
   }
+  if (host.cluster.enabled()) {
+    if (auto st = join_cluster(); !st) return st;
+  }
   if (auto st = refresh_users(); !st) return st;
   if (auto st = refresh_mode(true); !st) return st;
   if (auto st = front_door_->start(); !st) return st;
   refresh_packages();
+  if (cluster_link_) cluster_link_->update(active_mode_name_, certificate_not_after_);
+  return util::ok();
+}
+
+util::status supervisor::join_cluster() {
+  auto& host = opts_.host;
+  if (opts_.plain_http) return util::error{"a cluster member serves TLS: drop --plain-http"};
+  cluster::etcd_options eo;
+  eo.endpoints = host.cluster.endpoints;
+  eo.ca_file = host.cluster.ca_file;
+  eo.cert_file = host.cluster.cert_file;
+  eo.key_file = host.cluster.key_file;
+  auto opened = cluster::open_etcd(std::move(eo));
+  if (!opened) return util::error{opened.error_message()};
+  cluster_store_ = std::move(*opened);
+
+  // This master's own CA and token signer are its candidate; the first master's win.
+  auto mine = cluster::read_pki_dir(pki_dir(host));
+  if (!mine) return util::error{"cluster: " + mine.error_message()};
+  auto joined = cluster::join(*cluster_store_, *mine);
+  if (!joined) return util::error{"cluster: cannot join through " + cluster_store_->describe() + ": " +
+                                  joined.error_message()};
+  if (joined->created) {
+    logger_->info("cluster: created the cluster's CA, token signer and accounts in {}", cluster_store_->describe());
+  } else {
+    auto installed = cluster::install_pki(joined->pki, pki_dir(host));
+    if (!installed) return util::error{"cluster: " + installed.error_message()};
+    if (*installed) {
+      logger_->info("cluster: took the cluster's CA and token signer from {}", cluster_store_->describe());
+      if (auto st = refresh_certificates(); !st) return st;
+    }
+  }
+
+  host.users_file = host.state_dir / "cluster" / "users.yaml";
+  cluster::master_record self;
+  self.node_ip = host.node_ip;
+  const auto listen = config::parse_host_port(host.listen_address);
+  self.address = (host.node_ip.find(':') != std::string::npos ? "[" + host.node_ip + "]" : host.node_ip) + ":" +
+                 std::to_string(listen ? listen->port : 5001);
+  cluster::link_options lo;
+  lo.users_file = *host.users_file;
+  cluster_link_ = std::make_unique<cluster::master_link>(cluster_store_, std::move(self), lo, logger_);
+  if (auto st = cluster_link_->start(); !st) return util::error{"cluster: " + st.error_message()};
   return util::ok();
 }
 
@@ -85,6 +133,7 @@ void supervisor::reconcile(bool retry_refused) {
   if (auto st = refresh_mode(false); !st) logger_->error("{}", st.error_message());
   reload_packages_settings();
   refresh_packages();
+  if (cluster_link_) cluster_link_->update(active_mode_name_, certificate_not_after_);
 }
 
 void supervisor::reload_packages_settings() {
@@ -110,6 +159,7 @@ void supervisor::reload_packages_settings() {
 }
 
 void supervisor::stop() {
+  if (cluster_link_) cluster_link_->stop();
   if (packages_door_) packages_door_->stop();
   packages_door_.reset();
   if (front_door_) front_door_->stop();
@@ -218,9 +268,9 @@ util::status supervisor::refresh_certificates() {
   if (!current || current->chain_fingerprint != (*identity)->chain_fingerprint) {
     front_door_->set_identity(*identity);
     if (packages_door_) packages_door_->set_identity(*identity);
-    certificate_expiry_.Set(static_cast<double>(
-        std::chrono::duration_cast<std::chrono::seconds>((*identity)->not_after.time_since_epoch())
-            .count()));
+    certificate_not_after_ =
+        std::chrono::duration_cast<std::chrono::seconds>((*identity)->not_after.time_since_epoch()).count();
+    certificate_expiry_.Set(static_cast<double>(certificate_not_after_));
     if (current) logger_->info("front door now presents certificate serial {}", (*identity)->serial);
   }
   return util::ok();

@@ -308,3 +308,33 @@ TEST_CASE("the front door's threads, timeouts and limits are read and checked", 
   CHECK(has_error(errors, "http_max_header_bytes", "must be from 1024 to 16777216, got 10"));
   CHECK(has_error_containing(errors, "http_max_connections", "integer"));
 }
+
+TEST_CASE("cluster store settings are read and checked", "[config][host]") {
+  CHECK_FALSE(parse_ok("").cluster.enabled());
+  const auto s = parse_ok(
+      "cluster_store: [https://10.0.0.1:2379, https://10.0.0.2:2379]\n"
+      "cluster_store_ca_file: etcd/ca.crt\n"
+      "cluster_store_cert_file: etcd/client.crt\n"
+      "cluster_store_key_file: etcd/client.key\n",
+      "/etc/registryd");
+  CHECK(s.cluster.enabled());
+  CHECK(s.cluster.endpoints == std::vector<std::string>{"https://10.0.0.1:2379", "https://10.0.0.2:2379"});
+  CHECK(s.cluster.ca_file == fs::path("/etc/registryd/etcd/ca.crt"));
+  CHECK(s.cluster.cert_file == fs::path("/etc/registryd/etcd/client.crt"));
+  CHECK(s.cluster.key_file == fs::path("/etc/registryd/etcd/client.key"));
+
+  const auto errors = parse_errors(
+      "cluster_store: [10.0.0.1:2379, 'http://a:2379', 'http://a:2379']\n"
+      "cluster_store_cert_file: /c.crt\n"
+      "users_file: /users.yaml\n");
+  CHECK(has_error(errors, "cluster_store[0]",
+                  "must be an etcd client URL (https://host:2379 or http://...), got \"10.0.0.1:2379\""));
+  CHECK(has_error(errors, "cluster_store[2]", "lists \"http://a:2379\" twice"));
+  CHECK(has_error(errors, "cluster_store_key_file",
+                  "a client certificate for the cluster store needs its key, and a key its certificate"));
+  // A member's users come from the store, never from a file of its own.
+  const auto both = parse_errors("cluster_store: ['http://a:2379']\nusers_file: /users.yaml\n");
+  CHECK(has_error(both, "users_file",
+                  "a cluster member takes its users from the cluster store; drop users_file and change "
+                  "users with `registryd cluster set-user`"));
+}

@@ -32,6 +32,17 @@ struct packages_settings {
 
   friend bool operator==(const packages_settings&, const packages_settings&) = default;
 };
+// The cluster's shared store (docs/cluster.md), for masters: etcd client URLs and the TLS
+// files to reach it. No endpoints: a single host, its state in the state dir alone.
+struct cluster_store_settings {
+  std::vector<std::string> endpoints;                // http:// or https:// URLs
+  std::optional<std::filesystem::path> ca_file;      // verifies etcd's certificates
+  std::optional<std::filesystem::path> cert_file;    // our client certificate for etcd
+  std::optional<std::filesystem::path> key_file;     // and its key
+
+  bool enabled() const noexcept { return !endpoints.empty(); }
+  friend bool operator==(const cluster_store_settings&, const cluster_store_settings&) = default;
+};
 std::string_view to_string(log_format format);  // "text" | "json"
 
 struct host_settings {
@@ -64,6 +75,8 @@ struct host_settings {
   http_settings http;
   // The packages proxy (`packages_*` keys).
   packages_settings packages;
+  // The cluster store (`cluster_store*` keys).
+  cluster_store_settings cluster;
 
   friend bool operator==(const host_settings&, const host_settings&) = default;
 };

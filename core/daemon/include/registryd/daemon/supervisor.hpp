@@ -23,6 +23,10 @@
 namespace registryd::auth {
 class authenticator;
 }
+namespace registryd::cluster {
+class master_link;
+class store;
+}
 
 namespace registryd::daemon {
 
@@ -57,6 +61,10 @@ class supervisor {
 
  private:
   util::status refresh_certificates();
+  // A cluster member (host.cluster set): takes the cluster's CA, token signer and users
+  // (creating them when this master is the first), registers itself, and from then on
+  // mirrors the cluster's users into the users file it serves (docs/cluster.md).
+  util::status join_cluster();
   util::status refresh_users();
   // Applies the ModuleConfig if it changed and the switch is allowed. `starting`: nothing runs
   // yet, so a refusal falls back to the mode recorded in the state.
@@ -84,6 +92,9 @@ class supervisor {
   std::unique_ptr<frontdoor::front_door> front_door_;
   std::shared_ptr<auth::authenticator> authenticator_;
   std::optional<std::filesystem::file_time_type> users_mtime_;
+  std::shared_ptr<cluster::store> cluster_store_;
+  std::unique_ptr<cluster::master_link> cluster_link_;
+  std::int64_t certificate_not_after_ = 0;
 
   std::string active_settings_;   // the settings document the running mode was created with
   std::string last_refused_;      // the settings document last refused, to log a refusal once
