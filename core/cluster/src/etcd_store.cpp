@@ -273,29 +273,45 @@ class etcd_store final : public store {
     ++next_;
   }
 
-  // One unary call, tried on each endpoint in turn until one answers.
+  // One unary call, tried on each endpoint in turn until one answers. What surely did not
+  // reach etcd's state (no connection; 503, as while a new leader is elected) is retried,
+  // endpoint after endpoint, until request_timeout has passed; an answer lost after the
+  // request went out is not, since it may have been applied.
   util::result<json> call(const std::string& path, const json& body) {
     std::string failures;
-    for (std::size_t attempt = 0; attempt < opts_.endpoints.size(); ++attempt) {
+    const auto deadline = std::chrono::steady_clock::now() + opts_.request_timeout;
+    for (std::size_t attempt = 0;; ++attempt) {
+      if (attempt > 0 && attempt % opts_.endpoints.size() == 0) {
+        if (std::chrono::steady_clock::now() >= deadline) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      }
       const std::string endpoint = current_endpoint();
       auto client = make_client(endpoint, opts_.request_timeout);
       auto res = client->Post(path, body.dump(), "application/json");
       if (!res) {
-        failures += (failures.empty() ? "" : "; ") + endpoint + ": " + httplib::to_string(res.error());
+        const auto error = res.error();
+        failures = endpoint + ": " + httplib::to_string(error);
+        rotate_endpoint();
+        if (error == httplib::Error::Connection || error == httplib::Error::SSLConnection) continue;
+        return util::error{"etcd at " + failures};
+      }
+      json answer = json::parse(res->body, nullptr, false);
+      const std::string why =
+          answer.is_object() ? answer.value("message", answer.value("error", res->body)) : res->body;
+      if (res->status == 503) {
+        failures = endpoint + " answered 503: " + why;
         rotate_endpoint();
         continue;
       }
-      json answer = json::parse(res->body, nullptr, false);
       if (res->status != 200) {
-        std::string why = answer.is_object() ? answer.value("message", answer.value("error", res->body))
-                                             : res->body;
-        return util::error{"etcd at " + endpoint + " answered " + std::to_string(res->status) +
-                           " to " + path + ": " + why};
+        return util::error{"etcd at " + endpoint + " answered " + std::to_string(res->status) + " to " +
+                           path + ": " + why};
       }
       if (!answer.is_object()) return util::error{"etcd at " + endpoint + " sent an answer that is not JSON"};
       return answer;
     }
-    return util::error{"no etcd endpoint answered (" + failures + ")"};
+    return util::error{"no etcd endpoint answered within " + std::to_string(opts_.request_timeout.count()) +
+                       " ms (last: " + failures + ")"};
   }
 
   etcd_options opts_;

@@ -200,10 +200,16 @@ TEST_CASE("etcd store: endpoints are tried in turn; none answering is an error n
   CHECK(s->compare_and_swap("/e", 0, "v").value().swapped);
 
   o.endpoints = {dead};
+  o.request_timeout = std::chrono::milliseconds(1000);
   auto none = cluster::open_etcd(o).value();
+  const auto asked = std::chrono::steady_clock::now();
   auto failed = none->list("/");
+  const auto took = std::chrono::steady_clock::now() - asked;
   REQUIRE_FALSE(failed);
-  CHECK_THAT(failed.error_message(), Catch::Contains(dead));
+  CHECK_THAT(failed.error_message(), Catch::Contains(dead) && Catch::Contains("within 1000 ms"));
+  // Retried for request_timeout, not for ever.
+  CHECK(took >= std::chrono::milliseconds(900));
+  CHECK(took < std::chrono::milliseconds(3000));
 }
 
 TEST_CASE("etcd store: options are checked before anything is contacted") {
