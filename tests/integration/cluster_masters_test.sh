@@ -65,7 +65,7 @@ YML
 declare -A M_PID
 start_master() { # start_master N [LOGNAME]
   local n=$1
-  record_mode "$WORK/m$n-state" Local
+  [ -f "$WORK/m$n-state/state.json" ] || record_mode "$WORK/m$n-state" Local
   start_bg "${2:-m$n}" 600 "$REGISTRYD" serve --host-config "$WORK/host.yaml" --config "$WORK/mc.yaml" \
     --listen-address "127.0.0.$n:$RP" --node-ip "127.0.0.$n" --state-dir "$WORK/m$n-state" \
     --data-dir "$WORK/m$n-data" --plugin-dir "$REGISTRYD_PLUGIN_DIR" --packages-listen-address "127.0.0.$n:0"
@@ -132,20 +132,60 @@ wait_masters 10 '127.0.0.1/Local 127.0.0.2/Local 127.0.0.3/Local' ||
   fail "status does not list 3 Local masters: $(masters_listed)"
 rcluster status | grep -q "127.0.0.2:$RP" || fail "the status table lacks master 2"
 
+# --- registryd apply: checked against every master's state, then taken by all -----------------
+apply_rc() { # apply_rc FILE: runs `registryd apply`, output in $WORK/apply.out; prints the exit code
+  set +e
+  "$REGISTRYD" apply --config "$1" --host-config "$WORK/host.yaml" >"$WORK/apply.out" 2>&1
+  echo $?
+  set -e
+}
+module_config Proxy "      proxy:
+        imagesRepo: 127.0.0.1:1/deckhouse/ee
+        scheme: HTTP" >"$WORK/proxy.yaml"
+assert_eq "$(apply_rc "$WORK/proxy.yaml")" "1" "apply Local -> Proxy"
+assert_contains "$(cat "$WORK/apply.out")" "switch through Direct or Unmanaged" "the refusal"
+assert_contains "$(cat "$WORK/apply.out")" "nothing was stored" "the refusal"
+[ -z "$(ectl get /registryd/v1/config --print-value-only)" ] || fail "a refused config was stored"
+module_config Direct "      direct:
+        imagesRepo: 127.0.0.1:1/deckhouse/ee
+        scheme: HTTQ" >"$WORK/bad.yaml"
+assert_eq "$(apply_rc "$WORK/bad.yaml")" "2" "apply an invalid config"
+assert_contains "$(cat "$WORK/apply.out")" "registry.direct.scheme" "the invalid field's path"
+UP=$(free_port)
+start_docker_registry "$UP"
+module_config Direct "      direct:
+        imagesRepo: 127.0.0.1:$UP/deckhouse/ee
+        scheme: HTTP" >"$WORK/direct.yaml"
+assert_eq "$(apply_rc "$WORK/direct.yaml")" "0" "apply Local -> Direct: $(cat "$WORK/apply.out")"
+start=$(date +%s%N)
+wait_masters 20 '127.0.0.1/Direct 127.0.0.2/Direct 127.0.0.3/Direct' ||
+  fail "the masters did not all switch to Direct: $(masters_listed)"
+echo "ok: apply refused Local -> Proxy (exit 1) and a bad field (exit 2); Direct reached all 3 masters in $(( ($(date +%s%N) - start) / 1000000 )) ms"
+timeout 120 skopeo copy --quiet --dest-tls-verify=false "oci:$WORK/image:latest" "docker://127.0.0.1:$UP/deckhouse/ee/sample:v2" ||
+  fail "push to the upstream"
+for n in 1 2 3; do
+  timeout 60 skopeo inspect --creds "ro:$RO" --cert-dir "$WORK/certs" \
+    "docker://127.0.0.$n:$RP/system/deckhouse/sample:v2" >/dev/null || fail "pull through master $n in Direct"
+done
+echo "ok: every master serves the upstream's image in Direct mode"
+states_published() { [ "$(ectl get --prefix /registryd/v1/state/ --keys-only | grep -c state/)" = 3 ]; }
+wait_for 10 states_published ||
+  fail "not every master published its state"
+
 # --- masters going away and coming back -------------------------------------------------------
 # start_bg runs each program under timeout(1): SIGKILL goes to the program itself.
 kill -KILL "$(pgrep -P "${M_PID[2]}")"
 start=$SECONDS
-wait_masters 20 '127.0.0.1/Local 127.0.0.3/Local' ||
+wait_masters 20 '127.0.0.1/Direct 127.0.0.3/Direct' ||
   fail "a killed master stays listed: $(masters_listed)"
 echo "ok: a master killed with SIGKILL left the list after $((SECONDS - start)) s (lease 10 s)"
 start_master 2 m2-again
 wait_for 30 bash -c "exec 3<>/dev/tcp/127.0.0.2/$RP" || fail "master 2 did not come back"
 cmp -s "$CA" "$WORK/m2-state/pki/ca.crt" || fail "master 2 came back with another CA"
-wait_masters 10 '127.0.0.1/Local 127.0.0.2/Local 127.0.0.3/Local' ||
+wait_masters 10 '127.0.0.1/Direct 127.0.0.2/Direct 127.0.0.3/Direct' ||
   fail "the restarted master is not listed: $(masters_listed)"
 stop_pid "${M_PID[3]}"
-[ "$(masters_listed)" = "127.0.0.1/Local 127.0.0.2/Local" ] || fail "a stopped master stays listed: $(masters_listed)"
+[ "$(masters_listed)" = "127.0.0.1/Direct 127.0.0.2/Direct" ] || fail "a stopped master stays listed: $(masters_listed)"
 echo "ok: restarted master back with the same CA; a stopped master left at once"
 
 # --- one etcd member lost ---------------------------------------------------------------------

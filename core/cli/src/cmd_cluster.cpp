@@ -7,6 +7,11 @@
 
 #include <registryd/cluster/etcd_store.hpp>
 #include <registryd/cluster/membership.hpp>
+#include <registryd/config/module_config.hpp>
+#include <registryd/switching/mode.hpp>
+#include <registryd/switching/rules.hpp>
+#include <registryd/switching/state.hpp>
+#include <registryd/util/atomic_file.hpp>
 
 #include <nlohmann/json.hpp>
 
@@ -27,8 +32,7 @@ struct cluster_args {
 };
 
 // The store the host settings name, or nullptr after saying why.
-std::unique_ptr<cluster::store> open_store(const host_flags& flags) {
-  const auto host = flags.load_or_report();
+std::unique_ptr<cluster::store> open_store(const std::optional<config::host_settings>& host) {
   if (!host) return nullptr;
   if (!host->cluster.enabled()) {
     std::cerr << "registryd cluster: no cluster store: give --cluster-store URL (or cluster_store in "
@@ -59,7 +63,7 @@ std::string utc(std::int64_t unix_seconds) {
 }
 
 int status(const cluster_args& args) {
-  auto store = open_store(args.host);
+  auto store = open_store(args.host.load_or_report());
   if (!store) return exit_invalid;
   auto masters = cluster::list_masters(*store);
   if (!masters) {
@@ -85,7 +89,7 @@ int status(const cluster_args& args) {
 }
 
 int set_user(const cluster_args& args) {
-  auto store = open_store(args.host);
+  auto store = open_store(args.host.load_or_report());
   if (!store) return exit_invalid;
   std::string password;
   if (!std::getline(std::cin, password) || password.empty()) {
@@ -102,7 +106,7 @@ int set_user(const cluster_args& args) {
 }
 
 int password(const cluster_args& args) {
-  auto store = open_store(args.host);
+  auto store = open_store(args.host.load_or_report());
   if (!store) return exit_invalid;
   auto pw = cluster::account_password(*store, args.name);
   if (!pw) {
@@ -113,7 +117,80 @@ int password(const cluster_args& args) {
   return exit_ok;
 }
 
+// registryd apply: the desired ModuleConfig for the whole cluster, checked first.
+int apply(const host_flags& flags) {
+  const auto host = flags.load_or_report();
+  if (!host) return exit_invalid;
+  if (!host->module_config_path) {
+    std::cerr << "registryd apply: give the ModuleConfig to apply with --config FILE\n";
+    return exit_invalid;
+  }
+  std::error_code ec;
+  const std::string yaml = util::read_small_file(*host->module_config_path, ec);
+  if (ec) {
+    std::cerr << "registryd apply: cannot read " << host->module_config_path->string() << ": " << ec.message() << "\n";
+    return exit_invalid;
+  }
+  const auto desired = host_flags::module_config_or_report(*host);
+  if (!desired) return exit_invalid;
+  auto store = open_store(host);
+  if (!store) return exit_invalid;
+
+  // The switching rules, against every master's recorded state (a fresh cluster: none).
+  auto current = store->get(cluster::config_key);
+  auto states = store->list(cluster::states_prefix);
+  if (!current || !states) {
+    std::cerr << "registryd apply: " << (!current ? current.error_message() : states.error_message()) << "\n";
+    return exit_refused;
+  }
+  const auto target = switching::target_of(*desired);
+  std::vector<std::pair<std::string, std::optional<switching::persisted_state>>> judged;
+  for (const auto& e : states->first) {
+    const auto parsed = nlohmann::json::parse(e.value, nullptr, false);
+    auto state = switching::state_from_json(parsed);
+    if (!state) {
+      std::cerr << "registryd apply: " << e.key << " is not a switching state: " << state.error_message() << "\n";
+      return exit_refused;
+    }
+    judged.emplace_back(e.key.substr(std::string(cluster::states_prefix).size()), std::move(*state));
+  }
+  if (judged.empty()) judged.emplace_back("the cluster (no master has served yet)", std::nullopt);
+  for (const auto& [who, state] : judged) {
+    const auto decision = switching::check_switch(state, target);
+    if (!decision.allowed()) {
+      std::cerr << "registryd apply: refused by the switching rules on master " << who << ": " << decision.reason
+                << "\nnothing was stored\n";
+      return exit_refused;
+    }
+  }
+  auto stored = cluster::store_config(*store, yaml, *current ? (*current)->mod_revision : 0);
+  if (!stored) {
+    std::cerr << "registryd apply: " << stored.error_message() << "\nnothing was stored\n";
+    return exit_refused;
+  }
+  if (!*stored) {
+    std::cerr << "registryd apply: another config was applied while this one was checked; nothing was "
+                 "stored: check again and re-run\n";
+    return exit_refused;
+  }
+  std::cout << "applied: mode " << switching::display_name(target)
+            << "; every master takes it within its config reload interval (registryd cluster status "
+               "shows the mode each serves)\n";
+  return exit_ok;
+}
+
 }  // namespace
+
+command add_apply(CLI::App& app) {
+  auto* sub = app.add_subcommand(
+      "apply", "Apply a ModuleConfig to the whole cluster: checks its fields and the switching rules "
+               "against every master's state, then stores it in the cluster store, from where every "
+               "master takes it. Exit codes: 0 stored, 1 refused (the rule is printed; nothing "
+               "stored), 2 invalid config or flags (field path and reason).");
+  auto flags = std::make_shared<host_flags>();
+  flags->add_to(*sub, true);
+  return [flags] { return apply(*flags); };
+}
 
 command add_cluster(CLI::App& app) {
   auto* sub = app.add_subcommand(

@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
   add(&registryd::cli::add_fsck);
   add(&registryd::cli::add_rotate);
   add(&registryd::cli::add_cluster);
+  add(&registryd::cli::add_apply);
 
   try {
     app.parse(argc, argv);

@@ -76,6 +76,18 @@ util::result<shared_pki> pki_from_json(const std::string& text) {
   return p;
 }
 
+// Overwrites `key` (this master's own) with `value`: read its revision, then swap.
+util::status overwrite(store& s, const std::string& key, const std::string& value, lease_id lease) {
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    auto current = s.get(key);
+    if (!current) return util::error{current.error_message()};
+    auto done = s.compare_and_swap(key, *current ? (*current)->mod_revision : 0, value, lease);
+    if (!done) return util::error{done.error_message()};
+    if (done->swapped) return util::ok();
+  }
+  return util::error{key + " keeps changing under us: is another master using the same node IP?"};
+}
+
 }  // namespace
 
 std::vector<account> generate_accounts() {
@@ -181,6 +193,19 @@ util::status set_user(store& s, const std::string& name, const std::string& pass
   return util::error{"the users changed under us 20 times in a row; try again"};
 }
 
+mirrored_file users_file_mirror(const std::filesystem::path& path) {
+  return {users_key, path, [](const std::string& yaml) -> std::optional<std::string> {
+            if (auto checked = auth::parse_users(yaml); !checked) return checked.error_message();
+            return std::nullopt;
+          }};
+}
+
+util::result<bool> store_config(store& s, const std::string& yaml, std::int64_t expected) {
+  auto done = s.compare_and_swap(config_key, expected, yaml);
+  if (!done) return util::error{done.error_message()};
+  return done->swapped;
+}
+
 util::result<std::string> account_password(store& s, const std::string& name) {
   auto current = s.get(accounts_key);
   if (!current) return util::error{current.error_message()};
@@ -233,24 +258,40 @@ master_link::master_link(std::shared_ptr<store> s, master_record self, link_opti
 
 master_link::~master_link() { stop(); }
 
-util::status master_link::write_users(const std::string& yaml) {
-  if (auto checked = auth::parse_users(yaml); !checked) {
-    return util::error{std::string(users_key) + " is not a valid users file: " + checked.error_message()};
+void master_link::write_mirrored(const mirrored_file& f, const entry& e) {
+  if (f.check) {
+    if (auto why = f.check(e.value)) {
+      logger_->error("cluster: {} not taken: {}", f.key, *why);
+      return;
+    }
   }
-  if (auto ec = util::write_file_atomic(opts_.users_file, yaml, std::filesystem::perms(0600))) {
-    return util::error{"cannot write " + opts_.users_file.string() + ": " + ec.message()};
+  if (auto ec = util::write_file_atomic(f.path, e.value, std::filesystem::perms(0600))) {
+    logger_->error("cluster: cannot write {}: {}", f.path.string(), ec.message());
+    return;
   }
-  return util::ok();
+  logger_->info("cluster: {} changed (revision {})", f.key, e.mod_revision);
 }
 
 util::status master_link::start() {
-  auto users = store_->get(users_key);
-  if (!users) return util::error{users.error_message()};
-  if (!*users) return util::error{std::string(users_key) + " is missing: the cluster was not bootstrapped"};
-  if (auto st = write_users((*users)->value); !st) return st;
-  users_revision_ = (*users)->mod_revision;
+  auto all = store_->list(cluster_prefix);
+  if (!all) return util::error{all.error_message()};
+  bool have_users = false;
+  for (const auto& e : all->first) {
+    have_users |= e.key == users_key;
+    for (const auto& f : opts_.files) {
+      if (f.key != e.key) continue;
+      if (f.check) {
+        if (auto why = f.check(e.value)) return util::error{e.key + " is not usable: " + *why};
+      }
+      if (auto ec = util::write_file_atomic(f.path, e.value, std::filesystem::perms(0600))) {
+        return util::error{"cannot write " + f.path.string() + ": " + ec.message()};
+      }
+    }
+  }
+  if (!have_users) return util::error{std::string(users_key) + " is missing: the cluster was not bootstrapped"};
+  mirror_revision_ = all->second;
   register_thread_ = std::thread([this] { register_loop(); });
-  users_thread_ = std::thread([this] { users_loop(); });
+  mirror_thread_ = std::thread([this] { mirror_loop(); });
   return util::ok();
 }
 
@@ -262,7 +303,7 @@ void master_link::stop() {
   }
   store_->interrupt_watches();
   if (register_thread_.joinable()) register_thread_.join();
-  if (users_thread_.joinable()) users_thread_.join();
+  if (mirror_thread_.joinable()) mirror_thread_.join();
 }
 
 void master_link::update(const std::string& mode, std::int64_t certificate_not_after) {
@@ -274,6 +315,24 @@ void master_link::update(const std::string& mode, std::int64_t certificate_not_a
   wake_.notify_all();
 }
 
+void master_link::publish_state(const std::string& state_json) {
+  std::lock_guard lock(mutex_);
+  if (state_json == state_json_) return;
+  state_json_ = state_json;
+  state_dirty_ = true;
+  wake_.notify_all();
+}
+
+util::status master_link::put_state() {
+  std::string value;
+  {
+    std::lock_guard lock(mutex_);
+    value = state_json_;
+    state_dirty_ = false;
+  }
+  return overwrite(*store_, std::string(states_prefix) + self_.node_ip, value, 0);
+}
+
 util::status master_link::put_record(lease_id lease) {
   const std::string key = std::string(masters_prefix) + self_.node_ip;
   std::string value;
@@ -282,15 +341,7 @@ util::status master_link::put_record(lease_id lease) {
     value = to_json(self_);
     record_dirty_ = false;
   }
-  // A plain overwrite: the key is this master's alone. Read its revision, then swap.
-  for (int attempt = 0; attempt < 5; ++attempt) {
-    auto current = store_->get(key);
-    if (!current) return util::error{current.error_message()};
-    auto done = store_->compare_and_swap(key, *current ? (*current)->mod_revision : 0, value, lease);
-    if (!done) return util::error{done.error_message()};
-    if (done->swapped) return util::ok();
-  }
-  return util::error{key + " keeps changing under us: is another master using node IP " + self_.node_ip + "?"};
+  return overwrite(*store_, key, value, lease);
 }
 
 void master_link::register_loop() {
@@ -328,36 +379,51 @@ void master_link::register_loop() {
         if (auto st2 = put_record(lease); !st2) report("cannot update this master's record: " + st2.error_message());
       }
     }
+    bool state_dirty = false;
+    {
+      std::lock_guard lock(mutex_);
+      state_dirty = state_dirty_ && !state_json_.empty();
+    }
+    if (state_dirty) {
+      if (auto st3 = put_state(); !st3) {
+        report("cannot publish this master's state: " + st3.error_message());
+        std::lock_guard lock(mutex_);
+        state_dirty_ = true;  // tried again on the next round
+      }
+    }
     std::unique_lock lock(mutex_);
-    wake_.wait_for(lock, opts_.renew_every, [this] { return stop_.load() || record_dirty_; });
+    wake_.wait_for(lock, opts_.renew_every, [this] { return stop_.load() || record_dirty_ || state_dirty_; });
   }
   if (lease != 0) {
     if (auto st = store_->revoke(lease); !st) logger_->warn("cluster: cannot revoke the lease: {}", st.error_message());
   }
 }
 
-void master_link::users_loop() {
+void master_link::mirror_loop() {
   while (!stop_) {
     auto st = store_->watch(
-        users_key, users_revision_,
+        cluster_prefix, mirror_revision_,
         [this](const std::vector<watch_event>& events) {
           for (const auto& ev : events) {
-            users_revision_ = ev.item.mod_revision;
-            if (ev.deleted || ev.item.key != users_key) continue;
-            if (auto written = write_users(ev.item.value); !written) {
-              logger_->error("cluster: users not updated: {}", written.error_message());
-            } else {
-              logger_->info("cluster: users changed (revision {})", ev.item.mod_revision);
+            mirror_revision_ = ev.item.mod_revision;
+            if (ev.deleted) continue;
+            for (const auto& f : opts_.files) {
+              if (f.key == ev.item.key) write_mirrored(f, ev.item);
             }
           }
           return true;
         },
         stop_);
     if (!st && !stop_) {
-      // The history is gone: read the users afresh and watch from there.
+      // The history is gone: read everything afresh and watch from there.
       logger_->warn("cluster: {}", st.error_message());
-      if (auto users = store_->get(users_key); users && *users) {
-        if (write_users((*users)->value)) users_revision_ = (*users)->mod_revision;
+      if (auto all = store_->list(cluster_prefix)) {
+        for (const auto& e : all->first) {
+          for (const auto& f : opts_.files) {
+            if (f.key == e.key) write_mirrored(f, e);
+          }
+        }
+        mirror_revision_ = all->second;
       }
       std::unique_lock lock(mutex_);
       wake_.wait_for(lock, std::chrono::seconds(1), [this] { return stop_.load(); });

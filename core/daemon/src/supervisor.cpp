@@ -78,7 +78,7 @@ util::status supervisor::start() {
   if (auto st = refresh_mode(true); !st) return st;
   if (auto st = front_door_->start(); !st) return st;
   refresh_packages();
-  if (cluster_link_) cluster_link_->update(active_mode_name_, certificate_not_after_);
+  publish_to_cluster();
   return util::ok();
 }
 
@@ -112,16 +112,41 @@ util::status supervisor::join_cluster() {
   }
 
   host.users_file = host.state_dir / "cluster" / "users.yaml";
+  cluster_config_file_ = host.state_dir / "cluster" / "module-config.yaml";
   cluster::master_record self;
   self.node_ip = host.node_ip;
   const auto listen = config::parse_host_port(host.listen_address);
   self.address = (host.node_ip.find(':') != std::string::npos ? "[" + host.node_ip + "]" : host.node_ip) + ":" +
                  std::to_string(listen ? listen->port : 5001);
   cluster::link_options lo;
-  lo.users_file = *host.users_file;
+  lo.files = {cluster::users_file_mirror(*host.users_file),
+              {cluster::config_key, cluster_config_file_, [](const std::string& yaml) -> std::optional<std::string> {
+                 // `registryd apply` stored only what passed these checks; a hand-made value
+                 // that fails them is logged and the last good file kept.
+                 if (auto parsed = config::parse_module_config(yaml, cluster::config_key); !parsed) {
+                   return parsed.error_message();
+                 }
+                 return std::nullopt;
+               }}};
   cluster_link_ = std::make_unique<cluster::master_link>(cluster_store_, std::move(self), lo, logger_);
   if (auto st = cluster_link_->start(); !st) return util::error{"cluster: " + st.error_message()};
+  use_cluster_config();
   return util::ok();
+}
+
+void supervisor::use_cluster_config() {
+  std::error_code ec;
+  if (cluster_config_file_.empty() || !std::filesystem::exists(cluster_config_file_, ec)) return;
+  if (opts_.host.module_config_path == cluster_config_file_) return;
+  logger_->info("cluster: serving the ModuleConfig applied to the cluster (registryd apply) from now on");
+  opts_.host.module_config_path = cluster_config_file_;
+}
+
+void supervisor::publish_to_cluster() {
+  if (!cluster_link_) return;
+  cluster_link_->update(active_mode_name_, certificate_not_after_);
+  auto state = switching::load_state(opts_.host.state_dir);
+  if (state && *state) cluster_link_->publish_state(switching::to_json(**state).dump());
 }
 
 void supervisor::reconcile(bool retry_refused) {
@@ -130,10 +155,11 @@ void supervisor::reconcile(bool retry_refused) {
     if (auto st = refresh_certificates(); !st) logger_->error("certificates: {}", st.error_message());
   }
   if (auto st = refresh_users(); !st) logger_->error("users: {}", st.error_message());
+  use_cluster_config();
   if (auto st = refresh_mode(false); !st) logger_->error("{}", st.error_message());
   reload_packages_settings();
   refresh_packages();
-  if (cluster_link_) cluster_link_->update(active_mode_name_, certificate_not_after_);
+  publish_to_cluster();
 }
 
 void supervisor::reload_packages_settings() {

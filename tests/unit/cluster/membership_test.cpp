@@ -152,10 +152,17 @@ TEST_CASE("master link: registered under a lease, kept current, re-registered, g
   cluster::link_options o;
   o.lease_ttl = std::chrono::seconds(3);
   o.renew_every = std::chrono::seconds(1);
-  o.users_file = dir / "state" / "users.yaml";
+  const auto users_file = dir / "state" / "users.yaml";
+  const auto config_file = dir / "state" / "config.yaml";
+  o.files = {cluster::users_file_mirror(users_file),
+             {cluster::config_key, config_file, [](const std::string& v) -> std::optional<std::string> {
+                if (v.find("mode:") == std::string::npos) return "no mode";
+                return std::nullopt;
+              }}};
   cluster::master_link link(s, self, o, quiet());
   REQUIRE(link.start());
-  CHECK(auth::load_users_file(o.users_file).value().size() == 4);
+  CHECK(auth::load_users_file(users_file).value().size() == 4);
+  CHECK_FALSE(std::filesystem::exists(config_file));  // none stored yet: the file is left alone
 
   const std::string key = std::string(cluster::masters_prefix) + "10.0.0.7";
   REQUIRE(eventually([&] { return s->get(key).value().has_value(); }));
@@ -168,8 +175,24 @@ TEST_CASE("master link: registered under a lease, kept current, re-registered, g
   // A user added anywhere reaches this master's users file.
   REQUIRE(cluster::set_user(*s, "alice", "alice-password", "read-write"));
   REQUIRE(eventually([&] {
-    auto users = auth::load_users_file(o.users_file);
+    auto users = auth::load_users_file(users_file);
     return users && users->find("alice") != nullptr;
+  }));
+
+  // The desired config: a good one reaches the file, one its check refuses does not.
+  REQUIRE(cluster::store_config(*s, "mode: Direct\n", 0).value());
+  REQUIRE(eventually([&] { return registryd::test::slurp(config_file) == "mode: Direct\n"; }));
+  const auto rev = s->get(cluster::config_key).value()->mod_revision;
+  CHECK_FALSE(cluster::store_config(*s, "mode: Local\n", 0).value());  // stale expectation
+  REQUIRE(cluster::store_config(*s, "garbage\n", rev).value());
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  CHECK(registryd::test::slurp(config_file) == "mode: Direct\n");
+
+  // Its switching state is published and outlives the lease.
+  link.publish_state(R"({"mode":"Direct"})");
+  REQUIRE(eventually([&] {
+    auto e = s->get(std::string(cluster::states_prefix) + "10.0.0.7").value();
+    return e && e->value == R"({"mode":"Direct"})" && e->lease == 0;
   }));
 
   // Its lease lost (as after a long store outage): it registers again by itself.

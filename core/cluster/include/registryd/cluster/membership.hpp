@@ -8,6 +8,10 @@
 //   /registryd/v1/users          the users file every master serves (YAML, bcrypt hashes)
 //   /registryd/v1/masters/<ip>   one record per running master, under a lease: it vanishes
 //                                when the master stops renewing it
+//   /registryd/v1/config         the desired ModuleConfig (YAML), stored by `registryd apply`
+//                                after its checks; every master applies it
+//   /registryd/v1/state/<ip>     each master's switching state (state.json), what `apply`
+//                                checks the switching rules against; kept when a master dies
 //
 // The first three are created together, exactly once, by whichever master gets there first
 // (a create-only transaction): masters that start at the same moment all end up with the
@@ -22,6 +26,8 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
+#include <optional>
 #include <filesystem>
 #include <memory>
 #include <mutex>
@@ -35,6 +41,9 @@ inline constexpr const char* pki_key = "/registryd/v1/pki";
 inline constexpr const char* accounts_key = "/registryd/v1/accounts";
 inline constexpr const char* users_key = "/registryd/v1/users";
 inline constexpr const char* masters_prefix = "/registryd/v1/masters/";
+inline constexpr const char* config_key = "/registryd/v1/config";
+inline constexpr const char* states_prefix = "/registryd/v1/state/";
+inline constexpr const char* cluster_prefix = "/registryd/v1/";
 
 // The generated accounts (FACTS.md: ro, rw, mirror-puller, mirror-pusher).
 struct account {
@@ -84,16 +93,34 @@ util::result<master_record> master_from_json(const std::string& text);
 // Every master registered now.
 util::result<std::vector<master_record>> list_masters(store& s);
 
+// Stores `yaml` as the desired ModuleConfig if the key's revision is still `expected` (what
+// the caller read before checking it; 0: none stored yet). False when it changed meanwhile.
+util::result<bool> store_config(store& s, const std::string& yaml, std::int64_t expected);
+
+// A key of the store kept as a file for the host: written atomically whenever it changes,
+// after `check` (nullopt: fine; else why not) accepts the value.
+struct mirrored_file {
+  std::string key;
+  std::filesystem::path path;
+  std::function<std::optional<std::string>(const std::string& value)> check;
+};
+
+// The users file kept from users_key, checked as the host checks a users file.
+mirrored_file users_file_mirror(const std::filesystem::path& path);
+
 struct link_options {
   std::chrono::seconds lease_ttl{10};
   std::chrono::seconds renew_every{3};
-  std::filesystem::path users_file;  // where the cluster's users file is written for the host
+  // What the host reads from files: the users file (users_key) and the desired ModuleConfig
+  // (config_key). A key absent from the store leaves its file alone.
+  std::vector<mirrored_file> files;
 };
 
 // A master's side of the cluster while it serves: keeps its record alive under a lease
-// (re-registering when the lease was lost, e.g. after a store outage), and mirrors the
-// cluster's users into `users_file` on every change (the host reloads that file). stop() or
-// the destructor revokes the lease, so a clean stop leaves the cluster at once.
+// (re-registering when the lease was lost, e.g. after a store outage), publishes its
+// switching state, and mirrors the cluster's users and desired config into files on every
+// change (the host reloads those). stop() or the destructor revokes the lease, so a clean
+// stop leaves the cluster at once.
 class master_link {
  public:
   master_link(std::shared_ptr<store> s, master_record self, link_options options,
@@ -102,17 +129,21 @@ class master_link {
   master_link(const master_link&) = delete;
   master_link& operator=(const master_link&) = delete;
 
-  // Writes the users file once (so the host can load it) and starts the threads.
+  // Writes the mirrored files once (so the host can load them) and starts the threads. The
+  // users key must exist (join() made it).
   util::status start();
   void stop();
   // The mode served and the certificate's expiry changed: the record is rewritten.
   void update(const std::string& mode, std::int64_t certificate_not_after);
+  // This master's switching state (state.json) changed: it is stored under states_prefix.
+  void publish_state(const std::string& state_json);
 
  private:
   void register_loop();
-  void users_loop();
-  util::status write_users(const std::string& yaml);
+  void mirror_loop();
+  void write_mirrored(const mirrored_file& f, const entry& e);
   util::status put_record(lease_id lease);
+  util::status put_state();
 
   std::shared_ptr<store> store_;
   link_options opts_;
@@ -121,9 +152,11 @@ class master_link {
   std::condition_variable wake_;
   master_record self_;
   bool record_dirty_ = false;
+  std::string state_json_;
+  bool state_dirty_ = false;
   std::atomic<bool> stop_{false};
-  std::int64_t users_revision_ = 0;
-  std::thread register_thread_, users_thread_;
+  std::int64_t mirror_revision_ = 0;
+  std::thread register_thread_, mirror_thread_;
 };
 
 }  // namespace registryd::cluster

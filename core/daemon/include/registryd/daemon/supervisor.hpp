@@ -65,6 +65,11 @@ class supervisor {
   // (creating them when this master is the first), registers itself, and from then on
   // mirrors the cluster's users into the users file it serves (docs/cluster.md).
   util::status join_cluster();
+  // In a cluster, the ModuleConfig is the one `registryd apply` stored, once there is one
+  // (until then the host's own --config bootstraps the master).
+  void use_cluster_config();
+  // The mode served, the certificate's expiry and the switching state, to the cluster.
+  void publish_to_cluster();
   util::status refresh_users();
   // Applies the ModuleConfig if it changed and the switch is allowed. `starting`: nothing runs
   // yet, so a refusal falls back to the mode recorded in the state.
@@ -95,6 +100,7 @@ class supervisor {
   std::shared_ptr<cluster::store> cluster_store_;
   std::unique_ptr<cluster::master_link> cluster_link_;
   std::int64_t certificate_not_after_ = 0;
+  std::filesystem::path cluster_config_file_;
 
   std::string active_settings_;   // the settings document the running mode was created with
   std::string last_refused_;      // the settings document last refused, to log a refusal once
