@@ -7,6 +7,7 @@
 
 #include <registryd/cluster/etcd_store.hpp>
 #include <registryd/cluster/membership.hpp>
+#include <registryd/cluster/node_api.hpp>
 #include <registryd/config/module_config.hpp>
 #include <registryd/switching/mode.hpp>
 #include <registryd/switching/rules.hpp>
@@ -29,6 +30,7 @@ struct cluster_args {
   bool json = false;
   std::string name;
   std::string access = "read-only";
+  int ttl_minutes = 60;
 };
 
 // The store the host settings name, or nullptr after saying why.
@@ -70,10 +72,20 @@ int status(const cluster_args& args) {
     std::cerr << "registryd cluster status: " << masters.error_message() << "\n";
     return exit_refused;
   }
+  auto node_reports = store->list(cluster::node_status_prefix);
+  if (!node_reports) {
+    std::cerr << "registryd cluster status: " << node_reports.error_message() << "\n";
+    return exit_refused;
+  }
+  nlohmann::json nodes = nlohmann::json::array();
+  for (const auto& e : node_reports->first) {
+    auto n = nlohmann::json::parse(e.value, nullptr, false);
+    if (n.is_object()) nodes.push_back(std::move(n));
+  }
   if (args.json) {
     nlohmann::json out = nlohmann::json::array();
     for (const auto& m : *masters) out.push_back(nlohmann::json::parse(cluster::to_json(m)));
-    std::cout << nlohmann::json{{"store", store->describe()}, {"masters", out}}.dump(2) << "\n";
+    std::cout << nlohmann::json{{"store", store->describe()}, {"masters", out}, {"nodes", nodes}}.dump(2) << "\n";
     return exit_ok;
   }
   std::cout << "cluster store: " << store->describe() << "\n"
@@ -85,6 +97,38 @@ int status(const cluster_args& args) {
               << (m.mode.empty() ? "-" : m.mode) << std::setw(22) << utc(m.certificate_not_after)
               << utc(m.started_at) << "\n";
   }
+  std::cout << "nodes: " << nodes.size() << "\n";
+  std::cout << std::setw(20) << "NODE" << std::setw(12) << "MODE" << std::setw(16) << "CONFIG" << std::setw(14)
+            << "MASTERS UP" << std::setw(22) << "REPORTED" << "NOTES\n";
+  for (const auto& n : nodes) {
+    const auto balancer = n.value("balancer", nlohmann::json::object());
+    std::size_t up = 0, all = 0;
+    for (const auto& b : balancer.value("masters", nlohmann::json::array())) {
+      ++all;
+      up += b.value("healthy", false) ? 1 : 0;
+    }
+    std::string notes = n.value("error", "");
+    for (const auto& d : n.value("customRegistryDropIns", nlohmann::json::array())) {
+      notes += (notes.empty() ? "" : "; ") + std::string("hand-made registry config in ") + d.get<std::string>();
+    }
+    const std::string version = n.value("version", "");
+    std::cout << std::setw(20) << n.value("node", "?") << std::setw(12) << n.value("mode", "-") << std::setw(16)
+              << (version.size() > 19 ? version.substr(7, 12) : "-") << std::setw(14)
+              << (balancer.value("listening", false) ? std::to_string(up) + "/" + std::to_string(all) : "no balancer")
+              << std::setw(22) << utc(n.value("reportedAt", std::int64_t{0})) << notes << "\n";
+  }
+  return exit_ok;
+}
+
+int join_token(const cluster_args& args) {
+  auto store = open_store(args.host.load_or_report());
+  if (!store) return exit_invalid;
+  auto token = cluster::create_join_token(*store, std::chrono::minutes(args.ttl_minutes));
+  if (!token) {
+    std::cerr << "registryd cluster join-token: " << token.error_message() << "\n";
+    return exit_refused;
+  }
+  std::cout << *token << "\n";
   return exit_ok;
 }
 
@@ -199,7 +243,8 @@ command add_cluster(CLI::App& app) {
   sub->require_subcommand(1, 1);
   auto st = std::make_shared<cluster_args>();
   auto* status_cmd = sub->add_subcommand("status", "List the masters registered now (each renews its "
-                                                   "record every few seconds; a dead one is gone within 10 s)");
+                                                   "record every few seconds; a dead one is gone within 10 s) "
+                                                   "and the nodes with what they last reported");
   st->host.add_to(*status_cmd, false);
   status_cmd->add_flag("--json", st->json, "JSON instead of a table");
 
@@ -213,6 +258,13 @@ command add_cluster(CLI::App& app) {
   user_cmd->add_option("--access", su->access,
                        "read-only, read-write, mirror-puller or mirror-pusher (read-only)");
 
+  auto jt = std::make_shared<cluster_args>();
+  auto* token_cmd = sub->add_subcommand(
+      "join-token", "Print a one-time token a node joins with (registryd node --token): "
+                    "<6 hex>.<16 hex>, valid for one join within --ttl-minutes");
+  jt->host.add_to(*token_cmd, false);
+  token_cmd->add_option("--ttl-minutes", jt->ttl_minutes, "How long the token is valid (60)")->check(CLI::Range(1, 10080));
+
   auto pw = std::make_shared<cluster_args>();
   auto* pw_cmd = sub->add_subcommand(
       "password", "Print the generated password of ro, rw, mirror-puller or mirror-pusher");
@@ -222,6 +274,7 @@ command add_cluster(CLI::App& app) {
   return [=] {
     if (status_cmd->parsed()) return status(*st);
     if (user_cmd->parsed()) return set_user(*su);
+    if (token_cmd->parsed()) return join_token(*jt);
     return password(*pw);
   };
 }

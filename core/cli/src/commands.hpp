@@ -21,6 +21,7 @@ command add_fsck(CLI::App& app);
 command add_rotate(CLI::App& app);
 command add_cluster(CLI::App& app);
 command add_apply(CLI::App& app);
+command add_node(CLI::App& app);
 
 // Exit codes, the same for every command.
 inline constexpr int exit_ok = 0;

@@ -31,6 +31,7 @@ int main(int argc, char** argv) {
   add(&registryd::cli::add_rotate);
   add(&registryd::cli::add_cluster);
   add(&registryd::cli::add_apply);
+  add(&registryd::cli::add_node);
 
   try {
     app.parse(argc, argv);

@@ -76,18 +76,6 @@ util::result<shared_pki> pki_from_json(const std::string& text) {
   return p;
 }
 
-// Overwrites `key` (this master's own) with `value`: read its revision, then swap.
-util::status overwrite(store& s, const std::string& key, const std::string& value, lease_id lease) {
-  for (int attempt = 0; attempt < 5; ++attempt) {
-    auto current = s.get(key);
-    if (!current) return util::error{current.error_message()};
-    auto done = s.compare_and_swap(key, *current ? (*current)->mod_revision : 0, value, lease);
-    if (!done) return util::error{done.error_message()};
-    if (done->swapped) return util::ok();
-  }
-  return util::error{key + " keeps changing under us: is another master using the same node IP?"};
-}
-
 }  // namespace
 
 std::vector<account> generate_accounts() {
@@ -198,6 +186,17 @@ mirrored_file users_file_mirror(const std::filesystem::path& path) {
             if (auto checked = auth::parse_users(yaml); !checked) return checked.error_message();
             return std::nullopt;
           }};
+}
+
+util::status overwrite(store& s, const std::string& key, const std::string& value, lease_id lease) {
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    auto current = s.get(key);
+    if (!current) return util::error{current.error_message()};
+    auto done = s.compare_and_swap(key, *current ? (*current)->mod_revision : 0, value, lease);
+    if (!done) return util::error{done.error_message()};
+    if (done->swapped) return util::ok();
+  }
+  return util::error{key + " keeps changing under us: is another writer using it?"};
 }
 
 util::result<bool> store_config(store& s, const std::string& yaml, std::int64_t expected) {

@@ -4,6 +4,7 @@
 #include <registryd/auth/basic_credentials.hpp>
 #include <registryd/cluster/etcd_store.hpp>
 #include <registryd/cluster/membership.hpp>
+#include <registryd/cluster/node_api.hpp>
 #include <registryd/config/address.hpp>
 #include <registryd/config/settings_document.hpp>
 #include <registryd/daemon/mode_loader.hpp>
@@ -65,6 +66,8 @@ util::status supervisor::start() {
   fd.port = listen->port;
   fd.tls = !opts_.plain_http;
   fd.transport = host.http;
+  // Node agents authenticate with node certificates of the cluster CA (docs/cluster.md).
+  fd.client_certificates = host.cluster.enabled();
   if (opts_.threads) fd.transport.worker_threads = *opts_.threads;
   front_door_ = std::make_unique<frontdoor::front_door>(fd, logger_, metrics_);
 
@@ -131,6 +134,24 @@ util::status supervisor::join_cluster() {
   cluster_link_ = std::make_unique<cluster::master_link>(cluster_store_, std::move(self), lo, logger_);
   if (auto st = cluster_link_->start(); !st) return util::error{"cluster: " + st.error_message()};
   use_cluster_config();
+
+  // The node agents' endpoints. The view is read on request threads: it asks the front door
+  // (thread-safe) for the mode instance serving now.
+  auto api = std::make_shared<cluster::master_api>(
+      cluster_store_, pki_dir(host),
+      [door = front_door_.get()]() -> cluster::master_view {
+        cluster::master_view v;
+        if (auto mode = door->mode()) {
+          v.mode = std::string(mode->mode());
+          if (auto described = mode->describe_containerd()) v.containerd_description = *described;
+        }
+        return v;
+      },
+      logger_);
+  front_door_->set_cluster_api([api](const frontdoor::host_api_request& r) {
+    const auto a = api->handle(r.method, r.path, r.peer_subject, r.remote_addr, r.body);
+    return frontdoor::host_api_response{a.status, a.body};
+  });
   return util::ok();
 }
 
@@ -216,6 +237,7 @@ void supervisor::refresh_packages() {
     fd.port = listen->port;
     fd.tls = !opts_.plain_http;
     fd.role = frontdoor::listener_role::packages;
+    fd.client_certificates = true;
     fd.transport = host.http;
     // Packages are few and large: a handful of I/O threads and workers is plenty.
     fd.transport.io_threads = 1;

@@ -135,7 +135,7 @@ void front_door::set_mode(std::shared_ptr<const plugin_host::plugin_instance> mo
 
 void front_door::set_identity(std::shared_ptr<const pki::tls_identity> identity) {
   std::shared_ptr<X509_STORE> trust;
-  if (opts_.role == listener_role::packages && identity && !identity->chain.empty()) {
+  if (opts_.client_certificates && identity && !identity->chain.empty()) {
     // The CA is the last certificate the server sends after its leaf.
     trust.reset(X509_STORE_new(), &X509_STORE_free);
     if (!trust || X509_STORE_add_cert(trust.get(), identity->chain.back().get()) != 1) trust.reset();
@@ -143,6 +143,42 @@ void front_door::set_identity(std::shared_ptr<const pki::tls_identity> identity)
   std::lock_guard lock(mutex_);
   identity_ = std::move(identity);
   client_trust_ = std::move(trust);
+}
+
+void front_door::set_cluster_api(host_api_fn fn) {
+  auto shared = fn ? std::make_shared<const host_api_fn>(std::move(fn)) : nullptr;
+  std::lock_guard lock(mutex_);
+  cluster_api_ = std::move(shared);
+}
+
+void front_door::handle_cluster_api(const http_request& req, request_body& reader, http_response& res) const {
+  std::shared_ptr<const host_api_fn> api;
+  {
+    std::lock_guard lock(mutex_);
+    api = cluster_api_;
+  }
+  if (!api) {
+    res.status = 404;
+    res.set_content("404 page not found\n", "text/plain");
+    return;
+  }
+  host_api_request r{req.method, req.path, req.peer_subject, req.remote_addr, {}};
+  constexpr std::size_t limit = 64 * 1024;
+  bool too_large = false;
+  reader.read([&](const char* data, std::size_t size) {
+    if (r.body.size() + size > limit) too_large = true;
+    if (!too_large) r.body.append(data, size);
+    return !too_large;
+  });
+  if (too_large) {
+    res.status = 413;
+    res.set_content(R"({"error":"the body is larger than 64 KiB"})", "application/json");
+    return;
+  }
+  const auto answer = (*api)(r);
+  res.status = answer.status;
+  res.set_header("Cache-Control", "no-store");
+  res.set_content(answer.body, "application/json");
 }
 
 void front_door::set_static_tokens(const std::vector<std::string>& tokens) {
@@ -208,7 +244,7 @@ util::status front_door::start() {
         return false;
       }
       SSL_CTX_set_cert_cb(ctx, &front_door::on_handshake, this);
-      if (opts_.role == listener_role::packages) {
+      if (opts_.client_certificates) {
         // Ask for a client certificate without requiring one: a client may authenticate with a
         // token instead. The result of the check is read after the handshake
         // (http_request::peer_subject); an untrusted certificate is simply no credential.
@@ -261,6 +297,8 @@ void front_door::handle(const http_request& req, request_body& body, http_respon
     handle_token_get(req, res);
   } else if (req.method == "POST" && path == "/auth/token") {
     handle_token_post(req, body, res);
+  } else if (path.starts_with("/cluster/v1/")) {
+    handle_cluster_api(req, body, res);
   } else {
     // A body sent here is drained (or the connection closed) by the transport.
     res.status = 404;

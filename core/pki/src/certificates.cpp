@@ -138,12 +138,12 @@ util::result<pkey_ptr> generate_p256_key() {
 
 namespace {
 
-// "O=registryd, CN=<cn>"; null when OpenSSL fails.
-detail::x509_name_ptr registryd_name(const std::string& cn) {
+// "O=<organization>, CN=<cn>"; null when OpenSSL fails.
+detail::x509_name_ptr registryd_name(const std::string& cn, const char* organization = "registryd") {
   detail::x509_name_ptr name(X509_NAME_new());
   if (!name ||
       X509_NAME_add_entry_by_txt(name.get(), "O", MBSTRING_UTF8,
-                                 reinterpret_cast<const unsigned char*>("registryd"), -1, -1,
+                                 reinterpret_cast<const unsigned char*>(organization), -1, -1,
                                  0) != 1 ||
       X509_NAME_add_entry_by_txt(name.get(), "CN", MBSTRING_UTF8,
                                  reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1,
@@ -208,6 +208,26 @@ util::result<x509_ptr> issue_token_signer_certificate(EVP_PKEY* key, X509* ca, E
   if (X509_sign(c, ca_key, EVP_sha256()) <= 0) {
     return openssl_failure("signing the token signer certificate");
   }
+  return cert;
+}
+
+util::result<x509_ptr> issue_node_certificate(EVP_PKEY* key, std::string_view node_name, X509* ca,
+                                              EVP_PKEY* ca_key, const validity& v) {
+  const std::string organization(node_organization);
+  const auto name = registryd_name(std::string(node_name), organization.c_str());
+  if (!name) return openssl_failure("building the node certificate name");
+  auto cert = new_certificate(key, name.get(), X509_get_subject_name(ca), v);
+  if (!cert) return cert;
+  X509* c = cert->get();
+  // clientAuth only: a node's certificate can never pose as a master.
+  for (auto [nid, value] : {std::pair{NID_basic_constraints, "critical,CA:FALSE"},
+                            std::pair{NID_key_usage, "critical,digitalSignature"},
+                            std::pair{NID_ext_key_usage, "clientAuth"},
+                            std::pair{NID_subject_key_identifier, "hash"},
+                            std::pair{NID_authority_key_identifier, "keyid:always"}}) {
+    if (auto st = add_extension(c, ca, nid, value); !st) return util::error{st.error_message()};
+  }
+  if (X509_sign(c, ca_key, EVP_sha256()) <= 0) return openssl_failure("signing the node certificate");
   return cert;
 }
 
@@ -349,6 +369,35 @@ util::result<pkey_ptr> private_key_from_pem(std::string_view pem) {
   if (!bio) return openssl_failure("reading PEM");
   pkey_ptr key(PEM_read_bio_PrivateKey(bio.get(), nullptr, no_password, nullptr));
   if (!key) return openssl_failure("no usable private key in PEM");
+  return key;
+}
+
+util::result<std::string> make_csr_pem(EVP_PKEY* key, std::string_view common_name) {
+  std::unique_ptr<X509_REQ, decltype(&X509_REQ_free)> req(X509_REQ_new(), &X509_REQ_free);
+  const auto name = registryd_name(std::string(common_name));
+  if (!req || !name || X509_REQ_set_version(req.get(), 0) != 1 ||
+      X509_REQ_set_subject_name(req.get(), name.get()) != 1 || X509_REQ_set_pubkey(req.get(), key) != 1 ||
+      X509_REQ_sign(req.get(), key, EVP_sha256()) <= 0) {
+    return openssl_failure("making a certificate request");
+  }
+  detail::bio_ptr bio(BIO_new(BIO_s_mem()));
+  if (!bio || PEM_write_bio_X509_REQ(bio.get(), req.get()) != 1) return openssl_failure("writing a certificate request");
+  return bio_text(bio.get());
+}
+
+util::result<pkey_ptr> public_key_of_csr(std::string_view csr_pem) {
+  detail::bio_ptr bio(BIO_new_mem_buf(csr_pem.data(), static_cast<int>(csr_pem.size())));
+  std::unique_ptr<X509_REQ, decltype(&X509_REQ_free)> req(
+      bio ? PEM_read_bio_X509_REQ(bio.get(), nullptr, no_password, nullptr) : nullptr, &X509_REQ_free);
+  ERR_clear_error();
+  if (!req) return util::error{"not a PEM certificate request"};
+  pkey_ptr key(X509_REQ_get_pubkey(req.get()));
+  if (!key) return util::error{"the certificate request has no usable public key"};
+  // Proof that the sender holds the private key.
+  if (X509_REQ_verify(req.get(), key.get()) != 1) {
+    ERR_clear_error();
+    return util::error{"the certificate request's signature does not verify"};
+  }
   return key;
 }
 

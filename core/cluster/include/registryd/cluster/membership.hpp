@@ -93,6 +93,10 @@ util::result<master_record> master_from_json(const std::string& text);
 // Every master registered now.
 util::result<std::vector<master_record>> list_masters(store& s);
 
+// Writes `value` to a key that has one writer (a master's record, a node's status): reads its
+// revision and swaps, a few times if something raced.
+util::status overwrite(store& s, const std::string& key, const std::string& value, lease_id lease = 0);
+
 // Stores `yaml` as the desired ModuleConfig if the key's revision is still `expected` (what
 // the caller read before checking it; 0: none stored yet). False when it changed meanwhile.
 util::result<bool> store_config(store& s, const std::string& yaml, std::int64_t expected);

@@ -55,7 +55,27 @@ struct options {
   // packages: the realm a 401 sends clients to for a token (the registry listener's
   // /auth/token).
   std::string token_realm;
+  // Ask TLS clients for a certificate (never require one) and verify it against the host CA:
+  // the packages listener always does; the registry listener does in a cluster, where node
+  // agents authenticate with their node certificates (docs/cluster.md).
+  bool client_certificates = false;
 };
+
+// The cluster's node endpoints (/cluster/v1/...), answered by the host (docs/cluster.md). The
+// front door hands over the request with its body (at most 64 KiB) and the subject of a
+// verified client certificate, and sends back what the handler returns.
+struct host_api_request {
+  std::string method;
+  std::string path;
+  std::string peer_subject;  // "" without a verified client certificate
+  std::string remote_addr;
+  std::string body;
+};
+struct host_api_response {
+  unsigned status = 200;
+  std::string body;  // JSON
+};
+using host_api_fn = std::function<host_api_response(const host_api_request&)>;
 
 // Checks an Authorization header value (possibly empty). nullopt: not authenticated.
 using authenticate_fn =
@@ -84,6 +104,8 @@ class front_door {
   // the scope the request needs); basic credentials keep working. nullptr turns it off.
   void set_token_authority(std::shared_ptr<const auth::token_authority> authority);
   std::shared_ptr<const auth::token_authority> token_authority() const { return token_snapshot(); }
+  // The handler of /cluster/v1/ on the registry listener; nullptr: 404 there.
+  void set_cluster_api(host_api_fn fn);
   // packages: bearer tokens accepted as they are (a configured list); only their SHA-256 is kept.
   void set_static_tokens(const std::vector<std::string>& tokens);
 
@@ -137,6 +159,7 @@ class front_door {
                     bool oauth_form) const;
   std::shared_ptr<const auth_state> auth_snapshot() const;
   std::shared_ptr<const auth::token_authority> token_snapshot() const;
+  void handle_cluster_api(const http_request& req, request_body& body, http_response& res) const;
   void record(const http_request* req, unsigned status, std::optional<double> seconds,
               std::string_view refusal);
 
@@ -157,8 +180,10 @@ class front_door {
   std::shared_ptr<const auth_state> auth_;
   std::shared_ptr<const auth::token_authority> tokens_;
   std::shared_ptr<const std::vector<std::string>> static_token_hashes_;  // sorted SHA-256 hex
-  // packages: the host CA as a trust store for client certificates (from the identity's chain).
+  // The host CA as a trust store for client certificates (from the identity's chain), when
+  // the listener asks for them.
   std::shared_ptr<X509_STORE> client_trust_;
+  std::shared_ptr<const host_api_fn> cluster_api_;
 
   std::unique_ptr<failure_limiter> failures_;
   std::unique_ptr<http_server> server_;

@@ -39,6 +39,21 @@ util::result<x509_ptr> renew_ca_certificate(X509* old_ca, EVP_PKEY* key, const v
 util::result<x509_ptr> issue_serving_certificate(EVP_PKEY* leaf_key, const subject_alt_names& sans,
                                                  X509* ca, EVP_PKEY* ca_key, const validity& v);
 
+// The organization of node agents' certificates: a verified client certificate whose subject
+// is "/O=registryd-node/CN=<node>" is that node (docs/cluster.md).
+inline constexpr std::string_view node_organization = "registryd-node";
+
+// A node agent's client certificate for `key`, signed by `ca`/`ca_key`: subject
+// O=registryd-node, CN=<node_name>; CA:FALSE, digitalSignature, extendedKeyUsage clientAuth
+// only, key identifiers, a random serial.
+util::result<x509_ptr> issue_node_certificate(EVP_PKEY* key, std::string_view node_name, X509* ca,
+                                              EVP_PKEY* ca_key, const validity& v);
+// A PEM certificate request (PKCS#10) for `key`, subject O=registryd, CN=<common_name>.
+util::result<std::string> make_csr_pem(EVP_PKEY* key, std::string_view common_name);
+// The public key of a PEM certificate request whose self-signature verifies (its holder has
+// the private key); an error naming what is wrong otherwise.
+util::result<pkey_ptr> public_key_of_csr(std::string_view csr_pem);
+
 // --- inspection -------------------------------------------------------------------------------
 validity validity_of(const X509* cert);
 subject_alt_names sans_of(const X509* cert);

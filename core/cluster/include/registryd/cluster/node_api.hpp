@@ -1,0 +1,76 @@
+// The masters' side of the node agents (docs/cluster.md, "Nodes"): one-time join tokens, the
+// node certificate a token buys, and the three endpoints a node may use. Only masters talk to
+// the store; a node reaches a master's registryd over HTTPS and, once joined, authenticates
+// with its node certificate (subject O=registryd-node, CN=<node>, signed by the cluster CA).
+//
+//   POST /cluster/v1/join         {"token","node","csr"} -> {"certificate","ca"}   (no cert)
+//   GET  /cluster/v1/node         what this node must run: mode, masters, containerd
+//   PUT  /cluster/v1/node/status  what it runs: the config version applied, its balancer,
+//                                 hand-made containerd registry drop-ins
+//
+// Nothing else is there: a node can never read the CA key, the accounts, another node's
+// assignment or status, nor write the cluster's config.
+#pragma once
+
+#include <registryd/cluster/store.hpp>
+#include <registryd/util/result.hpp>
+
+#include <spdlog/logger.h>
+
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace registryd::cluster {
+
+inline constexpr const char* join_tokens_prefix = "/registryd/v1/join-tokens/";
+inline constexpr const char* nodes_prefix = "/registryd/v1/nodes/";          // joined nodes
+inline constexpr const char* node_status_prefix = "/registryd/v1/node-status/";  // their reports
+
+// A join token "<id>.<secret>" (6 and 16 lower-case hex digits, as kubeadm's), valid for `ttl`
+// and for one join. The store keeps the secret's SHA-256 only, under a lease of `ttl`.
+util::result<std::string> create_join_token(store& s, std::chrono::seconds ttl);
+// Spends a token: an error when it is malformed, unknown, expired or already spent.
+util::status redeem_join_token(store& s, const std::string& token);
+
+// A node name: 1 to 63 characters of [a-z0-9.-], starting and ending alphanumeric.
+bool is_node_name(std::string_view name) noexcept;
+// The node a verified client certificate subject names ("/O=registryd-node/CN=<node>"),
+// nullopt for any other subject.
+std::optional<std::string> node_of(std::string_view peer_subject);
+
+// What the master serving the endpoints runs now.
+struct master_view {
+  std::string mode;                    // "" while none
+  std::string containerd_description;  // JSON from the mode plugin ("" while none)
+};
+
+struct api_answer {
+  unsigned status = 200;
+  std::string body;  // JSON
+};
+
+class master_api {
+ public:
+  // `pki_dir` holds the cluster CA (ca.crt, ca.key) the node certificates are signed with.
+  master_api(std::shared_ptr<store> s, std::filesystem::path pki_dir, std::function<master_view()> view,
+             std::shared_ptr<spdlog::logger> logger);
+  api_answer handle(const std::string& method, const std::string& path, const std::string& peer_subject,
+                    const std::string& remote_addr, const std::string& body) const;
+
+ private:
+  api_answer join(const std::string& remote_addr, const std::string& body) const;
+  api_answer assignment(const std::string& node) const;
+  api_answer status(const std::string& node, const std::string& body) const;
+
+  std::shared_ptr<store> store_;
+  std::filesystem::path pki_dir_;
+  std::function<master_view()> view_;
+  std::shared_ptr<spdlog::logger> logger_;
+};
+
+}  // namespace registryd::cluster

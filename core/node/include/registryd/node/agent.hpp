@@ -1,0 +1,90 @@
+// The node agent, `registryd node` (docs/cluster.md, "Nodes"): on every node, masters included.
+//
+// - Joins once: a fresh key, a certificate request and the one-time join token go to a master
+//   (POST /cluster/v1/join); the node certificate that comes back is kept in the state dir and
+//   authenticates the node from then on.
+// - Every poll interval asks a master (any that answers, in turn) what the node must run
+//   (GET /cluster/v1/node): the mode, the masters, the containerd description. A new version
+//   is applied: the containerd tree rendered atomically (core/containerd), the balancer
+//   started, re-pointed or stopped; the assignment is kept in the state dir.
+// - Reports what it runs (PUT /cluster/v1/node/status): the version applied, the balancer's
+//   view of each master, hand-made registry sections in containerd's drop-in directories.
+// - With every master unreachable it keeps running the last assignment it applied, from the
+//   state dir even after a restart.
+//
+// Thread-safety: start() and stop() from one thread; the rest runs on the agent's own thread.
+#pragma once
+
+#include <registryd/balancer/node_balancer.hpp>
+#include <registryd/util/result.hpp>
+
+#include <nlohmann/json.hpp>
+#include <prometheus/registry.h>
+#include <spdlog/logger.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace registryd::node {
+
+struct agent_options {
+  // Masters to join through and ask, "https://10.0.0.1:5001"; any one that answers will do.
+  std::vector<std::string> masters;
+  std::filesystem::path ca_file;  // the cluster CA (what `registryd cluster` masters serve)
+  std::string token;              // the join token; needed only until the node has joined
+  std::string node_name;
+  std::filesystem::path state_dir = "/var/lib/registryd-node";
+  std::filesystem::path containerd_dir = "/etc/containerd";
+  std::chrono::milliseconds poll_interval{2000};
+  std::chrono::milliseconds request_timeout{5000};
+  // The balancer's listener, timeouts and limits (its backends come from the assignment).
+  balancer::balancer_options balancer;
+  std::chrono::milliseconds balancer_drain{std::chrono::seconds(30)};
+};
+
+class agent {
+ public:
+  agent(agent_options options, std::shared_ptr<prometheus::Registry> metrics, std::shared_ptr<spdlog::logger> logger);
+  ~agent();
+  agent(const agent&) = delete;
+  agent& operator=(const agent&) = delete;
+
+  // Joins if needed (an error when it cannot and has no certificate yet), applies the last
+  // assignment kept, and starts polling.
+  util::status start();
+  void stop();
+
+  // The hand-made registry sections in <containerd_dir>/conf.d and conf2.d: files there that
+  // registryd did not write and that configure registries (the switch preflight reads these).
+  static std::vector<std::string> custom_registry_dropins(const std::filesystem::path& containerd_dir);
+
+ private:
+  util::status ensure_identity();
+  util::result<nlohmann::json> ask(const std::string& method, const std::string& path, const std::string& body,
+                                   bool with_certificate);
+  void apply(const nlohmann::json& assignment);
+  void report();
+  void run();
+
+  agent_options opts_;
+  std::shared_ptr<prometheus::Registry> metrics_;
+  std::shared_ptr<spdlog::logger> logger_;
+  std::unique_ptr<balancer::node_balancer> balancer_;
+  std::string applied_version_;
+  std::string applied_mode_;
+  std::string last_error_;
+  std::size_t next_master_ = 0;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+}  // namespace registryd::node

@@ -1,0 +1,228 @@
+#include <registryd/node/agent.hpp>
+
+#include <registryd/containerd/render.hpp>
+#include <registryd/pki/certificates.hpp>
+#include <registryd/util/atomic_file.hpp>
+
+#include <httplib.h>
+
+#include <fstream>
+#include <sstream>
+
+namespace registryd::node {
+namespace {
+
+using json = nlohmann::json;
+
+constexpr const char* key_file = "node.key";
+constexpr const char* cert_file = "node.crt";
+constexpr const char* assignment_file = "assignment.json";
+
+// The modes whose containerd goes through the balancer at 127.0.0.1:5001.
+bool needs_balancer(const std::string& mode) { return mode == "Proxy" || mode == "Local" || mode == "Direct"; }
+
+}  // namespace
+
+agent::agent(agent_options options, std::shared_ptr<prometheus::Registry> metrics, std::shared_ptr<spdlog::logger> logger)
+    : opts_(std::move(options)), metrics_(std::move(metrics)), logger_(std::move(logger)) {}
+
+agent::~agent() { stop(); }
+
+util::result<json> agent::ask(const std::string& method, const std::string& path, const std::string& body,
+                              bool with_certificate) {
+  std::string failures;
+  for (std::size_t attempt = 0; attempt < opts_.masters.size(); ++attempt) {
+    const std::string master = opts_.masters[next_master_ % opts_.masters.size()];
+    auto client = with_certificate ? std::make_unique<httplib::Client>(master, (opts_.state_dir / cert_file).string(),
+                                                                       (opts_.state_dir / key_file).string())
+                                   : std::make_unique<httplib::Client>(master);
+    client->set_ca_cert_path(opts_.ca_file.string());
+    client->enable_server_certificate_verification(true);
+    client->set_connection_timeout(opts_.request_timeout);
+    client->set_read_timeout(opts_.request_timeout);
+    client->set_write_timeout(opts_.request_timeout);
+    httplib::Result res = method == "GET"    ? client->Get(path)
+                          : method == "PUT" ? client->Put(path, body, "application/json")
+                                            : client->Post(path, body, "application/json");
+    if (!res) {
+      failures += (failures.empty() ? "" : "; ") + master + ": " + httplib::to_string(res.error());
+      ++next_master_;
+      continue;
+    }
+    json answer = json::parse(res->body, nullptr, false);
+    if (res->status != 200) {
+      const std::string why = answer.is_object() ? answer.value("error", res->body) : res->body;
+      if (res->status >= 500) {  // this master cannot answer now; another may
+        failures += (failures.empty() ? "" : "; ") + master + ": " + std::to_string(res->status) + " " + why;
+        ++next_master_;
+        continue;
+      }
+      return util::error{master + " answered " + std::to_string(res->status) + ": " + why};
+    }
+    if (!answer.is_object()) return util::error{master + " sent an answer that is not a JSON object"};
+    return answer;
+  }
+  return util::error{"no master answered (" + failures + ")"};
+}
+
+util::status agent::ensure_identity() {
+  std::error_code ec;
+  if (std::filesystem::exists(opts_.state_dir / cert_file, ec) && std::filesystem::exists(opts_.state_dir / key_file, ec)) {
+    return util::ok();
+  }
+  if (opts_.token.empty()) return util::error{"this node has not joined yet: give the join token (--token)"};
+  auto key = pki::generate_p256_key();
+  if (!key) return util::error{key.error_message()};
+  auto csr = pki::make_csr_pem(key->get(), opts_.node_name);
+  if (!csr) return util::error{csr.error_message()};
+  auto answer = ask("POST", "/cluster/v1/join",
+                    json{{"token", opts_.token}, {"node", opts_.node_name}, {"csr", *csr}}.dump(), false);
+  if (!answer) return util::error{"cannot join: " + answer.error_message()};
+  const std::string certificate = answer->value("certificate", "");
+  if (certificate.empty()) return util::error{"cannot join: the master sent no certificate"};
+  // The key first: a certificate is never on disk without its key.
+  if (auto e = util::write_file_atomic(opts_.state_dir / key_file, pki::to_pem(key->get()), std::filesystem::perms(0600))) {
+    return util::error{"cannot write the node key: " + e.message()};
+  }
+  if (auto e = util::write_file_atomic(opts_.state_dir / cert_file, certificate, std::filesystem::perms(0644))) {
+    return util::error{"cannot write the node certificate: " + e.message()};
+  }
+  logger_->info("node: joined the cluster as {}", opts_.node_name);
+  return util::ok();
+}
+
+void agent::apply(const json& assignment) {
+  const std::string version = assignment.value("version", "");
+  const std::string mode = assignment.value("mode", "");
+  std::vector<std::string> masters;
+  for (const auto& m : assignment.value("masters", json::array())) {
+    if (m.is_string()) masters.push_back(m.get<std::string>());
+  }
+  // The balancer first: containerd's new hosts.toml may point at it.
+  if (needs_balancer(mode)) {
+    if (!balancer_) {
+      auto options = opts_.balancer;
+      options.backends = masters;
+      options.health_ca_file = opts_.ca_file;
+      auto lb = std::make_unique<balancer::node_balancer>(options, metrics_, logger_);
+      if (auto st = lb->start(); !st) {
+        logger_->error("node: {}", st.error_message());
+      } else {
+        balancer_ = std::move(lb);
+      }
+    } else {
+      balancer_->set_backends(masters);
+    }
+  } else if (balancer_) {
+    logger_->info("node: mode {} needs no balancer; draining it", mode.empty() ? "(none)" : mode);
+    balancer_->stop(opts_.balancer_drain);
+    balancer_.reset();
+  }
+  if (version == applied_version_) return;
+  const json containerd = assignment.value("containerd", json());
+  if (containerd.is_object()) {
+    containerd::render_options ro;
+    ro.out_dir = opts_.containerd_dir;
+    auto rendered = containerd::render(containerd, ro);
+    if (!rendered) {
+      last_error_ = "containerd configuration not applied: " + rendered.error_message();
+      logger_->error("node: {}", last_error_);
+      return;
+    }
+    logger_->info("node: containerd configuration for {} applied ({} written, {} removed)", mode,
+                  rendered->written.size(), rendered->removed.size());
+  }
+  if (auto e = util::write_file_atomic(opts_.state_dir / assignment_file, assignment.dump(2))) {
+    logger_->error("node: cannot keep the assignment: {}", e.message());
+  }
+  applied_version_ = version;
+  applied_mode_ = mode;
+  last_error_.clear();
+}
+
+std::vector<std::string> agent::custom_registry_dropins(const std::filesystem::path& containerd_dir) {
+  std::vector<std::string> out;
+  for (const char* dir : {"conf.d", "conf2.d"}) {
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(containerd_dir / dir, ec)) {
+      const std::string relative = std::string(dir) + "/" + entry.path().filename().string();
+      if (relative == containerd::dropin_v1_path || relative == containerd::dropin_v2_path) continue;
+      if (!entry.is_regular_file(ec) || entry.path().extension() != ".toml") continue;
+      std::ifstream in(entry.path());
+      std::stringstream text;
+      text << in.rdbuf();
+      // A registry section of the CRI plugin, v1 or v2 naming ("...cri".registry, "...cri.v1.images".registry).
+      const std::string t = text.str();
+      if (t.find(".registry") != std::string::npos || t.find("config_path") != std::string::npos) out.push_back(relative);
+    }
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+void agent::report() {
+  json backends = json::array();
+  if (balancer_) {
+    for (const auto& b : balancer_->backends()) {
+      backends.push_back({{"address", b.address}, {"healthy", b.healthy}, {"active", b.active}, {"lastFailure", b.last_failure}});
+    }
+  }
+  const json status = {{"version", applied_version_},
+                       {"mode", applied_mode_},
+                       {"balancer", balancer_ ? json{{"listening", true}, {"masters", backends}} : json{{"listening", false}}},
+                       {"customRegistryDropIns", custom_registry_dropins(opts_.containerd_dir)},
+                       {"error", last_error_}};
+  if (auto sent = ask("PUT", "/cluster/v1/node/status", status.dump(), true); !sent) {
+    logger_->debug("node: status not reported: {}", sent.error_message());
+  }
+}
+
+util::status agent::start() {
+  if (opts_.masters.empty()) return util::error{"node: at least one master URL is needed"};
+  std::error_code ec;
+  std::filesystem::create_directories(opts_.state_dir, ec);
+  if (ec) return util::error{"node: cannot create " + opts_.state_dir.string() + ": " + ec.message()};
+  if (auto st = ensure_identity(); !st) return util::error{"node: " + st.error_message()};
+  // The last assignment applied, so the node serves at once, masters reachable or not.
+  const std::string kept = util::read_small_file(opts_.state_dir / assignment_file, ec);
+  if (!ec) {
+    const json assignment = json::parse(kept, nullptr, false);
+    if (assignment.is_object()) {
+      logger_->info("node: applying the assignment kept from the last run (mode {})", assignment.value("mode", ""));
+      apply(assignment);
+    }
+  }
+  thread_ = std::thread([this] { run(); });
+  return util::ok();
+}
+
+void agent::run() {
+  std::string last_failure;
+  while (!stop_) {
+    auto assignment = ask("GET", "/cluster/v1/node", "", true);
+    if (assignment) {
+      if (!last_failure.empty()) logger_->info("node: the masters answer again");
+      last_failure.clear();
+      apply(*assignment);
+      report();
+    } else if (assignment.error_message() != last_failure) {
+      last_failure = assignment.error_message();
+      logger_->warn("node: {}; keeping the configuration applied last", last_failure);
+    }
+    std::unique_lock lock(mutex_);
+    wake_.wait_for(lock, opts_.poll_interval, [this] { return stop_.load(); });
+  }
+}
+
+void agent::stop() {
+  if (stop_.exchange(true)) return;
+  {
+    std::lock_guard lock(mutex_);
+    wake_.notify_all();
+  }
+  if (thread_.joinable()) thread_.join();
+  if (balancer_) balancer_->stop(opts_.balancer_drain);
+  balancer_.reset();
+}
+
+}  // namespace registryd::node
