@@ -17,6 +17,7 @@
 #include <registryd/switching/state.hpp>
 
 #include <registryd/oci/text_file.hpp>
+#include <registryd/util/atomic_file.hpp>
 #include <registryd/sdk/text.hpp>
 
 #include <prometheus/family.h>
@@ -116,6 +117,17 @@ util::status supervisor::join_cluster() {
 
   host.users_file = host.state_dir / "cluster" / "users.yaml";
   cluster_config_file_ = host.state_dir / "cluster" / "module-config.yaml";
+  // Local mode's replica sync pulls from the other masters as the cluster's mirror-puller.
+  if (!host.replica_credentials_file) {
+    auto password = cluster::account_password(*cluster_store_, "mirror-puller");
+    if (!password) return util::error{"cluster: " + password.error_message()};
+    const auto file = host.state_dir / "cluster" / "replica-credentials.yaml";
+    if (auto e = util::write_file_atomic(file, "username: mirror-puller\npassword: \"" + *password + "\"\n",
+                                         std::filesystem::perms(0600))) {
+      return util::error{"cluster: cannot write " + file.string() + ": " + e.message()};
+    }
+    host.replica_credentials_file = file;
+  }
   cluster::master_record self;
   self.node_ip = host.node_ip;
   const auto listen = config::parse_host_port(host.listen_address);
