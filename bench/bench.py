@@ -103,6 +103,15 @@ def settings_for(args, suite):
             f"fresh {args.push_mib} MiB blob, MiB/s over curl's time for both requests. Peak "
             f"RSS: VmHWM of each server. Server logs: {args.server_logs} (quiet: warnings "
             f"only on both sides).")
+    elif suite == "balancer":
+        s.update(blob_mib=args.blob_mib)
+        s["method"] = (
+            f"each figure is the median of {args.reps} repetitions after a {args.warmup} s warm-up: "
+            f"wrk for {args.duration} s on a {args.blob_mib} MiB blob that registryd Local (plain HTTP) "
+            f"stores, with 1 connection and 16 connections, straight to registryd, through "
+            f"`registryd balancer` and through nginx's stream proxy (least_conn), interleaved. MiB/s "
+            f"of bytes received. Link variant: the same with registryd behind bench/harness/link.py "
+            f"at {args.link_mbit:g} Mbit/s shared by all connections.")
     elif suite == "frontdoor":
         s.update(held=args.held, manifest_connections=1000)
         s["method"] = (
@@ -1013,6 +1022,73 @@ def direct_targets(run):
 
 
 # ----------------------------------------------------------------------------------------------
+# The node balancer (issue 11)
+
+def suite_balancer(ctx, run):
+    """Blob pulls from registryd Local straight, through `registryd balancer` (the node balancer
+    alone) and through nginx's stream proxy configured as the platform's node balancer, in the
+    same run. On loopback the figures are the relays' CPU cost on 2 shared cores; the link
+    variant puts the master behind bench/harness/link.py, as a node reaches a master over the
+    network, and is where the target (within 10 %) is judged."""
+    a = ctx.args
+    sc = ctx.scratch
+    size = a.blob_mib * MIB
+    path = sc.file("content", "balancer-blob")
+    digest = registry.random_file(path, size)
+    rd = ctx.start_registryd(run, "registryd", "Local")
+    if rd is None:
+        return
+    _, status = registry.push_blob(rd.base_url, LOCAL_REPO, path, digest)
+    if status >= 300:
+        raise RuntimeError(f"pushing the blob to registryd answered {status}")
+    blob = f"/v2/{LOCAL_REPO}/blobs/{digest}"
+
+    def variant(prefix, master_port, title_prefix):
+        lb = servers.Balancer(sc, f"balancer{prefix}", ctx.registryd, [f"127.0.0.1:{master_port}"])
+        ng = servers.NginxStream(sc, f"nginx-stream{prefix}", [f"127.0.0.1:{master_port}"])
+        targets = [("registryd balancer", f"http://127.0.0.1:{lb.port}{blob}"),
+                   ("nginx stream", f"http://127.0.0.1:{ng.port}{blob}"),
+                   ("straight", f"http://127.0.0.1:{master_port}{blob}")]
+        for label, url in targets:
+            check_blob(label, url, digest, size)
+        for clients in (1, 16):
+            fid = f"balancer{prefix}_c{clients}"
+            run.figure(fid, f"{title_prefix}pull of a {a.blob_mib} MiB blob, {clients} "
+                       f"client{'s' if clients > 1 else ''}", "MiB/s", "mib_s")
+            log(fid)
+            measure_round(run, fid, targets, lambda u, d, c=clients: load.wrk(u, c, d, threads=min(2, c)))
+        return {f"registryd balancer{prefix}": lb.stop(), f"nginx stream{prefix}": ng.stop()}
+
+    run.server("registryd balancer", "registryd balancer in front of registryd Local",
+               version=ctx.registryd_version.splitlines()[0])
+    run.server("nginx stream", "nginx stream proxy, least_conn (the platform's node balancer)")
+    run.server("straight", "straight to registryd Local (plain HTTP)")
+    rss = variant("", rd.port, "")
+    if a.link_mbit > 0:
+        run.settings["link_mbit"] = a.link_mbit
+        link = servers.Link(sc, "link", rd.port, a.link_mbit)
+        rss.update(variant("_link", link.port, f"Master behind a {a.link_mbit:g} Mbit/s link: "))
+        link.stop()
+    rss["registryd"] = rd.stop()
+    run.peak_rss_mib.update(rss)
+    balancer_targets(run)
+
+
+def balancer_targets(run):
+    prefix = "balancer_link" if "balancer_link_c1" in run.figures else "balancer"
+    for clients in (1, 16):
+        fid = f"{prefix}_c{clients}"
+        run.target_ratio(fid, (fid, "registryd balancer"), (fid, "straight"), ">=", 0.9,
+                         f"{run.figures[fid]['title']}: through the balancer / straight to the master")
+    _note_once(run, "On loopback every byte crosses loopback twice through a balancer (client to "
+                     "balancer, balancer to registryd) on the same 2 cores that run registryd and wrk, "
+                     "against once straight: those rows measure the relay's CPU cost, with nginx's "
+                     "stream proxy (the platform's balancer) as the peer. The target is judged on the "
+                     "link variant when the run has one: there the master is behind a shared-bandwidth "
+                     "relay, as a node reaches a master over the network.")
+
+
+# ----------------------------------------------------------------------------------------------
 # The front door (issue 9)
 
 HOLD_TOOL = os.path.join(os.path.dirname(BENCH_DIR), "tests", "integration", "hold_connections.py")
@@ -1190,9 +1266,9 @@ def wait_idle(seconds, threshold):
 
 SUITES = {"local": suite_local, "proxy": suite_proxy, "direct": suite_direct,
           "packages": suite_packages,
-          "frontdoor": suite_frontdoor}
+          "frontdoor": suite_frontdoor, "balancer": suite_balancer}
 TARGETS = {"local": local_targets, "proxy": proxy_targets, "direct": direct_targets,
-           "packages": packages_targets, "frontdoor": frontdoor_targets}
+           "packages": packages_targets, "frontdoor": frontdoor_targets, "balancer": balancer_targets}
 
 
 def rejudge(path):

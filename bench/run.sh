@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the registryd benchmarks by hand (they are not part of the test suite):
-#   bench/run.sh [local|proxy|direct|packages|frontdoor|all] [options]     (bench/run.sh --help for the options)
+#   bench/run.sh [local|proxy|direct|packages|frontdoor|balancer|all] [options]     (bench/run.sh --help for the options)
 # Results: bench/results/<date>-<suite>.md and .json, and bench/results/README.md.
 # REGISTRYD names the binary (default: build/bin/registryd of this tree); its plugins are found
 # next to it. docs/benchmarks.md explains the figures and their caveats.

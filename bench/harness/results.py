@@ -20,6 +20,8 @@ SUITE_TITLES = {
                 "proxy mode",
     "frontdoor": "The front door (issue 9): registryd Local vs docker-registry vs nginx under "
                  "many connections",
+    "balancer": "The node balancer (issue 11): blob pulls through `registryd balancer` vs straight "
+                "to the master",
 }
 
 

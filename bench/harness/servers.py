@@ -187,6 +187,48 @@ http {{
         procs.wait_port(self.port, self.proc)
 
 
+class NginxStream(Server):
+    """nginx's stream proxy as the platform's node balancer runs it (FACTS.md): least_conn over
+    the masters, proxy_connect_timeout 1s, proxy_timeout 1h, one worker per core. Needs
+    libnginx-mod-stream."""
+
+    rss_include_children = True
+    MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so"
+
+    def __init__(self, scratch, label, masters):
+        self.name = label
+        self.port = procs.free_port()
+        prefix = scratch.sub(f"{label}-prefix")
+        for d in ("logs", "tmp"):
+            os.makedirs(os.path.join(prefix, d), exist_ok=True)
+        servers = "".join(f"    server {m};\n" for m in masters)
+        conf = f"""
+load_module {self.MODULE};
+user root;
+worker_processes auto;
+pid {prefix}/nginx.pid;
+error_log {prefix}/logs/error.log warn;
+events {{ worker_connections 4096; }}
+stream {{
+  upstream masters {{
+    least_conn;
+{servers}  }}
+  server {{
+    listen 127.0.0.1:{self.port};
+    proxy_pass masters;
+    proxy_connect_timeout 1s;
+    proxy_timeout 1h;
+  }}
+}}
+"""
+        self.config_path = scratch.file(f"{label}.conf")
+        with open(self.config_path, "w") as f:
+            f.write(conf)
+        self.proc = procs.start(label, ["nginx", "-p", prefix, "-c", self.config_path, "-g", "daemon off;"],
+                                scratch.file("logs", f"{label}.log"))
+        procs.wait_port(self.port, self.proc)
+
+
 def module_config(mode, section=None):
     """The operator's ModuleConfig selecting `mode`, with an optional section dict
     (e.g. {"proxy": {"imagesRepo": ..., "scheme": "HTTP"}})."""
@@ -292,4 +334,19 @@ class Link(Server):
         self.proc = procs.start(label, ["python3", self.SCRIPT, "--listen-port", str(self.port),
                                         "--target-port", str(target_port), "--mbit", str(mbit)],
                                 self.log_path)
+        procs.wait_port(self.port, self.proc)
+
+
+class Balancer(Server):
+    """`registryd balancer`: the node balancer alone in front of fixed masters (IP:port),
+    health checks over plain HTTP (the masters here serve --plain-http)."""
+
+    def __init__(self, scratch, label, binary, masters):
+        self.name = label
+        self.port = procs.free_port()
+        self.log_path = scratch.file("logs", f"{label}.log")
+        args = [binary, "balancer", "--listen-address", f"127.0.0.1:{self.port}", "--log-level", "warn"]
+        for m in masters:
+            args += ["--master", m]
+        self.proc = procs.start(label, args, self.log_path)
         procs.wait_port(self.port, self.proc)

@@ -10,8 +10,13 @@
 #include <prometheus/family.h>
 #include <prometheus/gauge.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <condition_variable>
 #include <map>
 #include <mutex>
@@ -275,6 +280,31 @@ struct node_balancer::impl : std::enable_shared_from_this<node_balancer::impl> {
   prometheus::Counter& refused_clients;
 };
 
+// A kernel pipe between two sockets: what splice(2) moves bytes through.
+struct relay_pipe {
+  int read_end = -1;
+  int write_end = -1;
+  std::size_t capacity = 0;
+  std::size_t in_pipe = 0;  // bytes read from one socket, not yet written to the other
+
+  // nullopt, or why the pipe could not be made (out of descriptors, say).
+  std::optional<std::string> open(std::size_t wanted) {
+    int fds[2];
+    if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) return std::string("pipe2: ") + std::strerror(errno);
+    read_end = fds[0];
+    write_end = fds[1];
+    // A larger pipe moves more per call; the kernel may refuse (pipe-max-size), then the
+    // default (64 KiB) stays.
+    const int size = ::fcntl(write_end, F_SETPIPE_SZ, static_cast<int>(wanted));
+    capacity = size > 0 ? static_cast<std::size_t>(size) : std::size_t{65536};
+    return std::nullopt;
+  }
+  ~relay_pipe() {
+    if (read_end >= 0) ::close(read_end);
+    if (write_end >= 0) ::close(write_end);
+  }
+};
+
 // One client connection and the master connection it is relayed to. Every handler runs on
 // the client socket's strand.
 struct session : std::enable_shared_from_this<session> {
@@ -284,9 +314,7 @@ struct session : std::enable_shared_from_this<session> {
       : owner(std::move(o)),
         client(std::move(c)),
         upstream(client.get_executor()),
-        timer(client.get_executor()),
-        to_upstream(owner->opts.buffer_bytes),
-        to_client(owner->opts.buffer_bytes) {}
+        timer(client.get_executor()) {}
 
   ~session() { owner->unregister_session(this); }
 
@@ -336,6 +364,14 @@ struct session : std::enable_shared_from_this<session> {
     boost::system::error_code ignored;
     upstream.set_option(tcp::no_delay(true), ignored);
     client.set_option(tcp::no_delay(true), ignored);
+    for (auto* d : {&to_upstream, &to_client}) {
+      if (auto why = d->open(owner->opts.pipe_bytes)) {
+        owner->logger->warn("balancer: cannot relay a connection: {}", *why);
+        return close();
+      }
+    }
+    client.non_blocking(true, ignored);
+    upstream.non_blocking(true, ignored);
     last_activity = steady::now();
     arm_idle(owner->opts.idle_timeout);
     pump(client, upstream, to_upstream);
@@ -352,26 +388,51 @@ struct session : std::enable_shared_from_this<session> {
     });
   }
 
-  void pump(tcp::socket& from, tcp::socket& to, std::vector<char>& buffer) {
-    from.async_read_some(asio::buffer(buffer),
-                         [self = shared_from_this(), &from, &to, &buffer](boost::system::error_code ec, std::size_t n) {
-                           if (self->closed) return;
-                           if (ec) {
-                             if (ec != asio::error::eof) return self->close();
-                             // The half-close goes on; the other direction may still carry bytes.
-                             boost::system::error_code ignore;
-                             to.shutdown(tcp::socket::shutdown_send, ignore);
-                             if (--self->open_directions == 0) self->close();
-                             return;
-                           }
-                           self->last_activity = steady::now();
-                           asio::async_write(to, asio::buffer(buffer.data(), n),
-                                             [self, &from, &to, &buffer](boost::system::error_code ec2, std::size_t) {
-                                               if (self->closed) return;
-                                               if (ec2) return self->close();
-                                               self->pump(from, to, buffer);
-                                             });
-                         });
+  // Pumps again once `socket` is ready for `what`.
+  void pump_when(tcp::socket& socket, tcp::socket::wait_type what, tcp::socket& from, tcp::socket& to,
+                 relay_pipe& pipe) {
+    socket.async_wait(what, [self = shared_from_this(), &from, &to, &pipe](boost::system::error_code ec) {
+      if (ec) return self->close();
+      self->pump(from, to, pipe);
+    });
+  }
+
+  // One direction of the relay: socket -> pipe -> socket with splice(2), so the bytes never
+  // enter user space. Reads only when the pipe is empty, so a slow reader on `to` stops the
+  // reads from `from` (backpressure) with at most one pipe's worth in flight. After a burst of
+  // work the direction yields to the other connections on this thread.
+  void pump(tcp::socket& from, tcp::socket& to, relay_pipe& pipe) {
+    for (int round = 0; round < 16; ++round) {
+      if (closed) return;
+      if (pipe.in_pipe == 0) {
+        const ssize_t n = ::splice(from.native_handle(), nullptr, pipe.write_end, nullptr, pipe.capacity,
+                                   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        if (n == 0) {  // end of stream: the half-close goes on, the other direction may run on
+          boost::system::error_code ignore;
+          to.shutdown(tcp::socket::shutdown_send, ignore);
+          if (--open_directions == 0) close();
+          return;
+        }
+        if (n < 0) {
+          if (errno == EINTR) continue;
+          if (errno != EAGAIN) return close();
+          return pump_when(from, tcp::socket::wait_read, from, to, pipe);
+        }
+        pipe.in_pipe = static_cast<std::size_t>(n);
+        last_activity = steady::now();
+      }
+      while (pipe.in_pipe > 0) {
+        const ssize_t n = ::splice(pipe.read_end, nullptr, to.native_handle(), nullptr, pipe.in_pipe,
+                                   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        if (n < 0) {
+          if (errno == EINTR) continue;
+          if (errno != EAGAIN) return close();
+          return pump_when(to, tcp::socket::wait_write, from, to, pipe);
+        }
+        pipe.in_pipe -= static_cast<std::size_t>(n);
+      }
+    }
+    asio::post(client.get_executor(), [self = shared_from_this(), &from, &to, &pipe] { self->pump(from, to, pipe); });
   }
 
   void close() {
@@ -392,7 +453,7 @@ struct session : std::enable_shared_from_this<session> {
   tcp::socket client;
   tcp::socket upstream;
   asio::steady_timer timer;
-  std::vector<char> to_upstream, to_client;
+  relay_pipe to_upstream, to_client;
   std::shared_ptr<backend> chosen;
   std::vector<backend*> tried;
   steady::time_point last_activity;

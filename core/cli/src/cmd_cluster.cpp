@@ -64,8 +64,10 @@ std::string utc(std::int64_t unix_seconds) {
   return out.str();
 }
 
-int status(const cluster_args& args) {
-  auto store = open_store(args.host.load_or_report());
+}  // namespace
+
+int cluster_status(const std::optional<config::host_settings>& host, bool json_output) {
+  auto store = open_store(host);
   if (!store) return exit_invalid;
   auto masters = cluster::list_masters(*store);
   if (!masters) {
@@ -82,7 +84,7 @@ int status(const cluster_args& args) {
     auto n = nlohmann::json::parse(e.value, nullptr, false);
     if (n.is_object()) nodes.push_back(std::move(n));
   }
-  if (args.json) {
+  if (json_output) {
     nlohmann::json out = nlohmann::json::array();
     for (const auto& m : *masters) out.push_back(nlohmann::json::parse(cluster::to_json(m)));
     std::cout << nlohmann::json{{"store", store->describe()}, {"masters", out}, {"nodes", nodes}}.dump(2) << "\n";
@@ -119,6 +121,8 @@ int status(const cluster_args& args) {
   }
   return exit_ok;
 }
+
+namespace {
 
 int join_token(const cluster_args& args) {
   auto store = open_store(args.host.load_or_report());
@@ -272,7 +276,7 @@ command add_cluster(CLI::App& app) {
   pw_cmd->add_option("name", pw->name, "The account")->required();
 
   return [=] {
-    if (status_cmd->parsed()) return status(*st);
+    if (status_cmd->parsed()) return cluster_status(st->host.load_or_report(), st->json);
     if (user_cmd->parsed()) return set_user(*su);
     if (token_cmd->parsed()) return join_token(*jt);
     return password(*pw);

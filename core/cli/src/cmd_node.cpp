@@ -8,13 +8,55 @@
 
 #include <prometheus/exposer.h>
 
+#include <sys/resource.h>
+
 #include <csignal>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <unistd.h>
 
 namespace registryd::cli {
 namespace {
+
+// Runs a long-lived service until SIGINT or SIGTERM. The signals are blocked before start()
+// makes any thread, so none of them is interrupted; metrics are served on `metrics_listen`
+// (prometheus-cpp's exposer) unless it is "off" or empty; every descriptor the kernel allows is
+// taken (a relayed connection holds five).
+int run_until_signal(const std::string& command, const std::string& metrics_listen,
+                     const std::shared_ptr<prometheus::Registry>& metrics, spdlog::logger& logger,
+                     const std::function<util::status()>& start, const std::function<void()>& stop) {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+  if (rlimit files{}; ::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &files);
+  }
+  std::unique_ptr<prometheus::Exposer> exposer;
+  if (!metrics_listen.empty() && metrics_listen != "off") {
+    try {
+      exposer = std::make_unique<prometheus::Exposer>(metrics_listen);
+      exposer->RegisterCollectable(metrics);
+    } catch (const std::exception& e) {
+      std::cerr << "registryd " << command << ": cannot serve metrics on " << metrics_listen << ": " << e.what()
+                << "\n";
+      return exit_refused;
+    }
+  }
+  if (auto st = start(); !st) {
+    logger.critical("{}", st.error_message());
+    return exit_refused;
+  }
+  int sig = 0;
+  sigwait(&signals, &sig);
+  logger.info("{}: stopping on signal {}; draining the balancer's connections", command, sig);
+  stop();
+  return exit_ok;
+}
 
 struct node_args {
   node::agent_options agent;
@@ -51,38 +93,68 @@ int run_node(node_args& args) {
     ::gethostname(host, sizeof host - 1);
     o.node_name = host;
   }
-
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  std::signal(SIGPIPE, SIG_IGN);
-
   auto metrics = std::make_shared<prometheus::Registry>();
-  std::unique_ptr<prometheus::Exposer> exposer;
-  if (!args.metrics_listen.empty() && args.metrics_listen != "off") {
-    try {
-      exposer = std::make_unique<prometheus::Exposer>(args.metrics_listen);
-      exposer->RegisterCollectable(metrics);
-    } catch (const std::exception& e) {
-      std::cerr << "registryd node: cannot serve metrics on " << args.metrics_listen << ": " << e.what() << "\n";
-      return exit_refused;
-    }
-  }
   node::agent agent(o, metrics, logger);
-  if (auto st = agent.start(); !st) {
-    logger->critical("{}", st.error_message());
-    return exit_refused;
+  return run_until_signal("node", args.metrics_listen, metrics, *logger, [&] { return agent.start(); },
+                          [&] { agent.stop(); });
+}
+
+struct balancer_args {
+  std::string listen = "127.0.0.1:5001";
+  std::vector<std::string> masters;
+  std::string ca_file;
+  std::string metrics_listen = "off";
+  int connect_timeout_ms = 1000;
+  int health_interval_ms = 1000;
+  std::string log_level = "info";
+};
+
+// The balancer alone, with a fixed master list: for nodes whose configuration another tool
+// manages, and for benchmarks.
+int run_balancer(const balancer_args& args) {
+  auto logger = util::make_logger(false, args.log_level);
+  const auto listen = config::parse_host_port(args.listen);
+  if (!listen) {
+    std::cerr << "registryd balancer: --listen-address: " << listen.error_message() << "\n";
+    return exit_invalid;
   }
-  int sig = 0;
-  sigwait(&signals, &sig);
-  logger->info("node: stopping on signal {} (the balancer drains its connections)", sig);
-  agent.stop();
-  return exit_ok;
+  balancer::balancer_options o;
+  o.address = listen->host;
+  o.port = listen->port;
+  o.backends = args.masters;
+  if (!args.ca_file.empty()) o.health_ca_file = args.ca_file;
+  o.connect_timeout = std::chrono::milliseconds(args.connect_timeout_ms);
+  o.health_interval = std::chrono::milliseconds(args.health_interval_ms);
+  o.health_timeout = std::chrono::milliseconds(args.health_interval_ms);
+  auto metrics = std::make_shared<prometheus::Registry>();
+  balancer::node_balancer lb(o, metrics, logger);
+  return run_until_signal("balancer", args.metrics_listen, metrics, *logger, [&] { return lb.start(); },
+                          [&] { lb.stop(std::chrono::seconds(30)); });
 }
 
 }  // namespace
+
+command add_balancer(CLI::App& app) {
+  auto* sub = app.add_subcommand(
+      "balancer",
+      "Run the node balancer alone over a fixed list of masters (registryd node runs it with the "
+      "masters the cluster assigns): least connections, 1 s connect timeout with retry on another "
+      "master, /readyz health checks. Exit codes: 0 stopped by a signal, 1 cannot listen, 2 bad flags.");
+  auto args = std::make_shared<balancer_args>();
+  sub->add_option("--listen-address", args->listen, "Where to listen (127.0.0.1:5001)");
+  sub->add_option("--master", args->masters, "A master, IP:port (repeat the flag)")->required();
+  sub->add_option("--ca-file", args->ca_file,
+                  "The CA the masters' certificates chain to; health checks use TLS with it (none: "
+                  "plain HTTP checks, for --plain-http masters only)");
+  sub->add_option("--metrics-listen-address", args->metrics_listen, "Prometheus metrics, host:port or off (off)");
+  sub->add_option("--connect-timeout-ms", args->connect_timeout_ms, "Connect timeout per master (1000)")
+      ->check(CLI::Range(50, 60000));
+  sub->add_option("--health-interval-ms", args->health_interval_ms, "Health check interval (1000)")
+      ->check(CLI::Range(100, 60000));
+  sub->add_option("--log-level", args->log_level, "trace, debug, info, warn or error")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
+  return [args] { return run_balancer(*args); };
+}
 
 command add_node(CLI::App& app) {
   auto* sub = app.add_subcommand(

@@ -21,6 +21,8 @@ struct status_args {
 int status(const status_args& args) {
   const auto host = args.host.load_or_report();
   if (!host) return exit_invalid;
+  // A cluster member: the cluster is the truth (docs/cluster.md).
+  if (host->cluster.enabled()) return cluster_status(host, args.json);
   auto state = switching::load_state(host->state_dir);
   if (!state) {
     std::cerr << "registryd status: " << state.error_message() << "\n";

@@ -2,9 +2,12 @@
 // returns the function that runs it (exit code). main.cpp only wires them together.
 #pragma once
 
+#include <registryd/config/host_settings.hpp>
+
 #include <CLI/CLI.hpp>
 
 #include <functional>
+#include <optional>
 
 namespace registryd::cli {
 
@@ -22,6 +25,11 @@ command add_rotate(CLI::App& app);
 command add_cluster(CLI::App& app);
 command add_apply(CLI::App& app);
 command add_node(CLI::App& app);
+command add_balancer(CLI::App& app);
+
+// `registryd cluster status` (also what `registryd status` shows for a cluster member): the
+// masters and nodes in the cluster store the host settings name.
+int cluster_status(const std::optional<config::host_settings>& host, bool json_output);
 
 // Exit codes, the same for every command.
 inline constexpr int exit_ok = 0;

@@ -32,6 +32,7 @@ int main(int argc, char** argv) {
   add(&registryd::cli::add_cluster);
   add(&registryd::cli::add_apply);
   add(&registryd::cli::add_node);
+  add(&registryd::cli::add_balancer);
 
   try {
     app.parse(argc, argv);

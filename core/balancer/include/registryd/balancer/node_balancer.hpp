@@ -8,8 +8,9 @@
 // - Each master is checked every health_interval with `GET /readyz` over TLS (its certificate
 //   verified against the cluster CA and its IP); the first failed check or failed connect takes
 //   it out of rotation, the first check it answers with 200 puts it back.
-// - The bytes are relayed as they come, both ways, with one buffer per direction and
-//   backpressure (a slow reader slows its writer); a half-close is passed on.
+// - The bytes are relayed as they come, both ways, socket to kernel pipe to socket with
+//   splice(2) (they never enter user space), one pipe per direction and backpressure (a slow
+//   reader slows its writer); a half-close is passed on.
 // - set_backends() changes the list without touching established connections; stop() stops
 //   accepting and lets connections finish for up to a drain time before closing the rest.
 //
@@ -47,7 +48,9 @@ struct balancer_options {
   // proxy_timeout in the platform: 1 h).
   std::chrono::milliseconds idle_timeout{std::chrono::hours(1)};
   std::size_t max_connections = 16384;  // more are accepted and closed at once
-  std::size_t buffer_bytes = 64 * 1024;  // per direction and connection
+  // The kernel pipe per direction and connection that splice(2) moves the bytes through (the
+  // kernel may cap it at /proc/sys/fs/pipe-max-size; 64 KiB when it refuses).
+  std::size_t pipe_bytes = 1024 * 1024;
   std::size_t io_threads = 2;
 };
 
