@@ -1,11 +1,15 @@
 // registryd: the registry host. Wires the subcommands together; each lives in cmd_*.cpp.
 #include "commands.hpp"
 
+#include <csignal>
 #include <iostream>
 #include <map>
 #include <string>
 
 int main(int argc, char** argv) {
+  // A peer that closes a TLS connection while we write (OpenSSL writes without MSG_NOSIGNAL)
+  // must be an error to handle, not a silent death with exit code 141: in every command.
+  std::signal(SIGPIPE, SIG_IGN);
   CLI::App app{
       "registryd serves the fixed registry address registry.d8-system.svc:5001/system/deckhouse "
       "in one of four modes (Direct, Proxy, Local, Unmanaged), each implemented by a plugin, and "
