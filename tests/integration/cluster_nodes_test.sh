@@ -194,8 +194,12 @@ loop() { # loop NODE: fetches until $WORK/stop exists; one line per fetch: start
 loop n1 & L1=$!
 loop n2 & L2=$!
 sleep 2
+victim=$(pgrep -P "${M_PID[m2]}")
+kill -KILL "$victim"
+# "After the kill" starts when m2 is gone: a connection it accepted in its last milliseconds
+# dies with it, and a fetch that started then started before the master was dead.
+while kill -0 "$victim" 2>/dev/null; do sleep 0.01; done
 kill_ns=$(date +%s%N)
-kill -KILL "$(pgrep -P "${M_PID[m2]}")"
 out_ms=()
 for n in n1 n2; do
   until [ "$(up_of "$n" 10.88.0.12)" = "0" ]; do
