@@ -21,16 +21,7 @@ done
 
 # --- etcd: a CA, a serving certificate for the three addresses, a client certificate -------
 cd "$WORK"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=etcd-ca \
-  -keyout etcd-ca.key -out etcd-ca.crt 2>/dev/null
-issue() { # issue NAME EXTENSIONS
-  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$1" -keyout "$1.key" -out "$1.csr" 2>/dev/null
-  printf '%b' "$2" >"$1.ext"
-  openssl x509 -req -in "$1.csr" -CA etcd-ca.crt -CAkey etcd-ca.key -CAcreateserial -days 1 \
-    -extfile "$1.ext" -out "$1.crt" 2>/dev/null
-}
-issue etcd-server 'subjectAltName=IP:127.0.0.1,IP:127.0.0.2,IP:127.0.0.3\nextendedKeyUsage=serverAuth,clientAuth\n'
-issue master-client 'extendedKeyUsage=clientAuth\n'
+make_etcd_tls 127.0.0.1 127.0.0.2 127.0.0.3
 
 CP=$(free_port)   # etcd client port, the same on each address
 PP=$(free_port)   # etcd peer port

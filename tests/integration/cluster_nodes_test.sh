@@ -53,15 +53,7 @@ in_ns() { local n=$1; shift; ip netns exec "$P$n" "$@"; }
 
 # --- etcd on the masters ------------------------------------------------------------------------
 cd "$WORK"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=etcd-ca \
-  -keyout etcd-ca.key -out etcd-ca.crt 2>/dev/null
-issue() { # issue NAME EXTENSIONS
-  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$1" -keyout "$1.key" -out "$1.csr" 2>/dev/null
-  printf '%b' "$2" >"$1.ext"
-  openssl x509 -req -in "$1.csr" -CA etcd-ca.crt -CAkey etcd-ca.key -CAcreateserial -days 1 -extfile "$1.ext" -out "$1.crt" 2>/dev/null
-}
-issue etcd-server 'subjectAltName=IP:10.88.0.11,IP:10.88.0.12,IP:10.88.0.13\nextendedKeyUsage=serverAuth,clientAuth\n'
-issue master-client 'extendedKeyUsage=clientAuth\n'
+make_etcd_tls 10.88.0.11 10.88.0.12 10.88.0.13
 INITIAL="m1=http://10.88.0.11:2380,m2=http://10.88.0.12:2380,m3=http://10.88.0.13:2380"
 for n in m1 m2 m3; do
   ip=${IP[$n]}

@@ -118,6 +118,25 @@ make_test_tls() {
     -days 1 -extfile "$WORK/$n.ext" -out "$WORK/$n.crt" 2>/dev/null
 }
 
+# make_etcd_tls IP...: for an etcd cluster with --client-cert-auth, in $WORK: a CA
+# (etcd-ca.crt), etcd's serving certificate for the given IPs (etcd-server.crt/.key) and a
+# client certificate for the masters (master-client.crt/.key), EC P-256, valid one day.
+make_etcd_tls() {
+  local sans="" ip
+  for ip in "$@"; do sans="${sans:+$sans,}IP:$ip"; done
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=etcd-ca \
+    -keyout "$WORK/etcd-ca.key" -out "$WORK/etcd-ca.crt" 2>/dev/null
+  _etcd_issue() { # _etcd_issue NAME EXTENSIONS
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$1" \
+      -keyout "$WORK/$1.key" -out "$WORK/$1.csr" 2>/dev/null
+    printf '%b' "$2" >"$WORK/$1.ext"
+    openssl x509 -req -in "$WORK/$1.csr" -CA "$WORK/etcd-ca.crt" -CAkey "$WORK/etcd-ca.key" -CAcreateserial \
+      -days 1 -extfile "$WORK/$1.ext" -out "$WORK/$1.crt" 2>/dev/null
+  }
+  _etcd_issue etcd-server "subjectAltName=$sans\nextendedKeyUsage=serverAuth,clientAuth\n"
+  _etcd_issue master-client 'extendedKeyUsage=clientAuth\n'
+}
+
 # make_sized_image DIR KIB: like make_sample_image, with a last layer of about KIB KiB of
 # random (incompressible) bytes.
 make_sized_image() {

@@ -172,9 +172,17 @@ void agent::report() {
                        {"balancer", balancer_ ? json{{"listening", true}, {"masters", backends}} : json{{"listening", false}}},
                        {"customRegistryDropIns", custom_registry_dropins(opts_.containerd_dir)},
                        {"error", last_error_}};
-  if (auto sent = ask("PUT", "/cluster/v1/node/status", status.dump(), true); !sent) {
+  // Every report is an etcd write that every master's watch sees: sent when it changed, and
+  // every report_interval as a heartbeat (reportedAt), not on every poll.
+  const std::string text = status.dump();
+  const auto now = std::chrono::steady_clock::now();
+  if (text == last_report_ && now - last_report_at_ < opts_.report_interval) return;
+  if (auto sent = ask("PUT", "/cluster/v1/node/status", text, true); !sent) {
     logger_->debug("node: status not reported: {}", sent.error_message());
+    return;
   }
+  last_report_ = text;
+  last_report_at_ = now;
 }
 
 util::status agent::start() {

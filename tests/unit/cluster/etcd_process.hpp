@@ -5,6 +5,8 @@
 
 #include "test_support.hpp"
 
+#include <registryd/cluster/etcd_store.hpp>
+
 #include <httplib.h>
 
 #include <chrono>
@@ -131,5 +133,14 @@ class etcd_process {
   int peer_port_;
   pid_t pid_ = -1;
 };
+
+// The store on one etcd URL, default options.
+inline std::shared_ptr<cluster::store> open_store(const std::string& url) {
+  cluster::etcd_options o;
+  o.endpoints = {url};
+  auto s = cluster::open_etcd(o);
+  REQUIRE(s);
+  return std::shared_ptr<cluster::store>(std::move(*s));
+}
 
 }  // namespace registryd::test

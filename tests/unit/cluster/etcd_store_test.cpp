@@ -12,24 +12,14 @@
 
 using namespace registryd;
 using registryd::test::etcd_process;
+using registryd::test::open_store;
 using registryd::test::scratch_dir;
 
-namespace {
-
-std::unique_ptr<cluster::store> open(const std::string& url) {
-  cluster::etcd_options o;
-  o.endpoints = {url};
-  auto s = cluster::open_etcd(o);
-  REQUIRE(s);
-  return std::move(*s);
-}
-
-}  // namespace
 
 TEST_CASE("etcd store: list by prefix, compare-and-swap and delete by revision") {
   scratch_dir dir;
   etcd_process etcd(dir.path());
-  auto s = open(etcd.url());
+  auto s = open_store(etcd.url());
 
   auto created = s->compare_and_swap("/t/a", 0, "one");
   REQUIRE(created);
@@ -72,7 +62,7 @@ TEST_CASE("etcd store: list by prefix, compare-and-swap and delete by revision")
 TEST_CASE("etcd store: create_all writes every key once, whoever races") {
   scratch_dir dir;
   etcd_process etcd(dir.path());
-  auto s = open(etcd.url());
+  auto s = open_store(etcd.url());
   std::atomic<int> winners{0};
   std::vector<std::thread> threads;
   for (int i = 0; i < 8; ++i) {
@@ -94,7 +84,7 @@ TEST_CASE("etcd store: create_all writes every key once, whoever races") {
 TEST_CASE("etcd store: a watch sees every change in order, across an etcd restart") {
   scratch_dir dir;
   etcd_process etcd(dir.path());
-  auto s = open(etcd.url());
+  auto s = open_store(etcd.url());
   const auto start = s->list("/w/").value().second;
 
   std::mutex m;
@@ -146,7 +136,7 @@ TEST_CASE("etcd store: a watch sees every change in order, across an etcd restar
 TEST_CASE("etcd store: a watch from a compacted revision says so") {
   scratch_dir dir;
   etcd_process etcd(dir.path());
-  auto s = open(etcd.url());
+  auto s = open_store(etcd.url());
   REQUIRE(s->compare_and_swap("/k/1", 0, "a")->swapped);
   const auto rev = s->list("/k/").value().second;
   auto k = s->get("/k/1").value();
@@ -165,7 +155,7 @@ TEST_CASE("etcd store: a watch from a compacted revision says so") {
 TEST_CASE("etcd store: a key under a lease lives while it is renewed and goes with it") {
   scratch_dir dir;
   etcd_process etcd(dir.path());
-  auto s = open(etcd.url());
+  auto s = open_store(etcd.url());
   auto lease = s->grant_lease(std::chrono::seconds(3));
   REQUIRE(lease);
   REQUIRE(s->compare_and_swap("/l/kept", 0, "x", *lease)->swapped);

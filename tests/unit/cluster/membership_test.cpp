@@ -18,15 +18,10 @@
 
 using namespace registryd;
 using registryd::test::etcd_process;
+using registryd::test::open_store;
 using registryd::test::scratch_dir;
 
 namespace {
-
-std::shared_ptr<cluster::store> open(const std::string& url) {
-  cluster::etcd_options o;
-  o.endpoints = {url};
-  return std::shared_ptr<cluster::store>(cluster::open_etcd(o).value());
-}
 
 // A master's PKI directory as the host makes it: CA, serving certificate, token signer.
 cluster::shared_pki make_pki(const std::filesystem::path& dir) {
@@ -56,7 +51,7 @@ bool eventually(F&& condition, std::chrono::milliseconds limit = std::chrono::se
 TEST_CASE("cluster join: masters starting together all take the first one's CA and token signer") {
   scratch_dir dir;
   etcd_process etcd(dir.path());
-  auto s = open(etcd.url());
+  auto s = open_store(etcd.url());
   constexpr int masters = 4;
   std::vector<cluster::shared_pki> candidates;
   for (int i = 0; i < masters; ++i) candidates.push_back(make_pki(dir / ("m" + std::to_string(i))));
@@ -91,7 +86,7 @@ TEST_CASE("cluster join: masters starting together all take the first one's CA a
 TEST_CASE("cluster join: four generated accounts, their passwords kept for masters, bcrypt for serving") {
   scratch_dir dir;
   etcd_process etcd(dir.path());
-  auto s = open(etcd.url());
+  auto s = open_store(etcd.url());
   REQUIRE(cluster::join(*s, make_pki(dir / "m")).value().created);
   auto users = auth::parse_users(s->get(cluster::users_key).value()->value).value();
   CHECK(users.size() == 4);
@@ -114,7 +109,7 @@ TEST_CASE("cluster join: four generated accounts, their passwords kept for maste
 TEST_CASE("cluster users: concurrent changes are all kept; bad ones are refused") {
   scratch_dir dir;
   etcd_process etcd(dir.path());
-  auto s = open(etcd.url());
+  auto s = open_store(etcd.url());
   CHECK_THAT(cluster::set_user(*s, "early", "password1", "read-only").error_message(),
              Catch::Contains("start a master first"));
   REQUIRE(cluster::join(*s, make_pki(dir / "m")));
@@ -143,7 +138,7 @@ TEST_CASE("cluster users: concurrent changes are all kept; bad ones are refused"
 TEST_CASE("master link: registered under a lease, kept current, re-registered, gone on stop") {
   scratch_dir dir;
   etcd_process etcd(dir.path());
-  auto s = open(etcd.url());
+  auto s = open_store(etcd.url());
   REQUIRE(cluster::join(*s, make_pki(dir / "m")));
 
   cluster::master_record self;

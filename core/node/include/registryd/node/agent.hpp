@@ -7,8 +7,9 @@
 //   (GET /cluster/v1/node): the mode, the masters, the containerd description. A new version
 //   is applied: the containerd tree rendered atomically (core/containerd), the balancer
 //   started, re-pointed or stopped; the assignment is kept in the state dir.
-// - Reports what it runs (PUT /cluster/v1/node/status): the version applied, the balancer's
-//   view of each master, hand-made registry sections in containerd's drop-in directories.
+// - Reports what it runs (PUT /cluster/v1/node/status) when that changes and every 30 s: the
+//   version applied, the balancer's view of each master, hand-made registry sections in
+//   containerd's drop-in directories.
 // - With every master unreachable it keeps running the last assignment it applied, from the
 //   state dir even after a restart.
 //
@@ -44,6 +45,8 @@ struct agent_options {
   std::filesystem::path containerd_dir = "/etc/containerd";
   std::chrono::milliseconds poll_interval{2000};
   std::chrono::milliseconds request_timeout{5000};
+  // The status is reported when it changes, and at least this often (a heartbeat).
+  std::chrono::milliseconds report_interval{30000};
   // The balancer's listener, timeouts and limits (its backends come from the assignment).
   balancer::balancer_options balancer;
   std::chrono::milliseconds balancer_drain{std::chrono::seconds(30)};
@@ -80,6 +83,8 @@ class agent {
   std::string applied_version_;
   std::string applied_mode_;
   std::string last_error_;
+  std::string last_report_;  // the status last sent
+  std::chrono::steady_clock::time_point last_report_at_{};
   std::size_t next_master_ = 0;
   std::mutex mutex_;
   std::condition_variable wake_;
