@@ -611,6 +611,10 @@ void node_balancer::stop(std::chrono::milliseconds drain) {
     std::lock_guard lock(self->mutex);
     for (const auto& b : self->list) b->check_timer->cancel();
   });
+  // The sessions still open after the drain are closed on their strands. They are collected
+  // under the lock and released after it: the last reference to a session may be one of these
+  // (its handlers done meanwhile), and its destructor takes sessions_mutex.
+  std::vector<std::shared_ptr<session>> remaining;
   {
     std::unique_lock lock(d.sessions_mutex);
     if (!d.sessions.empty()) {
@@ -618,9 +622,11 @@ void node_balancer::stop(std::chrono::milliseconds drain) {
     }
     d.sessions_gone.wait_for(lock, drain, [&d] { return d.sessions.empty(); });
     for (auto& [raw, weak] : d.sessions) {
-      if (auto s = weak.lock()) asio::post(s->client.get_executor(), [s] { s->close(); });
+      if (auto s = weak.lock()) remaining.push_back(std::move(s));
     }
   }
+  for (const auto& s : remaining) asio::post(s->client.get_executor(), [s] { s->close(); });
+  remaining.clear();
   {
     std::unique_lock lock(d.sessions_mutex);
     d.sessions_gone.wait_for(lock, std::chrono::seconds(5), [&d] { return d.sessions.empty(); });
