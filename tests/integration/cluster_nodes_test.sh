@@ -10,11 +10,14 @@
 # rendered (no credentials given to ctr: the ro header comes from hosts.toml). Then m2 is
 # killed (SIGKILL) while both nodes fetch in a loop: every fetch that starts after the kill
 # succeeds, and each node's balancer metrics show m2 out within 2 s, and back after a restart.
+# Then `registryd apply` switches the cluster to Direct: every master serves it, every node
+# renders the masters as mirrors (each with the ro header), and stock containerd fetches
+# through them from an upstream docker-registry.
 # Figures printed: fetches, failures, time until m2 was out.
 source "$(dirname "$0")/lib.sh"
 
 [ "$(id -u)" = 0 ] || skip "needs root for network namespaces"
-for tool in ip etcd etcdctl containerd ctr skopeo umoci curl openssl python3; do
+for tool in ip etcd etcdctl containerd ctr skopeo umoci curl openssl python3 docker-registry; do
   command -v "$tool" >/dev/null || fail "$tool is not installed"
 done
 ip netns add "rdprobe$$" 2>/dev/null || skip "network namespaces are not available here"
@@ -69,8 +72,8 @@ wait_for 40 in_ns m1 etcdctl --endpoints "$ENDPOINTS" --cacert etcd-ca.crt --cer
 
 # --- the masters --------------------------------------------------------------------------------
 module_config Local >"$WORK/mc.yaml"
+# No masters or replica_peers: replica sync finds its peers among the masters in the store.
 cat >"$WORK/host.yaml" <<YML
-masters: [10.88.0.11, 10.88.0.12, 10.88.0.13]
 replica_sync_interval_seconds: 1
 config_reload_interval_seconds: 1
 cluster_store: [https://10.88.0.11:2379, https://10.88.0.12:2379, https://10.88.0.13:2379]
@@ -110,6 +113,8 @@ replicated() {
   done
 }
 wait_for 30 replicated || fail "replica sync did not bring the image to m2 and m3"
+grep -q 'replica sync: copying from 10.88.0.11:5001, 10.88.0.13:5001 ' "$WORK/m2.log" ||
+  fail "m2 did not take both other masters from the store as replica peers"
 echo "ok: pushed through m1, on all 3 masters"
 
 # --- the nodes: agent and containerd each ---------------------------------------------------------
@@ -227,3 +232,48 @@ assert_eq "$(in_ns n1 curl -s -o /dev/null -w '%{http_code}' --cacert "$CA" --ce
 assert_eq "$(in_ns n1 curl -s -o /dev/null -w '%{http_code}' --cacert "$CA" --cert "$NC" --key "$NK" -X PUT -d '{}' https://10.88.0.11:5001/cluster/v1/config)" "404" "a node writing a config"
 assert_eq "$(in_ns n1 curl -s -o /dev/null -w '%{http_code}' --cacert "$CA" --cert "$NC" --key "$NK" https://10.88.0.11:5001/v2/_catalog)" "401" "a node listing the registry"
 echo "ok: a node certificate reaches only the node endpoints"
+
+# --- Direct mode across the cluster: applied once, every master and node follows -----------------
+# The upstream is a docker-registry on m1's address (port 5000), reached by every master over the
+# bridge. Stock containerd on the nodes pulls registry.d8-system.svc:5001/system/deckhouse/...
+# through the masters (each a mirror, with the ro header), which map the path to the upstream's.
+cat >"$WORK/upstream.yml" <<YML
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: $WORK/upstream
+http:
+  addr: 10.88.0.11:5000
+YML
+start_bg upstream 600 ip netns exec "${P}m1" docker-registry serve "$WORK/upstream.yml"
+wait_for 20 in_ns m1 bash -c "exec 3<>/dev/tcp/10.88.0.11/5000" || fail "the upstream did not listen"
+in_ns m1 timeout 120 skopeo copy --quiet --dest-tls-verify=false "oci:$WORK/image:latest" \
+  "docker://10.88.0.11:5000/deckhouse/ee/sample:v1" || fail "push to the upstream"
+module_config Direct "      direct:
+        imagesRepo: 10.88.0.11:5000/deckhouse/ee
+        scheme: HTTP" >"$WORK/direct.yaml"
+in_ns m1 "$REGISTRYD" apply --config "$WORK/direct.yaml" --host-config "$WORK/host.yaml" >"$WORK/apply-direct.out" 2>&1 ||
+  fail "apply Local -> Direct: $(cat "$WORK/apply-direct.out")"
+direct_everywhere() { status_json | python3 -c '
+import json,sys
+d=json.load(sys.stdin)
+masters=[m for m in d["masters"] if m.get("mode")=="Direct"]
+nodes=[n for n in d["nodes"] if n.get("mode")=="Direct" and n.get("version")]
+sys.exit(0 if len(masters)==3 and len(nodes)==2 else 1)'; }
+wait_for 30 direct_everywhere || fail "the cluster did not all go to Direct: $(status_json)"
+HOSTS_N1="$WORK/n1-containerd/registry.d/registry.d8-system.svc:5001/hosts.toml"
+for ip in 10.88.0.11 10.88.0.12 10.88.0.13; do
+  assert_contains "$(cat "$HOSTS_N1")" "https://$ip:5001" "the Direct hosts.toml names master $ip"
+done
+[ "$(grep -c 'Authorization' "$HOSTS_N1")" = 3 ] || fail "each master mirror carries the ro header: $(cat "$HOSTS_N1")"
+for n in n1 n2; do
+  in_ns "$n" ctr --address "$WORK/$n-ctrd/containerd.sock" --namespace rd content ls -q 2>/dev/null |
+    xargs -r ctr --address "$WORK/$n-ctrd/containerd.sock" --namespace rd content rm >/dev/null 2>&1 || true
+  fetch "$n" || fail "node $n cannot fetch $REF in Direct mode"
+done
+grep -q '"HEAD /v2/deckhouse/ee/sample/manifests/v1 .*"registryd"$' "$WORK/upstream.log" &&
+  grep -q '"GET /v2/deckhouse/ee/sample/blobs/sha256:[0-9a-f]* .*"registryd"$' "$WORK/upstream.log" ||
+  fail "the fetches did not reach the upstream at its own path through registryd"
+echo "ok: Direct applied once; both nodes fetch $REF through the masters from the upstream"

@@ -10,6 +10,7 @@
 #include <openssl/rand.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <array>
 
 namespace registryd::cluster {
@@ -271,12 +272,44 @@ void master_link::write_mirrored(const mirrored_file& f, const entry& e) {
   logger_->info("cluster: {} changed (revision {})", f.key, e.mod_revision);
 }
 
+void master_link::note_master(const entry& e, bool deleted) {
+  if (!e.key.starts_with(masters_prefix) || e.key == std::string(masters_prefix) + self_.node_ip) return;
+  std::lock_guard lock(mutex_);
+  if (deleted) {
+    live_masters_.erase(e.key);
+    return;
+  }
+  auto r = master_from_json(e.value);
+  if (!r || r->address.empty() || r->node_ip.empty()) {
+    logger_->warn("cluster: {} is not a usable master record", e.key);
+    return;
+  }
+  live_masters_[e.key] = std::move(*r);
+}
+
+std::vector<std::string> master_link::peer_addresses() const {
+  std::lock_guard lock(mutex_);
+  std::vector<std::string> out;
+  for (const auto& [key, r] : live_masters_) out.push_back(r.address);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::vector<std::string> master_link::master_ips() const {
+  std::lock_guard lock(mutex_);
+  std::vector<std::string> out{self_.node_ip};
+  for (const auto& [key, r] : live_masters_) out.push_back(r.node_ip);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 util::status master_link::start() {
   auto all = store_->list(cluster_prefix);
   if (!all) return util::error{all.error_message()};
   bool have_users = false;
   for (const auto& e : all->first) {
     have_users |= e.key == users_key;
+    note_master(e, false);
     for (const auto& f : opts_.files) {
       if (f.key != e.key) continue;
       if (f.check) {
@@ -290,6 +323,7 @@ util::status master_link::start() {
   if (!have_users) return util::error{std::string(users_key) + " is missing: the cluster was not bootstrapped"};
   mirror_revision_ = all->second;
   register_thread_ = std::thread([this] { register_loop(); });
+  mirror_done_ = false;
   mirror_thread_ = std::thread([this] { mirror_loop(); });
   return util::ok();
 }
@@ -300,7 +334,17 @@ void master_link::stop() {
     std::lock_guard lock(mutex_);
     wake_.notify_all();
   }
-  store_->interrupt_watches();
+  // A watch that was opening its connection when interrupt_watches() ran has no socket to
+  // shut yet and would sit out its idle timeout: interrupt again until the watch has returned.
+  if (mirror_thread_.joinable()) {
+    std::unique_lock lock(mutex_);
+    while (!mirror_done_) {
+      lock.unlock();
+      store_->interrupt_watches();
+      lock.lock();
+      wake_.wait_for(lock, std::chrono::milliseconds(100), [this] { return mirror_done_; });
+    }
+  }
   if (register_thread_.joinable()) register_thread_.join();
   if (mirror_thread_.joinable()) mirror_thread_.join();
 }
@@ -405,6 +449,7 @@ void master_link::mirror_loop() {
         [this](const std::vector<watch_event>& events) {
           for (const auto& ev : events) {
             mirror_revision_ = ev.item.mod_revision;
+            note_master(ev.item, ev.deleted);
             if (ev.deleted) continue;
             for (const auto& f : opts_.files) {
               if (f.key == ev.item.key) write_mirrored(f, ev.item);
@@ -417,7 +462,12 @@ void master_link::mirror_loop() {
       // The history is gone: read everything afresh and watch from there.
       logger_->warn("cluster: {}", st.error_message());
       if (auto all = store_->list(cluster_prefix)) {
+        {
+          std::lock_guard lock(mutex_);
+          live_masters_.clear();
+        }
         for (const auto& e : all->first) {
+          note_master(e, false);
           for (const auto& f : opts_.files) {
             if (f.key == e.key) write_mirrored(f, e);
           }
@@ -428,6 +478,9 @@ void master_link::mirror_loop() {
       wake_.wait_for(lock, std::chrono::seconds(1), [this] { return stop_.load(); });
     }
   }
+  std::lock_guard lock(mutex_);
+  mirror_done_ = true;
+  wake_.notify_all();
 }
 
 }  // namespace registryd::cluster

@@ -11,6 +11,7 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <array>
 
 namespace registryd::cluster {
@@ -161,7 +162,8 @@ api_answer master_api::assignment(const std::string& node) const {
   }
   // Stock containerd has no credentials in hosts.toml, but it sends a mirror's [header] with
   // every request to it: the mirrors that lead to the masters (through the node balancer on
-  // 127.0.0.1) get the read-only account as a static Basic Authorization header.
+  // 127.0.0.1, or straight to a master's address as Direct mode's do) get the read-only account
+  // as a static Basic Authorization header. Mirrors elsewhere (an upstream) never see it.
   if (containerd.is_object()) {
     auto ro = account_password(*store_, "ro");
     if (!ro) return refuse(503, "the read-only account cannot be read: " + ro.error_message());
@@ -174,7 +176,14 @@ api_answer master_api::assignment(const std::string& node) const {
         for (auto& mirror : *mirrors) {
           if (!mirror.is_object()) continue;
           const std::string url = mirror.value("url", "");
-          if (url.starts_with("https://127.0.0.1:") && !mirror.contains("auth")) {
+          const auto to = [&](const std::string& address) {
+            const std::string base = "https://" + address;
+            return url == base || url.starts_with(base + "/");
+          };
+          const bool to_masters = url.starts_with("https://127.0.0.1:") ||
+                                  std::any_of(masters->begin(), masters->end(),
+                                              [&](const master_record& m) { return to(m.address); });
+          if (to_masters && !mirror.contains("auth")) {
             mirror["headers"]["Authorization"] = json::array({header});
           }
         }

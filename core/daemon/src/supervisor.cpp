@@ -20,7 +20,9 @@
 #include <registryd/util/atomic_file.hpp>
 #include <registryd/sdk/text.hpp>
 
+#include <nlohmann/json.hpp>
 #include <prometheus/family.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -49,7 +51,13 @@ supervisor::supervisor(supervisor_options options, std::shared_ptr<spdlog::logge
       refusals_(prometheus::BuildCounter()
                     .Name("registryd_config_refusals_total")
                     .Help("Configs not applied, by reason: invalid, forbidden switch, plugin failure.")
-                    .Register(*metrics_)) {}
+                    .Register(*metrics_)),
+      config_applied_(prometheus::BuildGauge()
+                          .Name("registryd_config_applied")
+                          .Help("1 when the wanted ModuleConfig is the one serving, 0 when it was refused "
+                                "(registryd status says why).")
+                          .Register(*metrics_)
+                          .Add({})) {}
 
 supervisor::~supervisor() { stop(); }
 
@@ -83,6 +91,8 @@ util::status supervisor::start() {
   if (auto st = front_door_->start(); !st) return st;
   refresh_packages();
   publish_to_cluster();
+  started_at_ = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  write_serve_status();
   return util::ok();
 }
 
@@ -193,6 +203,28 @@ void supervisor::reconcile(bool retry_refused) {
   reload_packages_settings();
   refresh_packages();
   publish_to_cluster();
+  write_serve_status();
+}
+
+void supervisor::write_serve_status() {
+  config_applied_.Set(not_applied_why_.empty() && !active_mode_name_.empty() ? 1 : 0);
+  nlohmann::json doc = {
+      {"pid", static_cast<std::int64_t>(::getpid())},
+      {"startedAt", started_at_},
+      {"configFile", opts_.host.module_config_path ? opts_.host.module_config_path->string() : std::string()},
+      {"wantedMode", wanted_mode_},
+      {"servingMode", active_mode_name_},
+      {"applied", not_applied_why_.empty() && !active_mode_name_.empty()},
+      {"notAppliedBecause", not_applied_why_},
+  };
+  const std::string text = doc.dump(2) + "\n";
+  if (text == serve_status_written_) return;
+  const auto file = opts_.host.state_dir / "serve-status.json";
+  if (auto ec = util::write_file_atomic(file, text, std::filesystem::perms(0644))) {
+    logger_->warn("cannot write {}: {}", file.string(), ec.message());
+    return;
+  }
+  serve_status_written_ = text;
 }
 
 void supervisor::reload_packages_settings() {
@@ -369,8 +401,19 @@ util::status supervisor::refresh_users() {
   return util::ok();
 }
 
+config::host_settings supervisor::plugin_host_settings() const {
+  config::host_settings host = opts_.host;
+  // A cluster member's masters are those registered in the store, and its replica peers the
+  // other ones, unless the host settings name the peers (docs/cluster.md).
+  if (cluster_link_) {
+    host.masters = cluster_link_->master_ips();
+    if (!host.replica_peers) host.replica_peers = cluster_link_->peer_addresses();
+  }
+  return host;
+}
+
 util::status supervisor::refresh_mode(bool starting) {
-  const auto& host = opts_.host;
+  const auto host = plugin_host_settings();
   auto state = switching::load_state(host.state_dir);
   if (!state) return util::error{state.error_message()};
 
@@ -380,6 +423,7 @@ util::status supervisor::refresh_mode(bool starting) {
   // config an operator can fix.
   auto fall_back = [&](const char* reason, const std::string& message) -> util::status {
     refusals_.Add({{"reason", reason}}).Increment();
+    not_applied_why_ = message;
     if (!starting || front_door_->mode()) return util::ok();  // the running mode keeps serving
     if (!*state || !(*state)->current) {
       front_door_->set_mode(nullptr, "no registry mode is running: " + message);
@@ -402,6 +446,7 @@ util::status supervisor::refresh_mode(bool starting) {
   };
 
   auto desired = config::load_module_config(host);
+  wanted_mode_ = desired ? std::string(config::to_string(desired->mode)) : std::string();
   if (!desired) {
     const std::string text = desired.error_message();
     if (text != last_refused_) {
@@ -412,13 +457,17 @@ util::status supervisor::refresh_mode(bool starting) {
     return util::ok();
   }
   const std::string settings = config::settings_document(*desired, host).dump();
-  if (settings == active_settings_ || settings == last_refused_) return util::ok();
+  if (settings == active_settings_) {
+    not_applied_why_.clear();  // back to what serves (an operator undid a refused change)
+    return util::ok();
+  }
+  if (settings == last_refused_) return util::ok();
 
   const auto decision = switching::check_switch(*state, switching::target_of(*desired));
   if (!decision.allowed()) {
     logger_->error("switch refused: {}", decision.reason);
     last_refused_ = settings;
-    return fall_back("forbidden_switch", decision.reason);
+    return fall_back("forbidden_switch", "switch refused: " + decision.reason);
   }
   logger_->info("{}", decision.reason);
   if (auto st = activate(*desired, settings, true); !st) {
@@ -427,12 +476,13 @@ util::status supervisor::refresh_mode(bool starting) {
     return fall_back("plugin", st.error_message());
   }
   last_refused_.clear();
+  not_applied_why_.clear();
   return util::ok();
 }
 
 util::status supervisor::activate(const config::module_config& config, const std::string& settings,
                                   bool persist) {
-  auto instance = create_mode(config, opts_.host, opts_.plugin_override, logger_);
+  auto instance = create_mode(config, plugin_host_settings(), opts_.plugin_override, logger_);
   if (!instance) return util::error{instance.error_message()};
   if (auto st = (*instance)->start(); !st) return st;
 

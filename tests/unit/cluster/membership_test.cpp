@@ -202,3 +202,49 @@ TEST_CASE("master link: registered under a lease, kept current, re-registered, g
   link.stop();
   CHECK_FALSE(s->get(key).value().has_value());  // revoked at once, not after the TTL
 }
+
+TEST_CASE("master link: the other masters registered are the replica peers; a stop right after start is quick") {
+  scratch_dir dir;
+  etcd_process etcd(dir.path());
+  auto s = open_store(etcd.url());
+  REQUIRE(cluster::join(*s, make_pki(dir / "m")));
+
+  const auto link_for = [&](const std::string& ip) {
+    cluster::master_record self;
+    self.node_ip = ip;
+    self.address = ip + ":5001";
+    cluster::link_options o;
+    o.lease_ttl = std::chrono::seconds(2);
+    o.renew_every = std::chrono::seconds(1);
+    o.files = {cluster::users_file_mirror(dir / ip / "users.yaml")};
+    return std::make_unique<cluster::master_link>(s, self, o, quiet());
+  };
+  auto a = link_for("10.0.0.1");
+  auto b = link_for("10.0.0.2");
+  auto c = link_for("10.0.0.3");
+  REQUIRE(a->start());
+  CHECK(a->peer_addresses().empty());  // itself is never its own peer
+  REQUIRE(b->start());
+  REQUIRE(c->start());
+  using list = std::vector<std::string>;
+  CHECK(eventually([&] { return a->peer_addresses() == list{"10.0.0.2:5001", "10.0.0.3:5001"}; }));
+  CHECK(eventually([&] { return c->peer_addresses() == list{"10.0.0.1:5001", "10.0.0.2:5001"}; }));
+  CHECK(b->master_ips() == list{"10.0.0.1", "10.0.0.2", "10.0.0.3"});
+
+  // A master that stops leaves the others' peers (its lease is revoked on stop).
+  b->stop();
+  CHECK(eventually([&] { return a->peer_addresses() == list{"10.0.0.3:5001"}; }, std::chrono::seconds(5)));
+  CHECK(eventually([&] { return c->peer_addresses() == list{"10.0.0.1:5001"}; }, std::chrono::seconds(5)));
+
+  // Stopping while the watch may still be opening its connection does not wait for the
+  // watch's idle timeout (60 s).
+  for (int i = 0; i < 5; ++i) {
+    auto d = link_for("10.0.0.4");
+    REQUIRE(d->start());
+    const auto asked = std::chrono::steady_clock::now();
+    d->stop();
+    CHECK(std::chrono::steady_clock::now() - asked < std::chrono::seconds(3));
+  }
+  a->stop();
+  c->stop();
+}

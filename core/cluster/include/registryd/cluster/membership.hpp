@@ -27,6 +27,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <functional>
+#include <map>
 #include <optional>
 #include <filesystem>
 #include <memory>
@@ -141,18 +142,27 @@ class master_link {
   void update(const std::string& mode, std::int64_t certificate_not_after);
   // This master's switching state (state.json) changed: it is stored under states_prefix.
   void publish_state(const std::string& state_json);
+  // The front door addresses (host:port) of the other masters registered now, sorted: Local
+  // mode's replica peers. Kept from the watch, so a master that starts is in within a
+  // second and one that dies is out when its lease expires.
+  std::vector<std::string> peer_addresses() const;
+  // The IPs of every master registered now, this one included, sorted: the `masters` a cluster
+  // member's mode is given (Direct mode's containerd mirrors).
+  std::vector<std::string> master_ips() const;
 
  private:
   void register_loop();
   void mirror_loop();
   void write_mirrored(const mirrored_file& f, const entry& e);
+  // Takes a put or delete under masters_prefix into live_masters_.
+  void note_master(const entry& e, bool deleted);
   util::status put_record(lease_id lease);
   util::status put_state();
 
   std::shared_ptr<store> store_;
   link_options opts_;
   std::shared_ptr<spdlog::logger> logger_;
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
   std::condition_variable wake_;
   master_record self_;
   bool record_dirty_ = false;
@@ -160,6 +170,8 @@ class master_link {
   bool state_dirty_ = false;
   std::atomic<bool> stop_{false};
   std::int64_t mirror_revision_ = 0;
+  bool mirror_done_ = true;  // the mirror thread has left its loop (under mutex_)
+  std::map<std::string, master_record> live_masters_;  // the other masters by key, under mutex_
   std::thread register_thread_, mirror_thread_;
 };
 

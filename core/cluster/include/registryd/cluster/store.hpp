@@ -76,6 +76,8 @@ class store {
                              const std::function<bool(const std::vector<watch_event>&)>& on_events,
                              const std::atomic<bool>& stop) = 0;
   // Ends every watch() under way at once (for a shutdown), as `stop` would at its next event.
+  // A watch still opening its connection may miss it: set `stop` first, then call this until
+  // the watch has returned.
   virtual void interrupt_watches() = 0;
 
   // A lease that expires `ttl` after its last keep-alive; keys written with it vanish then.

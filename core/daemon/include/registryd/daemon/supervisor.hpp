@@ -70,9 +70,15 @@ class supervisor {
   void use_cluster_config();
   // The mode served, the certificate's expiry and the switching state, to the cluster.
   void publish_to_cluster();
+  // Writes <state_dir>/serve-status.json when it changed: pid, wanted and applied mode, and
+  // why they differ (docs/operations.md, "Status").
+  void write_serve_status();
   util::status refresh_users();
   // Applies the ModuleConfig if it changed and the switch is allowed. `starting`: nothing runs
   // yet, so a refusal falls back to the mode recorded in the state.
+  // The host settings the mode plugin is given: opts_.host, with a cluster member's masters
+  // and replica peers taken from the store.
+  config::host_settings plugin_host_settings() const;
   util::status refresh_mode(bool starting);
   // Records `config` as this node's mode in state.json.
   util::status save_switched_state(const config::module_config& config) const;
@@ -94,6 +100,7 @@ class supervisor {
   prometheus::Family<prometheus::Gauge>& mode_info_;
   prometheus::Gauge& certificate_expiry_;
   prometheus::Family<prometheus::Counter>& refusals_;
+  prometheus::Gauge& config_applied_;
   std::unique_ptr<frontdoor::front_door> front_door_;
   std::shared_ptr<auth::authenticator> authenticator_;
   std::optional<std::filesystem::file_time_type> users_mtime_;
@@ -106,6 +113,11 @@ class supervisor {
   std::string last_refused_;      // the settings document last refused, to log a refusal once
   std::string active_mode_name_;
   std::optional<config::module_config> active_config_;
+  // What `registryd status` reads from <state_dir>/serve-status.json (write_serve_status).
+  std::string wanted_mode_;     // the mode the loaded ModuleConfig asks for; "" when invalid
+  std::string not_applied_why_; // why the wanted config does not serve; "" when it does
+  std::string serve_status_written_;
+  std::int64_t started_at_ = 0;
 
   std::shared_ptr<prometheus::Registry> packages_metrics_;
   std::unique_ptr<frontdoor::front_door> packages_door_;
