@@ -71,9 +71,23 @@ python3 - "$WORK/st.log" <<'PY'
 import json, sys
 lines = [l for l in open(sys.argv[1]) if l.strip()]
 assert len(lines) > 5, lines
+levels = {"trace", "debug", "info", "warning", "error", "critical"}
+access = []
 for l in lines:
     rec = json.loads(l)
-    assert set(rec) == {"time", "level", "msg"}, rec
-assert any('GET /v2/x/stream' in json.loads(l)["msg"] for l in lines)
+    assert {"time", "level", "msg"} <= set(rec), rec
+    assert rec["level"] in levels, rec
+    if "method" in rec:
+        access.append(rec)
+# The access log: one entry per answer with its fields as members, not inside the message.
+streamed = [r for r in access if r["path"] == "/v2/x/stream"]
+assert streamed, access
+r = streamed[0]
+assert set(r) == {"time", "level", "msg", "remote", "user", "method", "path", "query", "status", "bytes",
+                  "duration"}, r
+assert r["query"].startswith("size="), r
+assert r["method"] == "GET" and r["status"] == 200 and r["remote"].startswith("127.0.0.1"), r
+assert isinstance(r["bytes"], int) and r["bytes"] > 1000, r
+assert isinstance(r["duration"], float), r
 PY
 echo "PASS frontdoor_streaming"

@@ -127,4 +127,22 @@ if pm pull --quiet --creds reader:rpass "$REG/system/deckhouse/sample:oci" >"$WO
   fail "podman pulled without the registry CA"
 fi
 assert_contains "$(cat "$WORK/podman-noca.log")" "certificate" "podman without the CA"
+
+echo "# the access log names who pushed, tagged and deleted what (one line per entry)"
+code=$(http_status --cacert "$CA" -u writer:wpass -X DELETE "https://$REG/v2/again/multi/manifests/$D_INDEX")
+assert_eq "$code" "202" "delete by digest"
+code=$(http_status --cacert "$CA" -u reader:rpass -X DELETE "https://$REG/v2/system/deckhouse/sample/manifests/$D_OCI")
+assert_eq "$code" "403" "delete by a read-only user"
+audit() { grep -E "$1" "$WORK/lo.log" | head -1; }
+line=$(audit " PUT /v2/system/deckhouse/sample/manifests/oci 201 ")
+assert_contains "$line" "user=writer" "the tag push names its user"
+assert_contains "$line" "digest=$D_OCI" "the tag push names the digest stored"
+assert_contains "$line" "remote=127.0.0.1 " "the tag push names the client"
+line=$(audit " DELETE /v2/again/multi/manifests/$D_INDEX 202 ")
+assert_contains "$line" "user=writer" "the delete names its user"
+line=$(audit " DELETE /v2/system/deckhouse/sample/manifests/$D_OCI 403 ")
+assert_contains "$line" "user=reader" "the refused delete names its user"
+# Every line starts with a timestamp: no entry spans lines.
+bad=$(grep -cvE '^[0-9]{4}-[0-9]{2}-[0-9]{2}T' "$WORK/lo.log" || true)
+assert_eq "$bad" "0" "log lines without a timestamp"
 echo "PASS local_clients"

@@ -5,6 +5,7 @@
 #include <registryd/config/address.hpp>
 #include <registryd/node/agent.hpp>
 #include <registryd/util/logging.hpp>
+#include <registryd/util/process_metrics.hpp>
 
 #include <prometheus/exposer.h>
 
@@ -41,6 +42,7 @@ int run_until_signal(const std::string& command, const std::string& metrics_list
     try {
       exposer = std::make_unique<prometheus::Exposer>(metrics_listen);
       exposer->RegisterCollectable(metrics);
+      exposer->RegisterCollectable(std::make_shared<util::process_collector>());
     } catch (const std::exception& e) {
       std::cerr << "registryd " << command << ": cannot serve metrics on " << metrics_listen << ": " << e.what()
                 << "\n";

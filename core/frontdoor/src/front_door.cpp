@@ -5,9 +5,12 @@
 #include "response_writer.hpp"
 
 #include <registryd/auth/access.hpp>
+#include <registryd/auth/basic_credentials.hpp>
 #include <registryd/auth/scope.hpp>
 #include <registryd/oci/digest.hpp>
 #include <registryd/sdk/oci_error.hpp>
+#include <registryd/util/logging.hpp>
+#include <registryd/util/process_metrics.hpp>
 
 #include <nlohmann/json.hpp>
 #include <prometheus/text_serializer.h>
@@ -16,6 +19,7 @@
 #include <cctype>
 #include <chrono>
 #include <cstring>
+#include <iterator>
 #include <optional>
 #include <vector>
 
@@ -257,9 +261,7 @@ util::status front_door::start() {
   server_ = std::make_unique<http_server>(
       std::move(so),
       [this](const http_request& req, request_body& body, http_response& res) { handle(req, body, res); },
-      [this](const http_request* req, unsigned status, std::optional<double> seconds, std::string_view why) {
-        record(req, status, seconds, why);
-      },
+      [this](const exchange& x) { record(x); },
       logger_, *metrics_);
   if (auto st = server_->start(); !st) {
     server_.reset();
@@ -397,7 +399,12 @@ bool front_door::refuse_when_failing(const http_request& req, http_response& res
 
 void front_door::note_failure(const http_request& req) const {
   failures_->failed(req.remote_addr);
-  logger_->info("{} failed to authenticate", req.remote_addr);
+  // The name tried (never the password) is what an auditor looks for in a guessing attempt.
+  const auto tried = auth::parse_basic_authorization(req.header("Authorization"));
+  const std::string name = tried ? loggable(tried->username) : std::string();
+  util::log_structured(*logger_, spdlog::level::info, "failed to authenticate",
+                       {{"remote", std::string_view(req.remote_addr)},
+                        {"user", tried ? util::log_value(std::string_view(name)) : util::log_value(std::monostate{})}});
 }
 
 std::optional<auth::access_bits> front_door::authorize(const caller& who,
@@ -424,6 +431,7 @@ void front_door::handle_v2(const http_request& req, request_body& body, http_res
       auth::scope_of_request(req.method, req.path, req.param("from"));
   const auto who = authenticate(req, res, scope);
   if (!who) return;
+  res.user = who->name;
 
   if (req.path == "/v2" || req.path == "/v2/") {
     if (req.method == "GET" || req.method == "HEAD") {
@@ -495,6 +503,7 @@ void front_door::handle_packages(const http_request& req, request_body& body, ht
   } else if (req.path == "/package" || (req.path == "/metrics" && get)) {
     if (!authorize_packages(req, res)) return;
     if (req.path == "/metrics") return handle_metrics(res);
+    res.user = req.peer_subject;
     call_plugin(req, body, res, req.peer_subject, auth::access_pull);
   } else {
     res.status = 404;
@@ -559,26 +568,30 @@ void front_door::handle_readyz(http_response& res) const {
 }
 
 void front_door::handle_metrics(http_response& res) const {
-  std::string text = prometheus::TextSerializer().Serialize(metrics_->Collect());
+  auto families = metrics_->Collect();
+  auto process = util::process_collector().Collect();
+  families.insert(families.end(), std::make_move_iterator(process.begin()), std::make_move_iterator(process.end()));
+  std::string text = prometheus::TextSerializer().Serialize(families);
   if (const auto mode_now = mode()) text += mode_now->metrics();
   res.set_content(std::move(text), "text/plain; version=0.0.4");
 }
 
-void front_door::record(const http_request* req, unsigned status, std::optional<double> seconds,
-                        std::string_view refusal) {
+void front_door::record(const exchange& x) {
+  const http_request* req = x.request;
   const std::string method = req != nullptr ? req->method : std::string("-");
-  requests_total_.Add({{"method", method}, {"code", std::to_string(status)}}).Increment();
+  requests_total_.Add({{"method", method}, {"code", std::to_string(x.status)}}).Increment();
   // Requests the transport refused before routing are counted, not timed.
-  if (seconds) {
+  if (x.seconds) {
     request_seconds_
         .Add({{"method", method}},
              prometheus::Histogram::BucketBoundaries{0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30})
-        .Observe(*seconds);
+        .Observe(*x.seconds);
   }
-  if (!refusal.empty()) {
+  if (!x.reason.empty()) {
     // Nothing of a refused request is logged but who and why: its bytes are not a request.
-    logger_->info("{} refused: {} {}", req != nullptr ? req->remote_addr : std::string("-"), status,
-                  refusal);
+    util::log_structured(*logger_, spdlog::level::info, "refused: " + std::string(x.reason),
+                         {{"remote", req != nullptr ? std::string_view(req->remote_addr) : std::string_view("-")},
+                          {"status", static_cast<std::int64_t>(x.status)}});
     return;
   }
   if (req == nullptr) return;
@@ -586,8 +599,32 @@ void front_door::record(const http_request* req, unsigned status, std::optional<
                          ? spdlog::level::debug
                          : spdlog::level::info;
   if (!logger_->should_log(level)) return;
-  logger_->log(level, "{} {} {} {} {:.3f}s", req->remote_addr, loggable(req->method),
-               loggable(req->target), status, seconds.value_or(0.0));
+  // The access log (docs/operations.md, "Logs"): one entry per answer, naming the user, so a
+  // push, delete or tag change can be traced to who made it.
+  const std::string shown_method = loggable(req->method);
+  const std::string shown_target = loggable(req->target);
+  const std::string shown_path = loggable(req->path);
+  const std::string shown_query = loggable(req->query);
+  util::log_fields fields = {
+      {"remote", std::string_view(req->remote_addr)},
+      {"user", x.response != nullptr && !x.response->user.empty() ? util::log_value(std::string_view(x.response->user))
+                                                                    : util::log_value(std::monostate{})},
+      {"method", std::string_view(shown_method)},
+      {"path", std::string_view(shown_path)},
+      {"status", static_cast<std::int64_t>(x.status)},
+      {"bytes", static_cast<std::int64_t>(x.bytes_sent)},
+      {"duration", x.seconds.value_or(0.0)},
+  };
+  if (!shown_query.empty()) fields.emplace_back("query", std::string_view(shown_query));
+  // What a push or tag change stored: the digest the registry answered with.
+  std::string digest;
+  if (x.response != nullptr && req->method != "GET" && req->method != "HEAD") {
+    for (const auto& [name, value] : x.response->headers) {
+      if (iequals(name, "Docker-Content-Digest")) digest = loggable(value);
+    }
+    if (!digest.empty()) fields.emplace_back("digest", std::string_view(digest));
+  }
+  util::log_structured(*logger_, level, shown_method + " " + shown_target + " " + std::to_string(x.status), fields);
 }
 
 }  // namespace registryd::frontdoor

@@ -86,6 +86,8 @@ struct http_response {
   // With body_kind::none: the Content-Length to state without a body (a HEAD answer).
   std::optional<std::uint64_t> declared_length;
   bool close = false;  // close the connection after this answer
+  // Who the front door authenticated for this request ("" when nobody), for the access log.
+  std::string user;
 
   void set_header(std::string name, std::string value) {
     headers.emplace_back(std::move(name), std::move(value));

@@ -356,11 +356,12 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
           co_await net::async_write(out.socket(), net::buffer(out.gathered().data(), out.gathered().size()),
                                     net::redirect_error(net::use_awaitable, ec));
         }
+        if (!ec) written_ += piece;
         out.clear();
       }
     } else {
-      co_await net::async_write(stream_, net::buffer(bytes.data(), bytes.size()),
-                                net::redirect_error(net::use_awaitable, ec));
+      written_ += co_await net::async_write(stream_, net::buffer(bytes.data(), bytes.size()),
+                                            net::redirect_error(net::use_awaitable, ec));
     }
     clear_deadline();
     co_return !ec;
@@ -372,7 +373,11 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
     http_request who;
     who.remote_addr = client_;
     who.method = "-";
-    server_->observer(&who, status, std::nullopt, why);
+    exchange x;
+    x.request = &who;
+    x.status = status;
+    x.reason = why;
+    server_->observer(x);
     const std::string text = refusal_text(status, why);
     set_deadline(std::chrono::milliseconds(2000));
     error_code ec;
@@ -401,6 +406,7 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
   bool timed_out_ = false;
   bool finished_ = false;
   bool framing_error_ = false;
+  std::uint64_t written_ = 0;  // bytes of the answer being written, for the access log
   boost::beast::flat_buffer buffer_;
   char first_byte_ = 0;
 
@@ -773,6 +779,7 @@ net::awaitable<bool> connection<Stream>::send_file(http_response& res, std::stri
       if (n > 0) {
         offset += static_cast<std::uint64_t>(n);
         left -= static_cast<std::uint64_t>(n);
+        written_ += static_cast<std::uint64_t>(n);
         since_yield += static_cast<std::size_t>(n);
         if (since_yield >= file_slice && left > 0) {
           since_yield = 0;
@@ -971,8 +978,15 @@ net::awaitable<void> connection<Stream>::run(std::shared_ptr<connection> self) {
       keep_alive = false;
     }
     if (res.close) keep_alive = false;
+    written_ = 0;
     const bool written = co_await write_response(req, res, keep_alive);
-    server_->observer(&req, res.status, std::chrono::duration<double>(steady::now() - started).count(), {});
+    exchange x;
+    x.request = &req;
+    x.response = &res;
+    x.status = res.status;
+    x.seconds = std::chrono::duration<double>(steady::now() - started).count();
+    x.bytes_sent = written_;
+    server_->observer(x);
     if (!written) {
       if (timed_out_) server_->count_closed("body_timeout");
       break;

@@ -32,11 +32,16 @@ struct server_options {
   transport_options transport;
 };
 
-// What the server reports for every answer it sends: the request (nullptr when it was refused
-// before its head could be read), the status, and the seconds from head to last byte (none for
-// refusals). `reason` names why the server itself refused, "" for handled requests.
-using exchange_observer = std::function<void(const http_request* request, unsigned status,
-                                             std::optional<double> seconds, std::string_view reason)>;
+// What the server reports for every answer it sends (the access log and the request metrics).
+struct exchange {
+  const http_request* request = nullptr;    // nullptr: refused before its head could be read
+  const http_response* response = nullptr;  // nullptr for refusals
+  unsigned status = 0;
+  std::optional<double> seconds;  // from head to last byte; none for refusals
+  std::uint64_t bytes_sent = 0;   // of the answer, head and body, as far as it was written
+  std::string_view reason;        // why the server itself refused; "" for handled requests
+};
+using exchange_observer = std::function<void(const exchange&)>;
 
 class http_server {
  public:

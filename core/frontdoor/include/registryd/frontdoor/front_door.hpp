@@ -31,6 +31,7 @@
 namespace registryd::frontdoor {
 
 class http_server;
+struct exchange;
 struct http_request;
 struct http_response;
 class request_body;
@@ -160,8 +161,7 @@ class front_door {
   std::shared_ptr<const auth_state> auth_snapshot() const;
   std::shared_ptr<const auth::token_authority> token_snapshot() const;
   void handle_cluster_api(const http_request& req, request_body& body, http_response& res) const;
-  void record(const http_request* req, unsigned status, std::optional<double> seconds,
-              std::string_view refusal);
+  void record(const exchange& x);
 
   options opts_;
   std::shared_ptr<spdlog::logger> logger_;
