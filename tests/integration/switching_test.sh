@@ -37,6 +37,27 @@ assert_eq "$rc" "2" "invalid config exit code"
 assert_contains "$out" "spec.settings.registry.proxy.imagesRepo" "invalid config output"
 assert_contains "$out" "spec.settings.registry.proxy.ttl" "invalid config output"
 
+echo "# config dump: effective settings, defaults filled, secrets hidden"
+module_config Direct "$direct_section" >"$WORK/dump-mc.yaml"
+printf 'gc_interval_seconds: 10m\n' >"$WORK/dump-host.yaml"
+dump=$("$REGISTRYD" config dump --host-config "$WORK/dump-host.yaml" --config "$WORK/dump-mc.yaml" --state-dir "$WORK/dumped")
+assert_contains "$dump" "gc_interval_seconds: 600" "a duration with units, in seconds"
+assert_contains "$dump" "http_idle_timeout_seconds: 60" "a default filled in"
+assert_contains "$dump" "state_dir: $WORK/dumped" "a flag over the file"
+assert_contains "$dump" "license: (hidden)" "the license hidden"
+case "$dump" in *secret-license*) fail "config dump printed the license";; esac
+[ "$("$REGISTRYD" config dump --json --config "$WORK/dump-mc.yaml" | python3 -c 'import json,sys; print(json.load(sys.stdin)["moduleConfig"]["spec.settings.registry"]["mode"])')" = Direct ] ||
+  fail "config dump --json"
+
+echo "# the CLI: --version, an unknown command named with the one meant"
+assert_contains "$("$REGISTRYD" --version)" "registryd " "--version"
+set +e
+out=$("$REGISTRYD" stauts 2>&1); rc=$?
+set -e
+assert_eq "$rc" "2" "unknown command exit code"
+assert_contains "$out" "unknown command 'stauts'; did you mean 'status'?" "unknown command"
+assert_contains "$("$REGISTRYD" gc --help)" "Exit codes:" "every --help states the exit codes"
+
 echo "# serve: bootstrap in Direct"
 module_config Direct "$direct_section" >"$WORK/mc.yaml"
 port=$(free_port)
@@ -53,6 +74,17 @@ wait_for 10 grep -q "switch refused: mode transition from Direct to Unmanaged (l
 assert_contains "$(mode_metric)" 'mode="Direct"' "mode after refusal"
 assert_eq "$(http_status --cacert "$CA" "$url/v2/system/deckhouse/manifests/latest")" "200" "serving after refusal"
 assert_contains "$("$REGISTRYD" status --state-dir "$WORK/sw-state")" "mode: Direct" "state after refusal"
+# The status tells the truth: what is wanted, what serves, and the rule that keeps them apart.
+wait_for 10 bash -c "'$REGISTRYD' status --state-dir '$WORK/sw-state' | grep -q '^applied: no'"
+st=$("$REGISTRYD" status --state-dir "$WORK/sw-state")
+SERVER_PID=$(pgrep -P "$REGISTRYD_PID")  # start_bg runs registryd under timeout(1)
+assert_contains "$st" "server: running, pid $SERVER_PID," "status names the running server"
+assert_contains "$st" "wanted: Unmanaged" "status: the wanted mode"
+assert_contains "$st" "serving: Direct" "status: the mode serving"
+assert_contains "$st" "applied: no: switch refused: mode transition from Direct to Unmanaged (legacy)" "status: why"
+assert_eq "$("$REGISTRYD" status --json --state-dir "$WORK/sw-state" | python3 -c 'import json,sys; s=json.load(sys.stdin)["server"]; print(s["running"], s["applied"], s["wantedMode"], s["servingMode"])')" \
+  "True False Unmanaged Direct" "status --json"
+assert_contains "$(curl -s --cacert "$CA" "$url/metrics")" "registryd_config_applied 0" "the applied gauge after a refusal"
 
 echo "# an invalid config is refused with its field path; Direct keeps serving"
 cp "$WORK/bad.yaml" "$WORK/mc.yaml"
@@ -65,12 +97,25 @@ module_config Proxy "$proxy_section" >"$WORK/mc.yaml"
 kill -HUP "$REGISTRYD_PID"
 wait_for 10 bash -c "curl -s --cacert '$CA' '$url/metrics' | grep -q '^registryd_mode_info{mode=\"Proxy\"} 1'"
 assert_contains "$("$REGISTRYD" status --state-dir "$WORK/sw-state")" "mode: Proxy" "state after switch"
+wait_for 10 bash -c "curl -s --cacert '$CA' '$url/metrics' | grep -q '^registryd_config_applied 1'" ||
+  fail "the applied gauge is not 1 after an allowed switch"
+assert_contains "$("$REGISTRYD" status --state-dir "$WORK/sw-state")" "applied: yes" "status after the switch"
+metrics=$(curl -s --cacert "$CA" "$url/metrics")
+for m in 'registryd_build_info{version="' process_resident_memory_bytes process_cpu_seconds_total process_open_fds process_start_time_seconds; do
+  assert_contains "$metrics" "$m" "metric $m"
+done
 
 echo "# Proxy -> Local is refused; after a restart the recorded Proxy mode still serves"
 module_config Local >"$WORK/mc.yaml"
 kill -HUP "$REGISTRYD_PID"
 wait_for 10 grep -q "mode transition from Proxy to Local is not supported" "$WORK/sw.log"
 stop_pid "$REGISTRYD_PID"
+assert_contains "$("$REGISTRYD" status --state-dir "$WORK/sw-state")" "server: not running (pid $SERVER_PID " "status after the stop"
+set +e
+out=$("$REGISTRYD" status --state-dir "$WORK/no-such-state" 2>&1); rc=$?
+set -e
+assert_eq "$rc" "2" "status of a missing state dir"
+assert_contains "$out" "does not exist" "status of a missing state dir"
 start_registryd sw2 "$port" --config "$WORK/mc.yaml" --plugin "$echo_plugin"
 # A second instance on a fresh state dir is a fresh node: bootstrap into Local is refused and
 # it answers 503 with the rule, instead of crash-looping.
