@@ -54,10 +54,19 @@ CA_NAME=$(sed -n 's/^ *ca = "\(.*\)"$/\1/p' "$HOSTS")
 assert_eq "$(openssl x509 -in "$HOST_DIR/$CA_NAME" -noout -fingerprint -sha256)" \
   "$(openssl x509 -in "$CA" -noout -fingerprint -sha256)" "the CA beside hosts.toml is registryd's"
 
-# The node balancer listens on 127.0.0.1:5001 in a cluster; here registryd listens on $PORT.
+render() { timeout 30 "$REGISTRYD" render containerd --config "$WORK/mc.yaml" --state-dir "$WORK/lo-state" \
+  --data-dir "$WORK/lo-data" --plugin-dir "$REGISTRYD_PLUGIN_DIR" "$@"; }
+echo "# --dry-run says what it would write and writes nothing"
+render --out "$WORK/etc-dry" --dry-run >"$WORK/render-dry.log" 2>&1 || fail "dry run failed: $(cat "$WORK/render-dry.log")"
+grep -q "would write .*registry.d/$FIXED/hosts.toml" "$WORK/render-dry.log" || fail "dry run: $(cat "$WORK/render-dry.log")"
+[ ! -e "$WORK/etc-dry/registry.d" ] || fail "a dry run wrote files"
+# The node balancer listens on 127.0.0.1:5001 in a cluster; here registryd listens on $PORT, so
+# the mirrors are pointed at it with --mirror-address.
+render --out "$WORK/etc-here" --mirror-address "127.0.0.1:$PORT" >"$WORK/render-here.log" 2>&1 ||
+  fail "render --mirror-address failed: $(cat "$WORK/render-here.log")"
+assert_contains "$(cat "$WORK/etc-here/registry.d/$FIXED/hosts.toml")" "[host.\"https://127.0.0.1:$PORT\"]" "--mirror-address"
 mkdir -p "$WORK/hosts"
-cp -r "$HOST_DIR" "$WORK/hosts/"
-sed -i "s|https://127.0.0.1:5001|https://127.0.0.1:$PORT|" "$WORK/hosts/$FIXED/hosts.toml"
+cp -r "$WORK/etc-here/registry.d/$FIXED" "$WORK/hosts/"
 mkdir -p "$WORK/hosts-noca"
 cp -r "$WORK/hosts/$FIXED" "$WORK/hosts-noca/"
 sed -i '/^ *ca = /d' "$WORK/hosts-noca/$FIXED/hosts.toml"

@@ -1,4 +1,4 @@
-// registryd mirror pull|push: mirror bundles (docs/bundles.md), an OCI image layout as a tar,
+// registryd mirror pull|push|verify: mirror bundles (docs/bundles.md), an OCI image layout as a tar,
 // carried into an air-gapped network. The front end of the mirror engine
 // (core/mirror, registryd/mirror/engine.hpp): flags, registry options, the terminal bar and the
 // messages; the engine does the work.
@@ -7,6 +7,8 @@
 #include <registryd/mirror/engine.hpp>
 #include <registryd/oci/client/registry_client.hpp>
 #include <registryd/oci/reference.hpp>
+
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -383,6 +385,47 @@ int push(const push_args& args) {
   return exit_ok;
 }
 
+struct verify_args {
+  std::string bundle;
+  bool json = false;
+};
+
+// Offline: every manifest and blob of the bundle hashed, every reference there.
+int verify(const verify_args& args) {
+  std::error_code ec;
+  if (!fs::exists(args.bundle, ec) && !fs::exists(mirror::chunk_path(args.bundle, 0), ec) &&
+      args.bundle.find(".chunk-") == std::string::npos) {
+    std::cerr << "registryd mirror verify: " << args.bundle << " does not exist (nor " << args.bundle
+              << ".chunk-0000)\n";
+    return exit_invalid;
+  }
+  const bool bar = !args.json && ::isatty(STDERR_FILENO) != 0;
+  auto summary = mirror::verify_bundle(args.bundle, [&](std::uint64_t done, std::uint64_t total) {
+    if (bar) std::cerr << "\rverifying: " << (total ? done * 100 / total : 100) << " % of blob bytes" << std::flush;
+  });
+  if (bar) std::cerr << "\n";
+  if (!summary) {
+    if (args.json) {
+      std::cout << nlohmann::json{{"bundle", args.bundle}, {"ok", false}, {"error", summary.error_message()}}.dump(2)
+                << "\n";
+    }
+    std::cerr << "registryd mirror verify: " << args.bundle << " is damaged: " << summary.error_message() << "\n";
+    return exit_failed;
+  }
+  if (args.json) {
+    std::cout << nlohmann::json{{"bundle", args.bundle}, {"ok", true},        {"kind", summary->kind},
+                                {"tags", summary->tags},   {"manifests", summary->manifests},
+                                {"blobs", summary->blobs}, {"bytes", summary->bytes}}
+                     .dump(2)
+              << "\n";
+  } else {
+    std::cout << args.bundle << " (" << summary->kind << ") is whole: " << summary->tags << " tag(s), "
+              << summary->manifests << " manifest(s), " << summary->blobs << " blob(s) of " << summary->bytes
+              << " bytes, every one hashed\n";
+  }
+  return exit_ok;
+}
+
 }  // namespace
 
 command add_mirror(CLI::App& app) {
@@ -419,8 +462,19 @@ command add_mirror(CLI::App& app) {
   push_cmd->add_option("DEST", ua->destination, "host[:port]/repository")->required();
   ua->remote.add_to(*push_cmd, "destination");
 
-  return [sub, pull_cmd, pa, ua]() -> int {
+  auto va = std::make_shared<verify_args>();
+  auto* verify_cmd = sub->add_subcommand(
+      "verify",
+      "Check BUNDLE offline before carrying or pushing it: index.json, every manifest it reaches "
+      "and every blob those reference are there, in every chunk, and hash to their digests. "
+      "Exit codes: 0 whole, 1 damaged (the missing, corrupt or cut entry is named), 2 no such "
+      "bundle.");
+  verify_cmd->add_option("BUNDLE", va->bundle, "NAME.tar, NAME.tar.chunk-0000 or a layout directory")->required();
+  verify_cmd->add_flag("--json", va->json, "Print the result as JSON");
+
+  return [sub, pull_cmd, verify_cmd, pa, ua, va]() -> int {
     if (pull_cmd->parsed()) return pull(*pa);
+    if (verify_cmd->parsed()) return verify(*va);
     (void)sub;
     return push(*ua);
   };

@@ -2,6 +2,7 @@
 #include "commands.hpp"
 #include "host_flags.hpp"
 
+#include <registryd/config/address.hpp>
 #include <registryd/config/module_config.hpp>
 #include <registryd/containerd/render.hpp>
 #include <registryd/daemon/mode_loader.hpp>
@@ -21,7 +22,29 @@ struct render_args {
   std::string final_root;
   bool dry_run = false;
   bool adopt = false;
+  std::string mirror_address;
 };
+
+// Points the mirrors that lead to the node balancer (https://127.0.0.1:PORT) at `address`
+// instead: for a host that runs no node balancer. Returns how many were changed.
+std::size_t redirect_mirrors(nlohmann::json& description, const std::string& address) {
+  std::size_t changed = 0;
+  auto hosts = description.find("hosts");
+  if (hosts == description.end() || !hosts->is_array()) return 0;
+  for (auto& host : *hosts) {
+    if (!host.is_object() || !host.contains("mirrors") || !host["mirrors"].is_array()) continue;
+    for (auto& mirror : host["mirrors"]) {
+      if (!mirror.is_object()) continue;
+      const std::string url = mirror.value("url", "");
+      constexpr std::string_view local = "https://127.0.0.1:";
+      if (!url.starts_with(local)) continue;
+      const auto path = url.find('/', local.size());
+      mirror["url"] = "https://" + address + (path == std::string::npos ? std::string() : url.substr(path));
+      ++changed;
+    }
+  }
+  return changed;
+}
 
 int render_containerd(const render_args& args) {
   const auto host = args.host.load_or_report();
@@ -47,6 +70,17 @@ int render_containerd(const render_args& args) {
               << " described containerd with invalid JSON: " << e.what() << "\n";
     return exit_invalid;
   }
+  if (!args.mirror_address.empty()) {
+    if (auto parsed = config::parse_host_port(args.mirror_address); !parsed || parsed->port == 0) {
+      std::cerr << "registryd: --mirror-address must be host:port with a port, got \"" << args.mirror_address << "\"\n";
+      return exit_invalid;
+    }
+    if (redirect_mirrors(description, args.mirror_address) == 0) {
+      std::cerr << "registryd: --mirror-address: " << config::to_string(config->mode)
+                << " mode's containerd configuration has no mirror through the node balancer to point elsewhere\n";
+      return exit_invalid;
+    }
+  }
   containerd::render_options opts;
   opts.out_dir = args.out_dir.empty() ? host->containerd_dir : std::filesystem::path(args.out_dir);
   opts.final_root = args.final_root;
@@ -60,9 +94,9 @@ int render_containerd(const render_args& args) {
   std::cout << (args.dry_run ? "would render" : "rendered") << " containerd configuration for "
             << config::to_string(config->mode) << " mode into " << opts.out_dir.string()
             << " (config version " << report->config_version << ")\n";
-  for (const auto& f : report->written) std::cout << "  written   " << f << "\n";
-  for (const auto& f : report->unchanged) std::cout << "  unchanged " << f << "\n";
-  for (const auto& f : report->removed) std::cout << "  removed   " << f << "\n";
+  for (const auto& f : report->written) std::cout << (args.dry_run ? "  would write  " : "  written   ") << f << "\n";
+  for (const auto& f : report->unchanged) std::cout << (args.dry_run ? "  unchanged    " : "  unchanged ") << f << "\n";
+  for (const auto& f : report->removed) std::cout << (args.dry_run ? "  would remove " : "  removed   ") << f << "\n";
   return exit_ok;
 }
 
@@ -86,7 +120,11 @@ command add_render(CLI::App& app) {
                   "setting, /etc/containerd)");
   ctd->add_option("--final-root", args->final_root,
                   "Where --out will be on the node, for the paths inside the files (default: --out)");
-  ctd->add_flag("--dry-run", args->dry_run, "Report what would change; write nothing");
+  ctd->add_flag("--dry-run", args->dry_run, "Report what would change (\"would write\"); write nothing");
+  ctd->add_option("--mirror-address", args->mirror_address,
+                  "host:port the mirrors must point at instead of the node balancer on "
+                  "https://127.0.0.1:5001 (Proxy and Local), for a host that runs no node balancer: "
+                  "a master's address, or a load balancer's");
   ctd->add_flag("--adopt", args->adopt,
                 "Take over a hand-made host directory that the mode needs (it is refused otherwise)");
   return [args] { return render_containerd(*args); };

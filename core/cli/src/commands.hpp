@@ -26,6 +26,7 @@ command add_cluster(CLI::App& app);
 command add_apply(CLI::App& app);
 command add_node(CLI::App& app);
 command add_balancer(CLI::App& app);
+command add_config(CLI::App& app);
 
 // `registryd cluster status` (also what `registryd status` shows for a cluster member): the
 // masters and nodes in the cluster store the host settings name.

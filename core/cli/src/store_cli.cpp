@@ -31,7 +31,7 @@ std::optional<opened_store> open_store(const host_flags& host, const std::string
 }
 
 std::optional<std::chrono::seconds> parse_duration(const std::string& text) {
-  auto d = config::parse_ttl(text);
+  auto d = config::parse_duration(text);
   if (!d) return std::nullopt;
   return *d;
 }

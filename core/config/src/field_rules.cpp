@@ -17,12 +17,14 @@ bool is_alnum(char c) { return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A
 bool is_host_char(char c) { return is_alnum(c) || c == '.' || c == '-'; }
 bool is_path_char(char c) { return is_host_char(c) || c == '_'; }
 
-constexpr std::string_view images_repo_pattern =
-    R"(^[0-9a-zA-Z\.\-]+(\:[0-9]{1,5})?(\/[0-9a-zA-Z\.\-\_]+)*$)";
-constexpr std::string_view ttl_pattern = R"(^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$)";
-
+// The platform's own patterns (the module's OpenAPI schema), which these matchers implement;
+// errors say them in words:
+//   imagesRepo  ^[0-9a-zA-Z\.\-]+(\:[0-9]{1,5})?(\/[0-9a-zA-Z\.\-\_]+)*$
+//   ttl         ^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$
 std::string pattern_error(std::string_view repo) {
-  return "must match " + std::string(images_repo_pattern) + " (host[:port][/path]), got " +
+  return "must be host[:port][/path], like registry.example.com:5000/deckhouse/ee: a host of "
+         "letters, digits, '.' and '-', an optional port of up to 5 digits, then path segments of "
+         "letters, digits, '.', '-' and '_' (no scheme, no trailing '/', no tag); got " +
          detail::quoted(repo);
 }
 
@@ -57,11 +59,12 @@ std::optional<std::string> check_images_repo(std::string_view repo) {
   return std::nullopt;
 }
 
-util::result<std::chrono::seconds> parse_ttl(std::string_view text) {
+util::result<std::chrono::seconds> parse_duration(std::string_view text) {
   if (text.empty()) return util::error{"must not be empty"};
   const auto syntax_error = [&] {
-    return util::error{"must be a duration like 72h, 1h30m or 300s (pattern " +
-                       std::string(ttl_pattern) + "), got " + detail::quoted(text)};
+    return util::error{"must be a duration like 72h, 1h30m or 300s: whole numbers each followed by "
+                       "h, m or s, in that order, each unit at most once; got " +
+                       detail::quoted(text)};
   };
   constexpr std::string_view units = "hms";
   constexpr std::int64_t unit_seconds[] = {3600, 60, 1};

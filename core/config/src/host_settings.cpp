@@ -151,14 +151,44 @@ std::optional<long long> read_ranged(map_reader& fields, const char* key, long l
   return n;
 }
 
+// A duration key (`*_seconds`): a whole number of seconds, or a duration with units as the
+// ModuleConfig's ttl takes them ("10m", "1h30m", "90s"), from `min` to `max` seconds; with
+// `off_allowed` also 0.
+std::optional<std::chrono::seconds> read_seconds(map_reader& fields, const char* key, std::int64_t min,
+                                                 std::int64_t max, field_errors& errors, bool off_allowed = false) {
+  const YAML::Node node = fields.take(key);
+  if (detail::is_absent(node)) return std::nullopt;
+  std::int64_t seconds = 0;
+  if (detail::kind_of(node) == "a string") {
+    const auto text = node.as<std::string>();
+    auto parsed = parse_duration(text);
+    if (!parsed) {
+      errors.push_back({key, "must be a number of seconds or a duration like 90s, 10m or 1h30m, got " +
+                                 detail::quoted(text)});
+      return std::nullopt;
+    }
+    seconds = parsed->count();
+  } else {
+    auto n = detail::read_integer(node, key, errors);
+    if (!n) return std::nullopt;
+    seconds = *n;
+  }
+  if (off_allowed && seconds == 0) return std::chrono::seconds(0);
+  if (seconds < min || seconds > max) {
+    errors.push_back({key, std::string("must be ") + (off_allowed ? "0 (off) or " : "") + "from " +
+                               std::to_string(min) + " to " + std::to_string(max) + " seconds, got " +
+                               std::to_string(seconds)});
+    return std::nullopt;
+  }
+  return std::chrono::seconds(seconds);
+}
+
 void read_http_settings(map_reader& fields, http_settings& http, field_errors& errors) {
   for (const auto& k : http_count_keys) {
     if (auto n = read_ranged(fields, k.key, k.min, k.max, "", errors)) http.*k.field = static_cast<std::size_t>(*n);
   }
   for (const auto& k : http_timeout_keys) {
-    if (auto n = read_ranged(fields, k.key, 1, k.max_seconds, " seconds", errors)) {
-      http.*k.field = std::chrono::seconds(*n);
-    }
+    if (auto d = read_seconds(fields, k.key, 1, k.max_seconds, errors)) http.*k.field = *d;
   }
   if (auto n = read_ranged(fields, "http_drain_limit_bytes", 0, 1LL << 30, " bytes", errors)) {
     http.drain_limit_bytes = static_cast<std::uint64_t>(*n);
@@ -189,8 +219,8 @@ void read_packages_settings(map_reader& fields, const std::filesystem::path& bas
   if (auto d = read_path(fields.take("packages_module_sources_dir"), "packages_module_sources_dir", base_dir, errors)) {
     p.module_sources_dir = *d;
   }
-  if (auto n = read_ranged(fields, "packages_verify_interval_seconds", 1, 30 * 86400, " seconds", errors)) {
-    p.verify_interval = std::chrono::seconds(*n);
+  if (auto d = read_seconds(fields, "packages_verify_interval_seconds", 1, 30 * 86400, errors)) {
+    p.verify_interval = *d;
   }
   if (auto f = read_path(fields.take("packages_tokens_file"), "packages_tokens_file", base_dir, errors)) {
     p.tokens_file = *f;
@@ -306,16 +336,9 @@ std::optional<host_settings> parse_root(const YAML::Node& root,
   if (auto p = read_path(fields.take("containerd_dir"), "containerd_dir", base_dir, errors)) {
     s.containerd_dir = *p;
   }
-  if (auto seconds = detail::read_integer(fields.take("config_reload_interval_seconds"),
-                                          "config_reload_interval_seconds", errors)) {
-    if (*seconds < minimum_reload_interval.count() || *seconds > maximum_reload_interval.count()) {
-      errors.push_back({"config_reload_interval_seconds",
-                        "must be from " + std::to_string(minimum_reload_interval.count()) + " to " +
-                            std::to_string(maximum_reload_interval.count()) + " seconds, got " +
-                            std::to_string(*seconds)});
-    } else {
-      s.reload_interval = std::chrono::seconds(*seconds);
-    }
+  if (auto d = read_seconds(fields, "config_reload_interval_seconds", minimum_reload_interval.count(),
+                            maximum_reload_interval.count(), errors)) {
+    s.reload_interval = *d;
   }
   if (auto peers = read_replica_peers(fields.take("replica_peers"), errors)) {
     s.replica_peers = std::move(*peers);
@@ -327,35 +350,15 @@ std::optional<host_settings> parse_root(const YAML::Node& root,
   if (auto p = read_path(fields.take("replica_ca_file"), "replica_ca_file", base_dir, errors)) {
     s.replica_ca_file = *p;
   }
-  if (auto seconds = detail::read_integer(fields.take("replica_sync_interval_seconds"),
-                                          "replica_sync_interval_seconds", errors)) {
-    if (*seconds < minimum_replica_sync_interval.count() ||
-        *seconds > maximum_replica_sync_interval.count()) {
-      errors.push_back({"replica_sync_interval_seconds",
-                        "must be from " + std::to_string(minimum_replica_sync_interval.count()) +
-                            " to " + std::to_string(maximum_replica_sync_interval.count()) +
-                            " seconds, got " + std::to_string(*seconds)});
-    } else {
-      s.replica_sync_interval = std::chrono::seconds(*seconds);
-    }
+  if (auto d = read_seconds(fields, "replica_sync_interval_seconds", minimum_replica_sync_interval.count(),
+                            maximum_replica_sync_interval.count(), errors)) {
+    s.replica_sync_interval = *d;
   }
-  if (auto seconds = detail::read_integer(fields.take("gc_interval_seconds"), "gc_interval_seconds", errors)) {
-    if (*seconds != 0 && (*seconds < minimum_gc_interval.count() || *seconds > maximum_gc_interval.count())) {
-      errors.push_back({"gc_interval_seconds", "must be 0 (off) or from " + std::to_string(minimum_gc_interval.count()) +
-                                                   " to " + std::to_string(maximum_gc_interval.count()) +
-                                                   " seconds, got " + std::to_string(*seconds)});
-    } else {
-      s.gc_interval = std::chrono::seconds(*seconds);
-    }
+  if (auto d = read_seconds(fields, "gc_interval_seconds", minimum_gc_interval.count(), maximum_gc_interval.count(),
+                            errors, true)) {
+    s.gc_interval = *d;
   }
-  if (auto seconds = detail::read_integer(fields.take("gc_grace_seconds"), "gc_grace_seconds", errors)) {
-    if (*seconds < 0 || *seconds > maximum_gc_grace.count()) {
-      errors.push_back({"gc_grace_seconds", "must be from 0 to " + std::to_string(maximum_gc_grace.count()) +
-                                                " seconds, got " + std::to_string(*seconds)});
-    } else {
-      s.gc_grace = std::chrono::seconds(*seconds);
-    }
-  }
+  if (auto d = read_seconds(fields, "gc_grace_seconds", 0, maximum_gc_grace.count(), errors)) s.gc_grace = *d;
   read_http_settings(fields, s.http, errors);
   read_packages_settings(fields, base_dir, s.packages, errors);
   read_cluster_settings(fields, base_dir, s, errors);
@@ -371,6 +374,50 @@ std::string_view to_string(log_format format) {
 }
 
 host_settings default_host_settings() { return host_settings{}; }
+
+nlohmann::json host_settings_document(const host_settings& s) {
+  const auto path_or_null = [](const std::optional<std::filesystem::path>& p) {
+    return p ? nlohmann::json(p->string()) : nlohmann::json(nullptr);
+  };
+  nlohmann::json doc = {
+      {"listen_address", s.listen_address},
+      {"data_dir", s.data_dir.string()},
+      {"state_dir", s.state_dir.string()},
+      {"plugin_dir", s.plugin_dir.empty() ? nlohmann::json(nullptr) : nlohmann::json(s.plugin_dir.string())},
+      {"node_ip", s.node_ip},
+      {"masters", s.masters},
+      {"extra_server_names", s.extra_server_names},
+      {"users_file", path_or_null(s.users_file)},
+      {"module_config", path_or_null(s.module_config_path)},
+      {"install_images_repo", s.install_images_repo},
+      {"log_format", to_string(s.log)},
+      {"containerd_dir", s.containerd_dir.string()},
+      {"config_reload_interval_seconds", s.reload_interval.count()},
+      {"replica_peers", s.replica_peers ? nlohmann::json(*s.replica_peers) : nlohmann::json(nullptr)},
+      {"replica_credentials_file", path_or_null(s.replica_credentials_file)},
+      {"replica_ca_file", path_or_null(s.replica_ca_file)},
+      {"replica_sync_interval_seconds", s.replica_sync_interval.count()},
+      {"gc_interval_seconds", s.gc_interval.count()},
+      {"gc_grace_seconds", s.gc_grace.count()},
+      {"packages_listen_address", s.packages.listen_address.empty() ? std::string("off") : s.packages.listen_address},
+      {"packages_max_cache_bytes", s.packages.max_cache_bytes},
+      {"packages_evict_percent", s.packages.evict_percent},
+      {"packages_module_sources_dir", path_or_null(s.packages.module_sources_dir)},
+      {"packages_verify_interval_seconds", s.packages.verify_interval.count()},
+      {"packages_tokens_file", path_or_null(s.packages.tokens_file)},
+      {"cluster_store", s.cluster.endpoints},
+      {"cluster_store_ca_file", path_or_null(s.cluster.ca_file)},
+      {"cluster_store_cert_file", path_or_null(s.cluster.cert_file)},
+      {"cluster_store_key_file", path_or_null(s.cluster.key_file)},
+  };
+  for (const auto& k : http_count_keys) doc[k.key] = s.http.*k.field;
+  for (const auto& k : http_timeout_keys) {
+    doc[k.key] = std::chrono::duration_cast<std::chrono::seconds>(s.http.*k.field).count();
+  }
+  doc["http_drain_limit_bytes"] = s.http.drain_limit_bytes;
+  doc["http_file_transfer"] = file_transfer_names.at(s.http.sendfile ? 1 : 0);
+  return doc;
+}
 
 std::vector<std::string> effective_replica_peers(const host_settings& s) {
   if (s.replica_peers) return *s.replica_peers;

@@ -114,9 +114,9 @@ std::optional<registry_section> parse_section(const YAML::Node& node, const std:
     if (!is_proxy) {
       if (!is_absent(ttl_node)) errors.push_back({p, "is allowed in the proxy section only"});
     } else if (is_absent(ttl_node)) {
-      section.ttl = proxy_ttl{std::string(default_proxy_ttl), parse_ttl(default_proxy_ttl).value()};
+      section.ttl = proxy_ttl{std::string(default_proxy_ttl), parse_duration(default_proxy_ttl).value()};
     } else if (auto text = detail::read_string(ttl_node, p, errors)) {
-      auto duration = parse_ttl(*text);
+      auto duration = parse_duration(*text);
       if (!duration) {
         errors.push_back({p, duration.error_message()});
       } else if (*duration < minimum_proxy_ttl) {

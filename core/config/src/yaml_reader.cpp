@@ -1,5 +1,7 @@
 #include "yaml_reader.hpp"
 
+#include <registryd/config/suggest.hpp>
+
 #include <yaml-cpp/eventhandler.h>
 
 #include <algorithm>
@@ -236,6 +238,7 @@ map_reader::map_reader(const YAML::Node& node, std::string path, field_errors& e
 }
 
 YAML::Node map_reader::take(std::string_view key) {
+  asked_.emplace_back(key);
   for (entry& e : entries_) {
     if (e.key == key) {
       e.known = true;
@@ -247,7 +250,9 @@ YAML::Node map_reader::take(std::string_view key) {
 
 void map_reader::reject_unknown() {
   for (const entry& e : entries_) {
-    if (!e.known) errors_.push_back({child_path(path_, e.key), "unknown field"});
+    if (e.known) continue;
+    const auto meant = closest(e.key, asked_);
+    errors_.push_back({child_path(path_, e.key), meant ? "unknown field; did you mean " + *meant + "?" : "unknown field"});
   }
 }
 
@@ -318,10 +323,17 @@ std::optional<std::size_t> read_enum(const YAML::Node& node, const std::string& 
     for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     return out;
   };
+  bool case_only = false;
   for (const auto v : values) {
     if (lower(v) == lower(*text)) {
       reason += " (values are case-sensitive: write " + std::string(v) + ")";
+      case_only = true;
       break;
+    }
+  }
+  if (!case_only) {
+    if (const auto meant = closest(*text, std::vector<std::string>(values.begin(), values.end()))) {
+      reason += "; did you mean " + *meant + "?";
     }
   }
   errors.push_back({path, std::move(reason)});

@@ -43,6 +43,8 @@ class map_reader {
   // The value under `key`, or an invalid node when absent; either way the key is known.
   YAML::Node take(std::string_view key);
   const std::string& path() const noexcept { return path_; }
+  // Records "unknown field" for each key nobody took, with the known key it was likely meant
+  // to be ("did you mean ttl?").
   void reject_unknown();
 
  private:
@@ -54,6 +56,7 @@ class map_reader {
   std::string path_;
   field_errors& errors_;
   std::vector<entry> entries_;
+  std::vector<std::string> asked_;  // every key take() was asked for: the known ones
 };
 
 // A map at `path`, or an error "must be a map, got ...". Absent nodes are not checked here.

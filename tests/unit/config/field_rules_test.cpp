@@ -9,7 +9,7 @@ using namespace registryd::config;
 using namespace registryd::config::test;
 using namespace std::chrono_literals;
 
-TEST_CASE("parse_ttl reads hours, minutes and seconds in that order", "[config][ttl]") {
+TEST_CASE("parse_duration reads hours, minutes and seconds in that order", "[config][ttl]") {
   const std::vector<std::pair<std::string, std::chrono::seconds>> good = {
       {"168h", 168h},   {"72h", 72h},      {"5m", 5min},    {"300s", 300s},
       {"1h30m", 90min}, {"1h2m3s", 3723s}, {"0s", 0s},      {"90m", 90min},
@@ -17,28 +17,28 @@ TEST_CASE("parse_ttl reads hours, minutes and seconds in that order", "[config][
   };
   for (const auto& [text, expected] : good) {
     INFO(text);
-    auto parsed = parse_ttl(text);
+    auto parsed = parse_duration(text);
     REQUIRE(parsed.ok());
     CHECK(*parsed == expected);
   }
 }
 
-TEST_CASE("parse_ttl refuses what the pattern does not match", "[config][ttl]") {
+TEST_CASE("parse_duration refuses what the pattern does not match", "[config][ttl]") {
   for (const std::string bad : {"", "h", "5", "5 m", "m5", "5M", "1s1m", "1m1h", "1h1h", "-5m",
                                 "+5m", "5.5h", "1d", "1h 30m", "5ms", " 5m", "5m "}) {
     INFO(bad);
-    CHECK_FALSE(parse_ttl(bad).ok());
+    CHECK_FALSE(parse_duration(bad).ok());
   }
-  CHECK(parse_ttl("").error_message() == "must not be empty");
+  CHECK(parse_duration("").error_message() == "must not be empty");
 }
 
-TEST_CASE("parse_ttl reports a duration too large to hold instead of wrapping", "[config][ttl]") {
-  auto huge = parse_ttl("99999999999999999999h");
+TEST_CASE("parse_duration reports a duration too large to hold instead of wrapping", "[config][ttl]") {
+  auto huge = parse_duration("99999999999999999999h");
   REQUIRE_FALSE(huge.ok());
   CHECK(huge.error_message().rfind("is too large", 0) == 0);
-  auto overflow = parse_ttl("9223372036854775807s1s");  // not in order: syntax error first
+  auto overflow = parse_duration("9223372036854775807s1s");  // not in order: syntax error first
   CHECK_FALSE(overflow.ok());
-  auto sum = parse_ttl("2562047788015215h59m");  // fits alone, not with the minutes
+  auto sum = parse_duration("2562047788015215h59m");  // fits alone, not with the minutes
   REQUIRE_FALSE(sum.ok());
   CHECK(sum.error_message().rfind("is too large", 0) == 0);
 }

@@ -97,8 +97,8 @@ TEST_CASE("unknown host settings keys are errors with their path", "[config][hos
   const auto errors = parse_errors("listen_adress: 127.0.0.1:1\ndataDir: /x\n");
   INFO(to_string(errors));
   CHECK(errors.size() == 2);
-  CHECK(has_error(errors, "listen_adress", "unknown field"));
-  CHECK(has_error(errors, "dataDir", "unknown field"));
+  CHECK(has_error(errors, "listen_adress", "unknown field; did you mean listen_address?"));
+  CHECK(has_error(errors, "dataDir", "unknown field; did you mean data_dir?"));
 }
 
 TEST_CASE("listen_address must be host:port", "[config][host]") {
@@ -187,8 +187,12 @@ TEST_CASE("log_format, install_images_repo and the reload interval are checked",
                   "config_reload_interval_seconds", "must be from 1 to 86400 seconds, got 0"));
   CHECK(has_error(parse_errors("config_reload_interval_seconds: 86401\n"),
                   "config_reload_interval_seconds", "must be from 1 to 86400 seconds, got 86401"));
-  CHECK(has_error(parse_errors("config_reload_interval_seconds: 5s\n"),
-                  "config_reload_interval_seconds", "must be an integer, got a string"));
+  CHECK(has_error(parse_errors("config_reload_interval_seconds: 5 sec\n"), "config_reload_interval_seconds",
+                  "must be a number of seconds or a duration like 90s, 10m or 1h30m, got \"5 sec\""));
+  CHECK(has_error(parse_errors("config_reload_interval_seconds: 2d\n"), "config_reload_interval_seconds",
+                  "must be a number of seconds or a duration like 90s, 10m or 1h30m, got \"2d\""));
+  CHECK(has_error(parse_errors("config_reload_interval_seconds: 25h\n"), "config_reload_interval_seconds",
+                  "must be from 1 to 86400 seconds, got 90000"));
   CHECK(has_error(parse_errors("config_reload_interval_seconds: 99999999999999999999\n"),
                   "config_reload_interval_seconds", "is out of range, got 99999999999999999999"));
   CHECK(parse_ok("config_reload_interval_seconds: 1\n").reload_interval == 1s);
@@ -337,4 +341,34 @@ TEST_CASE("cluster store settings are read and checked", "[config][host]") {
   CHECK(has_error(both, "users_file",
                   "a cluster member takes its users from the cluster store; drop users_file and change "
                   "users with `registryd cluster set-user`"));
+}
+
+TEST_CASE("every host duration takes units as well as seconds", "[config][host]") {
+  const auto s = parse_ok(
+      "config_reload_interval_seconds: 5s\nreplica_sync_interval_seconds: 1m\ngc_interval_seconds: 10m\n"
+      "gc_grace_seconds: 1h30m\nhttp_idle_timeout_seconds: 2m\npackages_verify_interval_seconds: 12h\n");
+  CHECK(s.reload_interval == 5s);
+  CHECK(s.replica_sync_interval == 60s);
+  CHECK(s.gc_interval == 600s);
+  CHECK(s.gc_grace == 5400s);
+  CHECK(s.http.idle_timeout == std::chrono::milliseconds(120000));
+  CHECK(s.packages.verify_interval == 43200s);
+  CHECK(parse_ok("gc_interval_seconds: 0\n").gc_interval == 0s);  // still off
+}
+
+TEST_CASE("the host settings document parses back to the same settings", "[config][host]") {
+  for (const std::string& yaml :
+       {std::string(), std::string("listen_address: 10.0.0.1:5001\nmasters: [10.0.0.1, 10.0.0.2]\n"
+                                   "gc_interval_seconds: 0\nhttp_file_transfer: sendfile\n"
+                                   "packages_listen_address: \"off\"\nreplica_peers: []\n"
+                                   "users_file: /etc/registryd/users.yaml\nhttp_idle_timeout_seconds: 2m\n")}) {
+    INFO(yaml);
+    const auto s = parse_ok(yaml);
+    const auto doc = host_settings_document(s);
+    CHECK(doc.at("http_idle_timeout_seconds").is_number_integer());
+    const auto back = parse_host_settings(doc.dump(), "/");
+    INFO(back.error_message());
+    REQUIRE(back.ok());
+    CHECK(back.value() == s);
+  }
 }

@@ -246,8 +246,8 @@ TEST_CASE("unknown fields at the top and in spec are errors, in metadata they ar
       "  whatever: 1\nspce: {}\nspec:\n  version: 1\n  setings: {}\n");
   INFO(to_string(errors));
   CHECK(errors.size() == 2);
-  CHECK(has_error(errors, "spce", "unknown field"));
-  CHECK(has_error(errors, "spec.setings", "unknown field"));
+  CHECK(has_error(errors, "spce", "unknown field; did you mean spec?"));
+  CHECK(has_error(errors, "spec.setings", "unknown field; did you mean settings?"));
 }
 
 TEST_CASE("an empty document, a list and several documents are refused", "[config]") {
@@ -360,7 +360,7 @@ TEST_CASE("unknown keys under registry and in a section are errors", "[config]")
   INFO(to_string(errors));
   CHECK(errors.size() == 3);
   CHECK(has_error(errors, at("local"), "unknown field"));
-  CHECK(has_error(errors, at("proxy.imagesrepo"), "unknown field"));
+  CHECK(has_error(errors, at("proxy.imagesrepo"), "unknown field; did you mean imagesRepo?"));
   CHECK(has_error(errors, at("proxy.timeout"), "unknown field"));
 }
 
@@ -414,19 +414,19 @@ TEST_CASE("a secret of the wrong type is not echoed in the error", "[config]") {
 // ---------------------------------------------------------------------------------------------
 // Fields
 
-TEST_CASE("imagesRepo must match the pattern", "[config]") {
+TEST_CASE("imagesRepo must match the pattern, explained in words", "[config]") {
   const std::vector<std::pair<std::string, std::string>> bad = {
       {"https://registry.example.com/d8",
        "must not include a scheme (set scheme: HTTP or HTTPS instead), got "
        "\"https://registry.example.com/d8\""},
       {"registry.example.com/d8/",
-       R"(must match ^[0-9a-zA-Z\.\-]+(\:[0-9]{1,5})?(\/[0-9a-zA-Z\.\-\_]+)*$ (host[:port][/path]), got "registry.example.com/d8/")"},
+       R"(must be host[:port][/path], like registry.example.com:5000/deckhouse/ee: a host of letters, digits, '.' and '-', an optional port of up to 5 digits, then path segments of letters, digits, '.', '-' and '_' (no scheme, no trailing '/', no tag); got "registry.example.com/d8/")"},
       {"\"\"", "must not be empty"},
       {"registry.example.com:123456/d8",
-       R"(must match ^[0-9a-zA-Z\.\-]+(\:[0-9]{1,5})?(\/[0-9a-zA-Z\.\-\_]+)*$ (host[:port][/path]), got "registry.example.com:123456/d8")"},
+       R"(must be host[:port][/path], like registry.example.com:5000/deckhouse/ee: a host of letters, digits, '.' and '-', an optional port of up to 5 digits, then path segments of letters, digits, '.', '-' and '_' (no scheme, no trailing '/', no tag); got "registry.example.com:123456/d8")"},
       {"registry.example.com:99999/d8", "port must be at most 65535, got 99999"},
       {"reg_istry.example.com/d8",
-       R"(must match ^[0-9a-zA-Z\.\-]+(\:[0-9]{1,5})?(\/[0-9a-zA-Z\.\-\_]+)*$ (host[:port][/path]), got "reg_istry.example.com/d8")"},
+       R"(must be host[:port][/path], like registry.example.com:5000/deckhouse/ee: a host of letters, digits, '.' and '-', an optional port of up to 5 digits, then path segments of letters, digits, '.', '-' and '_' (no scheme, no trailing '/', no tag); got "reg_istry.example.com/d8")"},
   };
   for (const auto& [repo, reason] : bad) {
     INFO(repo);
@@ -506,7 +506,8 @@ TEST_CASE("ttl follows the pattern and is at least 5m", "[config]") {
     return parse_errors(with_registry("mode: Proxy\nproxy:\n  ttl: " + ttl + "\n"));
   };
   const std::string pattern_reason =
-      R"(must be a duration like 72h, 1h30m or 300s (pattern ^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$), got )";
+      "must be a duration like 72h, 1h30m or 300s: whole numbers each followed by h, m or s, in "
+      "that order, each unit at most once; got ";
   CHECK(has_error(ttl_errors("2m"), at("proxy.ttl"), "must be at least 5m, got 2m"));
   CHECK(has_error(ttl_errors("299s"), at("proxy.ttl"), "must be at least 5m, got 299s"));
   CHECK(has_error(ttl_errors("4m59s"), at("proxy.ttl"), "must be at least 5m, got 4m59s"));
@@ -693,4 +694,14 @@ TEST_CASE("module_config_from_json applies the same rules with the same paths", 
   auto legacy = module_config_from_json(nlohmann::json::object());
   REQUIRE(legacy.ok());
   CHECK(legacy->legacy());
+}
+
+TEST_CASE("a misspelt key or value names what was likely meant", "[config]") {
+  CHECK(has_error(parse_errors(with_registry("mode: proxi\n")), at("mode"),
+                  "must be one of Unmanaged, Direct, Proxy, Local, got \"proxi\"; did you mean Proxy?"));
+  CHECK(has_error(parse_errors(with_registry("mode: Proxy\nproxy:\n  imagesRepo: r.example.com/d8\n  tll: 72h\n")),
+                  at("proxy.tll"), "unknown field; did you mean ttl?"));
+  // Nothing near enough: no guess.
+  const auto far = parse_errors(with_registry("mode: Proxy\nproxy:\n  imagesRepo: r.example.com/d8\n  timeout: 3\n"));
+  CHECK(has_error(far, at("proxy.timeout"), "unknown field"));
 }

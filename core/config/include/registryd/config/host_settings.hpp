@@ -6,6 +6,8 @@
 #include <registryd/config/errors.hpp>
 #include <registryd/config/http_settings.hpp>
 
+#include <nlohmann/json.hpp>
+
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
@@ -97,6 +99,10 @@ inline constexpr std::chrono::seconds maximum_gc_grace{30 * 86400};
 // The replica peers as host:port: replica_peers when set, else every master but node_ip at
 // the listen address's port (5001 when that port is 0 or unreadable).
 std::vector<std::string> effective_replica_peers(const host_settings& s);
+
+// Every host setting under its YAML key, defaults filled in (`registryd config dump`); a
+// parse of this document gives `s` back. No key holds a secret: secrets live in files.
+nlohmann::json host_settings_document(const host_settings& s);
 
 // The built-in defaults (equal to a value-initialised host_settings).
 host_settings default_host_settings();

@@ -110,8 +110,10 @@ std::string canonical_text(const module_config& config);  // to_canonical_json(c
 // from the state file, with the same rules; error paths start with `spec.settings.registry`.
 checked<module_config> module_config_from_json(const nlohmann::json& registry_settings);
 
-// `ttl` syntax: ^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$, not empty. No minimum applied here.
-util::result<std::chrono::seconds> parse_ttl(std::string_view text);
+// A duration: whole numbers each followed by h, m or s, in that order, each unit at most once
+// (the ttl pattern ^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$), not empty. The ModuleConfig's `ttl`
+// and the host's `*_seconds` keys given with units. No minimum applied here.
+util::result<std::chrono::seconds> parse_duration(std::string_view text);
 
 // The imagesRepo rule: ^[0-9a-zA-Z\.\-]+(\:[0-9]{1,5})?(\/[0-9a-zA-Z\.\-\_]+)*$ and a port
 // of at most 65535. Returns the reason when `repo` breaks it.
