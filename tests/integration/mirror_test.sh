@@ -165,6 +165,29 @@ assert at > 0, "layer bytes not found in the tar"
 tar[at] ^= 0x55
 open(sys.argv[2], "wb").write(tar)
 PY
+echo "# mirror verify: offline, whole bundles pass, a corrupted blob and a cut chunk are named"
+"$REGISTRYD" mirror verify "$WORK/joined.tar" >"$WORK/verify-ok.out" || fail "verify refused a whole bundle"
+assert_contains "$(cat "$WORK/verify-ok.out")" "is whole:" "verify of a whole bundle"
+"$REGISTRYD" mirror verify --json "$WORK/bundle.tar" | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["ok"] and d["blobs"] > 0 and d["manifests"] > 0, d' ||
+  fail "verify --json of the chunked bundle"
+set +e
+"$REGISTRYD" mirror verify "$WORK/corrupt.tar" >/dev/null 2>"$WORK/verify-corrupt.err"; rc=$?
+set -e
+assert_eq "$rc" "1" "verify of a corrupted bundle"
+assert_contains "$(cat "$WORK/verify-corrupt.err")" "blob $LAYER in the bundle is corrupt" "verify names the corrupt blob"
+mkdir -p "$WORK/cut" && cp "$WORK"/bundle.tar.chunk-* "$WORK/cut/"
+truncate -s 600000 "$WORK/cut/bundle.tar.chunk-0000"  # a chunk cut short in transfer
+set +e
+"$REGISTRYD" mirror verify "$WORK/cut/bundle.tar" >/dev/null 2>"$WORK/verify-cut.err"; rc=$?
+set -e
+assert_eq "$rc" "1" "verify of a cut chunk"
+assert_contains "$(cat "$WORK/verify-cut.err")" "is damaged:" "verify of a cut chunk"
+grep -qE "ends early|missing|corrupt|is [0-9]+ bytes|not a readable tar" "$WORK/verify-cut.err" || fail "verify of a cut chunk says: $(cat "$WORK/verify-cut.err")"
+set +e
+"$REGISTRYD" mirror verify "$WORK/no-such.tar" >/dev/null 2>&1; rc=$?
+set -e
+assert_eq "$rc" "2" "verify of a missing bundle"
+
 if "$REGISTRYD" mirror push --scheme http "$WORK/corrupt.tar" "$DEST/corrupt/app" >"$WORK/corrupt.out" 2>"$WORK/corrupt.err"; then
   fail "a corrupted bundle was pushed"
 fi

@@ -349,8 +349,8 @@ class tar_pass {
       return std::nullopt;
     }
     const char* name = archive_entry_pathname(e);
-    return std::make_pair(entry_name(name ? name : ""),
-                          static_cast<std::uint64_t>(std::max<la_int64_t>(0, archive_entry_size(e))));
+    last_entry_ = entry_name(name ? name : "");
+    return std::make_pair(last_entry_, static_cast<std::uint64_t>(std::max<la_int64_t>(0, archive_entry_size(e))));
   }
 
   // The current entry's data, at most `max` bytes.
@@ -369,14 +369,24 @@ class tar_pass {
   la_ssize_t read(char* buffer, std::size_t capacity) { return archive_read_data(a_, buffer, capacity); }
 
   const std::string& error() const { return error_; }
+  // libarchive's words, with where in the bundle it happened and, for a bundle that ends
+  // early, what that means.
   std::string message() const {
     const char* m = archive_error_string(a_);
-    return m ? m : "unknown libarchive error";
+    std::string text = m ? m : "unknown libarchive error";
+    if (!last_entry_.empty()) text += " (at the entry " + last_entry_ + ")";
+    if (text.find("runcated") != std::string::npos || text.find("unexpected end") != std::string::npos ||
+        text.find("Premature end") != std::string::npos) {
+      text += ": the bundle ends early; a file or chunk of it is cut short or missing (compare the sizes with "
+              "the copy it came from, or pull it again)";
+    }
+    return text;
   }
 
  private:
   archive* a_;
   chunk_source source_;
+  std::string last_entry_;  // the entry being read, for errors
   std::string open_error_;
   std::string error_;
 };
@@ -799,6 +809,34 @@ status bundle_reader::for_each_blob(const std::vector<descriptor>& wanted, const
   }
   if (!tar.error().empty()) return error{tar.error()};
   return error{"blob " + pending.begin()->first.str() + " is missing from the bundle"};
+}
+
+result<bundle_summary> verify_bundle(const std::filesystem::path& bundle,
+                                     const std::function<void(std::uint64_t done, std::uint64_t total)>& progress) {
+  auto reader = bundle_reader::open(bundle);  // index.json and every manifest, hashed
+  if (!reader) return error{reader.error_message()};
+  bundle_summary s;
+  s.kind = reader->kind();
+  for (const auto& e : reader->index()) {
+    if (oci::ref_name(e)) ++s.tags;
+  }
+  s.manifests = reader->content().manifests.size();
+  std::uint64_t total = 0;
+  for (const auto& b : reader->content().blobs) total += static_cast<std::uint64_t>(b.size);
+  std::vector<char> buf(io_buffer);
+  auto st = reader->for_each_blob(reader->content().blobs, [&](const descriptor& b, blob_stream& body) -> status {
+    for (;;) {
+      const auto n = body.read(buf.data(), buf.size());
+      if (n < 0) return error{body.error().empty() ? "blob " + b.digest.str() + " cannot be read" : body.error()};
+      if (n == 0) break;
+      s.bytes += static_cast<std::uint64_t>(n);
+      if (progress) progress(s.bytes, total);
+    }
+    ++s.blobs;
+    return ok();
+  });
+  if (!st) return error{st.error_message()};
+  return s;
 }
 
 }  // namespace registryd::mirror

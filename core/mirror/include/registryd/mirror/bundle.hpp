@@ -124,4 +124,19 @@ class bundle_reader {
   std::unique_ptr<impl> impl_;
 };
 
+// What a whole bundle holds, as `registryd mirror verify` reports it.
+struct bundle_summary {
+  std::string kind;            // bundle_reader::kind()
+  std::size_t tags = 0;        // index.json entries with a tag
+  std::size_t manifests = 0;   // manifests reachable from index.json
+  std::size_t blobs = 0;       // config and layer blobs, each once
+  std::uint64_t bytes = 0;     // of those blobs
+};
+
+// Checks a bundle offline: index.json, every manifest reachable from it and every blob they
+// reference are there and hash to their digests, in every chunk. The error names the first
+// entry that is missing, corrupt or cut short. `progress` gets blob bytes read and in total.
+result<bundle_summary> verify_bundle(const std::filesystem::path& bundle,
+                                     const std::function<void(std::uint64_t done, std::uint64_t total)>& progress = {});
+
 }  // namespace registryd::mirror
