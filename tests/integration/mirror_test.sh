@@ -201,12 +201,25 @@ echo "# mirror push into registryd Local over HTTPS with basic auth; skopeo copi
 [ -f "$REGISTRYD_PLUGIN_DIR/local.so" ] || fail "no local.so in $REGISTRYD_PLUGIN_DIR: the Local part cannot run"
 # A fresh node may only bootstrap into Direct or Unmanaged (docs/switching.md): record Local.
 record_mode "$WORK/lo-state" Local
-{ echo "users:"; bcrypt_user writer wpass read-write; } >"$WORK/users.yaml"
+{ echo "users:"; bcrypt_user writer wpass read-write; bcrypt_user reader rpass read-only; } >"$WORK/users.yaml"
 module_config Local >"$WORK/mc.yaml"
 LO_PORT=$(free_port)
 start_registryd lo "$LO_PORT" --config "$WORK/mc.yaml" --users-file "$WORK/users.yaml"
 wait_for 20 curl -sf --cacert "$CA" -u writer:wpass "https://127.0.0.1:$LO_PORT/v2/"
 printf 'wpass\n' >"$WORK/wpass"
+printf 'rpass\n' >"$WORK/rpass"
+echo "# errors that name the fix: no --ca-file, a read-only account, a plain-HTTP registry without --scheme http"
+hint_of() { # hint_of ERRFILE CMD...: runs a mirror command expected to fail; prints its hint line
+  local err=$1; shift
+  if "$REGISTRYD" mirror "$@" >/dev/null 2>"$err"; then fail "mirror $* succeeded"; fi
+  grep '^hint: ' "$err" || echo "no hint in: $(cat "$err")"
+}
+assert_contains "$(hint_of "$WORK/h1.err" push --username writer --password-file "$WORK/wpass" "$WORK/bundle.tar" "127.0.0.1:$LO_PORT/system/deckhouse")" \
+  "pass its CA with --ca-file" "push without the CA"
+assert_contains "$(hint_of "$WORK/h2.err" push --ca-file "$CA" --username reader --password-file "$WORK/rpass" "$WORK/bundle.tar" "127.0.0.1:$LO_PORT/system/deckhouse")" \
+  "user reader may not do this" "push as a read-only user"
+assert_contains "$(cat "$WORK/h2.err")" "403" "a read-only push is a 403, not a 401"
+assert_contains "$(hint_of "$WORK/h3.err" pull "$SRC/team/app" "$WORK/h3.tar" --all-tags)" "add --scheme http" "pull from plain HTTP without --scheme http"
 "$REGISTRYD" mirror push --ca-file "$CA" --username writer --password-file "$WORK/wpass" \
   "$WORK/bundle.tar" "127.0.0.1:$LO_PORT/system/deckhouse" >"$WORK/lo.out" 2>"$WORK/lo.err" ||
   { cat "$WORK/lo.err" >&2; fail "mirror push into Local failed"; }

@@ -57,6 +57,24 @@ set -e
 assert_eq "$rc" "2" "unknown command exit code"
 assert_contains "$out" "unknown command 'stauts'; did you mean 'status'?" "unknown command"
 assert_contains "$("$REGISTRYD" gc --help)" "Exit codes:" "every --help states the exit codes"
+gc_help=$("$REGISTRYD" gc --help)
+assert_contains "$gc_help" "--data-dir" "gc shows the flags it uses"
+case "$gc_help" in *--listen-address*|*--cluster-store*) fail "gc --help shows flags gc does not use";; esac
+case "$("$REGISTRYD" status --help)" in *--data-dir*|*--users-file*) fail "status --help shows flags status does not use";; esac
+echo "# shell completion and the man page come from the command definitions"
+"$REGISTRYD" completion bash >"$WORK/completion.bash"
+words=$(bash -c 'source "$1"; COMP_WORDS=(registryd mirror ""); COMP_CWORD=2; _registryd; echo "${COMPREPLY[*]}"' _ "$WORK/completion.bash")
+for w in pull push verify; do assert_contains "$words" "$w" "completion of registryd mirror"; done
+words=$(bash -c 'source "$1"; COMP_WORDS=(registryd mirror pull SRC B --ta); COMP_CWORD=5; _registryd; echo "${COMPREPLY[*]}"' _ "$WORK/completion.bash")
+assert_eq "$words" "--tags" "completion of a flag after positionals"
+man_page=$("$REGISTRYD" man)
+assert_contains "$man_page" ".TH REGISTRYD 1" "man page header"
+assert_contains "$man_page" ".SS registryd mirror verify" "man page lists mirror verify"
+assert_contains "$man_page" "\fB\-\-releases\fR" "man page lists a flag"
+if command -v groff >/dev/null; then
+  groff -man -Tutf8 -ww <<<"$man_page" >/dev/null 2>"$WORK/groff.err" || fail "groff refused the man page"
+  [ ! -s "$WORK/groff.err" ] || fail "groff warned: $(head -3 "$WORK/groff.err")"
+fi
 
 echo "# serve: bootstrap in Direct"
 module_config Direct "$direct_section" >"$WORK/mc.yaml"

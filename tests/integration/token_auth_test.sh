@@ -84,14 +84,19 @@ puller_token=$(token puller:ppass "service=registryd&scope=repository:$repo:pull
 assert_eq "$(json_get "$(claims "$puller_token")" 'sorted((a["type"], a["actions"]) for a in j["access"])')" \
   "[('registry', ['*']), ('repository', ['pull'])]" "mirror-puller grant"
 
-echo "# registryd: Bearer challenge, a valid token passes, push with a pull token is insufficient_scope"
+echo "# registryd: Bearer challenge, a valid token passes, push with a pull token is insufficient_scope or 403"
 assert_eq "$(http_status --cacert "$CA" "$url/v2/$repo/manifests/latest")" "401" "anonymous manifest"
 assert_contains "$(cat "$WORK/headers")" "WWW-Authenticate: Bearer realm=\"https://127.0.0.1:$port/auth/token\",service=\"registryd\",scope=\"repository:$repo:pull\"" "challenge"
 assert_eq "$(http_status --cacert "$CA" -H "Authorization: Bearer $reader_token" "$url/v2/")" "200" "version check with a token"
 assert_eq "$(http_status --cacert "$CA" -H "Authorization: Bearer $reader_token" "$url/v2/$repo/manifests/latest")" "404" "pull with the token"
 assert_contains "$(cat "$WORK/body")" '"code":"NAME_UNKNOWN"' "Unmanaged answered, so auth passed"
-assert_eq "$(http_status --cacert "$CA" -H "Authorization: Bearer $reader_token" -X PUT --data-binary '{}' "$url/v2/$repo/manifests/latest")" "401" "push with a pull token"
+# A writer's pull-only token: challenged, a new token would carry push.
+writer_pull_token=$(token writer:wpass "service=registryd&scope=repository:$repo:pull")
+assert_eq "$(http_status --cacert "$CA" -H "Authorization: Bearer $writer_pull_token" -X PUT --data-binary '{}' "$url/v2/$repo/manifests/latest")" "401" "push with a writer's pull token"
 assert_contains "$(cat "$WORK/headers")" "scope=\"repository:$repo:pull,push\",error=\"insufficient_scope\"" "insufficient scope challenge"
+# A read-only user's token: no token would ever carry push, so 403 and why, not a challenge.
+assert_eq "$(http_status --cacert "$CA" -H "Authorization: Bearer $reader_token" -X PUT --data-binary '{}' "$url/v2/$repo/manifests/latest")" "403" "push with a read-only user's token"
+assert_contains "$(cat "$WORK/body")" "user reader may not push" "the refusal names the user and the action"
 assert_eq "$(http_status --cacert "$CA" -H "Authorization: Bearer $reader_token" "$url/v2/other/manifests/latest")" "401" "another repository"
 assert_eq "$(http_status --cacert "$CA" -H "Authorization: Bearer $(tamper "$reader_token")" "$url/v2/$repo/manifests/latest")" "401" "tampered token"
 assert_contains "$(cat "$WORK/headers")" 'error="invalid_token"' "tampered challenge"

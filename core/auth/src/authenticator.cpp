@@ -77,6 +77,12 @@ util::status authenticator::reload() {
   return util::ok();
 }
 
+std::optional<access_bits> authenticator::access_of(std::string_view name) const {
+  const auto snap = current();
+  if (const auto* u = snap->users.find(name)) return u->access;
+  return std::nullopt;
+}
+
 std::size_t authenticator::user_count() const { return current()->users.size(); }
 
 }  // namespace registryd::auth

@@ -59,6 +59,13 @@ decision decide(const caller& who, std::string_view method, const request_scope&
     }
     if (scope.needed.empty()) return refuse(405, "UNSUPPORTED", "the registry API does not use this method");
     if (!covers(*who.token_access, scope.needed)) {
+      // A user whose account cannot hold what the route needs would only get the same token
+      // again: say so (403) instead of asking for another one.
+      const access_bits needed = scope.kind == route::repository ? bits_of(scope) : 0;
+      if (who.access != 0 && needed != 0 && (who.access & needed) != needed) {
+        return refuse(403, "DENIED", "user " + who.name + " may not " + std::string(access_word(needed)) +
+                                         ": the account has " + std::string(account_word(who.access)) + " access");
+      }
       decision d;
       d.kind = decision::verdict::challenge;
       d.error = "insufficient_scope";

@@ -117,7 +117,7 @@ command add_check(CLI::App& app) {
       "allowed, 1 with the rule that forbids it, 2 when the config is invalid (every error "
       "with its field path). See docs/switching.md.");
   auto args = std::make_shared<check_args>();
-  args->host.add_to(*sub);
+  args->host.add_to(*sub, module_flags);
   sub->add_option("--from", args->from,
                   "The mode to switch from: Direct, Proxy, Local, Unmanaged or UnmanagedLegacy "
                   "(default: the persisted mode; none persisted means bootstrap)");

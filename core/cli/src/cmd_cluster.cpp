@@ -236,7 +236,7 @@ command add_apply(CLI::App& app) {
                "master takes it. Exit codes: 0 stored, 1 refused (the rule is printed; nothing "
                "stored), 2 invalid config or flags (field path and reason).");
   auto flags = std::make_shared<host_flags>();
-  flags->add_to(*sub, true);
+  flags->add_to(*sub, module_flags | cluster_flags);
   return [flags] { return apply(*flags); };
 }
 
@@ -249,7 +249,7 @@ command add_cluster(CLI::App& app) {
   auto* status_cmd = sub->add_subcommand("status", "List the masters registered now (each renews its "
                                                    "record every few seconds; a dead one is gone within 10 s) "
                                                    "and the nodes with what they last reported");
-  st->host.add_to(*status_cmd, false);
+  st->host.add_to(*status_cmd, cluster_flags);
   status_cmd->add_flag("--json", st->json, "JSON instead of a table");
 
   auto su = std::make_shared<cluster_args>();
@@ -257,7 +257,7 @@ command add_cluster(CLI::App& app) {
       "set-user", "Add a user or change its password and access; reads the password (8 characters "
                   "or more) from standard input. Every master serves the change within its config "
                   "reload interval (5 s by default)");
-  su->host.add_to(*user_cmd, false);
+  su->host.add_to(*user_cmd, cluster_flags);
   user_cmd->add_option("name", su->name, "The user name")->required();
   user_cmd->add_option("--access", su->access,
                        "read-only, read-write, mirror-puller or mirror-pusher (read-only)");
@@ -266,13 +266,13 @@ command add_cluster(CLI::App& app) {
   auto* token_cmd = sub->add_subcommand(
       "join-token", "Print a one-time token a node joins with (registryd node --token): "
                     "<6 hex>.<16 hex>, valid for one join within --ttl-minutes");
-  jt->host.add_to(*token_cmd, false);
+  jt->host.add_to(*token_cmd, cluster_flags);
   token_cmd->add_option("--ttl-minutes", jt->ttl_minutes, "How long the token is valid (60)")->check(CLI::Range(1, 10080));
 
   auto pw = std::make_shared<cluster_args>();
   auto* pw_cmd = sub->add_subcommand(
       "password", "Print the generated password of ro, rw, mirror-puller or mirror-pusher");
-  pw->host.add_to(*pw_cmd, false);
+  pw->host.add_to(*pw_cmd, cluster_flags);
   pw_cmd->add_option("name", pw->name, "The account")->required();
 
   return [=] {

@@ -79,7 +79,7 @@ command add_config(CLI::App& app) {
       "filled in; docs/configuration.md) and the ModuleConfig's registry settings after their "
       "defaults, with passwords and licenses hidden. YAML, or JSON with --json. Exit codes: 0 "
       "printed, 2 invalid host settings or ModuleConfig (with the field paths).");
-  args->host.add_to(*dump_cmd);
+  args->host.add_to(*dump_cmd, all_flags);
   dump_cmd->add_flag("--json", args->json, "Print JSON");
   return [args] { return dump(*args); };
 }

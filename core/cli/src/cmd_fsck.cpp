@@ -89,7 +89,7 @@ command add_fsck(CLI::App& app) {
       "moves corrupt blobs to <data-dir>/quarantine and removes dangling links and tags. Exit 0 "
       "clean, 1 problems found. See docs/gc.md.");
   auto args = std::make_shared<fsck_args>();
-  args->host.add_to(*sub, false);
+  args->host.add_to(*sub, storage_flags);
   sub->add_flag("--repair", args->repair, "Repair what can be repaired (docs/gc.md lists how)");
   sub->add_flag("--no-verify", args->no_verify, "Do not re-hash blobs: check the structure only");
   sub->add_flag("--json", args->json, "Print the report as JSON");

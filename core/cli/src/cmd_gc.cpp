@@ -105,7 +105,7 @@ command add_gc(CLI::App& app) {
       "temporaries, each only once older than its grace period. Prints every deletion and a "
       "summary. Exit 0 done, 1 errors or another run in progress. See docs/gc.md.");
   auto args = std::make_shared<gc_args>();
-  args->host.add_to(*sub, false);
+  args->host.add_to(*sub, storage_flags);
   sub->add_flag("--dry-run,-n", args->dry_run, "Print what would be deleted; delete nothing");
   sub->add_option("--grace", args->grace,
                   "Keep blobs, links and untagged manifests younger than this (a push in progress "

@@ -48,6 +48,30 @@ struct remote_flags {
                    "File holding the password (else $REGISTRYD_MIRROR_PASSWORD)");
   }
 
+  // What to do about a failure the flags can fix, or "" when none fits: a TLS client talking to
+  // a plain-HTTP registry, an untrusted certificate, missing or refused credentials.
+  std::string hint(const std::string& error, const std::string& which) const {
+    const auto has = [&](std::string_view part) { return error.find(part) != std::string::npos; };
+    if (scheme == "https" && (has("wrong version number") || has("packet length too long") ||
+                              has("http request") || has("unknown protocol"))) {
+      return "the " + which + " registry answers plain HTTP: add --scheme http";
+    }
+    if (has("certificate verify failed") || has("self-signed certificate") || has("self signed certificate") ||
+        has("unable to get local issuer")) {
+      return ca_file.empty() ? "the " + which + " registry's certificate is not trusted here: pass its CA with --ca-file FILE"
+                             : "the " + which + " registry's certificate does not chain to --ca-file " + ca_file;
+    }
+    if (has("401") || has("UNAUTHORIZED") || has("unauthorized")) {
+      return username.empty() ? "the " + which + " registry wants credentials: --username and --password-file"
+                              : "the " + which + " registry refused user " + username + ": check --password-file";
+    }
+    if (has("403") || has("DENIED") || has("denied")) {
+      return "user " + username + " may not do this on the " + which +
+             " registry: use an account with read-write or mirror-pusher access";
+    }
+    return {};
+  }
+
   // The client options for `registry`, or an error message.
   std::optional<client::client_options> options(const std::string& registry, std::string& err) const {
     client::client_options o;
@@ -337,8 +361,9 @@ int pull(const pull_args& args) {
   bar.set_verb("pull");
   auto pulled = mirror::pull(*c, request, bar);
   if (!pulled) {
-    std::cerr << "registryd mirror pull: " << pulled.error_message() << "\n"
-              << "what was pulled is kept in " << (request.bundle.extension() == ".tar" ? args.bundle + ".work" : args.bundle)
+    std::cerr << "registryd mirror pull: " << pulled.error_message() << "\n";
+    if (const auto h = args.remote.hint(pulled.error_message(), "source"); !h.empty()) std::cerr << "hint: " << h << "\n";
+    std::cerr << "what was pulled is kept in " << (request.bundle.extension() == ".tar" ? args.bundle + ".work" : args.bundle)
               << "; run the same command again to go on\n";
     return exit_failed;
   }
@@ -376,6 +401,9 @@ int push(const push_args& args) {
   auto pushed = mirror::push(*c, mirror::push_request{args.bundle, dest->repository, {}}, bar);
   if (!pushed) {
     std::cerr << "registryd mirror push: " << pushed.error_message() << "\n";
+    if (const auto h = args.remote.hint(pushed.error_message(), "destination"); !h.empty()) {
+      std::cerr << "hint: " << h << "\n";
+    }
     return exit_failed;
   }
   const auto& s = *pushed;

@@ -114,7 +114,7 @@ command add_render(CLI::App& app) {
       "(a mode that describes no hosts, like the legacy Unmanaged mode, leaves the node as "
       "installed), hand-made ones are never touched. See docs/containerd.md.");
   auto args = std::make_shared<render_args>();
-  args->host.add_to(*ctd);
+  args->host.add_to(*ctd, module_flags | storage_flags | serving_flags | containerd_flags);
   ctd->add_option("--out", args->out_dir,
                   "The directory that plays /etc/containerd (default: the containerd_dir host "
                   "setting, /etc/containerd)");

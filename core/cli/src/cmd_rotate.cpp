@@ -99,7 +99,7 @@ command add_rotate(CLI::App& app) {
       "and delete older release tags and the manifests only they reach. Other tags (channels, "
       "latest, pre-releases) stay. Then run registryd gc (or pass --gc). See docs/gc.md.");
   auto args = std::make_shared<rotate_args>();
-  args->host.add_to(*sub, false);
+  args->host.add_to(*sub, storage_flags);
   sub->add_option("--keep", args->keep, "How many of the newest releases each repository keeps")
       ->required()
       ->check(CLI::Range(std::size_t{1}, std::size_t{1000000}));

@@ -96,7 +96,7 @@ command add_serve(CLI::App& app) {
       "SIGHUP: a config that is invalid or asks for a forbidden switch is logged and not "
       "applied, and the running mode keeps serving. SIGTERM or SIGINT stops it.");
   auto args = std::make_shared<serve_args>();
-  args->host.add_to(*sub);
+  args->host.add_to(*sub, all_flags);
   sub->add_option("--plugin", args->plugin,
                   "Serve with this plugin .so instead of the mode's own (plugin development)");
   sub->add_option("--log-level", args->log_level, "trace, debug, info, warn or error")

@@ -157,7 +157,7 @@ command add_status(CLI::App& app) {
       "bootstrap finished, the steps of a switch under way, and the serving certificate. On a "
       "cluster member, the cluster. Exit codes: 0 shown, 2 bad flags or no such state dir.");
   auto args = std::make_shared<status_args>();
-  args->host.add_to(*sub, false);
+  args->host.add_to(*sub, cluster_flags);
   sub->add_flag("--json", args->json, "Print JSON");
   return [args] { return status(*args); };
 }

@@ -27,6 +27,8 @@ command add_apply(CLI::App& app);
 command add_node(CLI::App& app);
 command add_balancer(CLI::App& app);
 command add_config(CLI::App& app);
+command add_completion(CLI::App& app);
+command add_man(CLI::App& app);
 
 // `registryd cluster status` (also what `registryd status` shows for a cluster member): the
 // masters and nodes in the cluster store the host settings name.

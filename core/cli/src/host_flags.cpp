@@ -7,39 +7,49 @@
 
 namespace registryd::cli {
 
-void host_flags::add_to(CLI::App& app, bool with_module_config) {
+void host_flags::add_to(CLI::App& app, unsigned groups) {
   app.add_option("--host-config", host_config_,
                  "Host settings YAML (docs/configuration.md); flags below override its keys")
       ->check(CLI::ExistingFile);
-  if (with_module_config) {
+  app.add_option("--state-dir", state_dir_,
+                 "Where the host keeps its state, CA and certificates (/var/lib/registryd)");
+  if (groups & module_flags) {
     app.add_option("--config,--module-config", module_config_,
                    "The operator's ModuleConfig YAML (spec.settings.registry picks the mode); "
                    "none: Unmanaged mode with the install-time registry");
+    app.add_option("--install-images-repo", install_images_repo_,
+                   "The install-time registry the legacy Unmanaged mode points at "
+                   "(registry.deckhouse.io/deckhouse/ce)");
   }
-  app.add_option("--listen-address", listen_address_, "HTTPS address, host:port (127.0.0.1:5001)");
-  app.add_option("--data-dir", data_dir_, "Where modes keep images (/opt/deckhouse/registry)");
-  app.add_option("--state-dir", state_dir_,
-                 "Where the host keeps its state, CA and certificates (/var/lib/registryd)");
-  app.add_option("--plugin-dir", plugin_dir_, "Where the mode plugins are (next to the binary)");
-  app.add_option("--node-ip", node_ip_, "This node's IP, a SAN of the serving certificate");
-  app.add_option("--masters", masters_, "The masters' IPs (repeat the flag; default: the node IP)");
-  app.add_option("--extra-server-names", server_names_,
-                 "More names or IPs for the serving certificate (repeat the flag)");
-  app.add_option("--users-file", users_file_,
-                 "Users YAML with bcrypt hashes (docs/security.md); none: authentication off");
-  app.add_option("--install-images-repo", install_images_repo_,
-                 "The install-time registry the legacy Unmanaged mode points at");
-  app.add_option("--log-format", log_format_, "text or json");
-  app.add_option("--containerd-dir", containerd_dir_, "containerd's config directory (/etc/containerd)");
-  app.add_option("--config-reload-interval-seconds", reload_interval_,
-                 "How often to look for new configs, users and certificates (5)");
-  app.add_option("--packages-listen-address", packages_listen_address_,
-                 "The packages proxy's HTTPS address, host:port, or off (127.0.0.1:4219)");
-  app.add_option("--cluster-store", cluster_store_,
-                 "A master's etcd client URL (repeat the flag); none: a single host (docs/cluster.md)");
-  app.add_option("--cluster-store-ca-file", cluster_ca_file_, "The CA that etcd's certificates chain to");
-  app.add_option("--cluster-store-cert-file", cluster_cert_file_, "Client certificate for etcd");
-  app.add_option("--cluster-store-key-file", cluster_key_file_, "Its private key");
+  if (groups & storage_flags) {
+    app.add_option("--data-dir", data_dir_, "Where modes keep images (/opt/deckhouse/registry)");
+    app.add_option("--plugin-dir", plugin_dir_, "Where the mode plugins are (next to the binary)");
+  }
+  if (groups & serving_flags) {
+    app.add_option("--listen-address", listen_address_, "HTTPS address, host:port (127.0.0.1:5001)");
+    app.add_option("--node-ip", node_ip_, "This node's IP, a SAN of the serving certificate (127.0.0.1)");
+    app.add_option("--masters", masters_, "The masters' IPs (repeat the flag; default: the node IP)");
+    app.add_option("--extra-server-names", server_names_,
+                   "More names or IPs for the serving certificate (repeat the flag; none)");
+    app.add_option("--users-file", users_file_,
+                   "Users YAML with bcrypt hashes (docs/security.md); none: authentication off");
+    app.add_option("--log-format", log_format_, "text or json (text)");
+    app.add_option("--config-reload-interval-seconds", reload_interval_,
+                   "How often to look for new configs, users and certificates: seconds or a "
+                   "duration like 1m (5)");
+    app.add_option("--packages-listen-address", packages_listen_address_,
+                   "The packages proxy's HTTPS address, host:port, or off (127.0.0.1:4219)");
+  }
+  if (groups & containerd_flags) {
+    app.add_option("--containerd-dir", containerd_dir_, "containerd's config directory (/etc/containerd)");
+  }
+  if (groups & cluster_flags) {
+    app.add_option("--cluster-store", cluster_store_,
+                   "A master's etcd client URL (repeat the flag); none: a single host (docs/cluster.md)");
+    app.add_option("--cluster-store-ca-file", cluster_ca_file_, "The CA that etcd's certificates chain to");
+    app.add_option("--cluster-store-cert-file", cluster_cert_file_, "Client certificate for etcd");
+    app.add_option("--cluster-store-key-file", cluster_key_file_, "Its private key");
+  }
 }
 
 config::checked<config::host_settings> host_flags::load() const {
@@ -78,7 +88,7 @@ config::checked<config::host_settings> host_flags::load() const {
   if (!cluster_store_.empty()) doc["cluster_store"] = cluster_store_;
   if (!masters_.empty()) doc["masters"] = masters_;
   if (!server_names_.empty()) doc["extra_server_names"] = server_names_;
-  if (reload_interval_) doc["config_reload_interval_seconds"] = *reload_interval_;
+  set("config_reload_interval_seconds", reload_interval_);
   YAML::Emitter out;
   out << doc;
   return config::parse_host_settings(out.c_str(), base, host_config_.empty() ? "flags" : host_config_);

@@ -14,10 +14,24 @@
 
 namespace registryd::cli {
 
+// Which host settings flags a command shows: only those whose settings it reads. Every command
+// that reads host settings takes --host-config and --state-dir; the rest of a file it is given
+// is read and checked whole whatever the flags shown.
+enum flag_groups : unsigned {
+  module_flags = 1,      // --config, --install-images-repo (the ModuleConfig and its legacy default)
+  storage_flags = 2,     // --data-dir, --plugin-dir
+  serving_flags = 4,     // --listen-address, --node-ip, --masters, --extra-server-names,
+                         // --users-file, --log-format, --config-reload-interval-seconds,
+                         // --packages-listen-address
+  containerd_flags = 8,  // --containerd-dir
+  cluster_flags = 16,    // --cluster-store and its TLS files
+  all_flags = 31,
+};
+
 class host_flags {
  public:
-  // Registers --host-config and one flag per host settings key on `app`.
-  void add_to(CLI::App& app, bool with_module_config = true);
+  // Registers --host-config, --state-dir and the flags of `groups` on `app`.
+  void add_to(CLI::App& app, unsigned groups);
 
   // The settings: the --host-config file (or the defaults) with the flags laid over it.
   // Errors are printed by the caller; each names the key (flag) and the rule.
@@ -40,7 +54,7 @@ class host_flags {
   std::string install_images_repo_, log_format_, containerd_dir_, packages_listen_address_;
   std::string cluster_ca_file_, cluster_cert_file_, cluster_key_file_;
   std::vector<std::string> masters_, server_names_, cluster_store_;
-  std::optional<int> reload_interval_;
+  std::string reload_interval_;
 };
 
 }  // namespace registryd::cli

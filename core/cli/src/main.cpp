@@ -49,6 +49,8 @@ int main(int argc, char** argv) {
   add(&registryd::cli::add_node);
   add(&registryd::cli::add_balancer);
   add(&registryd::cli::add_config);
+  add(&registryd::cli::add_completion);
+  add(&registryd::cli::add_man);
 
   // An unknown first word is named as a command, with the one likely meant.
   if (argc > 1 && argv[1][0] != '-') {

@@ -273,12 +273,15 @@ void supervisor::refresh_packages() {
     return;
   }
 
+  bool fresh = false;
+  std::string listen_host;
   if (!packages_door_) {
     const auto listen = config::parse_host_port(host.packages.listen_address);
     if (!listen) return failed("packages_listen_address: " + listen.error_message());
     frontdoor::options fd;
     fd.address = listen->host;
     fd.port = listen->port;
+    listen_host = listen->host;
     fd.tls = !opts_.plain_http;
     fd.role = frontdoor::listener_role::packages;
     fd.client_certificates = true;
@@ -296,21 +299,38 @@ void supervisor::refresh_packages() {
     door->set_identity(front_door_->identity());
     door->set_token_authority(front_door_->token_authority());
     door->set_mode(nullptr, "the packages proxy is starting");
-    if (auto st = door->start(); !st) return failed("cannot listen: " + st.error_message());
     packages_door_ = std::move(door);
-    logger_->info("packages proxy listens on {}:{}", fd.address, packages_door_->port());
+    fresh = true;
   }
   if (auto st = refresh_static_tokens(); !st) failed(st.error_message());
 
+  // A new listener opens only after its first instance was tried, so that a client that finds
+  // the port open is answered by the proxy (or told why it cannot be), not "starting".
+  std::string why_not;
   const std::string settings = config::packages_document(*active_config_, host).dump();
-  if (settings == packages_settings_) return;
-  auto instance = create_packages_proxy(settings, host, logger_);
-  if (!instance) return failed(instance.error_message());
-  if (auto st = (*instance)->start(); !st) return failed("cannot start: " + st.error_message());
-  packages_door_->set_mode(*instance);
-  packages_settings_ = settings;
-  packages_failure_.clear();
-  logger_->info("packages proxy is serving ({})", (*instance)->library().describe());
+  if (settings != packages_settings_) {
+    auto instance = create_packages_proxy(settings, host, logger_);
+    if (!instance) {
+      why_not = instance.error_message();
+    } else if (auto st = (*instance)->start(); !st) {
+      why_not = "cannot start: " + st.error_message();
+    } else {
+      packages_door_->set_mode(*instance);
+      packages_settings_ = settings;
+      packages_failure_.clear();
+      logger_->info("packages proxy is serving ({})", (*instance)->library().describe());
+    }
+    if (!why_not.empty() && fresh) packages_door_->set_mode(nullptr, "the packages proxy cannot start: " + why_not);
+  }
+  if (fresh) {
+    if (auto st = packages_door_->start(); !st) {
+      packages_door_.reset();
+      packages_settings_.clear();
+      return failed("cannot listen: " + st.error_message());
+    }
+    logger_->info("packages proxy listens on {}:{}", listen_host, packages_door_->port());
+  }
+  if (!why_not.empty()) failed(why_not);
 }
 
 util::status supervisor::refresh_static_tokens() {
@@ -387,7 +407,8 @@ util::status supervisor::refresh_users() {
     authenticator_ = std::move(*loaded);
     front_door_->set_authenticator(
         [a = authenticator_](std::string_view header) { return a->authenticate(header); },
-        std::string(auth::basic_challenge));
+        std::string(auth::basic_challenge),
+        [a = authenticator_](std::string_view name) { return a->access_of(name); });
     logger_->info("users: loaded {} from {}", authenticator_->user_count(), file->string());
   } else {
     auto reloaded = authenticator_->reload();

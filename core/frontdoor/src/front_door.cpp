@@ -224,8 +224,9 @@ void front_door::set_token_authority(std::shared_ptr<const auth::token_authority
   tokens_ = std::move(authority);
 }
 
-void front_door::set_authenticator(authenticate_fn fn, std::string challenge) {
-  auto state = fn ? std::make_shared<const auth_state>(auth_state{std::move(fn), std::move(challenge)})
+void front_door::set_authenticator(authenticate_fn fn, std::string challenge, access_of_fn access_of) {
+  auto state = fn ? std::make_shared<const auth_state>(
+                        auth_state{std::move(fn), std::move(challenge), std::move(access_of)})
                   : nullptr;
   std::lock_guard lock(mutex_);
   auth_ = std::move(state);
@@ -374,7 +375,9 @@ std::optional<front_door::caller> front_door::authenticate(const http_request& r
       challenge(req, res, scope.needed, "invalid_token", "invalid token");
       return std::nullopt;
     }
-    return caller{claims->subject, 0, std::move(claims->access)};
+    const auth::access_bits account =
+        auth->access_of ? auth->access_of(claims->subject).value_or(0) : auth::access_bits{0};
+    return caller{claims->subject, account, std::move(claims->access)};
   }
   if (header.empty()) {
     challenge(req, res, scope.needed, {}, "authentication required");

@@ -1160,8 +1160,8 @@ util::status http_server::start() {
   if (s.tls) {
     // Said at runtime, as in docs/frontdoor.md: Asio's stream encrypts through a memory BIO, so
     // kernel TLS is never used, whatever the kernel offers.
-    s.logger->info("TLS bodies are encrypted in user space; kernel TLS is not used (the kernel {} "
-                   "a tls module)", kernel_offers_tls() ? "has" : "has no");
+    s.logger->info("TLS bodies are encrypted in user space; kernel TLS is not used (the kernel {})",
+                   kernel_offers_tls() ? "has a tls module" : "has no tls module");
   }
   return util::ok();
 }

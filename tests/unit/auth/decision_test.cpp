@@ -32,6 +32,17 @@ TEST_CASE("asking where an upload stands needs push, for basic users and tokens 
   const auto c = auth::decide(pull_token, "GET", scope);
   CHECK(c.kind == verdict::challenge);
   CHECK(c.error == "insufficient_scope");
+  // The same token of a writer account: challenged, a new token would carry push.
+  const auth::caller writer_pull_token{"writer", auth::access_read_write,
+                                       std::vector<auth::resource_actions>{{"repository", "a", {"pull"}}}};
+  CHECK(auth::decide(writer_pull_token, "GET", scope).kind == verdict::challenge);
+  // Of a read-only account: no token would ever carry push, so 403 and why.
+  const auth::caller reader_pull_token{"reader", auth::access_read_only,
+                                       std::vector<auth::resource_actions>{{"repository", "a", {"pull"}}}};
+  const auto r = auth::decide(reader_pull_token, "GET", scope);
+  CHECK(r.kind == verdict::refuse);
+  CHECK(r.status == 403);
+  CHECK(r.message.find("user reader may not") == 0);
 }
 
 TEST_CASE("the catalog needs catalog access; a token off every route is a 404", "[auth]") {

@@ -44,6 +44,9 @@ class authenticator {
   // error says why.
   util::status reload();
 
+  // The access the users file gives `name` now; nullopt for a name it does not hold.
+  std::optional<access_bits> access_of(std::string_view name) const;
+
   std::size_t user_count() const;
   std::size_t cached_verifications() const { return cache_.size(); }
 

@@ -18,7 +18,10 @@ namespace registryd::auth {
 // An authenticated caller.
 struct caller {
   std::string name;
-  access_bits access = 0;                                    // from the users file (basic)
+  // From the users file: what the account may do. For a Bearer token's subject this is what
+  // the account holds now, so that a scope it could never be granted is refused with 403
+  // rather than challenged for a token that would not help; 0 when the subject is no user.
+  access_bits access = 0;
   std::optional<std::vector<resource_actions>> token_access;  // from a Bearer token
 };
 

@@ -81,6 +81,9 @@ using host_api_fn = std::function<host_api_response(const host_api_request&)>;
 // Checks an Authorization header value (possibly empty). nullopt: not authenticated.
 using authenticate_fn =
     std::function<std::optional<auth::principal>(std::string_view authorization)>;
+// The access a user name holds now (nullopt: no such user): lets a token whose subject could
+// never be granted a scope be refused with 403 instead of challenged.
+using access_of_fn = std::function<std::optional<auth::access_bits>(std::string_view name)>;
 
 class front_door {
  public:
@@ -98,7 +101,7 @@ class front_door {
   std::shared_ptr<const plugin_host::plugin_instance> mode() const;
   // With no authenticator every request is anonymous with full access (authentication off).
   // `challenge` is the WWW-Authenticate value of a 401 while token auth is off.
-  void set_authenticator(authenticate_fn fn, std::string challenge);
+  void set_authenticator(authenticate_fn fn, std::string challenge, access_of_fn access_of = {});
   // Token auth (docs/security.md): /auth/token issues tokens to the authenticator's users, and
   // /v2/ accepts `Authorization: Bearer` tokens the authority verifies. While an authority is
   // set, a 401 on /v2/ challenges with Bearer (realm https://<Host>/auth/token, the service,
@@ -122,6 +125,7 @@ class front_door {
   struct auth_state {
     authenticate_fn authenticate;
     std::string challenge;
+    access_of_fn access_of;
   };
   // Who a /v2/ request comes from, before the access check.
   using caller = auth::caller;
