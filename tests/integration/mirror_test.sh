@@ -218,7 +218,7 @@ assert_contains "$(hint_of "$WORK/h1.err" push --username writer --password-file
   "pass its CA with --ca-file" "push without the CA"
 assert_contains "$(hint_of "$WORK/h2.err" push --ca-file "$CA" --username reader --password-file "$WORK/rpass" "$WORK/bundle.tar" "127.0.0.1:$LO_PORT/system/deckhouse")" \
   "user reader may not do this" "push as a read-only user"
-assert_contains "$(cat "$WORK/h2.err")" "403" "a read-only push is a 403, not a 401"
+assert_contains "$(cat "$WORK/h2.err")" "403 DENIED: user reader may not push" "a read-only push is a 403, not a 401"
 assert_contains "$(hint_of "$WORK/h3.err" pull "$SRC/team/app" "$WORK/h3.tar" --all-tags)" "add --scheme http" "pull from plain HTTP without --scheme http"
 "$REGISTRYD" mirror push --ca-file "$CA" --username writer --password-file "$WORK/wpass" \
   "$WORK/bundle.tar" "127.0.0.1:$LO_PORT/system/deckhouse" >"$WORK/lo.out" 2>"$WORK/lo.err" ||

@@ -61,11 +61,12 @@ struct remote_flags {
       return ca_file.empty() ? "the " + which + " registry's certificate is not trusted here: pass its CA with --ca-file FILE"
                              : "the " + which + " registry's certificate does not chain to --ca-file " + ca_file;
     }
-    if (has("401") || has("UNAUTHORIZED") || has("unauthorized")) {
+    // Status words, never bare numbers: a digest's hex holds "401" and "403" often enough.
+    if (has("401 UNAUTHORIZED") || has(" 401 ")) {
       return username.empty() ? "the " + which + " registry wants credentials: --username and --password-file"
                               : "the " + which + " registry refused user " + username + ": check --password-file";
     }
-    if (has("403") || has("DENIED") || has("denied")) {
+    if (has("403 DENIED") || has(" 403 ")) {
       return "user " + username + " may not do this on the " + which +
              " registry: use an account with read-write or mirror-pusher access";
     }

@@ -4,6 +4,7 @@
 
 #include <registryd/config/address.hpp>
 #include <registryd/config/module_config.hpp>
+#include <registryd/containerd/description.hpp>
 #include <registryd/containerd/render.hpp>
 #include <registryd/daemon/mode_loader.hpp>
 #include <registryd/util/logging.hpp>
@@ -25,21 +26,15 @@ struct render_args {
   std::string mirror_address;
 };
 
-// Points the mirrors that lead to the node balancer (https://127.0.0.1:PORT) at `address`
-// instead: for a host that runs no node balancer. Returns how many were changed.
-std::size_t redirect_mirrors(nlohmann::json& description, const std::string& address) {
+// Points the mirrors that lead to the node balancer at `address` instead, keeping each URL's
+// path: for a host that runs no node balancer. Returns how many were changed.
+std::size_t redirect_mirrors(containerd::description& description, const std::string& address) {
   std::size_t changed = 0;
-  auto hosts = description.find("hosts");
-  if (hosts == description.end() || !hosts->is_array()) return 0;
-  for (auto& host : *hosts) {
-    if (!host.is_object() || !host.contains("mirrors") || !host["mirrors"].is_array()) continue;
-    for (auto& mirror : host["mirrors"]) {
-      if (!mirror.is_object()) continue;
-      const std::string url = mirror.value("url", "");
-      constexpr std::string_view local = "https://127.0.0.1:";
-      if (!url.starts_with(local)) continue;
-      const auto path = url.find('/', local.size());
-      mirror["url"] = "https://" + address + (path == std::string::npos ? std::string() : url.substr(path));
+  for (auto& host : description.hosts) {
+    for (auto& m : host.mirrors) {
+      if (!sdk::containerd::is_node_balancer_url(m.url)) continue;
+      const auto path = m.url.find('/', std::string_view("https://").size());
+      m.url = "https://" + address + (path == std::string::npos ? std::string() : m.url.substr(path));
       ++changed;
     }
   }
@@ -75,11 +70,19 @@ int render_containerd(const render_args& args) {
       std::cerr << "registryd: --mirror-address must be host:port with a port, got \"" << args.mirror_address << "\"\n";
       return exit_invalid;
     }
-    if (redirect_mirrors(description, args.mirror_address) == 0) {
+    // Through the typed description: the plugin's JSON is validated on the way.
+    auto typed = containerd::parse_description(description);
+    if (!typed) {
+      std::cerr << "registryd: plugin " << (*mode)->library().describe() << " described containerd wrongly: "
+                << typed.error_message() << "\n";
+      return exit_invalid;
+    }
+    if (redirect_mirrors(*typed, args.mirror_address) == 0) {
       std::cerr << "registryd: --mirror-address: " << config::to_string(config->mode)
                 << " mode's containerd configuration has no mirror through the node balancer to point elsewhere\n";
       return exit_invalid;
     }
+    description = typed->to_json();
   }
   containerd::render_options opts;
   opts.out_dir = args.out_dir.empty() ? host->containerd_dir : std::filesystem::path(args.out_dir);

@@ -5,6 +5,7 @@
 #include <registryd/oci/digest.hpp>
 #include <registryd/pki/certificates.hpp>
 #include <registryd/pki/pki_directory.hpp>
+#include <registryd/sdk/containerd.hpp>
 #include <registryd/util/atomic_file.hpp>
 
 #include <nlohmann/json.hpp>
@@ -180,7 +181,7 @@ api_answer master_api::assignment(const std::string& node) const {
             const std::string base = "https://" + address;
             return url == base || url.starts_with(base + "/");
           };
-          const bool to_masters = url.starts_with("https://127.0.0.1:") ||
+          const bool to_masters = sdk::containerd::is_node_balancer_url(url) ||
                                   std::any_of(masters->begin(), masters->end(),
                                               [&](const master_record& m) { return to(m.address); });
           if (to_masters && !mirror.contains("auth")) {

@@ -207,14 +207,15 @@ void supervisor::reconcile(bool retry_refused) {
 }
 
 void supervisor::write_serve_status() {
-  config_applied_.Set(not_applied_why_.empty() && !active_mode_name_.empty() ? 1 : 0);
+  const bool applied = not_applied_why_.empty() && !active_mode_name_.empty();
+  config_applied_.Set(applied ? 1 : 0);
   nlohmann::json doc = {
       {"pid", static_cast<std::int64_t>(::getpid())},
       {"startedAt", started_at_},
       {"configFile", opts_.host.module_config_path ? opts_.host.module_config_path->string() : std::string()},
       {"wantedMode", wanted_mode_},
       {"servingMode", active_mode_name_},
-      {"applied", not_applied_why_.empty() && !active_mode_name_.empty()},
+      {"applied", applied},
       {"notAppliedBecause", not_applied_why_},
   };
   const std::string text = doc.dump(2) + "\n";
@@ -458,7 +459,7 @@ util::status supervisor::refresh_mode(bool starting) {
     }
     logger_->warn("serving the recorded mode {} instead", config::to_string(recorded->mode));
     const std::string settings = config::settings_document(*recorded, host).dump();
-    if (auto st = activate(*recorded, settings, false); !st) {
+    if (auto st = activate(*recorded, host, settings, false); !st) {
       logger_->error("the recorded mode cannot start either: {}", st.error_message());
       front_door_->set_mode(nullptr, "no registry mode is running: " + message + "; " +
                                          st.error_message());
@@ -491,7 +492,7 @@ util::status supervisor::refresh_mode(bool starting) {
     return fall_back("forbidden_switch", "switch refused: " + decision.reason);
   }
   logger_->info("{}", decision.reason);
-  if (auto st = activate(*desired, settings, true); !st) {
+  if (auto st = activate(*desired, host, settings, true); !st) {
     logger_->error("{}", st.error_message());
     last_refused_ = settings;
     return fall_back("plugin", st.error_message());
@@ -501,9 +502,9 @@ util::status supervisor::refresh_mode(bool starting) {
   return util::ok();
 }
 
-util::status supervisor::activate(const config::module_config& config, const std::string& settings,
-                                  bool persist) {
-  auto instance = create_mode(config, plugin_host_settings(), opts_.plugin_override, logger_);
+util::status supervisor::activate(const config::module_config& config, const config::host_settings& host,
+                                  const std::string& settings, bool persist) {
+  auto instance = create_mode(config, host, opts_.plugin_override, logger_);
   if (!instance) return util::error{instance.error_message()};
   if (auto st = (*instance)->start(); !st) return st;
 

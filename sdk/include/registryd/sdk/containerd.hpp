@@ -98,6 +98,8 @@ struct description {
 
 // Where every node reaches the registry: the node balancer (FACTS.md section 4).
 inline constexpr std::string_view node_balancer_url = "https://127.0.0.1:5001";
+// Whether a mirror URL leads to a node balancer: https on 127.0.0.1, at any port.
+inline bool is_node_balancer_url(std::string_view url) { return url.starts_with("https://127.0.0.1:"); }
 
 // The fixed host mirrored by `mirror_url` (the node balancer) for pull and resolve, trusting
 // `ca_pem` when given. Proxy and Local both describe exactly this, so a switch between them

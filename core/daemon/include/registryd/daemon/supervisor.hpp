@@ -82,8 +82,10 @@ class supervisor {
   util::status refresh_mode(bool starting);
   // Records `config` as this node's mode in state.json.
   util::status save_switched_state(const config::module_config& config) const;
-  util::status activate(const config::module_config& config, const std::string& settings,
-                        bool persist);
+  // Starts `config`'s mode with `host` (what `settings`, the document compared against the
+  // running one, was made from) and makes it serve.
+  util::status activate(const config::module_config& config, const config::host_settings& host,
+                        const std::string& settings, bool persist);
   // The packages proxy beside the mode in force (docs/packages-proxy.md): (re)started when
   // its document changes (the mode's upstream, the packages_* settings); its listener is
   // bound on the first pass that can. Its failures are logged once and retried on the next
