@@ -4,7 +4,9 @@
 # chunked bundle of them; skopeo reads the bundle; `registryd mirror push` copies it into another
 # docker-registry and into registryd Local; skopeo copies back out with identical digests. Also:
 # --releases picks by semver, a re-run pull resumes and skips, a re-run push skips what the
-# destination has, and a corrupted blob in a bundle is refused naming its digest.
+# destination has, and a corrupted blob in a bundle is refused naming its digest. A whole
+# platform (several repositories from a list) goes into one bundle, is interrupted with Ctrl-C
+# and resumed, verified, and pushed into Local with credentials from an auth.json.
 source "$(dirname "$0")/lib.sh"
 
 for tool in skopeo umoci docker-registry curl python3 sha256sum htpasswd; do
@@ -155,6 +157,74 @@ assert_contains "$(grep "$LAYER" "$WORK/rel3.err")" "pulled (resumed at byte 100
 [ ! -e "$WORK/rel/blobs/sha256/.partial-${LAYER#sha256:}" ] || fail "the partial file stayed"
 assert_eq "$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["manifests"]))' "$WORK/rel/index.json")" "3" "index entries after adding v1.0.0"
 
+echo "# a whole platform: several repositories from a list into one bundle"
+copy oci:"$WORK/img-a":latest docker://$SRC/deckhouse/ee:v1.60.1
+copy oci:"$WORK/img-b":latest docker://$SRC/deckhouse/ee/install:v1.60.1
+copy oci:"$WORK/img-c":latest docker://$SRC/deckhouse/ee/release-channel:stable
+copy oci:"$WORK/img-a":latest docker://$SRC/deckhouse/ee/modules/ingress:v2
+declare -A PLATFORM=([v1.60.1]=deckhouse/ee:v1.60.1 [install:v1.60.1]=deckhouse/ee/install:v1.60.1
+  [release-channel:stable]=deckhouse/ee/release-channel:stable [modules/ingress:v2]=deckhouse/ee/modules/ingress:v2)
+declare -A PWANT
+for name in "${!PLATFORM[@]}"; do
+  ref=${PLATFORM[$name]}
+  PWANT[$name]=$(digest_at "http://$SRC/v2/${ref%:*}/manifests/${ref##*:}")
+  [ -n "${PWANT[$name]}" ] || fail "no digest for $ref"
+done
+cat >"$WORK/platform.list" <<'LIST'
+# the platform, its installer, a release channel and two modules (one the source lacks)
+:v1.60.1
+install:v1.60.1
+release-channel:stable
+modules/ingress:v2
+modules/gone:v1
+LIST
+"$REGISTRYD" mirror pull --scheme http --list "$WORK/platform.list" "$SRC/deckhouse/ee" "$WORK/platform.tar" \
+  --keep-going --dry-run --json >"$WORK/dry.json" 2>"$WORK/dry.err" || { cat "$WORK/dry.err" >&2; fail "dry run failed"; }
+python3 - "$WORK/dry.json" <<'PY' || fail "dry run summary: $(cat "$WORK/dry.json")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["ok"] and d["dry_run"], d
+assert (d["repositories"], d["tags"], d["manifests"], d["blobs"]) == (4, 4, 3, 6), d
+assert d["bytes_fetched"] == d["bytes"] > 3000000, d
+assert d["missing"] == ["deckhouse/ee/modules/gone:v1"], d
+PY
+[ ! -e "$WORK/platform.tar.work" ] && [ ! -e "$WORK/platform.tar" ] || fail "the dry run wrote something"
+
+set +e
+"$REGISTRYD" mirror pull --scheme http --list "$WORK/platform.list" "$SRC/deckhouse/ee" "$WORK/platform.tar" \
+  >/dev/null 2>"$WORK/gone.err"; rc=$?
+set -e
+assert_eq "$rc" "1" "a pull of a list naming a missing tag"
+assert_contains "$(cat "$WORK/gone.err")" "manifest v1 of deckhouse/ee/modules/gone" "the missing tag is named"
+assert_contains "$(cat "$WORK/gone.err")" "--keep-going" "the missing tag's error names --keep-going"
+
+echo "# interrupted with Ctrl-C halfway (through a relay at 1 MB/s), then the same command resumes"
+RELAY_PORT=$(free_port)
+start_bg relay 300 python3 "$(dirname "$0")/slow_relay.py" "$RELAY_PORT" "$SRC_PORT" 1000000
+wait_for 10 grep -q listening "$WORK/relay.log"
+PULL_PLATFORM=("$REGISTRYD" mirror pull --scheme http --parallel 2 --keep-going --list "$WORK/platform.list"
+  "127.0.0.1:$RELAY_PORT/deckhouse/ee" "$WORK/platform.tar")
+timeout 60 "${PULL_PLATFORM[@]}" >"$WORK/int.out" 2>"$WORK/int.err" &
+PULLER=$!
+wait_for 20 sh -c "ls -A '$WORK/platform.tar.work/blobs/sha256' | grep -q '^.partial-'"
+sleep 0.5
+kill -INT "$PULLER"
+set +e
+wait "$PULLER"; rc=$?
+set -e
+assert_eq "$rc" "1" "exit code of an interrupted pull"
+assert_contains "$(cat "$WORK/int.err")" "interrupted; run the same command again to resume" "an interrupted pull says how to go on"
+ls -A "$WORK/platform.tar.work/blobs/sha256" | grep -q '^.partial-' || fail "the interrupted pull kept no partial blob"
+[ ! -e "$WORK/platform.tar" ] || fail "an interrupted pull wrote the bundle"
+timeout 120 "${PULL_PLATFORM[@]}" >"$WORK/res.out" 2>"$WORK/res.err" || { cat "$WORK/res.err" >&2; fail "the resumed pull failed"; }
+assert_contains "$(cat "$WORK/res.err")" "resumed at byte" "the re-run resumed a partial blob"
+assert_contains "$(cat "$WORK/res.out")" "4 repositories, 4 tag(s), 3 manifest(s), 6 blob(s)" "the platform bundle's counts"
+assert_contains "$(cat "$WORK/res.out")" "skipped, not in the source: deckhouse/ee/modules/gone:v1" "the skipped tag is named"
+"$REGISTRYD" mirror verify "$WORK/platform.tar" >"$WORK/pverify.out" || fail "verify of the platform bundle"
+assert_contains "$(cat "$WORK/pverify.out")" "4 repositories, 4 tag(s), 3 manifest(s), 6 blob(s)" "verify counts the same"
+skopeo inspect --raw "oci-archive:$WORK/platform.tar:install:v1.60.1" >"$WORK/raw-install"
+assert_eq "$(sha_of "$WORK/raw-install")" "${PWANT[install:v1.60.1]}" "skopeo reads a repository below the root from the bundle"
+
 echo "# a corrupted blob in a bundle is refused, naming its digest, and never lands"
 python3 - "$WORK/joined.tar" "$WORK/corrupt.tar" "$BIG" <<'PY'
 import sys
@@ -238,6 +308,31 @@ assert_eq "$(sha_of "$WORK/out-lo/manifest.json")" "${WANT[docker-v2]}" "docker 
 skopeo inspect --raw "oci-archive:$WORK/back.tar:multi" >"$WORK/raw-back"
 assert_eq "$(sha_of "$WORK/raw-back")" "${WANT[multi]}" "the index pulled back from Local"
 
+echo "# the platform bundle into Local with credentials from an auth.json; skopeo copies each repository out"
+printf '{"auths":{"127.0.0.1:%s":{"auth":"%s"}}}\n' "$LO_PORT" "$(printf writer:wpass | base64)" >"$WORK/auth.json"
+REGISTRY_AUTH_FILE="$WORK/auth.json" "$REGISTRYD" mirror push --json --ca-file "$CA" \
+  "$WORK/platform.tar" "127.0.0.1:$LO_PORT/system/deckhouse" >"$WORK/ppush.json" 2>"$WORK/ppush.err" ||
+  { cat "$WORK/ppush.err" >&2; fail "the platform push into Local failed"; }
+assert_contains "$(cat "$WORK/ppush.err")" "credentials for 127.0.0.1:$LO_PORT from $WORK/auth.json" "credentials from auth.json"
+python3 - "$WORK/ppush.json" <<'PY' || fail "platform push summary: $(cat "$WORK/ppush.json")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["ok"] and not d["dry_run"], d
+assert (d["repositories"], d["tags"], d["manifests"], d["blobs"]) == (4, 4, 3, 6), d  # what pull said
+# system/deckhouse holds image a (v1.0.0 of the first push), which modules/ingress gets by a
+# mount: its 3 MB layer is not sent again; images b and c go to install and release-channel
+assert d["blobs_mounted"] == 2 and 0 < d["bytes_sent"] < 100000, d
+PY
+for name in "${!PLATFORM[@]}"; do
+  case $name in v*) repo="" ;; *) repo=/${name%:*} ;; esac
+  tag=${name##*:}
+  assert_eq "$(digest_at --cacert "$CA" -u writer:wpass "https://127.0.0.1:$LO_PORT/v2/system/deckhouse$repo/manifests/$tag")" \
+    "${PWANT[$name]}" "digest of $name in Local"
+done
+skopeo copy -q --src-cert-dir "$WORK/lo-certs" --src-creds writer:wpass \
+  docker://127.0.0.1:$LO_PORT/system/deckhouse/modules/ingress:v2 dir:"$WORK/out-ingress"
+assert_eq "$(sha_of "$WORK/out-ingress/manifest.json")" "${PWANT[modules/ingress:v2]}" "a module image copied out of Local"
+
 echo "# bad input is refused with exit code 2"
 set +e
 "$REGISTRYD" mirror pull "$SRC/team/app" "$WORK/x.tar" >/dev/null 2>"$WORK/bad1.err"; rc1=$?
@@ -246,7 +341,7 @@ set +e
 "$REGISTRYD" mirror push "$WORK/missing.tar" "$DEST/mirror/app" >/dev/null 2>"$WORK/bad4.err"; rc4=$?
 set -e
 assert_eq "$rc1" "2" "pull without a choice of tags"
-assert_contains "$(cat "$WORK/bad1.err")" "choose exactly one of" "pull without a choice of tags"
+assert_contains "$(cat "$WORK/bad1.err")" "choose one of --tags" "pull without a choice of tags"
 assert_eq "$rc2" "2" "--chunk-size for a directory"
 assert_eq "$rc3" "2" "push to a tag"
 assert_eq "$rc4" "1" "push of a missing bundle"

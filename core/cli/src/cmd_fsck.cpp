@@ -10,7 +10,6 @@
 #include <nlohmann/json.hpp>
 
 #include <atomic>
-#include <csignal>
 #include <iostream>
 #include <memory>
 
@@ -18,9 +17,6 @@ namespace registryd::cli {
 namespace {
 
 namespace storage = oci::storage;
-
-std::atomic<bool> interrupted{false};
-void on_interrupt(int) { interrupted.store(true); }
 
 struct fsck_args {
   host_flags host;
@@ -41,9 +37,8 @@ int fsck(const fsck_args& args) {
     if (!p.repair.empty()) std::cout << " [" << (p.repaired ? "repaired: " : "") << p.repair << "]";
     std::cout << "\n";
   };
-  std::signal(SIGINT, on_interrupt);
-  std::signal(SIGTERM, on_interrupt);
-  options.should_stop = [] { return interrupted.load(); };
+  const auto& interrupted = watch_interrupts();
+  options.should_stop = [&interrupted] { return interrupted.load(); };
 
   const auto report = storage::run_fsck(*store->repos, options);
   if (report.skipped) {

@@ -10,7 +10,6 @@
 #include <nlohmann/json.hpp>
 
 #include <atomic>
-#include <csignal>
 #include <iostream>
 #include <memory>
 
@@ -18,9 +17,6 @@ namespace registryd::cli {
 namespace {
 
 namespace storage = oci::storage;
-
-std::atomic<bool> interrupted{false};
-void on_interrupt(int) { interrupted.store(true); }
 
 struct gc_args {
   host_flags host;
@@ -65,9 +61,8 @@ int gc(const gc_args& args) {
       std::cout << (args.dry_run ? "would delete " : "deleted ") << describe(i) << "\n";
     }
   };
-  std::signal(SIGINT, on_interrupt);
-  std::signal(SIGTERM, on_interrupt);
-  options.should_stop = [] { return interrupted.load(); };
+  const auto& interrupted = watch_interrupts();
+  options.should_stop = [&interrupted] { return interrupted.load(); };
 
   const auto report = storage::run_gc(*store->repos, *store->uploads, options);
   for (const auto& e : report.errors) std::cerr << "registryd gc: " << e << "\n";

@@ -5,7 +5,9 @@
 #include "commands.hpp"
 
 #include <registryd/mirror/engine.hpp>
+#include <registryd/oci/client/docker_config.hpp>
 #include <registryd/oci/client/registry_client.hpp>
+#include <registryd/oci/image_check.hpp>
 #include <registryd/oci/reference.hpp>
 
 #include <nlohmann/json.hpp>
@@ -43,7 +45,9 @@ struct remote_flags {
     sub.add_option("--ca-file", ca_file,
                    "PEM file of the CA the " + which + " registry's certificate is verified "
                    "against (besides the system's)");
-    sub.add_option("--username", username, "User for the " + which + " registry");
+    sub.add_option("--username", username,
+                   "User for the " + which + " registry (else the credentials podman or docker login "
+                   "stored: $REGISTRY_AUTH_FILE, containers/auth.json, ~/.docker/config.json)");
     sub.add_option("--password-file", password_file,
                    "File holding the password (else $REGISTRYD_MIRROR_PASSWORD)");
   }
@@ -63,11 +67,15 @@ struct remote_flags {
     }
     // Status words, never bare numbers: a digest's hex holds "401" and "403" often enough.
     if (has("401 UNAUTHORIZED") || has(" 401 ")) {
+      if (username.empty() && !credentials_from.empty()) {
+        return "the " + which + " registry refused the credentials in " + credentials_from +
+               ": log in again, or give --username and --password-file";
+      }
       return username.empty() ? "the " + which + " registry wants credentials: --username and --password-file"
                               : "the " + which + " registry refused user " + username + ": check --password-file";
     }
     if (has("403 DENIED") || has(" 403 ")) {
-      return "user " + username + " may not do this on the " + which +
+      return (username.empty() ? std::string("this account") : "user " + username) + " may not do this on the " + which +
              " registry: use an account with read-write or mirror-pusher access";
     }
     return {};
@@ -103,8 +111,49 @@ struct remote_flags {
         password = env;
       }
       o.auth = client::credentials{username, password};
+    } else if (auto found = auth_file_credentials(registry, err)) {
+      o.auth = std::move(found->first);
+      credentials_from = found->second;
+    } else if (!err.empty()) {
+      return std::nullopt;
     }
     return o;
+  }
+
+  // The auth file the credentials came from, when --username was not given.
+  mutable std::string credentials_from;
+
+  // Credentials for `registry` from the first auth file that names it, as podman and docker
+  // keep them (containers-auth.json(5)): $REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json,
+  // ~/.config/containers/auth.json, then $DOCKER_CONFIG/config.json or ~/.docker/config.json.
+  // nullopt and `err` set when a file cannot be read as one.
+  static std::optional<std::pair<client::credentials, std::string>> auth_file_credentials(const std::string& registry,
+                                                                                         std::string& err) {
+    const auto env = [](const char* name) -> std::string {
+      const char* v = std::getenv(name);
+      return v != nullptr ? v : "";
+    };
+    std::vector<std::string> files;
+    if (!env("REGISTRY_AUTH_FILE").empty()) files.push_back(env("REGISTRY_AUTH_FILE"));
+    if (!env("XDG_RUNTIME_DIR").empty()) files.push_back(env("XDG_RUNTIME_DIR") + "/containers/auth.json");
+    if (!env("HOME").empty()) files.push_back(env("HOME") + "/.config/containers/auth.json");
+    if (!env("DOCKER_CONFIG").empty()) {
+      files.push_back(env("DOCKER_CONFIG") + "/config.json");
+    } else if (!env("HOME").empty()) {
+      files.push_back(env("HOME") + "/.docker/config.json");
+    }
+    for (const auto& f : files) {
+      std::ifstream in(f);
+      if (!in) continue;
+      try {
+        const auto doc = nlohmann::json::parse(in);
+        if (auto c = client::docker_config_credentials(doc, registry)) return std::make_pair(std::move(*c), f);
+      } catch (const std::exception& e) {
+        err = "auth file " + f + ": " + e.what();
+        return std::nullopt;
+      }
+    }
+    return std::nullopt;
   }
 };
 
@@ -165,6 +214,9 @@ class terminal_progress final : public mirror::progress_sink {
     items_ = total_items;
     done_ = 0;
     items_done_ = 0;
+    skipped_ = 0;
+    skipped_bytes_ = 0;
+    started_ = std::chrono::steady_clock::now();
     drawn_ = false;
   }
   void add_bytes(std::uint64_t n) override {
@@ -173,12 +225,17 @@ class terminal_progress final : public mirror::progress_sink {
   }
   void item(std::string_view how, const oci::digest& d, std::uint64_t size) override {
     ++items_done_;
+    if (how.rfind("already", 0) == 0) {
+      ++skipped_;
+      skipped_bytes_ += size;
+    }
     if (tty_) {
       draw(true);
       return;
     }
     std::cerr << verb_ << ": blob " << items_done_ << "/" << items_ << " " << d.str() << " (" << human(size)
-              << ") " << how << "; " << human(done_) << " of " << human(total_) << " " << percent() << "%\n";
+              << ") " << how << "; " << human(done_) << " of " << human(total_) << " " << percent() << "%"
+              << rate() << "\n";
   }
   void line(std::string_view text) override {
     if (tty_ && drawn_) std::cerr << "\r\033[K";
@@ -209,8 +266,24 @@ class terminal_progress final : public mirror::progress_sink {
     std::cerr << "\r\033[K" << verb_ << " [" << std::string(static_cast<std::size_t>(filled), '#')
               << std::string(static_cast<std::size_t>(width - filled), '.') << "] " << percent() << "% "
               << human(done_) << "/" << human(total_);
+    std::cerr << rate();
     if (items_ > 0) std::cerr << "  blobs " << items_done_ << "/" << items_;
+    if (skipped_ > 0) std::cerr << " (" << skipped_ << " already there)";
     std::cerr << std::flush;
+  }
+
+  // ", 85.2 MiB/s, 0:18 left": the speed of the bytes moved (not those found already there)
+  // since the phase began, and the time the rest takes at that speed.
+  std::string rate() const {
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+    const std::uint64_t moved = done_ > skipped_bytes_ ? done_ - skipped_bytes_ : 0;
+    if (seconds < 0.5 || moved == 0) return {};
+    const double speed = static_cast<double>(moved) / seconds;
+    const auto left = static_cast<long>(static_cast<double>(total_ - done_) / speed);
+    char buf[64];
+    std::snprintf(buf, sizeof buf, ", %s/s, %ld:%02ld left", human(static_cast<std::uint64_t>(speed)).c_str(), left / 60,
+                  left % 60);
+    return buf;
   }
 
   std::string verb_;
@@ -218,6 +291,9 @@ class terminal_progress final : public mirror::progress_sink {
   std::uint64_t done_ = 0;
   std::size_t items_ = 0;
   std::size_t items_done_ = 0;
+  std::size_t skipped_ = 0;
+  std::uint64_t skipped_bytes_ = 0;
+  std::chrono::steady_clock::time_point started_{};
   bool tty_;
   bool drawn_ = false;
   std::chrono::steady_clock::time_point last_{};
@@ -285,14 +361,39 @@ std::vector<std::string> split_list(const std::string& text) {
 
 // ---- pull ----
 
+// What pull and push share on the command line.
+struct transfer_flags {
+  std::size_t parallel = 4;
+  bool dry_run = false;
+  bool json = false;
+
+  void add_to(CLI::App& sub, const std::string& verb) {
+    sub.add_option("--parallel", parallel, "Blobs to " + verb + " at once")
+        ->check(CLI::Range(1, 64))
+        ->capture_default_str();
+    sub.add_flag("--dry-run", dry_run,
+                 "Say what would be " + verb + "ed (tags, manifests, blobs, bytes) and change nothing");
+    sub.add_flag("--json", json, "Print the summary as JSON on stdout");
+  }
+  mirror::transfer_options options(const std::atomic<bool>& cancel) const {
+    mirror::transfer_options t;
+    t.parallel = parallel;
+    t.dry_run = dry_run;
+    t.cancel = &cancel;
+    return t;
+  }
+};
+
 struct pull_args {
-  std::string source;
-  std::string bundle;
+  std::vector<std::string> sources;  // SOURCE... then BUNDLE, last
   std::string tags;
   bool all_tags = false;
   std::size_t releases = 0;
+  std::string list_file;
   std::string chunk_size;
   bool keep_work_dir = false;
+  bool keep_going = false;
+  transfer_flags transfer;
   remote_flags remote;
 };
 
@@ -309,24 +410,124 @@ std::unique_ptr<client::registry_client> make_client(const remote_flags& remote,
   }
 }
 
-int pull(const pull_args& args) {
-  std::string err;
-  auto src = parse_repository(args.source, true, err);
-  if (!src) {
-    std::cerr << "registryd mirror pull: SOURCE: " << err << "\n";
-    return exit_invalid;
+// The longest leading path (whole components) the repositories share: the bundle's root.
+std::string common_root(const std::vector<std::string>& repositories) {
+  std::string root = repositories.front();
+  for (const auto& r : repositories) {
+    while (!root.empty() && !mirror::relative_repository(root, r)) {
+      const auto slash = root.rfind('/');
+      root = slash == std::string::npos ? std::string() : root.substr(0, slash);
+    }
   }
-  const int choices = (!args.tags.empty() ? 1 : 0) + (args.all_tags ? 1 : 0) + (args.releases > 0 ? 1 : 0) +
-                      ((src->tag || src->digest) ? 1 : 0);
-  if (choices != 1) {
-    std::cerr << "registryd mirror pull: choose exactly one of --tags, --all-tags, --releases N, "
-                 "or a tag or digest in SOURCE\n";
+  return root;
+}
+
+// The selection for `repository` in `request`, added when it is not there yet.
+mirror::tag_selection& selection_of(mirror::pull_request& request, const std::string& repository) {
+  for (auto& r : request.repositories) {
+    if (r.repository == repository) return r.what;
+  }
+  request.repositories.push_back({repository, {}});
+  return request.repositories.back().what;
+}
+
+// Fills `request.repositories` and `root` from SOURCEs or the list file; the source registry,
+// or nullopt after saying what is wrong.
+std::optional<std::string> read_sources(const pull_args& args, mirror::pull_request& request) {
+  const auto fail = [](const std::string& why) -> std::optional<std::string> {
+    std::cerr << "registryd mirror pull: " << why << "\n";
+    return std::nullopt;
+  };
+  const std::vector<std::string> sources(args.sources.begin(), args.sources.end() - 1);
+  const int global = (!args.tags.empty() ? 1 : 0) + (args.all_tags ? 1 : 0) + (args.releases > 0 ? 1 : 0) +
+                     (!args.list_file.empty() ? 1 : 0);
+  if (global > 1) return fail("choose one of --tags, --all-tags, --releases N and --list FILE");
+  std::string err;
+  if (!args.list_file.empty()) {
+    if (sources.size() != 1) return fail("--list FILE takes one SOURCE, the repository its lines are relative to");
+    const auto root = oci::repository_location::parse(sources.front());
+    if (!root) return fail("SOURCE: '" + sources.front() + "' is not host[:port]/repository");
+    std::ifstream in(args.list_file);
+    if (!in) return fail("cannot read --list " + args.list_file);
+    std::ostringstream text;
+    text << in.rdbuf();
+    const auto list = oci::parse_image_list(text.str(), *root);
+    if (!list.errors.empty()) {
+      for (const auto& e : list.errors) std::cerr << args.list_file << ":" << e.line << ": " << e.message << "\n";
+      return fail("--list " + args.list_file + " has " + std::to_string(list.errors.size()) + " bad line(s)");
+    }
+    if (list.items.empty()) return fail("--list " + args.list_file + " names no image");
+    for (const auto& item : list.items) {
+      if (!mirror::relative_repository(root->path, item.repository)) {
+        return fail(args.list_file + ": " + item.text + " is not in " + root->str() + " nor below it");
+      }
+      auto& what = selection_of(request, item.repository);
+      if (auto d = oci::digest::parse(item.reference)) {
+        what.digests.push_back(*d);
+      } else {
+        what.tags.push_back(item.reference);
+      }
+    }
+    request.root = root->path;
+    return root->registry;
+  }
+  std::string registry;
+  bool unreferenced = false;
+  std::vector<std::string> names;
+  for (const auto& text : sources) {
+    auto src = parse_repository(text, true, err);
+    if (!src) return fail("SOURCE: " + err);
+    if (!registry.empty() && src->registry != registry) {
+      return fail("every SOURCE must be in one registry: " + registry + " and " + src->registry);
+    }
+    registry = src->registry;
+    auto& what = selection_of(request, src->repository);
+    if (src->tag) what.tags.push_back(*src->tag);
+    if (src->digest) what.digests.push_back(*src->digest);
+    if (!src->tag && !src->digest) unreferenced = true;
+    names.push_back(src->repository);
+  }
+  if (unreferenced && global == 0) {
+    return fail("choose one of --tags, --all-tags, --releases N or --list FILE, or name a tag or digest in each SOURCE");
+  }
+  if (!unreferenced && global > 0) return fail("every SOURCE names its tag or digest: drop --tags, --all-tags or --releases");
+  for (auto& r : request.repositories) {
+    if (!r.what.tags.empty() || !r.what.digests.empty()) continue;
+    r.what.all = args.all_tags;
+    r.what.releases = args.releases;
+    r.what.tags = split_list(args.tags);
+    for (const auto& t : r.what.tags) {
+      if (!oci::is_valid_tag(t)) return fail("--tags: '" + t + "' is not a valid tag");
+    }
+  }
+  request.root = common_root(names);
+  return registry;
+}
+
+// The message for a failed transfer, and how to go on.
+void report_failure(const std::string& verb, const std::string& error, const remote_flags& remote,
+                    const std::string& which, const std::string& kept) {
+  if (error == mirror::interrupted_error) {
+    std::cerr << "registryd mirror " << verb << ": interrupted; run the same command again to resume";
+    if (!kept.empty()) std::cerr << " (what was " << verb << "ed is kept in " << kept << ")";
+    std::cerr << "\n";
+    return;
+  }
+  std::cerr << "registryd mirror " << verb << ": " << error << "\n";
+  if (const auto h = remote.hint(error, which); !h.empty()) std::cerr << "hint: " << h << "\n";
+  if (!kept.empty()) std::cerr << "what was " << verb << "ed is kept in " << kept << "; run the same command again to go on\n";
+}
+
+int pull(const pull_args& args) {
+  if (args.sources.size() < 2) {
+    std::cerr << "registryd mirror pull: name at least one SOURCE and the BUNDLE\n";
     return exit_invalid;
   }
   mirror::pull_request request;
-  request.repository = src->repository;
-  request.bundle = args.bundle;
+  request.bundle = args.sources.back();
+  const std::string bundle = args.sources.back();
   request.keep_work_dir = args.keep_work_dir;
+  request.keep_going = args.keep_going;
   if (!args.chunk_size.empty()) {
     request.chunk_size = parse_size(args.chunk_size);
     if (!request.chunk_size) {
@@ -339,41 +540,62 @@ int pull(const pull_args& args) {
       return exit_invalid;
     }
   }
-  if (src->tag) request.what.tags.push_back(*src->tag);
-  request.what.digest = src->digest;
-  request.what.all = args.all_tags;
-  request.what.releases = args.releases;
-  if (!args.tags.empty()) {
-    request.what.tags = split_list(args.tags);
-    for (const auto& t : request.what.tags) {
-      if (!oci::is_valid_tag(t)) {
-        std::cerr << "registryd mirror pull: --tags: '" << t << "' is not a valid tag\n";
-        return exit_invalid;
-      }
-    }
-  }
-  auto c = make_client(args.remote, src->registry, err);
+  const auto registry = read_sources(args, request);
+  if (!registry) return exit_invalid;
+  std::string err;
+  auto c = make_client(args.remote, *registry, err);
   if (!c) {
     std::cerr << "registryd mirror pull: " << err << "\n";
     return exit_invalid;
   }
+  if (!args.remote.credentials_from.empty()) {
+    std::cerr << "mirror pull: credentials for " << *registry << " from " << args.remote.credentials_from << "\n";
+  }
 
+  request.transfer = args.transfer.options(watch_interrupts());
   terminal_progress bar;
   bar.set_verb("pull");
   auto pulled = mirror::pull(*c, request, bar);
+  const std::string kept = request.bundle.extension() == ".tar" ? bundle + ".work" : bundle;
   if (!pulled) {
-    std::cerr << "registryd mirror pull: " << pulled.error_message() << "\n";
-    if (const auto h = args.remote.hint(pulled.error_message(), "source"); !h.empty()) std::cerr << "hint: " << h << "\n";
-    std::cerr << "what was pulled is kept in " << (request.bundle.extension() == ".tar" ? args.bundle + ".work" : args.bundle)
-              << "; run the same command again to go on\n";
+    if (args.transfer.json) {
+      std::cout << nlohmann::json{{"bundle", bundle}, {"ok", false}, {"error", pulled.error_message()}}.dump(2) << "\n";
+    }
+    report_failure("pull", pulled.error_message(), args.remote, "source", args.transfer.dry_run ? "" : kept);
     return exit_failed;
   }
   const auto& s = *pulled;
-  std::cout << "bundle " << args.bundle << ": " << s.tags << " tag(s), " << s.manifests << " manifest(s), " << s.blobs
-            << " blob(s), " << human(s.bytes);
-  if (s.chunks > 1) std::cout << ", " << s.chunks << " chunks";
-  if (s.chunks == 0) std::cout << " (an image layout directory)";
-  std::cout << "\n";
+  if (args.transfer.json) {
+    std::cout << nlohmann::json{{"bundle", bundle},
+                                {"ok", true},
+                                {"dry_run", args.transfer.dry_run},
+                                {"repositories", s.repositories},
+                                {"tags", s.tags},
+                                {"manifests", s.manifests},
+                                {"blobs", s.blobs},
+                                {"bytes", s.bytes},
+                                {"blobs_already_pulled", s.blobs_present},
+                                {"bytes_fetched", s.bytes_to_fetch},
+                                {"chunks", s.chunks},
+                                {"missing", s.missing}}
+                     .dump(2)
+              << "\n";
+    return exit_ok;
+  }
+  if (args.transfer.dry_run) {
+    std::cout << "would pull into " << bundle << ": " << s.repositories << " repositor"
+              << (s.repositories == 1 ? "y, " : "ies, ") << s.tags << " tag(s), " << s.manifests << " manifest(s), "
+              << s.blobs << " blob(s) of " << human(s.bytes) << "; " << (s.blobs - s.blobs_present)
+              << " blob(s), " << human(s.bytes_to_fetch) << ", to download (" << s.blobs_present
+              << " already in " << kept << ")\n";
+  } else {
+    std::cout << "bundle " << bundle << ": " << s.repositories << " repositor" << (s.repositories == 1 ? "y, " : "ies, ")
+              << s.tags << " tag(s), " << s.manifests << " manifest(s), " << s.blobs << " blob(s), " << human(s.bytes);
+    if (s.chunks > 1) std::cout << ", " << s.chunks << " chunks";
+    if (s.chunks == 0) std::cout << " (an image layout directory)";
+    std::cout << "\n";
+  }
+  for (const auto& m : s.missing) std::cout << "skipped, not in the source: " << m << "\n";
   return exit_ok;
 }
 
@@ -382,6 +604,8 @@ int pull(const pull_args& args) {
 struct push_args {
   std::string bundle;
   std::string destination;
+  std::string chunk = "16M";
+  transfer_flags transfer;
   remote_flags remote;
 };
 
@@ -392,25 +616,58 @@ int push(const push_args& args) {
     std::cerr << "registryd mirror push: DEST: " << err << "\n";
     return exit_invalid;
   }
+  mirror::push_request request{args.bundle, dest->repository, args.transfer.options(watch_interrupts())};
+  const auto chunk = parse_size(args.chunk);
+  if (!chunk) {
+    std::cerr << "registryd mirror push: --upload-chunk-size '" << args.chunk << "' is not a size (e.g. 16M)\n";
+    return exit_invalid;
+  }
+  request.chunk_bytes = *chunk;
   auto c = make_client(args.remote, dest->registry, err);
   if (!c) {
     std::cerr << "registryd mirror push: " << err << "\n";
     return exit_invalid;
   }
+  if (!args.remote.credentials_from.empty()) {
+    std::cerr << "mirror push: credentials for " << dest->registry << " from " << args.remote.credentials_from << "\n";
+  }
   terminal_progress bar;
   bar.set_verb("push");
-  auto pushed = mirror::push(*c, mirror::push_request{args.bundle, dest->repository, {}}, bar);
+  auto pushed = mirror::push(*c, request, bar);
   if (!pushed) {
-    std::cerr << "registryd mirror push: " << pushed.error_message() << "\n";
-    if (const auto h = args.remote.hint(pushed.error_message(), "destination"); !h.empty()) {
-      std::cerr << "hint: " << h << "\n";
+    if (args.transfer.json) {
+      std::cout << nlohmann::json{{"bundle", args.bundle}, {"ok", false}, {"error", pushed.error_message()}}.dump(2)
+                << "\n";
     }
+    report_failure("push", pushed.error_message(), args.remote, "destination", "");
     return exit_failed;
   }
   const auto& s = *pushed;
-  std::cout << "pushed " << args.bundle << " to " << dest->registry << "/" << dest->repository << ": " << s.tags
-            << " tag(s), " << s.manifests << " manifest(s), " << s.blobs << " blob(s) (" << s.blobs_skipped
-            << " already there)\n";
+  if (args.transfer.json) {
+    std::cout << nlohmann::json{{"bundle", args.bundle},
+                                {"ok", true},
+                                {"dry_run", args.transfer.dry_run},
+                                {"destination", dest->registry + "/" + dest->repository},
+                                {"repositories", s.repositories},
+                                {"tags", s.tags},
+                                {"manifests", s.manifests},
+                                {"blobs", s.blobs},
+                                {"blobs_already_there", s.blobs_skipped},
+                                {"blobs_mounted", s.blobs_mounted},
+                                {"bytes_sent", s.bytes_sent},
+                                {"chunks_resumed", s.resumed}}
+                     .dump(2)
+              << "\n";
+    return exit_ok;
+  }
+  std::cout << (args.transfer.dry_run ? "would push " : "pushed ") << args.bundle << " to " << dest->registry << "/"
+            << dest->repository << ": " << s.repositories << " repositor" << (s.repositories == 1 ? "y, " : "ies, ")
+            << s.tags << " tag(s), " << s.manifests << " manifest(s), " << s.blobs << " blob(s) (" << s.blobs_skipped
+            << " already there";
+  if (s.blobs_mounted > 0) std::cout << ", " << s.blobs_mounted << " mounted from another repository";
+  std::cout << "), " << human(s.bytes_sent) << (args.transfer.dry_run ? " to send" : " sent");
+  if (s.resumed > 0) std::cout << ", " << s.resumed << " chunk(s) resumed";
+  std::cout << "\n";
   return exit_ok;
 }
 
@@ -442,13 +699,15 @@ int verify(const verify_args& args) {
     return exit_failed;
   }
   if (args.json) {
-    std::cout << nlohmann::json{{"bundle", args.bundle}, {"ok", true},        {"kind", summary->kind},
-                                {"tags", summary->tags},   {"manifests", summary->manifests},
-                                {"blobs", summary->blobs}, {"bytes", summary->bytes}}
+    std::cout << nlohmann::json{{"bundle", args.bundle},       {"ok", true},
+                                {"kind", summary->kind},       {"repositories", summary->repositories},
+                                {"tags", summary->tags},       {"manifests", summary->manifests},
+                                {"blobs", summary->blobs},     {"bytes", summary->bytes}}
                      .dump(2)
               << "\n";
   } else {
-    std::cout << args.bundle << " (" << summary->kind << ") is whole: " << summary->tags << " tag(s), "
+    std::cout << args.bundle << " (" << summary->kind << ") is whole: " << summary->repositories << " repositor"
+              << (summary->repositories == 1 ? "y, " : "ies, ") << summary->tags << " tag(s), "
               << summary->manifests << " manifest(s), " << summary->blobs << " blob(s) of " << summary->bytes
               << " bytes, every one hashed\n";
   }
@@ -468,27 +727,51 @@ command add_mirror(CLI::App& app) {
   auto pa = std::make_shared<pull_args>();
   auto* pull_cmd = sub->add_subcommand(
       "pull",
-      "Copy tags of SOURCE (host[:port]/repository[:tag|@digest]) into BUNDLE: a tar when it ends "
-      "in .tar, else an image layout directory. Re-running goes on where it stopped.");
-  pull_cmd->add_option("SOURCE", pa->source, "host[:port]/repository[:tag|@digest]")->required();
-  pull_cmd->add_option("BUNDLE", pa->bundle, "Bundle to write: NAME.tar, or a directory")->required();
-  pull_cmd->add_option("--tags", pa->tags, "Comma separated tags to pull");
-  pull_cmd->add_flag("--all-tags", pa->all_tags, "Pull every tag of the repository");
+      "Copy tags of one or several SOURCEs (host[:port]/repository[:tag|@digest], all in one "
+      "registry) into BUNDLE: a tar when it ends in .tar, else an image layout directory. "
+      "Several repositories go into one bundle, named below the path they share; `mirror push` "
+      "restores each below its DEST. Re-running goes on where it stopped; Ctrl-C stops and says "
+      "so. Exit codes: 0 pulled (or would pull), 1 failed or interrupted, 2 bad flags.");
+  pull_cmd->add_option("SOURCE... BUNDLE", pa->sources,
+                       "The repositories to pull (host[:port]/repository[:tag|@digest]), then the bundle "
+                       "to write: NAME.tar, or a directory")
+      ->required()
+      ->expected(2, -1)
+      ->type_name("");
+  pull_cmd->add_option("--tags", pa->tags, "Comma separated tags to pull from each SOURCE that names none");
+  pull_cmd->add_flag("--all-tags", pa->all_tags, "Pull every tag of each SOURCE that names none");
   pull_cmd->add_option("--releases", pa->releases,
-                       "Pull the N newest release tags (vX.Y.Z, by semver) of the repository")
+                       "Pull the N newest release tags (vX.Y.Z, by semver) of each SOURCE that names none")
       ->check(CLI::PositiveNumber);
+  pull_cmd->add_option("--list", pa->list_file,
+                       "Pull the images FILE lists, one a line, relative to the one SOURCE (`:v1.60.1`, "
+                       "`install:v1.60.1`, `modules/ingress@sha256:...`) or full references in its "
+                       "registry; the list format of `registryd check --images`")
+      ->type_name("FILE");
+  pull_cmd->add_flag("--keep-going", pa->keep_going,
+                     "Name and skip a tag or digest the source does not have (else the pull fails on it)");
   pull_cmd->add_option("--chunk-size", pa->chunk_size,
                        "Split the tar into chunks of this size (e.g. 4G, 500M): BUNDLE.chunk-0000, ...");
   pull_cmd->add_flag("--keep-work-dir", pa->keep_work_dir, "Keep BUNDLE.work/ (the layout) after writing the tar");
+  pa->transfer.add_to(*pull_cmd, "pull");
   pa->remote.add_to(*pull_cmd, "source");
 
   auto ua = std::make_shared<push_args>();
   auto* push_cmd = sub->add_subcommand(
       "push",
       "Copy BUNDLE (a tar, its chunks, or an image layout directory) into DEST "
-      "(host[:port]/repository) with its tags. Blobs DEST has are skipped.");
+      "(host[:port]/repository) with its tags: the bundle's root repository to DEST, the others "
+      "below it (DEST/install, DEST/modules/...). Blobs DEST has are skipped, a blob another "
+      "repository has is mounted, large blobs go in chunks resumed after a broken connection. "
+      "Ctrl-C cancels the open uploads; running the same command again goes on. Exit codes: 0 "
+      "pushed (or would push), 1 failed or interrupted, 2 bad flags.");
   push_cmd->add_option("BUNDLE", ua->bundle, "The bundle: NAME.tar, NAME.tar.chunk-0000 or a directory")->required();
   push_cmd->add_option("DEST", ua->destination, "host[:port]/repository")->required();
+  push_cmd->add_option("--upload-chunk-size", ua->chunk,
+                       "Blobs larger than this go up in chunks of this size, each resumed where a "
+                       "broken connection left it")
+      ->capture_default_str();
+  ua->transfer.add_to(*push_cmd, "push");
   ua->remote.add_to(*push_cmd, "destination");
 
   auto va = std::make_shared<verify_args>();

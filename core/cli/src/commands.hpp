@@ -6,6 +6,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <atomic>
 #include <functional>
 #include <optional>
 
@@ -33,6 +34,10 @@ command add_man(CLI::App& app);
 // `registryd cluster status` (also what `registryd status` shows for a cluster member): the
 // masters and nodes in the cluster store the host settings name.
 int cluster_status(const std::optional<config::host_settings>& host, bool json_output);
+
+// From now on SIGINT and SIGTERM set the flag returned (a long command stops at its next
+// step and says how to go on); a second signal ends the process at once.
+const std::atomic<bool>& watch_interrupts();
 
 // Exit codes, the same for every command.
 inline constexpr int exit_ok = 0;

@@ -1,6 +1,7 @@
 #include <registryd/mirror/bundle.hpp>
 
 #include <registryd/oci/media_types.hpp>
+#include <registryd/oci/reference.hpp>
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -539,6 +540,52 @@ const manifest_set::entry* manifest_set::find(const digest& d) const {
   return nullptr;
 }
 
+result<manifest_set> manifest_set::subset(const std::vector<descriptor>& roots) const {
+  manifest_set out;
+  auto w = walk(roots, [&](const descriptor& d) -> std::optional<std::string> {
+    const auto* e = find(d.digest);
+    return e != nullptr ? std::optional<std::string>(e->bytes) : std::nullopt;
+  }, out);
+  if (!w) return error{w.error_message()};
+  if (!w->missing.empty()) return error{"manifest " + w->missing.front().digest.str() + " is not in the bundle"};
+  return out;
+}
+
+std::optional<std::string> ref_name_of(const bundle_name& name, const digest& d) {
+  if (name.repository.empty()) return name.tag;
+  return name.repository + (name.tag ? ":" + *name.tag : "@" + d.str());
+}
+
+bundle_name bundle_name_of(const descriptor& entry, std::string* note) {
+  const auto ref = oci::ref_name(entry);
+  if (!ref) return {};
+  if (oci::is_valid_tag(*ref)) return {"", *ref};
+  if (const auto at = ref->find('@'); at != std::string::npos) {
+    const std::string repo = ref->substr(0, at);
+    if (oci::is_valid_repository_name(repo) && digest::parse(ref->substr(at + 1)) == entry.digest) {
+      return {repo, std::nullopt};
+    }
+  } else if (const auto colon = ref->rfind(':'); colon != std::string::npos) {
+    const std::string repo = ref->substr(0, colon);
+    const std::string tag = ref->substr(colon + 1);
+    if (oci::is_valid_repository_name(repo) && oci::is_valid_tag(tag)) return {repo, tag};
+  }
+  if (note != nullptr) {
+    *note = "index entry " + entry.digest.str() + " is named '" + *ref + "', neither a tag nor repository:tag: kept by digest";
+  }
+  return {};
+}
+
+std::optional<std::string> relative_repository(const std::string& root, const std::string& repository) {
+  if (repository == root) return std::string();
+  if (root.empty()) return repository;
+  if (repository.size() > root.size() + 1 && repository.compare(0, root.size(), root) == 0 &&
+      repository[root.size()] == '/') {
+    return repository.substr(root.size() + 1);
+  }
+  return std::nullopt;
+}
+
 result<manifest_set> collect_manifests(const image_layout& layout, const std::vector<descriptor>& roots) {
   manifest_set out;
   std::string read_error;
@@ -817,9 +864,13 @@ result<bundle_summary> verify_bundle(const std::filesystem::path& bundle,
   if (!reader) return error{reader.error_message()};
   bundle_summary s;
   s.kind = reader->kind();
+  std::set<std::string> repositories;
   for (const auto& e : reader->index()) {
-    if (oci::ref_name(e)) ++s.tags;
+    const auto name = bundle_name_of(e);
+    if (name.tag) ++s.tags;
+    repositories.insert(name.repository);
   }
+  s.repositories = repositories.size();
   s.manifests = reader->content().manifests.size();
   std::uint64_t total = 0;
   for (const auto& b : reader->content().blobs) total += static_cast<std::uint64_t>(b.size);

@@ -81,14 +81,19 @@ std::string manifest_bytes(registry_server& s, const std::string& tag) {
   return s.local()("GET", "/v2/app/manifests/" + tag).body;
 }
 
-mirror::retry_policy fast_retries() { return {4, std::chrono::milliseconds(1)}; }
+mirror::transfer_options fast_retries() {
+  mirror::transfer_options t;
+  t.retry = {4, std::chrono::milliseconds(1)};
+  return t;
+}
 
 pull_request pull_of(const std::string& repo, std::vector<std::string> tags, fs::path bundle) {
   pull_request r;
-  r.repository = repo;
-  r.what.tags = std::move(tags);
+  r.repositories.push_back({repo, {}});
+  r.repositories[0].what.tags = std::move(tags);
+  r.root = repo;
   r.bundle = std::move(bundle);
-  r.retry = fast_retries();
+  r.transfer = fast_retries();
   return r;
 }
 
@@ -243,7 +248,7 @@ TEST_CASE("a selection names exactly one thing, and releases are the newest vX.Y
   registry_client client(src.options());
   recorder rec;
   pull_request r = pull_of("app", {}, dir.path() / "rel");
-  r.what.releases = 2;
+  r.repositories[0].what.releases = 2;
   auto pulled = mirror::pull(client, r, rec);
   REQUIRE(pulled);
   const auto tags = tags_of(dir.path() / "rel");
@@ -254,10 +259,10 @@ TEST_CASE("a selection names exactly one thing, and releases are the newest vX.Y
   pull_request none = pull_of("app", {}, dir.path() / "none");
   CHECK_FALSE(mirror::pull(client, none, rec));
   pull_request two = pull_of("app", {"v1.2.3"}, dir.path() / "two");
-  two.what.all = true;
+  two.repositories[0].what.all = true;
   CHECK_FALSE(mirror::pull(client, two, rec));
   pull_request both = pull_of("app", {"latest"}, dir.path() / "both");  // repo:latest@digest
-  both.what.digest = digest_of(manifest_bytes(src, "v1.2.3"));
+  both.repositories[0].what.digests = {digest_of(manifest_bytes(src, "v1.2.3"))};
   auto pulled_both = mirror::pull(client, both, rec);
   REQUIRE(pulled_both);
   CHECK(pulled_both->manifests == 2);
@@ -266,4 +271,188 @@ TEST_CASE("a selection names exactly one thing, and releases are the newest vX.Y
   pull_request chunks = pull_of("app", {"latest"}, dir.path() / "dir-bundle");
   chunks.chunk_size = 1024;
   CHECK_THAT(mirror::pull(client, chunks, rec).error_message(), Catch::Contains("tar"));
+}
+
+TEST_CASE("several repositories go into one bundle and come back below the destination, shared blobs mounted",
+          "[mirror]") {
+  registry_server src, dst;
+  const image platform = push_image(src, "deckhouse/ee", "v1.60.1", "platform");
+  const image install = push_image(src, "deckhouse/ee/install", "v1.60.1", "install");
+  // The same image as the platform's, in another repository.
+  const image ingress = push_image(src, "deckhouse/ee/modules/ingress", "v2", "platform");
+  scratch_dir dir;
+  registry_client from(src.options()), to(dst.options());
+  pull_request req;
+  req.root = "deckhouse/ee";
+  req.repositories = {{"deckhouse/ee", {}}, {"deckhouse/ee/install", {}}, {"deckhouse/ee/modules/ingress", {}}};
+  req.repositories[0].what.tags = {"v1.60.1"};
+  req.repositories[1].what.tags = {"v1.60.1"};
+  req.repositories[2].what.digests = {ingress.manifest_digest};
+  req.bundle = dir.path() / "platform.tar";
+  req.transfer = fast_retries();
+  req.keep_work_dir = true;
+  recorder rec;
+  auto pulled = mirror::pull(from, req, rec);
+  INFO((pulled ? std::string() : pulled.error_message()));
+  REQUIRE(pulled);
+  CHECK(pulled->repositories == 3);
+  CHECK(pulled->tags == 2);
+  CHECK(pulled->manifests == 2);  // ingress's is the platform's
+  CHECK(pulled->blobs == 6);
+  const auto tags = tags_of(dir.path() / "platform.tar.work");
+  CHECK(tags.at("v1.60.1") == platform.manifest_digest.str());
+  CHECK(tags.at("install:v1.60.1") == install.manifest_digest.str());
+  CHECK(tags.at("modules/ingress@" + ingress.manifest_digest.str()) == ingress.manifest_digest.str());
+
+  auto verified = mirror::verify_bundle(dir.path() / "platform.tar");
+  REQUIRE(verified);
+  CHECK(verified->repositories == 3);
+  CHECK(verified->tags == 2);
+
+  recorder pushing;
+  push_request to_dst{dir.path() / "platform.tar", "system/deckhouse", fast_retries()};
+  auto pushed = mirror::push(to, to_dst, pushing);
+  INFO((pushed ? std::string() : pushed.error_message()));
+  REQUIRE(pushed);
+  CHECK(pushed->repositories == 3);
+  CHECK(pushed->tags == pulled->tags);  // the same counts on both sides
+  CHECK(pushed->manifests == pulled->manifests);
+  CHECK(pushed->blobs == pulled->blobs);
+  CHECK(pushed->blobs_mounted == 3);  // ingress's blobs, sent once for the platform
+  CHECK(dst.local()("HEAD", "/v2/system/deckhouse/manifests/v1.60.1").header("Docker-Content-Digest") ==
+        platform.manifest_digest.str());
+  CHECK(dst.local()("HEAD", "/v2/system/deckhouse/install/manifests/v1.60.1").header("Docker-Content-Digest") ==
+        install.manifest_digest.str());
+  CHECK(dst.local()("HEAD", "/v2/system/deckhouse/modules/ingress/manifests/" + ingress.manifest_digest.str()).status ==
+        200);
+  CHECK(dst.local()("GET", "/v2/system/deckhouse/modules/ingress/blobs/" + ingress.blobs[1].str()).status == 200);
+}
+
+TEST_CASE("a missing tag fails the pull naming it, or with keep_going is named and skipped", "[mirror]") {
+  registry_server src;
+  push_image(src, "app", "v1", "k");
+  scratch_dir dir;
+  registry_client client(src.options());
+  recorder rec;
+  auto failed = mirror::pull(client, pull_of("app", {"v1", "gone"}, dir.path() / "a"), rec);
+  REQUIRE_FALSE(failed);
+  CHECK_THAT(failed.error_message(), Catch::Contains("manifest gone of app") && Catch::Contains("--keep-going"));
+  auto req = pull_of("app", {"v1", "gone"}, dir.path() / "b");
+  req.keep_going = true;
+  auto pulled = mirror::pull(client, req, rec);
+  REQUIRE(pulled);
+  CHECK(pulled->tags == 1);
+  CHECK(pulled->missing == std::vector<std::string>{"app:gone"});
+  CHECK(tags_of(dir.path() / "b").size() == 1);
+}
+
+TEST_CASE("a dry run reports what would move and writes nothing on either side", "[mirror]") {
+  registry_server src, dst;
+  const image img = push_image(src, "app", "v1", "dry", 128 * 1024);
+  scratch_dir dir;
+  registry_client from(src.options()), to(dst.options());
+  recorder rec;
+  auto req = pull_of("app", {"v1"}, dir.path() / "d.tar");
+  req.transfer.dry_run = true;
+  auto would = mirror::pull(from, req, rec);
+  REQUIRE(would);
+  CHECK(would->blobs == 3);
+  CHECK(would->bytes_to_fetch == would->bytes);
+  CHECK_FALSE(fs::exists(dir.path() / "d.tar.work"));
+  CHECK_FALSE(fs::exists(dir.path() / "d.tar"));
+  CHECK(src.count("GET", "/blobs/") == 0);
+
+  req.transfer.dry_run = false;
+  req.keep_work_dir = true;
+  REQUIRE(mirror::pull(from, req, rec));
+  req.transfer.dry_run = true;
+  auto again = mirror::pull(from, req, rec);
+  REQUIRE(again);
+  CHECK(again->blobs_present == 3);
+  CHECK(again->bytes_to_fetch == 0);
+
+  push_request p{dir.path() / "d.tar", "app", fast_retries()};
+  p.transfer.dry_run = true;
+  auto push_would = mirror::push(to, p, rec);
+  REQUIRE(push_would);
+  CHECK(push_would->bytes_sent == would->bytes);
+  CHECK(push_would->tags == 1);
+  CHECK(dst.count("POST", "/blobs/uploads/") == 0);
+  CHECK(dst.local()("GET", "/v2/app/blobs/" + img.blobs[1].str()).status == 404);
+}
+
+TEST_CASE("push sends a large blob in chunks and resumes a chunk that failed from the destination's offset",
+          "[mirror]") {
+  registry_server src, dst;
+  const image img = push_image(src, "app", "v1", "chunky", 300 * 1024);
+  scratch_dir dir;
+  registry_client from(src.options()), to(dst.options());
+  recorder rec;
+  REQUIRE(mirror::pull(from, pull_of("app", {"v1"}, dir.path() / "c.tar"), rec));
+  push_request p{dir.path() / "c.tar", "app", fast_retries()};
+  p.chunk_bytes = 64 * 1024;
+  p.transfer.parallel = 1;
+  dst.fail_next(1, 503, "PATCH");
+  auto pushed = mirror::push(to, p, rec);
+  INFO((pushed ? std::string() : pushed.error_message()));
+  REQUIRE(pushed);
+  CHECK(pushed->resumed == 1);
+  CHECK(dst.count("PATCH", "/blobs/uploads/") == 300 / 64 + 1 + 1);  // five chunks, one sent twice
+  CHECK(dst.local()("GET", "/v2/app/blobs/" + img.blobs[1].str()).body.size() == 300 * 1024);
+  CHECK(dst.local()("HEAD", "/v2/app/manifests/v1").status == 200);
+}
+
+TEST_CASE("a cancelled push stops, cancels the upload it had open, and a re-run completes", "[mirror]") {
+  registry_server src, dst;
+  push_image(src, "app", "v1", "cancel", 256 * 1024);
+  scratch_dir dir;
+  registry_client from(src.options()), to(dst.options());
+  recorder rec;
+  REQUIRE(mirror::pull(from, pull_of("app", {"v1"}, dir.path() / "x.tar"), rec));
+
+  // Cancelled as soon as the first bytes of a blob are read.
+  struct cancelling final : progress_sink {
+    std::atomic<bool>& flag;
+    explicit cancelling(std::atomic<bool>& f) : flag(f) {}
+    void begin(std::string_view, std::uint64_t, std::size_t) override {}
+    void add_bytes(std::uint64_t) override { flag = true; }
+    void item(std::string_view, const digest&, std::uint64_t) override {}
+    void line(std::string_view) override {}
+    void end() override {}
+  };
+  std::atomic<bool> cancel{false};
+  cancelling sink(cancel);
+  push_request p{dir.path() / "x.tar", "app", fast_retries()};
+  p.transfer.cancel = &cancel;
+  p.transfer.parallel = 1;
+  auto stopped = mirror::push(to, p, sink);
+  REQUIRE_FALSE(stopped);
+  CHECK(stopped.error_message() == mirror::interrupted_error);
+  CHECK(dst.count("DELETE", "/blobs/uploads/") >= 1);
+  CHECK(dst.local()("HEAD", "/v2/app/manifests/v1").status == 404);
+
+  cancel = false;
+  p.transfer.cancel = nullptr;
+  auto resumed = mirror::push(to, p, rec);
+  REQUIRE(resumed);
+  CHECK(dst.local()("HEAD", "/v2/app/manifests/v1").status == 200);
+}
+
+TEST_CASE("pull fetches blobs several at a time and each lands once", "[mirror]") {
+  registry_server src;
+  std::vector<image> images;
+  for (int i = 0; i < 6; ++i) images.push_back(push_image(src, "app", "t" + std::to_string(i), "p" + std::to_string(i)));
+  scratch_dir dir;
+  registry_client client(src.options());
+  recorder rec;
+  auto req = pull_of("app", {"t0", "t1", "t2", "t3", "t4", "t5"}, dir.path() / "par");
+  req.transfer.parallel = 4;
+  auto pulled = mirror::pull(client, req, rec);
+  REQUIRE(pulled);
+  CHECK(pulled->blobs == rec.count("pulled"));
+  CHECK(src.count("GET", "/blobs/") == pulled->blobs);
+  auto layout = oci::image_layout::open(dir.path() / "par");
+  for (const auto& i : images) {
+    for (const auto& b : i.blobs) CHECK(layout->verify_blob(b));
+  }
 }

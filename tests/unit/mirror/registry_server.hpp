@@ -12,6 +12,7 @@
 #include <atomic>
 #include <chrono>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -51,8 +52,11 @@ class registry_server {
     return o;
   }
 
-  // The next `n` requests are answered `status` with an OCI error body.
-  void fail_next(int n, int status = 503) {
+  // The next `n` requests (of `method` only, when given) are answered `status` with an OCI
+  // error body.
+  void fail_next(int n, int status = 503, std::string method = {}) {
+    std::lock_guard lock(mutex_);
+    fail_method_ = std::move(method);
     fail_left_ = n;
     fail_status_ = status;
   }
@@ -69,11 +73,16 @@ class registry_server {
 
  private:
   void answer(const httplib::Request& req, httplib::Response& res) {
+    bool fail = false;
     {
       std::lock_guard lock(mutex_);
       requests_.push_back(req.method + " " + req.path + (req.has_header("Range") ? " Range: " + req.get_header_value("Range") : ""));
+      if ((fail_method_.empty() || fail_method_ == req.method) && fail_left_ > 0) {
+        --fail_left_;
+        fail = true;
+      }
     }
-    if (fail_left_.fetch_sub(1) > 0) {
+    if (fail) {
       res.status = fail_status_;
       res.set_content(R"({"errors":[{"code":"UNAVAILABLE","message":"failing on purpose"}]})", "application/json");
       return;
@@ -111,8 +120,9 @@ class registry_server {
   httplib::Server server_;
   std::thread thread_;
   int port_ = 0;
-  std::atomic<int> fail_left_{0};
+  int fail_left_ = 0;
   int fail_status_ = 503;
+  std::string fail_method_;
   mutable std::mutex mutex_;
   std::vector<std::string> requests_;
 };

@@ -407,8 +407,44 @@ result<bool> registry_client::mount_blob(std::string_view repository, const dige
 }
 
 outcome registry_client::push_blob(std::string_view repository, const digest& d, request_body body) const {
-  if (auto c = check_name(repository); !c) return std::move(c).error();
   if (!body.read) return make_error(error_kind::invalid_argument, "push_blob needs a body to read");
+  auto session = open_upload(repository);
+  if (!session) return std::move(session).error();
+  return finish_upload(*session, d, std::move(body));
+}
+
+namespace {
+
+// The upload's URL after an answer that may name the next one (Location), resolved against
+// where the request went.
+std::optional<detail::url> next_upload_url(const detail::url& current, const response_head& head) {
+  const auto location = head.headers.get("Location");
+  return location ? detail::resolve_url(current, *location) : std::optional<detail::url>(current);
+}
+
+// "0-1234" or "bytes=0-1234" (an upload's Range header): the count held, 1235. "0-0" is 0:
+// registries (distribution, Local mode) send it for an upload that holds nothing yet, and
+// for one that holds one byte; resuming from 0 is right for the first and refused (then
+// restarted) for the second.
+std::optional<std::uint64_t> upload_range_end(std::string_view v) {
+  if (v.rfind("bytes=", 0) == 0) v.remove_prefix(6);
+  if (v == "0-0") return 0;
+  const auto dash = v.find('-');
+  if (dash == std::string_view::npos) return std::nullopt;
+  const auto last = v.substr(dash + 1);
+  std::uint64_t n = 0;
+  if (last.empty()) return std::nullopt;
+  for (const char c : last) {
+    if (c < '0' || c > '9' || n > (UINT64_MAX - 9) / 10) return std::nullopt;
+    n = n * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  return n + 1;
+}
+
+}  // namespace
+
+result<upload_session> registry_client::open_upload(std::string_view repository) const {
+  if (auto c = check_name(repository); !c) return std::move(c).error();
   request start;
   start.method = "POST";
   start.target = "/v2/" + std::string(repository) + "/blobs/uploads/";
@@ -423,21 +459,93 @@ outcome registry_client::push_blob(std::string_view repository, const digest& d,
   const auto location = opened->headers.get("Location");
   auto upload = location ? detail::resolve_url(impl_->base, *location) : std::nullopt;
   if (!upload) return make_error(error_kind::protocol, "the upload was opened without a usable Location", opened->status);
+  return upload_session{std::string(repository), upload->str(), 0};
+}
+
+outcome registry_client::upload_chunk(upload_session& session, std::string_view bytes) const {
+  auto at = detail::parse_url(session.location);
+  if (!at) return make_error(error_kind::invalid_argument, "not an upload URL: " + session.location);
+  if (bytes.empty()) return done{};
+  request patch;
+  patch.method = "PATCH";
+  patch.target = at->target;
+  patch.headers.add("Content-Type", "application/octet-stream");
+  patch.headers.add("Content-Range",
+                    std::to_string(session.offset) + "-" + std::to_string(session.offset + bytes.size() - 1));
+  patch.scopes = {push_scope(session.repository)};
+  patch.body = body_of(bytes);
+  patch.follow_redirects = false;
+  auto r = impl_->exchange(*at, patch, {});
+  if (!r) return std::move(r).error();
+  if (r->status != 202) {
+    return make_error(error_kind::protocol, "a chunk of the upload answered " + std::to_string(r->status), r->status);
+  }
+  const auto next = next_upload_url(*at, *r);
+  if (!next) return make_error(error_kind::protocol, "the upload's next Location is not a URL", r->status);
+  session.location = next->str();
+  session.offset += bytes.size();
+  return done{};
+}
+
+outcome registry_client::refresh_upload(upload_session& session) const {
+  auto at = detail::parse_url(session.location);
+  if (!at) return make_error(error_kind::invalid_argument, "not an upload URL: " + session.location);
+  request get;
+  get.target = at->target;
+  get.scopes = {push_scope(session.repository)};
+  get.follow_redirects = false;
+  auto r = impl_->exchange(*at, get, {});
+  if (!r) return std::move(r).error();
+  if (r->status != 204 && r->status != 200) {
+    return make_error(error_kind::protocol, "the upload's status answered " + std::to_string(r->status), r->status);
+  }
+  const auto range = r->headers.get("Range");
+  const auto held = range ? upload_range_end(*range) : std::optional<std::uint64_t>(0);
+  if (!held) return make_error(error_kind::protocol, "the upload's status has an unreadable Range", r->status);
+  const auto next = next_upload_url(*at, *r);
+  if (next) session.location = next->str();
+  session.offset = *held;
+  return done{};
+}
+
+outcome registry_client::finish_upload(const upload_session& session, const digest& d,
+                                       std::optional<request_body> rest) const {
+  auto upload = detail::parse_url(session.location);
+  if (!upload) return make_error(error_kind::invalid_argument, "not an upload URL: " + session.location);
   upload->target += (upload->target.find('?') == std::string::npos ? "?" : "&") +
                     ("digest=" + detail::encode_query_value(d.str()));
-
   request put;
   put.method = "PUT";
   put.target = upload->target;
   put.headers.add("Content-Type", "application/octet-stream");
-  put.scopes = start.scopes;
-  put.body = std::move(body);
+  put.scopes = {push_scope(session.repository)};
+  if (rest) {
+    put.body = std::move(*rest);
+  } else {
+    put.body = body_of("");
+  }
   put.follow_redirects = false;
   auto done_put = impl_->exchange(*upload, put, {});
   if (!done_put) return std::move(done_put).error();
   if (done_put->status != 201) {
     return make_error(error_kind::protocol, "finishing the upload answered " + std::to_string(done_put->status),
                       done_put->status);
+  }
+  return done{};
+}
+
+outcome registry_client::cancel_upload(const upload_session& session) const {
+  auto at = detail::parse_url(session.location);
+  if (!at) return make_error(error_kind::invalid_argument, "not an upload URL: " + session.location);
+  request del;
+  del.method = "DELETE";
+  del.target = at->target;
+  del.scopes = {push_scope(session.repository)};
+  del.follow_redirects = false;
+  auto r = impl_->exchange(*at, del, {});
+  if (!r) return std::move(r).error();
+  if (r->status != 204 && r->status != 202 && r->status != 200) {
+    return make_error(error_kind::protocol, "cancelling the upload answered " + std::to_string(r->status), r->status);
   }
   return done{};
 }

@@ -53,6 +53,29 @@ std::filesystem::path chunk_path(const std::filesystem::path& bundle, std::size_
 // there is neither, or a chunk is missing from the sequence.
 result<std::vector<std::filesystem::path>> bundle_files(const std::filesystem::path& bundle);
 
+// Where an index.json entry belongs in a bundle of several repositories. Its
+// `org.opencontainers.image.ref.name` says (docs/bundles.md):
+// - absent, or a tag: the root repository (a one-repository bundle is the plain layout every
+//   OCI tool reads: `skopeo copy oci-archive:NAME.tar:TAG ...`);
+// - `<repository>:<tag>` or `<repository>@<digest>`: a repository below the root, named
+//   relative to it (`install:v1.60.1`, `modules/ingress@sha256:...`). Both are valid ref
+//   names of the image layout spec, so other tools keep reading the bundle.
+struct bundle_name {
+  std::string repository;          // relative to the root; "" is the root itself
+  std::optional<std::string> tag;  // nullopt: kept by digest only
+};
+
+// The ref name an entry for manifest `d` gets (nullopt: none, a root entry by digest).
+std::optional<std::string> ref_name_of(const bundle_name& name, const digest& d);
+
+// Where `entry` belongs. A ref name that is neither a tag nor one of the forms above (another
+// tool's) is kept by digest in the root, and `note` (when given) says so.
+bundle_name bundle_name_of(const descriptor& entry, std::string* note = nullptr);
+
+// `repository` relative to `root` ("" when they are the same); nullopt when it is not `root`
+// nor below it.
+std::optional<std::string> relative_repository(const std::string& root, const std::string& repository);
+
 struct bundle_write_options {
   // Split the tar into chunks of this many bytes (> 0); nullopt: one file.
   std::optional<std::uint64_t> chunk_size;
@@ -74,6 +97,8 @@ struct manifest_set {
   std::vector<descriptor> blobs;
 
   const entry* find(const digest& d) const;
+  // The part of this set reachable from `roots` (entries of this set), blobs included.
+  result<manifest_set> subset(const std::vector<descriptor>& roots) const;
 };
 result<manifest_set> collect_manifests(const image_layout& layout, const std::vector<descriptor>& roots);
 
@@ -127,6 +152,7 @@ class bundle_reader {
 // What a whole bundle holds, as `registryd mirror verify` reports it.
 struct bundle_summary {
   std::string kind;            // bundle_reader::kind()
+  std::size_t repositories = 0;  // the root and those below it that hold an entry
   std::size_t tags = 0;        // index.json entries with a tag
   std::size_t manifests = 0;   // manifests reachable from index.json
   std::size_t blobs = 0;       // config and layer blobs, each once

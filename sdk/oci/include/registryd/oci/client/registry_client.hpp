@@ -82,6 +82,13 @@ struct blob_read_options {
   std::shared_ptr<abort_handle> abort;
 };
 
+// An upload in progress, as open_upload made it and upload_chunk moved it on.
+struct upload_session {
+  std::string repository;
+  std::string location;      // absolute URL the registry named for the upload's next step
+  std::uint64_t offset = 0;  // bytes the registry has acknowledged
+};
+
 class registry_client {
  public:
   // Throws std::invalid_argument when `options.registry` is empty or `ca_pem` holds no
@@ -130,6 +137,23 @@ class registry_client {
   // `body` (monolithic upload; give body.length). The upstream verifies the digest.
   outcome push_blob(std::string_view repository, const oci::digest& digest,
                    request_body body) const;
+
+  // The steps of an upload, for callers that send a large blob in chunks and must resume a
+  // chunk a broken connection cut short, or cancel an upload they abandon (OCI distribution
+  // "pushing a blob in chunks"): open, then chunks, then finish; or cancel.
+  // POST /v2/<repository>/blobs/uploads/.
+  result<upload_session> open_upload(std::string_view repository) const;
+  // PATCH the next `bytes` (Content-Range from session.offset). On success the session's
+  // location and offset move on; on failure they stay, and refresh_upload says what arrived.
+  outcome upload_chunk(upload_session& session, std::string_view bytes) const;
+  // GET the upload's status: session.offset becomes what the registry holds (its Range header).
+  outcome refresh_upload(upload_session& session) const;
+  // PUT ?digest=: ends the upload, with `rest` as its last bytes (none when not given). The
+  // upstream verifies the digest.
+  outcome finish_upload(const upload_session& session, const oci::digest& digest,
+                        std::optional<request_body> rest = std::nullopt) const;
+  // DELETE the upload: the registry drops what it received.
+  outcome cancel_upload(const upload_session& session) const;
   // PUT /v2/<repository>/manifests/<reference> with `media_type` as Content-Type. Returns
   // the digest the upstream reports (or the body's).
   result<oci::digest> push_manifest(std::string_view repository, std::string_view reference,
