@@ -110,12 +110,14 @@ DEST="127.0.0.1:$DEST_PORT"
 copy "oci-archive:$WORK/joined.tar:v1.0.0" docker://$DEST/by-skopeo/app:v1.0.0
 assert_eq "$(digest_at "http://$DEST/v2/by-skopeo/app/manifests/v1.0.0")" "${WANT[v1.0.0]}" "skopeo copy from the bundle"
 
-echo "# mirror push into another docker-registry, then skopeo copies back out"
-"$REGISTRYD" mirror push --scheme http "$WORK/bundle.tar" "$DEST/mirror/app" >"$WORK/push.out" 2>"$WORK/push.err" ||
+echo "# mirror push into another docker-registry (the 3 MB layer in 1 MiB PATCH chunks), then skopeo copies back out"
+"$REGISTRYD" mirror push --scheme http --upload-chunk-size 1M "$WORK/bundle.tar" "$DEST/mirror/app" >"$WORK/push.out" 2>"$WORK/push.err" ||
   { cat "$WORK/push.err" >&2; fail "mirror push failed"; }
 for t in $TAGS; do
   assert_eq "$(digest_at "http://$DEST/v2/mirror/app/manifests/$t")" "${WANT[$t]}" "digest of $t after the push"
 done
+PATCHES=$(grep -c '"PATCH /v2/mirror/app/blobs/uploads/' "$WORK/docker-registry-$DEST_PORT.log" || true)
+[ "$PATCHES" -ge 3 ] || fail "expected the 3 MB layer in 1 MiB PATCH chunks, docker-registry saw $PATCHES PATCH requests"
 copy docker://$DEST/mirror/app:docker-v2 dir:"$WORK/out-docker-v2"
 assert_eq "$(sha_of "$WORK/out-docker-v2/manifest.json")" "${WANT[docker-v2]}" "docker schema 2 copied back out"
 copy --all docker://$DEST/mirror/app:multi-docker dir:"$WORK/out-multi-docker"

@@ -609,6 +609,18 @@ struct push_args {
   remote_flags remote;
 };
 
+// Where a push remembers the chunked uploads it left half sent: $XDG_STATE_HOME/registryd/, else
+// ~/.local/state/registryd/ (nowhere when neither is known).
+fs::path upload_journal_file() {
+  if (const char* state = std::getenv("XDG_STATE_HOME"); state != nullptr && *state != '\0') {
+    return fs::path(state) / "registryd" / "mirror-uploads.json";
+  }
+  if (const char* home = std::getenv("HOME"); home != nullptr && *home != '\0') {
+    return fs::path(home) / ".local" / "state" / "registryd" / "mirror-uploads.json";
+  }
+  return {};
+}
+
 int push(const push_args& args) {
   std::string err;
   auto dest = parse_repository(args.destination, false, err);
@@ -623,6 +635,7 @@ int push(const push_args& args) {
     return exit_invalid;
   }
   request.chunk_bytes = *chunk;
+  request.upload_journal = upload_journal_file();
   auto c = make_client(args.remote, dest->registry, err);
   if (!c) {
     std::cerr << "registryd mirror push: " << err << "\n";
@@ -640,6 +653,10 @@ int push(const push_args& args) {
                 << "\n";
     }
     report_failure("push", pushed.error_message(), args.remote, "destination", "");
+    if (pushed.error_message() != mirror::interrupted_error) {
+      std::cerr << "run the same command again to go on: blobs that arrived are skipped, a blob sent in "
+                   "chunks goes on from where the destination has it\n";
+    }
     return exit_failed;
   }
   const auto& s = *pushed;
@@ -655,7 +672,8 @@ int push(const push_args& args) {
                                 {"blobs_already_there", s.blobs_skipped},
                                 {"blobs_mounted", s.blobs_mounted},
                                 {"bytes_sent", s.bytes_sent},
-                                {"chunks_resumed", s.resumed}}
+                                {"chunks_resumed", s.resumed},
+                                {"uploads_continued", s.uploads_continued}}
                      .dump(2)
               << "\n";
     return exit_ok;
@@ -667,6 +685,7 @@ int push(const push_args& args) {
   if (s.blobs_mounted > 0) std::cout << ", " << s.blobs_mounted << " mounted from another repository";
   std::cout << "), " << human(s.bytes_sent) << (args.transfer.dry_run ? " to send" : " sent");
   if (s.resumed > 0) std::cout << ", " << s.resumed << " chunk(s) resumed";
+  if (s.uploads_continued > 0) std::cout << ", " << s.uploads_continued << " half-sent blob(s) gone on with";
   std::cout << "\n";
   return exit_ok;
 }
@@ -762,7 +781,8 @@ command add_mirror(CLI::App& app) {
       "Copy BUNDLE (a tar, its chunks, or an image layout directory) into DEST "
       "(host[:port]/repository) with its tags: the bundle's root repository to DEST, the others "
       "below it (DEST/install, DEST/modules/...). Blobs DEST has are skipped, a blob another "
-      "repository has is mounted, large blobs go in chunks resumed after a broken connection. "
+      "repository has is mounted, large blobs go in chunks resumed after a broken connection "
+      "(and by the next run, when this one fails: $XDG_STATE_HOME/registryd/mirror-uploads.json). "
       "Ctrl-C cancels the open uploads; running the same command again goes on. Exit codes: 0 "
       "pushed (or would push), 1 failed or interrupted, 2 bad flags.");
   push_cmd->add_option("BUNDLE", ua->bundle, "The bundle: NAME.tar, NAME.tar.chunk-0000 or a directory")->required();

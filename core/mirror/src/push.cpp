@@ -6,6 +6,9 @@
 
 #include <registryd/mirror/engine.hpp>
 #include <registryd/oci/reference.hpp>
+#include <registryd/util/atomic_file.hpp>
+
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <functional>
@@ -31,6 +34,51 @@ struct stream_job {
   descriptor blob;
 };
 
+// The chunked uploads a push left open (push_request::upload_journal): key
+// "<registry>/<repository>@<digest>" -> the upload's location. Written atomically after each
+// change; a missing or unreadable file is an empty journal.
+class upload_journal {
+ public:
+  explicit upload_journal(std::filesystem::path file) : file_(std::move(file)) {
+    if (file_.empty()) return;
+    std::error_code ec;
+    const auto text = util::read_small_file(file_, ec);
+    if (ec) return;
+    try {
+      const auto doc = nlohmann::json::parse(text);
+      for (const auto& [key, value] : doc.at("uploads").items()) uploads_[key] = value.get<std::string>();
+    } catch (const std::exception&) {
+      uploads_.clear();  // damaged: forget it; uploads start over
+    }
+  }
+
+  std::optional<std::string> find(const std::string& key) const {
+    std::lock_guard lock(m_);
+    const auto it = uploads_.find(key);
+    return it == uploads_.end() ? std::nullopt : std::optional<std::string>(it->second);
+  }
+  void put(const std::string& key, const std::string& location) {
+    std::lock_guard lock(m_);
+    uploads_[key] = location;
+    save();
+  }
+  void drop(const std::string& key) {
+    std::lock_guard lock(m_);
+    if (uploads_.erase(key) > 0) save();
+  }
+
+ private:
+  void save() const {
+    if (file_.empty()) return;
+    nlohmann::json doc = {{"uploads", uploads_}};
+    (void)util::write_file_atomic(file_, doc.dump(2) + "\n", std::filesystem::perms(0600));
+  }
+
+  std::filesystem::path file_;
+  mutable std::mutex m_;
+  std::map<std::string, std::string> uploads_;
+};
+
 enum class sent { ok, retry, fail };
 struct upload_result {
   sent how = sent::ok;
@@ -40,19 +88,43 @@ struct upload_result {
 class uploader {
  public:
   uploader(const client::registry_client& d, const push_request& r, progress_sink& p)
-      : dest_(d), request_(r), t_(r.transfer), progress_(p) {}
+      : dest_(d), request_(r), t_(r.transfer), progress_(p), journal_(r.upload_journal) {}
 
   std::atomic<std::size_t> resumed{0};
+  std::atomic<std::size_t> continued{0};
 
   // Sends `b` from `body` to `repo`: in one request up to request.chunk_bytes, else in chunks
   // of that size, a chunk cut short resumed from the offset the destination holds. An upload
   // that is not finished is cancelled (it would hold space on the destination until it expires).
   upload_result send(const std::string& repo, const descriptor& b, blob_stream& body) {
     const auto size = static_cast<std::uint64_t>(b.size);
-    auto session = with_retries(t_, [&] { return dest_.open_upload(repo); });
-    if (!session) return failure("blob " + b.digest.str() + ": ", session.error(), body);
+    const bool chunked = size > request_.chunk_bytes;
+    const std::string key = dest_.options().registry + "/" + repo + "@" + b.digest.str();
+    // A chunked upload an earlier push left half sent goes on from where the destination has it.
+    std::optional<client::upload_session> session;
+    if (const auto location = chunked ? journal_.find(key) : std::nullopt) {
+      client::upload_session earlier{repo, *location, 0};
+      if (dest_.refresh_upload(earlier) && earlier.offset <= size) {
+        session = std::move(earlier);
+        ++continued;
+        progress_.line("going on with blob " + b.digest.str() + " at byte " + std::to_string(session->offset) +
+                       ", where an earlier push left it");
+      } else {
+        journal_.drop(key);  // expired or gone: start over
+      }
+    }
+    if (!session) {
+      auto opened = with_retries(t_, [&] { return dest_.open_upload(repo); });
+      if (!opened) return failure("blob " + b.digest.str() + ": ", opened.error(), body);
+      session = std::move(*opened);
+      if (chunked) journal_.put(key, session->location);
+    }
+    // A failure that may pass keeps a chunked upload open for the next run; anything else
+    // (a refusal, a corrupt bundle, Ctrl-C) cancels it.
     const auto abandon = [&](upload_result r) {
+      if (chunked && r.how == sent::retry && !cancelled(t_)) return r;
       (void)dest_.cancel_upload(*session);
+      journal_.drop(key);
       return r;
     };
     const auto read = [&](char* buf, std::size_t cap) -> std::ptrdiff_t {
@@ -71,6 +143,7 @@ class uploader {
       return abandon(failure("blob " + b.digest.str() + ": ", r.error(), body));
     }
     std::vector<char> buffer(static_cast<std::size_t>(request_.chunk_bytes));
+    std::uint64_t position = 0;  // bytes of the blob read from the bundle so far
     for (bool at_end = false; !at_end;) {
       std::size_t filled = 0;
       while (filled < buffer.size()) {
@@ -86,7 +159,14 @@ class uploader {
         }
         filled += static_cast<std::size_t>(n);
       }
-      const std::uint64_t chunk_start = session->offset;
+      // The chunk is bytes [chunk_start, chunk_start + filled) of the blob; the destination may
+      // hold some of it (a resumed upload), and those are not sent again.
+      const std::uint64_t chunk_start = position;
+      position += filled;
+      if (session->offset < chunk_start) {
+        return abandon({sent::fail, "blob " + b.digest.str() + ": the destination's upload went back to byte " +
+                                        std::to_string(session->offset)});
+      }
       for (int attempt = 0; session->offset < chunk_start + filled; ++attempt) {
         const auto skip = static_cast<std::size_t>(session->offset - chunk_start);
         auto r = dest_.upload_chunk(*session, std::string_view(buffer.data() + skip, filled - skip));
@@ -103,9 +183,17 @@ class uploader {
         ++resumed;
         progress_.line("resuming " + what.substr(0, what.size() - 2) + " after: " + r.error().str());
       }
+      if (chunked && !at_end) journal_.put(key, session->location);
+    }
+    if (session->offset != size) {
+      return abandon({sent::fail, "blob " + b.digest.str() + ": the destination holds " +
+                                      std::to_string(session->offset) + " bytes of " + std::to_string(size)});
     }
     auto r = with_retries(t_, [&] { return dest_.finish_upload(*session, b.digest); });
-    if (r) return {};
+    if (r) {
+      journal_.drop(key);
+      return {};
+    }
     return abandon(failure("blob " + b.digest.str() + ": ", r.error(), body));
   }
 
@@ -120,6 +208,7 @@ class uploader {
   const push_request& request_;
   const transfer_options& t_;
   progress_sink& progress_;
+  upload_journal journal_;
 };
 
 // Splits `jobs` into at most `n` groups of about equal bytes (largest first, each to the
@@ -323,6 +412,7 @@ util::result<push_summary> push(const client::registry_client& destination, cons
   }
   progress.end();
   summary.resumed = up.resumed;
+  summary.uploads_continued = up.continued;
   if (!err.empty()) return util::error{err};
 
   // Per repository: manifests that are children of others go first, by digest, each after its

@@ -456,3 +456,39 @@ TEST_CASE("pull fetches blobs several at a time and each lands once", "[mirror]"
     for (const auto& b : i.blobs) CHECK(layout->verify_blob(b));
   }
 }
+
+TEST_CASE("a push that fails halfway through a chunked blob leaves the upload open, and the next push goes on from "
+          "the destination's offset",
+          "[mirror]") {
+  registry_server src, dst;
+  const image img = push_image(src, "app", "v1", "journal", 300 * 1024);
+  scratch_dir dir;
+  registry_client from(src.options()), to(dst.options());
+  recorder rec;
+  REQUIRE(mirror::pull(from, pull_of("app", {"v1"}, dir.path() / "j.tar"), rec));
+  push_request p{dir.path() / "j.tar", "app", fast_retries()};
+  p.chunk_bytes = 64 * 1024;
+  p.transfer.parallel = 1;
+  p.transfer.retry.attempts = 2;
+  p.upload_journal = dir.path() / "state" / "uploads.json";
+  dst.fail_next(100, 503, "PATCH", 2);  // two chunks arrive, then the destination fails
+  auto failed = mirror::push(to, p, rec);
+  REQUIRE_FALSE(failed);
+  CHECK(dst.count("DELETE", "/blobs/uploads/") == 0);  // kept open for the next run
+  REQUIRE(fs::exists(p.upload_journal));
+  CHECK_THAT(registryd::test::slurp(p.upload_journal), Catch::Contains(img.blobs[1].str()));
+
+  dst.fail_next(0);
+  const auto patches_before = dst.count("PATCH", "/blobs/uploads/");
+  recorder again;
+  auto pushed = mirror::push(to, p, again);
+  INFO((pushed ? std::string() : pushed.error_message()));
+  REQUIRE(pushed);
+  CHECK(pushed->uploads_continued == 1);
+  CHECK(dst.count("PATCH", "/blobs/uploads/") - patches_before == 3);  // chunks 3 to 5 only
+  bool said = false;
+  for (const auto& l : again.lines) said = said || l.find("at byte 131072, where an earlier push left it") != std::string::npos;
+  CHECK(said);
+  CHECK(dst.local()("GET", "/v2/app/blobs/" + img.blobs[1].str()).body.size() == 300 * 1024);
+  CHECK_THAT(registryd::test::slurp(p.upload_journal), !Catch::Contains(img.blobs[1].str()));
+}

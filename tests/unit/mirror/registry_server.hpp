@@ -52,12 +52,13 @@ class registry_server {
     return o;
   }
 
-  // The next `n` requests (of `method` only, when given) are answered `status` with an OCI
-  // error body.
-  void fail_next(int n, int status = 503, std::string method = {}) {
+  // The next `n` requests (of `method` only, when given; after letting `after` of them
+  // through) are answered `status` with an OCI error body.
+  void fail_next(int n, int status = 503, std::string method = {}, int after = 0) {
     std::lock_guard lock(mutex_);
     fail_method_ = std::move(method);
     fail_left_ = n;
+    fail_after_ = after;
     fail_status_ = status;
   }
   // "METHOD path" of every request so far, with its Range header when it had one.
@@ -78,8 +79,12 @@ class registry_server {
       std::lock_guard lock(mutex_);
       requests_.push_back(req.method + " " + req.path + (req.has_header("Range") ? " Range: " + req.get_header_value("Range") : ""));
       if ((fail_method_.empty() || fail_method_ == req.method) && fail_left_ > 0) {
-        --fail_left_;
-        fail = true;
+        if (fail_after_ > 0) {
+          --fail_after_;
+        } else {
+          --fail_left_;
+          fail = true;
+        }
       }
     }
     if (fail) {
@@ -121,6 +126,7 @@ class registry_server {
   std::thread thread_;
   int port_ = 0;
   int fail_left_ = 0;
+  int fail_after_ = 0;
   int fail_status_ = 503;
   std::string fail_method_;
   mutable std::mutex mutex_;

@@ -124,6 +124,10 @@ struct push_request {
   // Blobs larger than this go up in chunks of this size, each resumed from the offset the
   // destination holds when a connection breaks; smaller ones in one request.
   std::uint64_t chunk_bytes = 16ULL << 20;
+  // Where chunked uploads still open are remembered (a small JSON file; empty: nowhere). A push
+  // that fails with uploads half sent leaves them there, and the next push of the same blob to
+  // the same repository goes on from the offset the destination holds. Ctrl-C cancels instead.
+  std::filesystem::path upload_journal = {};
 };
 
 struct push_summary {
@@ -135,6 +139,7 @@ struct push_summary {
   std::size_t blobs_mounted = 0;  // copied inside the destination from another repository
   std::uint64_t bytes_sent = 0;   // (dry run: that would be sent)
   std::size_t resumed = 0;        // chunks resumed after a broken connection
+  std::size_t uploads_continued = 0;  // half-sent blobs of an earlier push gone on with
 };
 
 util::result<push_summary> push(const oci::client::registry_client& destination, const push_request& request,
