@@ -13,6 +13,8 @@
 # Then `registryd apply` switches the cluster to Direct: every master serves it, every node
 # renders the masters as mirrors (each with the ro header), and stock containerd fetches
 # through them from an upstream docker-registry.
+# Node certificates live 30 s here (cluster_node_certificate_seconds): each agent renews its own
+# at two thirds of that (once, not on every poll), with a new key, and goes on working with it.
 # Figures printed: fetches, failures, time until m2 was out.
 source "$(dirname "$0")/lib.sh"
 
@@ -76,6 +78,7 @@ module_config Local >"$WORK/mc.yaml"
 cat >"$WORK/host.yaml" <<YML
 replica_sync_interval_seconds: 1
 config_reload_interval_seconds: 1
+cluster_node_certificate_seconds: 30
 cluster_store: [https://10.88.0.11:2379, https://10.88.0.12:2379, https://10.88.0.13:2379]
 cluster_store_ca_file: $WORK/etcd-ca.crt
 cluster_store_cert_file: $WORK/master-client.crt
@@ -152,6 +155,7 @@ done
 for n in n1 n2; do
   wait_for 20 test -f "$WORK/$n-containerd/registry.d/registry.d8-system.svc:5001/hosts.toml" ||
     fail "node $n rendered no hosts.toml"
+  openssl x509 -noout -serial -in "$WORK/$n-agent/node.crt" >"$WORK/$n-first-serial"
   wait_for 10 in_ns "$n" bash -c "exec 3<>/dev/tcp/127.0.0.1/5001" || fail "node $n's balancer does not listen"
 done
 grep -q 'Authorization' "$WORK/n1-containerd/registry.d/registry.d8-system.svc:5001/hosts.toml" ||
@@ -277,3 +281,22 @@ grep -q '"HEAD /v2/deckhouse/ee/sample/manifests/v1 .*"registryd"$' "$WORK/upstr
   grep -q '"GET /v2/deckhouse/ee/sample/blobs/sha256:[0-9a-f]* .*"registryd"$' "$WORK/upstream.log" ||
   fail "the fetches did not reach the upstream at its own path through registryd"
 echo "ok: Direct applied once; both nodes fetch $REF through the masters from the upstream"
+
+# --- Node certificates renewed: at 20 s of their 30, with a new key; the new one works -----------
+for n in n1 n2; do
+  wait_for 40 grep -q "renewed the node certificate" "$WORK/agent-$n.log" ||
+    fail "node $n did not renew its certificate: $(tail -5 "$WORK/agent-$n.log")"
+  [ "$(openssl x509 -noout -serial -in "$WORK/$n-agent/node.crt")" != "$(cat "$WORK/$n-first-serial")" ] ||
+    fail "node $n's certificate is the one it joined with"
+  [ ! -e "$WORK/$n-agent/node.crt.new" ] && [ ! -e "$WORK/$n-agent/node.key.new" ] || fail "node $n left a .new file"
+  openssl x509 -noout -checkend 5 -in "$WORK/$n-agent/node.crt" >/dev/null || fail "node $n's new certificate ends within 5 s"
+  # Renewed once per two thirds of a life, not on every poll (each renewal is logged).
+  renewals=$(grep -c "renewed the node certificate" "$WORK/agent-$n.log")
+  joined_for=$(( $(date +%s) - $(stat -c %Y "$WORK/$n-first-serial") ))
+  [ "$renewals" -le $(( joined_for / 20 + 1 )) ] || fail "node $n renewed $renewals times in $joined_for s"
+  assert_eq "$(in_ns "$n" curl -s -o /dev/null -w '%{http_code}' --cacert "$CA" --cert "$WORK/$n-agent/node.crt" \
+    --key "$WORK/$n-agent/node.key" https://10.88.0.11:5001/cluster/v1/node)" "200" "node $n's renewed certificate on a master"
+done
+grep -q "cluster: node n1 renewed its certificate from 10.88.0.21" "$WORK"/m*.log ||
+  fail "no master logged n1's renewal"
+echo "ok: both nodes renewed their certificates with new keys and use them"

@@ -95,8 +95,12 @@ std::optional<std::string> node_of(std::string_view peer_subject) {
 }
 
 master_api::master_api(std::shared_ptr<store> s, std::filesystem::path pki_dir, std::function<master_view()> view,
-                       std::shared_ptr<spdlog::logger> logger)
-    : store_(std::move(s)), pki_dir_(std::move(pki_dir)), view_(std::move(view)), logger_(std::move(logger)) {}
+                       std::shared_ptr<spdlog::logger> logger, std::chrono::seconds node_certificate_lifetime)
+    : store_(std::move(s)),
+      pki_dir_(std::move(pki_dir)),
+      view_(std::move(view)),
+      logger_(std::move(logger)),
+      node_certificate_lifetime_(node_certificate_lifetime) {}
 
 api_answer master_api::handle(const std::string& method, const std::string& path, const std::string& peer_subject,
                               const std::string& remote_addr, const std::string& body) const {
@@ -104,12 +108,18 @@ api_answer master_api::handle(const std::string& method, const std::string& path
     if (method != "POST") return refuse(405, "POST a join request here");
     return join(remote_addr, body);
   }
-  if (path != "/cluster/v1/node" && path != "/cluster/v1/node/status") return refuse(404, "no such endpoint");
+  if (path != "/cluster/v1/node" && path != "/cluster/v1/node/status" && path != "/cluster/v1/node/certificate") {
+    return refuse(404, "no such endpoint");
+  }
   const auto node = node_of(peer_subject);
   if (!node) return refuse(401, "a node certificate of this cluster is needed (join first)");
   if (path == "/cluster/v1/node") {
     if (method != "GET") return refuse(405, "GET the node's assignment here");
     return assignment(*node);
+  }
+  if (path == "/cluster/v1/node/certificate") {
+    if (method != "POST") return refuse(405, "POST a certificate request here");
+    return renew(*node, remote_addr, body);
   }
   if (method != "PUT") return refuse(405, "PUT the node's status here");
   return status(*node, body);
@@ -125,12 +135,30 @@ api_answer master_api::join(const std::string& remote_addr, const std::string& b
     return refuse(400, "node: must be 1 to 63 characters of a-z, 0-9, '-' and '.', starting and ending with a "
                        "letter or digit");
   }
-  auto key = pki::public_key_of_csr(csr);
-  if (!key) return refuse(400, "csr: " + key.error_message());
+  if (auto key = pki::public_key_of_csr(csr); !key) return refuse(400, "csr: " + key.error_message());
   if (auto spent = redeem_join_token(*store_, token); !spent) {
     logger_->warn("cluster: join of node {} from {} refused: {}", node, remote_addr, spent.error_message());
     return refuse(401, spent.error_message());
   }
+  return issue(node, csr, remote_addr, "joined");
+}
+
+api_answer master_api::renew(const std::string& node, const std::string& remote_addr, const std::string& body) const {
+  const json request = json::parse(body, nullptr, false);
+  if (!request.is_object()) return refuse(400, "the certificate request must be a JSON object");
+  const std::string csr = request.value("csr", "");
+  if (auto key = pki::public_key_of_csr(csr); !key) return refuse(400, "csr: " + key.error_message());
+  // Only a node the cluster knows: its record is written when it joins.
+  auto known = store_->get(nodes_prefix + node);
+  if (!known) return refuse(503, "the cluster store cannot be read: " + known.error_message());
+  if (!*known) return refuse(403, "node " + node + " is not a member of this cluster: join it again with a token");
+  return issue(node, csr, remote_addr, "renewed its certificate");
+}
+
+api_answer master_api::issue(const std::string& node, const std::string& csr, const std::string& remote_addr,
+                             const std::string& what) const {
+  auto key = pki::public_key_of_csr(csr);
+  if (!key) return refuse(400, "csr: " + key.error_message());
   std::error_code ec;
   const std::string ca_pem = util::read_small_file(pki_dir_ / pki::ca_cert_file, ec);
   const std::string ca_key_pem = ec ? "" : util::read_small_file(pki_dir_ / pki::ca_key_file, ec);
@@ -139,14 +167,22 @@ api_answer master_api::join(const std::string& remote_addr, const std::string& b
   if (ec || !ca || !ca_key) return refuse(500, "this master cannot read the cluster CA");
   const auto now = pki::clock::now();
   auto cert = pki::issue_node_certificate(key->get(), node, ca->front().get(), ca_key->get(),
-                                          {now - std::chrono::minutes(5), now + std::chrono::days(365)});
+                                          {now - std::chrono::minutes(5), now + node_certificate_lifetime_});
   if (!cert) return refuse(500, cert.error_message());
-  const json record = {{"node", node}, {"joinedAt", unix_now()}, {"from", remote_addr},
-                       {"serial", pki::serial_hex(cert->get())}};
-  if (auto st = overwrite(*store_, nodes_prefix + node, record.dump()); !st) {
-    logger_->warn("cluster: node {} joined but is not recorded: {}", node, st.error_message());
+  json record = {{"node", node}, {"from", remote_addr}, {"serial", pki::serial_hex(cert->get())},
+                 {"certificateUntil", std::chrono::duration_cast<std::chrono::seconds>(
+                                          (now + node_certificate_lifetime_).time_since_epoch())
+                                          .count()}};
+  record[what == "joined" ? "joinedAt" : "renewedAt"] = unix_now();
+  if (auto earlier = store_->get(nodes_prefix + node); earlier && *earlier && what != "joined") {
+    const json before = json::parse((*earlier)->value, nullptr, false);
+    if (before.is_object() && before.contains("joinedAt")) record["joinedAt"] = before["joinedAt"];
   }
-  logger_->info("cluster: node {} joined from {} (certificate serial {})", node, remote_addr, pki::serial_hex(cert->get()));
+  if (auto st = overwrite(*store_, nodes_prefix + node, record.dump()); !st) {
+    logger_->warn("cluster: node {} {} but is not recorded: {}", node, what, st.error_message());
+  }
+  logger_->info("cluster: node {} {} from {} (certificate serial {})", node, what, remote_addr,
+                pki::serial_hex(cert->get()));
   return {200, json{{"certificate", pki::to_pem(cert->get())}, {"ca", ca_pem}}.dump()};
 }
 

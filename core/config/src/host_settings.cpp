@@ -258,6 +258,10 @@ void read_cluster_settings(map_reader& fields, const std::filesystem::path& base
   if (auto p = read_path(fields.take("cluster_store_key_file"), "cluster_store_key_file", base_dir, errors)) {
     c.key_file = *p;
   }
+  if (auto d = read_seconds(fields, "cluster_node_certificate_seconds", minimum_node_certificate_lifetime.count(),
+                            maximum_node_certificate_lifetime.count(), errors)) {
+    c.node_certificate_lifetime = *d;
+  }
   if (c.cert_file.has_value() != c.key_file.has_value()) {
     errors.push_back({c.cert_file ? "cluster_store_key_file" : "cluster_store_cert_file",
                       "a client certificate for the cluster store needs its key, and a key its certificate"});
@@ -409,6 +413,7 @@ nlohmann::json host_settings_document(const host_settings& s) {
       {"cluster_store_ca_file", path_or_null(s.cluster.ca_file)},
       {"cluster_store_cert_file", path_or_null(s.cluster.cert_file)},
       {"cluster_store_key_file", path_or_null(s.cluster.key_file)},
+      {"cluster_node_certificate_seconds", s.cluster.node_certificate_lifetime.count()},
   };
   for (const auto& k : http_count_keys) doc[k.key] = s.http.*k.field;
   for (const auto& k : http_timeout_keys) {

@@ -6,8 +6,10 @@
 
 #include <httplib.h>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
+#include <sys/stat.h>
 
 namespace registryd::node {
 namespace {
@@ -65,30 +67,86 @@ util::result<json> agent::ask(const std::string& method, const std::string& path
   return util::error{"no master answered (" + failures + ")"};
 }
 
+util::result<json> agent::request_certificate(const std::string& path, json request, bool with_certificate) {
+  auto key = pki::generate_p256_key();
+  if (!key) return util::error{key.error_message()};
+  auto csr = pki::make_csr_pem(key->get(), opts_.node_name);
+  if (!csr) return util::error{csr.error_message()};
+  request["csr"] = *csr;
+  auto answer = ask("POST", path, request.dump(), with_certificate);
+  if (!answer) return util::error{answer.error_message()};
+  const std::string certificate = answer->value("certificate", "");
+  if (certificate.empty()) return util::error{"the master sent no certificate"};
+  // Both files whole under their .new names before either is renamed: a crash between the two
+  // renames leaves a pair finish_identity() completes, never a certificate without its key.
+  const auto dir = opts_.state_dir;
+  if (auto e = util::write_file_atomic(dir / (std::string(key_file) + ".new"), pki::to_pem(key->get()),
+                                       std::filesystem::perms(0600))) {
+    return util::error{"cannot write the node key: " + e.message()};
+  }
+  if (auto e = util::write_file_atomic(dir / (std::string(cert_file) + ".new"), certificate,
+                                       std::filesystem::perms(0644))) {
+    return util::error{"cannot write the node certificate: " + e.message()};
+  }
+  finish_identity();
+  return answer;
+}
+
+void agent::finish_identity() {
+  const auto dir = opts_.state_dir;
+  std::error_code ec;
+  const auto new_key = dir / (std::string(key_file) + ".new");
+  const auto new_cert = dir / (std::string(cert_file) + ".new");
+  if (!std::filesystem::exists(new_cert, ec)) {
+    std::filesystem::remove(new_key, ec);  // the certificate never came: the key is of no use
+    return;
+  }
+  if (std::filesystem::exists(new_key, ec)) std::filesystem::rename(new_key, dir / key_file, ec);
+  std::filesystem::rename(new_cert, dir / cert_file, ec);
+  (void)util::sync_directory(dir);
+  renew_at_.reset();
+}
+
 util::status agent::ensure_identity() {
+  finish_identity();
   std::error_code ec;
   if (std::filesystem::exists(opts_.state_dir / cert_file, ec) && std::filesystem::exists(opts_.state_dir / key_file, ec)) {
     return util::ok();
   }
   if (opts_.token.empty()) return util::error{"this node has not joined yet: give the join token (--token)"};
-  auto key = pki::generate_p256_key();
-  if (!key) return util::error{key.error_message()};
-  auto csr = pki::make_csr_pem(key->get(), opts_.node_name);
-  if (!csr) return util::error{csr.error_message()};
-  auto answer = ask("POST", "/cluster/v1/join",
-                    json{{"token", opts_.token}, {"node", opts_.node_name}, {"csr", *csr}}.dump(), false);
-  if (!answer) return util::error{"cannot join: " + answer.error_message()};
-  const std::string certificate = answer->value("certificate", "");
-  if (certificate.empty()) return util::error{"cannot join: the master sent no certificate"};
-  // The key first: a certificate is never on disk without its key.
-  if (auto e = util::write_file_atomic(opts_.state_dir / key_file, pki::to_pem(key->get()), std::filesystem::perms(0600))) {
-    return util::error{"cannot write the node key: " + e.message()};
-  }
-  if (auto e = util::write_file_atomic(opts_.state_dir / cert_file, certificate, std::filesystem::perms(0644))) {
-    return util::error{"cannot write the node certificate: " + e.message()};
-  }
+  auto joined = request_certificate("/cluster/v1/join", json{{"token", opts_.token}, {"node", opts_.node_name}}, false);
+  if (!joined) return util::error{"cannot join: " + joined.error_message()};
   logger_->info("node: joined the cluster as {}", opts_.node_name);
   return util::ok();
+}
+
+void agent::renew_if_due() {
+  const auto now = std::chrono::system_clock::now();
+  if (!renew_at_) {
+    std::error_code ec;
+    auto certs = pki::certificates_from_pem(util::read_small_file(opts_.state_dir / cert_file, ec));
+    if (ec || !certs || certs->empty()) return;
+    // Two thirds of the way from when the certificate came (the file's time; a master dates
+    // notBefore back a few minutes against clock skew) to its end.
+    const auto v = pki::validity_of(certs->front().get());
+    auto start = v.not_before;
+    struct stat st {};
+    if (::stat((opts_.state_dir / cert_file).c_str(), &st) == 0) {
+      start = std::max(start, std::chrono::system_clock::from_time_t(st.st_mtime));
+    }
+    renew_at_ = start + (v.not_after - start) * 2 / 3;
+    if (v.not_after <= now) {
+      logger_->error("node: the node certificate expired; join again with a new token (registryd cluster join-token)");
+    }
+  }
+  if (now < *renew_at_) return;
+  auto renewed = request_certificate("/cluster/v1/node/certificate", json::object(), true);
+  if (!renewed) {
+    logger_->warn("node: the node certificate is due for renewal and could not be renewed: {}", renewed.error_message());
+    renew_at_ = now + std::chrono::seconds(30);  // ask again soon, not on every poll
+    return;
+  }
+  logger_->info("node: renewed the node certificate");
 }
 
 void agent::apply(const json& assignment) {
@@ -213,6 +271,7 @@ void agent::run() {
       last_failure.clear();
       apply(*assignment);
       report();
+      renew_if_due();
     } else if (assignment.error_message() != last_failure) {
       last_failure = assignment.error_message();
       logger_->warn("node: {}; keeping the configuration applied last", last_failure);

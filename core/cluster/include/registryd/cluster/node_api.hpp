@@ -7,6 +7,8 @@
 //   GET  /cluster/v1/node         what this node must run: mode, masters, containerd
 //   PUT  /cluster/v1/node/status  what it runs: the config version applied, its balancer,
 //                                 hand-made containerd registry drop-ins
+//   POST /cluster/v1/node/certificate  {"csr"} -> {"certificate","ca"}: a new certificate for
+//                                 the node the presented one names (renewal, new key)
 //
 // Nothing else is there: a node can never read the CA key, the accounts, another node's
 // assignment or status, nor write the cluster's config.
@@ -56,9 +58,11 @@ struct api_answer {
 
 class master_api {
  public:
-  // `pki_dir` holds the cluster CA (ca.crt, ca.key) the node certificates are signed with.
+  // `pki_dir` holds the cluster CA (ca.crt, ca.key) the node certificates are signed with;
+  // they are valid for `node_certificate_lifetime`.
   master_api(std::shared_ptr<store> s, std::filesystem::path pki_dir, std::function<master_view()> view,
-             std::shared_ptr<spdlog::logger> logger);
+             std::shared_ptr<spdlog::logger> logger,
+             std::chrono::seconds node_certificate_lifetime = std::chrono::days(365));
   api_answer handle(const std::string& method, const std::string& path, const std::string& peer_subject,
                     const std::string& remote_addr, const std::string& body) const;
 
@@ -66,11 +70,17 @@ class master_api {
   api_answer join(const std::string& remote_addr, const std::string& body) const;
   api_answer assignment(const std::string& node) const;
   api_answer status(const std::string& node, const std::string& body) const;
+  api_answer renew(const std::string& node, const std::string& remote_addr, const std::string& body) const;
+  // Signs a certificate for `node` with the public key of `csr` and records it; what joined
+  // or renewed says which ("joined", "renewed its certificate").
+  api_answer issue(const std::string& node, const std::string& csr, const std::string& remote_addr,
+                   const std::string& what) const;
 
   std::shared_ptr<store> store_;
   std::filesystem::path pki_dir_;
   std::function<master_view()> view_;
   std::shared_ptr<spdlog::logger> logger_;
+  std::chrono::seconds node_certificate_lifetime_;
 };
 
 }  // namespace registryd::cluster

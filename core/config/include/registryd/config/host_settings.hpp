@@ -41,6 +41,9 @@ struct cluster_store_settings {
   std::optional<std::filesystem::path> ca_file;      // verifies etcd's certificates
   std::optional<std::filesystem::path> cert_file;    // our client certificate for etcd
   std::optional<std::filesystem::path> key_file;     // and its key
+  // How long the node certificates this master issues are valid; the node agents renew theirs
+  // at two thirds of that (`cluster_node_certificate_seconds`).
+  std::chrono::seconds node_certificate_lifetime{365 * 86400};
 
   bool enabled() const noexcept { return !endpoints.empty(); }
   friend bool operator==(const cluster_store_settings&, const cluster_store_settings&) = default;
@@ -90,6 +93,10 @@ inline constexpr std::chrono::seconds maximum_reload_interval{86400};
 // The limits of replica_sync_interval_seconds.
 inline constexpr std::chrono::seconds minimum_replica_sync_interval{1};
 inline constexpr std::chrono::seconds maximum_replica_sync_interval{3600};
+
+// The limits of cluster_node_certificate_seconds.
+inline constexpr std::chrono::seconds minimum_node_certificate_lifetime{30};
+inline constexpr std::chrono::seconds maximum_node_certificate_lifetime{5 * 365 * 86400};
 
 // The limits of gc_interval_seconds (0, off, is allowed too) and gc_grace_seconds.
 inline constexpr std::chrono::seconds minimum_gc_interval{1};

@@ -29,6 +29,7 @@
 #include <filesystem>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -70,6 +71,14 @@ class agent {
 
  private:
   util::status ensure_identity();
+  // A new key and a certificate for it, from the join (with the token) or a renewal (with the
+  // current certificate): both written as *.new, then renamed into place, key first.
+  // finish_identity() completes such a pair a crash left behind.
+  util::result<nlohmann::json> request_certificate(const std::string& path, nlohmann::json request,
+                                                   bool with_certificate);
+  void finish_identity();
+  // Renews the node certificate once two thirds of its life have passed.
+  void renew_if_due();
   util::result<nlohmann::json> ask(const std::string& method, const std::string& path, const std::string& body,
                                    bool with_certificate);
   void apply(const nlohmann::json& assignment);
@@ -77,6 +86,7 @@ class agent {
   void run();
 
   agent_options opts_;
+  std::optional<std::chrono::system_clock::time_point> renew_at_;  // of the certificate in use
   std::shared_ptr<prometheus::Registry> metrics_;
   std::shared_ptr<spdlog::logger> logger_;
   std::unique_ptr<balancer::node_balancer> balancer_;

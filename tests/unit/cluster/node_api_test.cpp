@@ -1,0 +1,86 @@
+// The masters' node endpoints (node_api.hpp) against a real etcd: a join spends its token and
+// buys a certificate; a renewal needs a node certificate of a joined node and gives a new one
+// for the same node, for the CSR's key, with the configured lifetime.
+#include "etcd_process.hpp"
+
+#include <registryd/cluster/node_api.hpp>
+#include <registryd/pki/certificates.hpp>
+#include <registryd/pki/pki_directory.hpp>
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+#include <openssl/x509.h>
+#include <spdlog/sinks/null_sink.h>
+
+using namespace registryd;
+using nlohmann::json;
+using registryd::test::etcd_process;
+using registryd::test::open_store;
+using registryd::test::scratch_dir;
+
+namespace {
+
+// "/O=registryd-node/CN=<node>", as the front door passes a verified client certificate on.
+std::string subject_of(const std::string& certificate_pem) {
+  auto certs = pki::certificates_from_pem(certificate_pem);
+  REQUIRE(certs);
+  char* line = X509_NAME_oneline(X509_get_subject_name(certs->front().get()), nullptr, 0);
+  std::string out = line;
+  OPENSSL_free(line);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("node endpoints: join with a token, renew with the node certificate; strangers are refused") {
+  scratch_dir dir;
+  etcd_process etcd(dir.path());
+  auto s = open_store(etcd.url());
+  pki::pki_options o;
+  o.dir = dir.path() / "pki";
+  REQUIRE(pki::ensure(o, pki::serving_names("127.0.0.1", {}).value(), pki::clock::now()));
+  const cluster::master_api api(
+      s, o.dir, [] { return cluster::master_view{}; },
+      std::make_shared<spdlog::logger>("test", std::make_shared<spdlog::sinks::null_sink_mt>()),
+      std::chrono::hours(2));
+
+  const auto key = pki::generate_p256_key().value();
+  const auto csr = pki::make_csr_pem(key.get(), "n1").value();
+  const auto token = cluster::create_join_token(*s, std::chrono::minutes(5)).value();
+  const auto joined = api.handle("POST", "/cluster/v1/join", "", "10.0.0.21",
+                                 json{{"token", token}, {"node", "n1"}, {"csr", csr}}.dump());
+  REQUIRE(joined.status == 200);
+  const std::string first = json::parse(joined.body).at("certificate");
+  const std::string subject = subject_of(first);
+  CHECK(cluster::node_of(subject) == "n1");
+  // The token is spent.
+  CHECK(api.handle("POST", "/cluster/v1/join", "", "10.0.0.21",
+                   json{{"token", token}, {"node", "n1"}, {"csr", csr}}.dump()).status == 401);
+
+  // Renewal: a new key, the same node, the configured lifetime.
+  const auto key2 = pki::generate_p256_key().value();
+  const auto renewed = api.handle("POST", "/cluster/v1/node/certificate", subject, "10.0.0.21",
+                                  json{{"csr", pki::make_csr_pem(key2.get(), "n1").value()}}.dump());
+  REQUIRE(renewed.status == 200);
+  const std::string second = json::parse(renewed.body).at("certificate");
+  auto cert = pki::certificates_from_pem(second).value();
+  CHECK(pki::key_matches(cert.front().get(), key2.get()));
+  CHECK(subject_of(second) == subject);
+  const auto v = pki::validity_of(cert.front().get());
+  CHECK(v.not_after - pki::clock::now() > std::chrono::minutes(110));
+  CHECK(v.not_after - pki::clock::now() <= std::chrono::hours(2));
+  CHECK(pki::serial_hex(cert.front().get()) != pki::serial_hex(pki::certificates_from_pem(first).value().front().get()));
+  auto record = s->get(std::string(cluster::nodes_prefix) + "n1").value();
+  REQUIRE(record);
+  const auto r = json::parse(record->value);
+  CHECK(r.at("serial") == pki::serial_hex(cert.front().get()));
+  CHECK(r.contains("joinedAt"));
+  CHECK(r.contains("renewedAt"));
+
+  // No certificate; a node that never joined; a bad CSR; the wrong method.
+  CHECK(api.handle("POST", "/cluster/v1/node/certificate", "", "10.0.0.9", json{{"csr", csr}}.dump()).status == 401);
+  CHECK(api.handle("POST", "/cluster/v1/node/certificate", "/O=registryd-node/CN=n9", "10.0.0.9",
+                   json{{"csr", csr}}.dump()).status == 403);
+  CHECK(api.handle("POST", "/cluster/v1/node/certificate", subject, "10.0.0.21", R"({"csr":"nope"})").status == 400);
+  CHECK(api.handle("GET", "/cluster/v1/node/certificate", subject, "10.0.0.21", "").status == 405);
+}
