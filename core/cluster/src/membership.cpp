@@ -2,6 +2,7 @@
 
 #include <registryd/auth/password_hash.hpp>
 #include <registryd/auth/users_file.hpp>
+#include <registryd/pki/certificates.hpp>
 #include <registryd/pki/pki_directory.hpp>
 #include <registryd/pki/token_signer.hpp>
 #include <registryd/util/atomic_file.hpp>
@@ -120,17 +121,60 @@ util::result<bool> install_pki(const shared_pki& wanted, const std::filesystem::
   return changed;
 }
 
+namespace {
+
+std::string pki_json(const shared_pki& p) {
+  return json{{"caCrt", p.ca_crt}, {"caKey", p.ca_key}, {"tokenCrt", p.token_crt}, {"tokenKey", p.token_key}}.dump();
+}
+
+// Whether `local` should replace `stored` (see sync_pki).
+util::result<bool> newer_than(const shared_pki& local, const shared_pki& stored, std::chrono::system_clock::time_point now) {
+  auto mine = pki::certificates_from_pem(local.ca_crt);
+  auto theirs = pki::certificates_from_pem(stored.ca_crt);
+  if (!mine || mine->empty()) return util::error{"this master's CA cannot be read"};
+  if (!theirs || theirs->empty()) return true;  // a stored CA that cannot be read is replaced
+  auto my_key = pki::private_key_from_pem(local.ca_key);
+  if (!my_key) return util::error{"this master's CA key cannot be read"};
+  const auto mv = pki::validity_of(mine->front().get());
+  const auto tv = pki::validity_of(theirs->front().get());
+  if (pki::key_matches(theirs->front().get(), my_key->get())) return mv.not_after > tv.not_after;
+  return tv.not_after <= now && mv.not_before <= now && now < mv.not_after;
+}
+
+}  // namespace
+
+util::result<shared_pki> sync_pki(store& s, const shared_pki& local, std::chrono::system_clock::time_point now,
+                                  bool* published) {
+  if (published != nullptr) *published = false;
+  for (int attempt = 0; attempt < 10; ++attempt) {
+    auto current = s.get(pki_key);
+    if (!current) return util::error{current.error_message()};
+    if (!*current) return util::error{std::string(pki_key) + " is missing: the cluster was not created"};
+    auto stored = pki_from_json((*current)->value);
+    if (stored && *stored == local) return local;
+    if (stored) {
+      auto newer = newer_than(local, *stored, now);
+      if (!newer) return util::error{newer.error_message()};
+      if (!*newer) return std::move(*stored);
+    }
+    auto swapped = s.compare_and_swap(pki_key, (*current)->mod_revision, pki_json(local));
+    if (!swapped) return util::error{swapped.error_message()};
+    if (swapped->swapped) {
+      if (published != nullptr) *published = true;
+      return local;
+    }
+    // Another master wrote first: compare with what it wrote.
+  }
+  return util::error{std::string(pki_key) + " keeps changing; try again"};
+}
+
 util::result<join_result> join(store& s, const shared_pki& candidate) {
   const auto accounts = generate_accounts();
   auto users = users_from_accounts(accounts);
   if (!users) return util::error{users.error_message()};
   json passwords = json::object();
   for (const auto& a : accounts) passwords[a.name] = {{"password", a.password}, {"access", a.access}};
-  const json pki_doc = {{"caCrt", candidate.ca_crt},
-                        {"caKey", candidate.ca_key},
-                        {"tokenCrt", candidate.token_crt},
-                        {"tokenKey", candidate.token_key}};
-  auto done = s.create_all(pki_key, {{pki_key, pki_doc.dump()},
+  auto done = s.create_all(pki_key, {{pki_key, pki_json(candidate)},
                                      {accounts_key, passwords.dump()},
                                      {users_key, *users}});
   if (!done) return util::error{done.error_message()};

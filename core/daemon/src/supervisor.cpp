@@ -197,6 +197,7 @@ void supervisor::reconcile(bool retry_refused) {
   if (!opts_.plain_http) {
     if (auto st = refresh_certificates(); !st) logger_->error("certificates: {}", st.error_message());
   }
+  sync_cluster_pki();
   if (auto st = refresh_users(); !st) logger_->error("users: {}", st.error_message());
   use_cluster_config();
   if (auto st = refresh_mode(false); !st) logger_->error("{}", st.error_message());
@@ -353,6 +354,36 @@ util::status supervisor::refresh_static_tokens() {
   packages_door_->set_static_tokens(tokens);
   logger_->info("packages proxy: {} static token(s) from {}", tokens.size(), file->string());
   return util::ok();
+}
+
+void supervisor::sync_cluster_pki() {
+  if (!cluster_store_) return;
+  const auto dir = pki_dir(opts_.host);
+  bool published = false;
+  auto mine = cluster::read_pki_dir(dir);
+  auto wanted = mine ? cluster::sync_pki(*cluster_store_, *mine, pki::clock::now(), &published)
+                     : util::result<cluster::shared_pki>(util::error{mine.error_message()});
+  if (!wanted) {
+    if (wanted.error_message() != last_pki_sync_error_) {
+      logger_->warn("cluster: the CA is not compared with the store's now: {}", wanted.error_message());
+    }
+    last_pki_sync_error_ = wanted.error_message();
+    return;
+  }
+  last_pki_sync_error_.clear();
+  if (published) logger_->info("cluster: wrote the CA this master renewed to {}", cluster_store_->describe());
+  if (*wanted == *mine) return;
+  auto installed = cluster::install_pki(*wanted, dir);
+  if (!installed) {
+    logger_->error("cluster: cannot take the renewed CA from the store: {}", installed.error_message());
+    return;
+  }
+  if (*installed) {
+    logger_->info("cluster: took the CA another master renewed from {}", cluster_store_->describe());
+    if (!opts_.plain_http) {
+      if (auto st = refresh_certificates(); !st) logger_->error("certificates: {}", st.error_message());
+    }
+  }
 }
 
 util::status supervisor::refresh_certificates() {

@@ -248,3 +248,43 @@ TEST_CASE("master link: the other masters registered are the replica peers; a st
   a->stop();
   c->stop();
 }
+
+TEST_CASE("cluster CA: a master's renewal goes to the store, the others take it; an older copy never wins") {
+  scratch_dir dir;
+  etcd_process etcd(dir.path());
+  auto s = open_store(etcd.url());
+  auto a = make_pki(dir / "a");
+  auto b = make_pki(dir / "b");
+  REQUIRE(cluster::join(*s, a).value().created);
+  REQUIRE(cluster::install_pki(cluster::join(*s, b).value().pki, dir / "b").value());
+  b = cluster::read_pki_dir(dir / "b").value();
+  REQUIRE(a == b);
+
+  // Seven years on, master a renews its copy (same key, new validity), as pki::ensure does.
+  const auto later = pki::clock::now() + std::chrono::days(7 * 365);
+  pki::pki_options o;
+  o.dir = dir / "a";
+  const auto report = pki::ensure(o, pki::serving_names("127.0.0.1", {}).value(), later).value();
+  REQUIRE(report.ca == pki::ca_action::renewed);
+  const auto renewed = cluster::read_pki_dir(dir / "a").value();
+  REQUIRE(renewed.ca_crt != a.ca_crt);
+  REQUIRE(renewed.ca_key == a.ca_key);
+
+  bool published = false;
+  CHECK(cluster::sync_pki(*s, renewed, later, &published).value() == renewed);
+  CHECK(published);
+  // b still holds the old copy: it is given the renewed one, and its old one is not stored.
+  const auto for_b = cluster::sync_pki(*s, b, later, &published).value();
+  CHECK_FALSE(published);
+  CHECK(for_b == renewed);
+  REQUIRE(cluster::install_pki(for_b, dir / "b").value());
+  CHECK(cluster::read_pki_dir(dir / "b").value() == renewed);
+  CHECK(cluster::sync_pki(*s, renewed, later, &published).value() == renewed);
+  CHECK_FALSE(published);
+
+  // A master that re-created its CA (another key) while the stored one is valid takes the
+  // stored one back.
+  auto stranger = make_pki(dir / "c");
+  CHECK(cluster::sync_pki(*s, stranger, later, &published).value() == renewed);
+  CHECK_FALSE(published);
+}

@@ -65,6 +65,9 @@ class supervisor {
   // (creating them when this master is the first), registers itself, and from then on
   // mirrors the cluster's users into the users file it serves (docs/cluster.md).
   util::status join_cluster();
+  // A cluster member: a CA this master renewed goes to the store, and one another master
+  // renewed comes from it (cluster::sync_pki); then the certificates are refreshed.
+  void sync_cluster_pki();
   // In a cluster, the ModuleConfig is the one `registryd apply` stored, once there is one
   // (until then the host's own --config bootstraps the master).
   void use_cluster_config();
@@ -74,6 +77,7 @@ class supervisor {
   // why they differ (docs/operations.md, "Status").
   void write_serve_status();
   util::status refresh_users();
+  std::string last_pki_sync_error_;  // logged once, not on every pass
   // Applies the ModuleConfig if it changed and the switch is allowed. `starting`: nothing runs
   // yet, so a refusal falls back to the mode recorded in the state.
   // The host settings the mode plugin is given: opts_.host, with a cluster member's masters
