@@ -156,6 +156,7 @@ for n in n1 n2; do
   wait_for 20 test -f "$WORK/$n-containerd/registry.d/registry.d8-system.svc:5001/hosts.toml" ||
     fail "node $n rendered no hosts.toml"
   openssl x509 -noout -serial -in "$WORK/$n-agent/node.crt" >"$WORK/$n-first-serial"
+  cp "$WORK/$n-agent/node.crt" "$WORK/$n-first.crt" && cp "$WORK/$n-agent/node.key" "$WORK/$n-first.key"
   wait_for 10 in_ns "$n" bash -c "exec 3<>/dev/tcp/127.0.0.1/5001" || fail "node $n's balancer does not listen"
 done
 grep -q 'Authorization' "$WORK/n1-containerd/registry.d/registry.d8-system.svc:5001/hosts.toml" ||
@@ -294,9 +295,17 @@ for n in n1 n2; do
   renewals=$(grep -c "renewed the node certificate" "$WORK/agent-$n.log")
   joined_for=$(( $(date +%s) - $(stat -c %Y "$WORK/$n-first-serial") ))
   [ "$renewals" -le $(( joined_for / 20 + 1 )) ] || fail "node $n renewed $renewals times in $joined_for s"
+  cmp -s "$WORK/$n-agent/cluster-ca.crt" "$CA" || fail "node $n does not keep the cluster CA the masters sent"
   assert_eq "$(in_ns "$n" curl -s -o /dev/null -w '%{http_code}' --cacert "$CA" --cert "$WORK/$n-agent/node.crt" \
     --key "$WORK/$n-agent/node.key" https://10.88.0.11:5001/cluster/v1/node)" "200" "node $n's renewed certificate on a master"
 done
 grep -q "cluster: node n1 renewed its certificate from 10.88.0.21" "$WORK"/m*.log ||
   fail "no master logged n1's renewal"
-echo "ok: both nodes renewed their certificates with new keys and use them"
+# The certificate n1 joined with was replaced: it cannot buy another one.
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/stale.key" -subj /CN=n1 \
+  -out "$WORK/stale.csr" 2>/dev/null
+python3 -c 'import json,sys; print(json.dumps({"csr": open(sys.argv[1]).read()}))' "$WORK/stale.csr" >"$WORK/stale.json"
+assert_eq "$(in_ns n1 curl -s -o /dev/null -w '%{http_code}' --cacert "$CA" --cert "$WORK/n1-first.crt" \
+  --key "$WORK/n1-first.key" -X POST --data-binary @"$WORK/stale.json" https://10.88.0.11:5001/cluster/v1/node/certificate)" \
+  "403" "a renewal with a certificate the node replaced"
+echo "ok: both nodes renewed their certificates with new keys and use them; a replaced certificate renews nothing"

@@ -146,18 +146,28 @@ util::result<bool> newer_than(const shared_pki& local, const shared_pki& stored,
 util::result<shared_pki> sync_pki(store& s, const shared_pki& local, std::chrono::system_clock::time_point now,
                                   bool* published) {
   if (published != nullptr) *published = false;
+  // Only the CA is kept as one: each master renews its token signer on its own (tokens carry
+  // their certificate, which chains to the CA, so every master accepts every signer).
   for (int attempt = 0; attempt < 10; ++attempt) {
     auto current = s.get(pki_key);
     if (!current) return util::error{current.error_message()};
     if (!*current) return util::error{std::string(pki_key) + " is missing: the cluster was not created"};
     auto stored = pki_from_json((*current)->value);
-    if (stored && *stored == local) return local;
+    if (stored && stored->ca_crt == local.ca_crt && stored->ca_key == local.ca_key) return local;
+    shared_pki to_store = local;
     if (stored) {
       auto newer = newer_than(local, *stored, now);
       if (!newer) return util::error{newer.error_message()};
-      if (!*newer) return std::move(*stored);
+      if (!*newer) {
+        shared_pki wanted = local;
+        wanted.ca_crt = stored->ca_crt;
+        wanted.ca_key = stored->ca_key;
+        return wanted;
+      }
+      to_store.token_crt = stored->token_crt;  // the store's signer stays what joining masters take
+      to_store.token_key = stored->token_key;
     }
-    auto swapped = s.compare_and_swap(pki_key, (*current)->mod_revision, pki_json(local));
+    auto swapped = s.compare_and_swap(pki_key, (*current)->mod_revision, pki_json(to_store));
     if (!swapped) return util::error{swapped.error_message()};
     if (swapped->swapped) {
       if (published != nullptr) *published = true;

@@ -103,7 +103,8 @@ master_api::master_api(std::shared_ptr<store> s, std::filesystem::path pki_dir, 
       node_certificate_lifetime_(node_certificate_lifetime) {}
 
 api_answer master_api::handle(const std::string& method, const std::string& path, const std::string& peer_subject,
-                              const std::string& remote_addr, const std::string& body) const {
+                              const std::string& peer_serial, const std::string& remote_addr,
+                              const std::string& body) const {
   if (path == "/cluster/v1/join") {
     if (method != "POST") return refuse(405, "POST a join request here");
     return join(remote_addr, body);
@@ -119,7 +120,7 @@ api_answer master_api::handle(const std::string& method, const std::string& path
   }
   if (path == "/cluster/v1/node/certificate") {
     if (method != "POST") return refuse(405, "POST a certificate request here");
-    return renew(*node, remote_addr, body);
+    return renew(*node, peer_serial, remote_addr, body);
   }
   if (method != "PUT") return refuse(405, "PUT the node's status here");
   return status(*node, body);
@@ -143,7 +144,8 @@ api_answer master_api::join(const std::string& remote_addr, const std::string& b
   return issue(node, csr, remote_addr, "joined");
 }
 
-api_answer master_api::renew(const std::string& node, const std::string& remote_addr, const std::string& body) const {
+api_answer master_api::renew(const std::string& node, const std::string& peer_serial, const std::string& remote_addr,
+                              const std::string& body) const {
   const json request = json::parse(body, nullptr, false);
   if (!request.is_object()) return refuse(400, "the certificate request must be a JSON object");
   const std::string csr = request.value("csr", "");
@@ -152,6 +154,15 @@ api_answer master_api::renew(const std::string& node, const std::string& remote_
   auto known = store_->get(nodes_prefix + node);
   if (!known) return refuse(503, "the cluster store cannot be read: " + known.error_message());
   if (!*known) return refuse(403, "node " + node + " is not a member of this cluster: join it again with a token");
+  // Only the latest certificate renews: one the node replaced already (or a copy of an old
+  // key) cannot keep buying fresh ones.
+  const json record = json::parse((*known)->value, nullptr, false);
+  const std::string latest = record.is_object() ? record.value("serial", "") : "";
+  if (latest.empty() || peer_serial != latest) {
+    logger_->warn("cluster: renewal for node {} from {} refused: certificate serial {} is not its latest ({})", node,
+                  remote_addr, peer_serial.empty() ? "(none)" : peer_serial, latest);
+    return refuse(403, "this certificate of node " + node + " was replaced by a newer one: only the latest renews");
+  }
   return issue(node, csr, remote_addr, "renewed its certificate");
 }
 
@@ -179,6 +190,8 @@ api_answer master_api::issue(const std::string& node, const std::string& csr, co
     if (before.is_object() && before.contains("joinedAt")) record["joinedAt"] = before["joinedAt"];
   }
   if (auto st = overwrite(*store_, nodes_prefix + node, record.dump()); !st) {
+    // A renewed certificate that is not recorded could never renew again: none is handed out.
+    if (what != "joined") return refuse(503, "the cluster store cannot be written: " + st.error_message());
     logger_->warn("cluster: node {} {} but is not recorded: {}", node, what, st.error_message());
   }
   logger_->info("cluster: node {} {} from {} (certificate serial {})", node, what, remote_addr,

@@ -171,7 +171,7 @@ util::status supervisor::join_cluster() {
       },
       logger_, host.cluster.node_certificate_lifetime);
   front_door_->set_cluster_api([api](const frontdoor::host_api_request& r) {
-    const auto a = api->handle(r.method, r.path, r.peer_subject, r.remote_addr, r.body);
+    const auto a = api->handle(r.method, r.path, r.peer_subject, r.peer_serial, r.remote_addr, r.body);
     return frontdoor::host_api_response{a.status, a.body};
   });
   return util::ok();

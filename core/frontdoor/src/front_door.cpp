@@ -166,7 +166,7 @@ void front_door::handle_cluster_api(const http_request& req, request_body& reade
     res.set_content("404 page not found\n", "text/plain");
     return;
   }
-  host_api_request r{req.method, req.path, req.peer_subject, req.remote_addr, {}};
+  host_api_request r{req.method, req.path, req.peer_subject, req.peer_serial, req.remote_addr, {}};
   constexpr std::size_t limit = 64 * 1024;
   bool too_large = false;
   reader.read([&](const char* data, std::size_t size) {

@@ -30,6 +30,7 @@ struct http_request {
   // (only listeners that ask for one: the packages proxy's); "" when none was sent or it did
   // not verify.
   std::string peer_subject;
+  std::string peer_serial;   // its serial number in hex, when it verified
   unsigned version = 11;  // 10 or 11
   // A framed body: Content-Length (its value) or chunked (-1). 0: none.
   std::int64_t content_length = 0;

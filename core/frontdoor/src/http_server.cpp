@@ -1,5 +1,7 @@
 #include "http_server.hpp"
 
+#include <registryd/pki/certificates.hpp>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
@@ -50,6 +52,13 @@ namespace http = boost::beast::http;
 
 // The one-line subject of the client's certificate when it verified ("" otherwise). Listeners
 // that do not ask for client certificates never get one.
+// Its serial number in hex (pki::serial_hex), under the same condition.
+std::string verified_peer_serial(SSL* ssl) {
+  X509* peer = SSL_get0_peer_certificate(ssl);
+  if (peer == nullptr || SSL_get_verify_result(ssl) != X509_V_OK) return {};
+  return pki::serial_hex(peer);
+}
+
 std::string verified_peer_subject(SSL* ssl) {
   X509* peer = SSL_get0_peer_certificate(ssl);
   if (peer == nullptr || SSL_get_verify_result(ssl) != X509_V_OK) return {};
@@ -399,6 +408,7 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
   // The subject of the client's certificate when it verified against the server's trust store
   // (the host CA, on listeners that ask for one); "" otherwise.
   std::string peer_subject_;
+  std::string peer_serial_;
   Stream stream_;
   net::steady_timer timer_;
   steady::time_point deadline_ = steady::time_point::max();
@@ -888,6 +898,7 @@ net::awaitable<void> connection<Stream>::run(std::shared_ptr<connection> self) {
       co_return;
     }
     peer_subject_ = verified_peer_subject(stream_.native_handle());
+    peer_serial_ = verified_peer_serial(stream_.native_handle());
   }
   bool linger = false;
   for (std::size_t served = 0;; ++served) {
@@ -921,6 +932,7 @@ net::awaitable<void> connection<Stream>::run(std::shared_ptr<connection> self) {
     http_request req;
     req.remote_addr = client_;
     req.peer_subject = peer_subject_;
+    req.peer_serial = peer_serial_;
     if (const auto refused = check_head(parser, req)) {
       co_await refuse(refused->first, refusal_reason(refused->first), refused->second);
       linger = true;

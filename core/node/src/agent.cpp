@@ -19,6 +19,9 @@ using json = nlohmann::json;
 constexpr const char* key_file = "node.key";
 constexpr const char* cert_file = "node.crt";
 constexpr const char* assignment_file = "assignment.json";
+// The cluster CA as the masters last sent it (join and renewal answers): trusted from then on
+// instead of --ca-file, so a CA the masters renewed reaches the node before the old one ends.
+constexpr const char* cluster_ca_file = "cluster-ca.crt";
 
 // The modes whose containerd goes through the balancer at 127.0.0.1:5001.
 bool needs_balancer(const std::string& mode) { return mode == "Proxy" || mode == "Local" || mode == "Direct"; }
@@ -38,7 +41,7 @@ util::result<json> agent::ask(const std::string& method, const std::string& path
     auto client = with_certificate ? std::make_unique<httplib::Client>(master, (opts_.state_dir / cert_file).string(),
                                                                        (opts_.state_dir / key_file).string())
                                    : std::make_unique<httplib::Client>(master);
-    client->set_ca_cert_path(opts_.ca_file.string());
+    client->set_ca_cert_path(trust_file().string());
     client->enable_server_certificate_verification(true);
     client->set_connection_timeout(opts_.request_timeout);
     client->set_read_timeout(opts_.request_timeout);
@@ -80,6 +83,17 @@ util::result<json> agent::request_certificate(const std::string& path, json requ
   // Both files whole under their .new names before either is renamed: a crash between the two
   // renames leaves a pair finish_identity() completes, never a certificate without its key.
   const auto dir = opts_.state_dir;
+  // The CA the master sent (over TLS verified with the CA trusted so far): a renewed one has the
+  // same key, so it verifies every master, and it ends later.
+  const std::string ca = answer->value("ca", "");
+  if (auto parsed = pki::certificates_from_pem(ca); parsed && !parsed->empty()) {
+    std::error_code ec;
+    if (util::read_small_file(dir / cluster_ca_file, ec) != ca) {
+      if (auto e = util::write_file_atomic(dir / cluster_ca_file, ca, std::filesystem::perms(0644))) {
+        logger_->warn("node: cannot keep the cluster CA the master sent: {}", e.message());
+      }
+    }
+  }
   if (auto e = util::write_file_atomic(dir / (std::string(key_file) + ".new"), pki::to_pem(key->get()),
                                        std::filesystem::perms(0600))) {
     return util::error{"cannot write the node key: " + e.message()};
@@ -101,18 +115,43 @@ void agent::finish_identity() {
     std::filesystem::remove(new_key, ec);  // the certificate never came: the key is of no use
     return;
   }
-  if (std::filesystem::exists(new_key, ec)) std::filesystem::rename(new_key, dir / key_file, ec);
+  if (std::filesystem::exists(new_key, ec)) {
+    std::filesystem::rename(new_key, dir / key_file, ec);
+    if (ec) {  // the certificate stays .new: never a certificate beside another key
+      logger_->error("node: cannot put the new node key in place: {}", ec.message());
+      return;
+    }
+  }
   std::filesystem::rename(new_cert, dir / cert_file, ec);
+  if (ec) logger_->error("node: cannot put the new node certificate in place: {}", ec.message());
   (void)util::sync_directory(dir);
   renew_at_.reset();
+}
+
+std::filesystem::path agent::trust_file() const {
+  std::error_code ec;
+  const auto kept = opts_.state_dir / cluster_ca_file;
+  return std::filesystem::exists(kept, ec) ? kept : opts_.ca_file;
+}
+
+bool agent::certificate_expired() const {
+  std::error_code ec;
+  auto certs = pki::certificates_from_pem(util::read_small_file(opts_.state_dir / cert_file, ec));
+  if (ec || !certs || certs->empty()) return false;
+  return pki::validity_of(certs->front().get()).not_after <= std::chrono::system_clock::now();
 }
 
 util::status agent::ensure_identity() {
   finish_identity();
   std::error_code ec;
-  if (std::filesystem::exists(opts_.state_dir / cert_file, ec) && std::filesystem::exists(opts_.state_dir / key_file, ec)) {
-    return util::ok();
+  const bool have = std::filesystem::exists(opts_.state_dir / cert_file, ec) &&
+                    std::filesystem::exists(opts_.state_dir / key_file, ec);
+  if (have && !certificate_expired()) return util::ok();
+  if (have && opts_.token.empty()) {
+    return util::error{"the node certificate expired (the agent was off for most of its life): join again with a "
+                       "new token (registryd cluster join-token, then --token)"};
   }
+  if (have) logger_->warn("node: the node certificate expired; joining again with the token given");
   if (opts_.token.empty()) return util::error{"this node has not joined yet: give the join token (--token)"};
   auto joined = request_certificate("/cluster/v1/join", json{{"token", opts_.token}, {"node", opts_.node_name}}, false);
   if (!joined) return util::error{"cannot join: " + joined.error_message()};
@@ -135,9 +174,6 @@ void agent::renew_if_due() {
       start = std::max(start, std::chrono::system_clock::from_time_t(st.st_mtime));
     }
     renew_at_ = start + (v.not_after - start) * 2 / 3;
-    if (v.not_after <= now) {
-      logger_->error("node: the node certificate expired; join again with a new token (registryd cluster join-token)");
-    }
   }
   if (now < *renew_at_) return;
   auto renewed = request_certificate("/cluster/v1/node/certificate", json::object(), true);
@@ -161,7 +197,7 @@ void agent::apply(const json& assignment) {
     if (!balancer_) {
       auto options = opts_.balancer;
       options.backends = masters;
-      options.health_ca_file = opts_.ca_file;
+      options.health_ca_file = trust_file();
       auto lb = std::make_unique<balancer::node_balancer>(options, metrics_, logger_);
       if (auto st = lb->start(); !st) {
         logger_->error("node: {}", st.error_message());
@@ -264,7 +300,15 @@ util::status agent::start() {
 
 void agent::run() {
   std::string last_failure;
+  auto expiry_said = std::chrono::steady_clock::time_point{};
   while (!stop_) {
+    // An expired certificate opens nothing on the masters: say so (hourly), since no request
+    // below can succeed until the node joins again.
+    if (certificate_expired() && std::chrono::steady_clock::now() - expiry_said > std::chrono::hours(1)) {
+      expiry_said = std::chrono::steady_clock::now();
+      logger_->error("node: the node certificate expired; restart the agent with a new join token "
+                     "(registryd cluster join-token, then --token); keeping the configuration applied last");
+    }
     auto assignment = ask("GET", "/cluster/v1/node", "", true);
     if (assignment) {
       if (!last_failure.empty()) logger_->info("node: the masters answer again");

@@ -282,9 +282,19 @@ TEST_CASE("cluster CA: a master's renewal goes to the store, the others take it;
   CHECK(cluster::sync_pki(*s, renewed, later, &published).value() == renewed);
   CHECK_FALSE(published);
 
-  // A master that re-created its CA (another key) while the stored one is valid takes the
-  // stored one back.
-  auto stranger = make_pki(dir / "c");
-  CHECK(cluster::sync_pki(*s, stranger, later, &published).value() == renewed);
+  // A master that renewed only its token signer keeps it: the CA alone is kept as one.
+  auto own_signer = renewed;
+  own_signer.token_crt = "another token certificate";
+  own_signer.token_key = "another token key";
+  CHECK(cluster::sync_pki(*s, own_signer, later, &published).value() == own_signer);
   CHECK_FALSE(published);
+
+  // A master that re-created its CA (another key) while the stored one is valid takes the
+  // stored CA back, and keeps its own token signer.
+  auto stranger = make_pki(dir / "c");
+  const auto taken = cluster::sync_pki(*s, stranger, later, &published).value();
+  CHECK_FALSE(published);
+  CHECK(taken.ca_crt == renewed.ca_crt);
+  CHECK(taken.ca_key == renewed.ca_key);
+  CHECK(taken.token_crt == stranger.token_crt);
 }

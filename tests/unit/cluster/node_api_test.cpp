@@ -47,19 +47,20 @@ TEST_CASE("node endpoints: join with a token, renew with the node certificate; s
   const auto key = pki::generate_p256_key().value();
   const auto csr = pki::make_csr_pem(key.get(), "n1").value();
   const auto token = cluster::create_join_token(*s, std::chrono::minutes(5)).value();
-  const auto joined = api.handle("POST", "/cluster/v1/join", "", "10.0.0.21",
+  const auto joined = api.handle("POST", "/cluster/v1/join", "", "", "10.0.0.21",
                                  json{{"token", token}, {"node", "n1"}, {"csr", csr}}.dump());
   REQUIRE(joined.status == 200);
   const std::string first = json::parse(joined.body).at("certificate");
   const std::string subject = subject_of(first);
   CHECK(cluster::node_of(subject) == "n1");
   // The token is spent.
-  CHECK(api.handle("POST", "/cluster/v1/join", "", "10.0.0.21",
+  CHECK(api.handle("POST", "/cluster/v1/join", "", "", "10.0.0.21",
                    json{{"token", token}, {"node", "n1"}, {"csr", csr}}.dump()).status == 401);
 
   // Renewal: a new key, the same node, the configured lifetime.
   const auto key2 = pki::generate_p256_key().value();
-  const auto renewed = api.handle("POST", "/cluster/v1/node/certificate", subject, "10.0.0.21",
+  const std::string first_serial = pki::serial_hex(pki::certificates_from_pem(first).value().front().get());
+  const auto renewed = api.handle("POST", "/cluster/v1/node/certificate", subject, first_serial, "10.0.0.21",
                                   json{{"csr", pki::make_csr_pem(key2.get(), "n1").value()}}.dump());
   REQUIRE(renewed.status == 200);
   const std::string second = json::parse(renewed.body).at("certificate");
@@ -78,9 +79,17 @@ TEST_CASE("node endpoints: join with a token, renew with the node certificate; s
   CHECK(r.contains("renewedAt"));
 
   // No certificate; a node that never joined; a bad CSR; the wrong method.
-  CHECK(api.handle("POST", "/cluster/v1/node/certificate", "", "10.0.0.9", json{{"csr", csr}}.dump()).status == 401);
-  CHECK(api.handle("POST", "/cluster/v1/node/certificate", "/O=registryd-node/CN=n9", "10.0.0.9",
+  const std::string latest = pki::serial_hex(cert.front().get());
+  // The replaced certificate cannot renew again; no certificate; a node that never joined; a
+  // bad CSR; the wrong method.
+  CHECK(api.handle("POST", "/cluster/v1/node/certificate", subject, first_serial, "10.0.0.21",
                    json{{"csr", csr}}.dump()).status == 403);
-  CHECK(api.handle("POST", "/cluster/v1/node/certificate", subject, "10.0.0.21", R"({"csr":"nope"})").status == 400);
-  CHECK(api.handle("GET", "/cluster/v1/node/certificate", subject, "10.0.0.21", "").status == 405);
+  CHECK(api.handle("POST", "/cluster/v1/node/certificate", "", "", "10.0.0.9", json{{"csr", csr}}.dump()).status == 401);
+  CHECK(api.handle("POST", "/cluster/v1/node/certificate", "/O=registryd-node/CN=n9", "AB", "10.0.0.9",
+                   json{{"csr", csr}}.dump()).status == 403);
+  CHECK(api.handle("POST", "/cluster/v1/node/certificate", subject, latest, "10.0.0.21", R"({"csr":"nope"})").status ==
+        400);
+  CHECK(api.handle("GET", "/cluster/v1/node/certificate", subject, latest, "10.0.0.21", "").status == 405);
+  CHECK(api.handle("POST", "/cluster/v1/node/certificate", subject, latest, "10.0.0.21",
+                   json{{"csr", csr}}.dump()).status == 200);
 }

@@ -65,7 +65,8 @@ util::result<shared_pki> read_pki_dir(const std::filesystem::path& dir);
 // anything was written: the serving certificate must then be re-issued from the new CA.
 util::result<bool> install_pki(const shared_pki& pki, const std::filesystem::path& dir);
 
-// Keeps one CA for the cluster when masters renew it. Each master renews its copy of the CA
+// Keeps one CA for the cluster when masters renew it (the token signer is each master's own
+// to renew: it is never compared nor replaced here). Each master renews its copy of the CA
 // (same key, new validity) at two thirds of its life, on its own; then this compares its copy
 // with the store's and the newer wins:
 // - the same CA key: the certificate that ends later is newer;
@@ -73,8 +74,8 @@ util::result<bool> install_pki(const shared_pki& pki, const std::filesystem::pat
 //   valid at `now`; an expired stored CA is replaced by a valid local one.
 // A newer local copy is written to the store (compare-and-swap: of two masters renewing at
 // once, one is stored and the other takes it). Returns what the master must hold: `local`
-// when it was stored (then `published` is set, when given) or equal, else the store's
-// (install it with install_pki).
+// when its CA was stored (then `published` is set, when given) or equal, else `local` with
+// the store's CA (install it with install_pki).
 util::result<shared_pki> sync_pki(store& s, const shared_pki& local, std::chrono::system_clock::time_point now,
                                   bool* published = nullptr);
 

@@ -8,7 +8,8 @@
 //   PUT  /cluster/v1/node/status  what it runs: the config version applied, its balancer,
 //                                 hand-made containerd registry drop-ins
 //   POST /cluster/v1/node/certificate  {"csr"} -> {"certificate","ca"}: a new certificate for
-//                                 the node the presented one names (renewal, new key)
+//                                 the node the presented one names (renewal, new key), only
+//                                 with the node's latest certificate
 //
 // Nothing else is there: a node can never read the CA key, the accounts, another node's
 // assignment or status, nor write the cluster's config.
@@ -63,14 +64,16 @@ class master_api {
   master_api(std::shared_ptr<store> s, std::filesystem::path pki_dir, std::function<master_view()> view,
              std::shared_ptr<spdlog::logger> logger,
              std::chrono::seconds node_certificate_lifetime = std::chrono::days(365));
+  // `peer_subject` and `peer_serial` (hex) of the verified client certificate, "" without one.
   api_answer handle(const std::string& method, const std::string& path, const std::string& peer_subject,
-                    const std::string& remote_addr, const std::string& body) const;
+                    const std::string& peer_serial, const std::string& remote_addr, const std::string& body) const;
 
  private:
   api_answer join(const std::string& remote_addr, const std::string& body) const;
   api_answer assignment(const std::string& node) const;
   api_answer status(const std::string& node, const std::string& body) const;
-  api_answer renew(const std::string& node, const std::string& remote_addr, const std::string& body) const;
+  api_answer renew(const std::string& node, const std::string& peer_serial, const std::string& remote_addr,
+                   const std::string& body) const;
   // Signs a certificate for `node` with the public key of `csr` and records it; what joined
   // or renewed says which ("joined", "renewed its certificate").
   api_answer issue(const std::string& node, const std::string& csr, const std::string& remote_addr,

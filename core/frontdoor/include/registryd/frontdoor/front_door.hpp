@@ -69,6 +69,7 @@ struct host_api_request {
   std::string method;
   std::string path;
   std::string peer_subject;  // "" without a verified client certificate
+  std::string peer_serial;   // that certificate's serial number, hex
   std::string remote_addr;
   std::string body;
 };

@@ -79,6 +79,9 @@ class agent {
   void finish_identity();
   // Renews the node certificate once two thirds of its life have passed.
   void renew_if_due();
+  // The CA the masters are verified with: the one they last sent, else --ca-file.
+  std::filesystem::path trust_file() const;
+  bool certificate_expired() const;
   util::result<nlohmann::json> ask(const std::string& method, const std::string& path, const std::string& body,
                                    bool with_certificate);
   void apply(const nlohmann::json& assignment);
