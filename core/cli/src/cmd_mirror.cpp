@@ -630,8 +630,10 @@ int push(const push_args& args) {
   }
   mirror::push_request request{args.bundle, dest->repository, args.transfer.options(watch_interrupts())};
   const auto chunk = parse_size(args.chunk);
-  if (!chunk) {
-    std::cerr << "registryd mirror push: --upload-chunk-size '" << args.chunk << "' is not a size (e.g. 16M)\n";
+  if (!chunk || *chunk > (256ULL << 20)) {
+    std::cerr << "registryd mirror push: --upload-chunk-size '" << args.chunk
+              << "' is not a size from 1 byte to 256M (e.g. 16M): each of the --parallel uploads holds one chunk "
+                 "in memory\n";
     return exit_invalid;
   }
   request.chunk_bytes = *chunk;
@@ -788,8 +790,9 @@ command add_mirror(CLI::App& app) {
   push_cmd->add_option("BUNDLE", ua->bundle, "The bundle: NAME.tar, NAME.tar.chunk-0000 or a directory")->required();
   push_cmd->add_option("DEST", ua->destination, "host[:port]/repository")->required();
   push_cmd->add_option("--upload-chunk-size", ua->chunk,
-                       "Blobs larger than this go up in chunks of this size, each resumed where a "
-                       "broken connection left it")
+                       "Blobs larger than this go up in chunks of this size (at most 256M; each of "
+                       "the --parallel uploads holds one in memory), each resumed where a broken "
+                       "connection left it")
       ->capture_default_str();
   ua->transfer.add_to(*push_cmd, "push");
   ua->remote.add_to(*push_cmd, "destination");

@@ -295,8 +295,13 @@ util::result<pull_summary> pull(const client::registry_client& source, const pul
     const auto& repo = request.repositories[i].repository;
     const auto& rel = tags[i].first;
     std::vector<std::pair<std::optional<std::string>, std::string>> refs;  // tag (none: digest), reference
-    for (const auto& d : request.repositories[i].what.digests) refs.emplace_back(std::nullopt, d.str());
-    for (const auto& tag : tags[i].second) refs.emplace_back(tag, tag);
+    std::set<std::string> named;  // a tag or digest asked for twice is pulled and counted once
+    for (const auto& d : request.repositories[i].what.digests) {
+      if (named.insert(d.str()).second) refs.emplace_back(std::nullopt, d.str());
+    }
+    for (const auto& tag : tags[i].second) {
+      if (named.insert(tag).second) refs.emplace_back(tag, tag);
+    }
     for (const auto& [tag, reference] : refs) {
       if (cancelled(t)) return util::error{std::string(interrupted_error)};
       bool absent = false;

@@ -50,7 +50,11 @@ class upload_journal {
     } catch (const std::exception&) {
       uploads_.clear();  // damaged: forget it; uploads start over
     }
+    for (const auto& [key, location] : uploads_) earlier_.insert(key);
   }
+
+  // The key was in the journal when this push began: an earlier push left it.
+  bool from_earlier_push(const std::string& key) const { return earlier_.count(key) != 0; }
 
   std::optional<std::string> find(const std::string& key) const {
     std::lock_guard lock(m_);
@@ -77,6 +81,7 @@ class upload_journal {
   std::filesystem::path file_;
   mutable std::mutex m_;
   std::map<std::string, std::string> uploads_;
+  std::set<std::string> earlier_;
 };
 
 enum class sent { ok, retry, fail };
@@ -106,9 +111,9 @@ class uploader {
       client::upload_session earlier{repo, *location, 0};
       if (dest_.refresh_upload(earlier) && earlier.offset <= size) {
         session = std::move(earlier);
-        ++continued;
+        if (journal_.from_earlier_push(key)) ++continued;
         progress_.line("going on with blob " + b.digest.str() + " at byte " + std::to_string(session->offset) +
-                       ", where an earlier push left it");
+                       (journal_.from_earlier_push(key) ? ", where an earlier push left it" : ""));
       } else {
         journal_.drop(key);  // expired or gone: start over
       }
@@ -126,6 +131,13 @@ class uploader {
       (void)dest_.cancel_upload(*session);
       journal_.drop(key);
       return r;
+    };
+    // The upload cannot go on (the destination lost track of it): cancelled, and the blob
+    // starts over in the next round.
+    const auto restart = [&](std::string why) {
+      (void)dest_.cancel_upload(*session);
+      journal_.drop(key);
+      return upload_result{sent::retry, std::move(why)};
     };
     const auto read = [&](char* buf, std::size_t cap) -> std::ptrdiff_t {
       if (cancelled(t_)) return -1;
@@ -164,26 +176,37 @@ class uploader {
       const std::uint64_t chunk_start = position;
       position += filled;
       if (session->offset < chunk_start) {
-        return abandon({sent::fail, "blob " + b.digest.str() + ": the destination's upload went back to byte " +
-                                        std::to_string(session->offset)});
+        return restart("blob " + b.digest.str() + ": the destination's upload went back to byte " +
+                       std::to_string(session->offset));
       }
       for (int attempt = 0; session->offset < chunk_start + filled; ++attempt) {
         const auto skip = static_cast<std::size_t>(session->offset - chunk_start);
         auto r = dest_.upload_chunk(*session, std::string_view(buffer.data() + skip, filled - skip));
-        if (r) break;
+        if (r) {
+          journal_.put(key, session->location);  // the location names the offset on some registries
+          break;
+        }
         const std::string what = "blob " + b.digest.str() + " at byte " + std::to_string(session->offset) + ": ";
+        if (r.error().status == 416) {
+          // The destination holds another offset than the one asked for ("0-0" reads as
+          // nothing but may be one byte): start the blob over.
+          return restart(what + r.error().str());
+        }
         if (!r.error().retryable() || attempt + 1 >= t_.retry.attempts || !wait_before_retry(t_, attempt)) {
           return abandon(failure(what, r.error(), body));
         }
         // What arrived of the chunk: go on from there.
-        if (auto st = dest_.refresh_upload(*session);
-            !st || session->offset < chunk_start || session->offset > chunk_start + filled) {
-          return abandon({sent::retry, what + r.error().str() + "; the destination lost the upload"});
+        auto st = dest_.refresh_upload(*session);
+        if (!st && st.error().retryable()) {
+          return abandon({sent::retry, what + r.error().str()});  // kept for a later round or run
         }
+        if (!st || session->offset < chunk_start || session->offset > chunk_start + filled) {
+          return restart(what + r.error().str() + "; the destination lost the upload");
+        }
+        journal_.put(key, session->location);
         ++resumed;
         progress_.line("resuming " + what.substr(0, what.size() - 2) + " after: " + r.error().str());
       }
-      if (chunked && !at_end) journal_.put(key, session->location);
     }
     if (session->offset != size) {
       return abandon({sent::fail, "blob " + b.digest.str() + ": the destination holds " +

@@ -47,7 +47,9 @@ TEST_CASE("docker config credentials for a registry", "[packages][docker-config]
   const auto config = nlohmann::json::parse(R"({"auths": {
       "https://reg.example.com/v1/": {"auth": ")" + oci::base64_encode("u1:p:1") + R"("},
       "other.example.com:5000": {"username": "u2", "password": "p2"},
-      "broken.example.com": {"auth": "bm9jb2xvbg=="}}})");
+      "broken.example.com": {"auth": "bm9jb2xvbg=="},
+      "store.example.com": {},
+      "half.example.com": {"password": "p"}}})");
   const auto a = oci::client::docker_config_credentials(config, "reg.example.com");
   REQUIRE(a);
   CHECK(a->username == "u1");
@@ -56,6 +58,10 @@ TEST_CASE("docker config credentials for a registry", "[packages][docker-config]
   REQUIRE(b);
   CHECK(b->username == "u2");
   CHECK(oci::client::docker_config_credentials(config, "none.example.com") == std::nullopt);
+  // docker login with a credsStore leaves an empty entry: no credentials here, not an error.
+  CHECK(oci::client::docker_config_credentials(config, "store.example.com") == std::nullopt);
+  CHECK_THROWS_WITH(oci::client::docker_config_credentials(config, "half.example.com"),
+                    Catch::Contains("has a password but no username"));
   CHECK_THROWS_WITH(oci::client::docker_config_credentials(config, "broken.example.com"),
                     Catch::Contains("auth must be base64 of \"user:password\""));
   CHECK_THROWS_WITH(oci::client::docker_config_credentials(nlohmann::json::parse(R"({"auths": []})"), "x"),

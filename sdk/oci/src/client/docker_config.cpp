@@ -46,7 +46,9 @@ std::optional<credentials> docker_config_credentials(const nlohmann::json& confi
       return c;
     }
     credentials c{string_field(entry, "username", where), string_field(entry, "password", where)};
-    if (c.username.empty()) throw std::invalid_argument(where + " has neither auth nor username");
+    // `{}` (docker login with a credsStore keeps the secret elsewhere): nothing here.
+    if (c.username.empty() && c.password.empty()) continue;
+    if (c.username.empty()) throw std::invalid_argument(where + " has a password but no username");
     return c;
   }
   return std::nullopt;

@@ -402,7 +402,15 @@ result<bool> registry_client::mount_blob(std::string_view repository, const dige
   auto r = send(req);
   if (!r) return std::move(r).error();
   if (r->status == 201) return true;
-  if (r->status == 202) return false;
+  if (r->status == 202) {
+    // Not mounted: the registry opened an upload instead, which nobody will use.
+    if (const auto location = r->headers.get("Location")) {
+      if (auto opened = detail::resolve_url(impl_->base, *location)) {
+        (void)cancel_upload(upload_session{std::string(repository), opened->str(), 0});
+      }
+    }
+    return false;
+  }
   return make_error(error_kind::protocol, "mount answered " + std::to_string(r->status), r->status);
 }
 

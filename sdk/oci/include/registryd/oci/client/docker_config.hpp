@@ -17,7 +17,8 @@ namespace registryd::oci::client {
 
 // The credentials `config` holds for `registry` (host[:port]). Keys are compared after
 // dropping a scheme ("https://") and anything after the host ("/v1/"), as docker does.
-// nullopt when the document has no entry for the registry (anonymous). Throws
+// nullopt when the document has no entry for the registry, or only an empty one (docker keeps
+// the secret in a credsStore then): anonymous. Throws
 // std::invalid_argument naming the field when the document or the matching entry is
 // malformed (`auths` not an object, `auth` not base64 of "user:password").
 std::optional<credentials> docker_config_credentials(const nlohmann::json& config, std::string_view registry);

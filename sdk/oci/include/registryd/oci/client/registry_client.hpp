@@ -130,7 +130,7 @@ class registry_client {
                                  const blob_read_options& options = {}) const;
 
   // POST /v2/<repository>/blobs/uploads/?mount=<digest>&from=<from>: true when the upstream
-  // mounted the blob, false when it did not (the upload it opened instead is left to expire).
+  // mounted the blob, false when it did not (the upload it opened instead is cancelled).
   result<bool> mount_blob(std::string_view repository, const oci::digest& digest,
                           std::string_view from_repository) const;
   // Uploads a blob: POST to open an upload, then one PUT with the whole body streamed from
