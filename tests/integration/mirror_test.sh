@@ -200,13 +200,16 @@ assert_eq "$rc" "1" "a pull of a list naming a missing tag"
 assert_contains "$(cat "$WORK/gone.err")" "manifest v1 of deckhouse/ee/modules/gone" "the missing tag is named"
 assert_contains "$(cat "$WORK/gone.err")" "--keep-going" "the missing tag's error names --keep-going"
 
-echo "# interrupted with Ctrl-C halfway (through a relay at 1 MB/s), then the same command resumes"
+echo "# interrupted with Ctrl-C halfway (through bench/harness/link.py at 8 Mbit/s), then the same command resumes"
 RELAY_PORT=$(free_port)
-start_bg relay 300 python3 "$(dirname "$0")/slow_relay.py" "$RELAY_PORT" "$SRC_PORT" 1000000
-wait_for 10 grep -q listening "$WORK/relay.log"
+start_bg relay 300 python3 "$(dirname "$0")/../../bench/harness/link.py" --listen-port "$RELAY_PORT" \
+  --target-port "$SRC_PORT" --mbit 8
+wait_for 10 grep -q "^link: 127.0.0.1:$RELAY_PORT" "$WORK/relay.log"
 PULL_PLATFORM=("$REGISTRYD" mirror pull --scheme http --parallel 2 --keep-going --list "$WORK/platform.list"
   "127.0.0.1:$RELAY_PORT/deckhouse/ee" "$WORK/platform.tar")
-timeout 60 "${PULL_PLATFORM[@]}" >"$WORK/int.out" 2>"$WORK/int.err" &
+# --foreground: timeout passes the SIGINT on once (else to its whole group as well, a second
+# signal, which ends the command at once as a second Ctrl-C does).
+timeout --foreground 60 "${PULL_PLATFORM[@]}" >"$WORK/int.out" 2>"$WORK/int.err" &
 PULLER=$!
 wait_for 20 sh -c "ls -A '$WORK/platform.tar.work/blobs/sha256' | grep -q '^.partial-'"
 sleep 0.5

@@ -200,6 +200,16 @@ std::string human(std::uint64_t bytes) {
 }
 
 
+// "1 repository, " or "4 repositories, "
+std::string repositories_text(std::size_t n) {
+  return std::to_string(n) + (n == 1 ? " repository, " : " repositories, ");
+}
+
+// What a failed pull, push or verify prints on stdout with --json.
+void print_json_failure(const std::string& bundle, const std::string& error) {
+  std::cout << nlohmann::json{{"bundle", bundle}, {"ok", false}, {"error", error}}.dump(2) << "\n";
+}
+
 // ---- progress ----
 
 // A bar redrawn in place on a terminal; plain lines, one per finished item, otherwise (logs,
@@ -559,7 +569,7 @@ int pull(const pull_args& args) {
   const std::string kept = request.bundle.extension() == ".tar" ? bundle + ".work" : bundle;
   if (!pulled) {
     if (args.transfer.json) {
-      std::cout << nlohmann::json{{"bundle", bundle}, {"ok", false}, {"error", pulled.error_message()}}.dump(2) << "\n";
+      print_json_failure(bundle, pulled.error_message());
     }
     report_failure("pull", pulled.error_message(), args.remote, "source", args.transfer.dry_run ? "" : kept);
     return exit_failed;
@@ -583,13 +593,12 @@ int pull(const pull_args& args) {
     return exit_ok;
   }
   if (args.transfer.dry_run) {
-    std::cout << "would pull into " << bundle << ": " << s.repositories << " repositor"
-              << (s.repositories == 1 ? "y, " : "ies, ") << s.tags << " tag(s), " << s.manifests << " manifest(s), "
+    std::cout << "would pull into " << bundle << ": " << repositories_text(s.repositories) << s.tags << " tag(s), " << s.manifests << " manifest(s), "
               << s.blobs << " blob(s) of " << human(s.bytes) << "; " << (s.blobs - s.blobs_present)
               << " blob(s), " << human(s.bytes_to_fetch) << ", to download (" << s.blobs_present
               << " already in " << kept << ")\n";
   } else {
-    std::cout << "bundle " << bundle << ": " << s.repositories << " repositor" << (s.repositories == 1 ? "y, " : "ies, ")
+    std::cout << "bundle " << bundle << ": " << repositories_text(s.repositories)
               << s.tags << " tag(s), " << s.manifests << " manifest(s), " << s.blobs << " blob(s), " << human(s.bytes);
     if (s.chunks > 1) std::cout << ", " << s.chunks << " chunks";
     if (s.chunks == 0) std::cout << " (an image layout directory)";
@@ -651,8 +660,7 @@ int push(const push_args& args) {
   auto pushed = mirror::push(*c, request, bar);
   if (!pushed) {
     if (args.transfer.json) {
-      std::cout << nlohmann::json{{"bundle", args.bundle}, {"ok", false}, {"error", pushed.error_message()}}.dump(2)
-                << "\n";
+      print_json_failure(args.bundle, pushed.error_message());
     }
     report_failure("push", pushed.error_message(), args.remote, "destination", "");
     if (pushed.error_message() != mirror::interrupted_error) {
@@ -681,7 +689,7 @@ int push(const push_args& args) {
     return exit_ok;
   }
   std::cout << (args.transfer.dry_run ? "would push " : "pushed ") << args.bundle << " to " << dest->registry << "/"
-            << dest->repository << ": " << s.repositories << " repositor" << (s.repositories == 1 ? "y, " : "ies, ")
+            << dest->repository << ": " << repositories_text(s.repositories)
             << s.tags << " tag(s), " << s.manifests << " manifest(s), " << s.blobs << " blob(s) (" << s.blobs_skipped
             << " already there";
   if (s.blobs_mounted > 0) std::cout << ", " << s.blobs_mounted << " mounted from another repository";
@@ -713,8 +721,7 @@ int verify(const verify_args& args) {
   if (bar) std::cerr << "\n";
   if (!summary) {
     if (args.json) {
-      std::cout << nlohmann::json{{"bundle", args.bundle}, {"ok", false}, {"error", summary.error_message()}}.dump(2)
-                << "\n";
+      print_json_failure(args.bundle, summary.error_message());
     }
     std::cerr << "registryd mirror verify: " << args.bundle << " is damaged: " << summary.error_message() << "\n";
     return exit_failed;
@@ -727,8 +734,8 @@ int verify(const verify_args& args) {
                      .dump(2)
               << "\n";
   } else {
-    std::cout << args.bundle << " (" << summary->kind << ") is whole: " << summary->repositories << " repositor"
-              << (summary->repositories == 1 ? "y, " : "ies, ") << summary->tags << " tag(s), "
+    std::cout << args.bundle << " (" << summary->kind << ") is whole: " << repositories_text(summary->repositories)
+              << summary->tags << " tag(s), "
               << summary->manifests << " manifest(s), " << summary->blobs << " blob(s) of " << summary->bytes
               << " bytes, every one hashed\n";
   }

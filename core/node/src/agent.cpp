@@ -125,7 +125,7 @@ void agent::finish_identity() {
   std::filesystem::rename(new_cert, dir / cert_file, ec);
   if (ec) logger_->error("node: cannot put the new node certificate in place: {}", ec.message());
   (void)util::sync_directory(dir);
-  renew_at_.reset();
+  cert_times_.reset();
 }
 
 std::filesystem::path agent::trust_file() const {
@@ -134,11 +134,26 @@ std::filesystem::path agent::trust_file() const {
   return std::filesystem::exists(kept, ec) ? kept : opts_.ca_file;
 }
 
-bool agent::certificate_expired() const {
+const std::optional<agent::certificate_times>& agent::certificate_in_use() {
+  if (cert_times_) return cert_times_;
   std::error_code ec;
   auto certs = pki::certificates_from_pem(util::read_small_file(opts_.state_dir / cert_file, ec));
-  if (ec || !certs || certs->empty()) return false;
-  return pki::validity_of(certs->front().get()).not_after <= std::chrono::system_clock::now();
+  if (ec || !certs || certs->empty()) return cert_times_;
+  // Renewal: two thirds of the way from when the certificate came (the file's time; a master
+  // dates notBefore back a few minutes against clock skew) to its end.
+  const auto v = pki::validity_of(certs->front().get());
+  auto start = v.not_before;
+  struct stat st {};
+  if (::stat((opts_.state_dir / cert_file).c_str(), &st) == 0) {
+    start = std::max(start, std::chrono::system_clock::from_time_t(st.st_mtime));
+  }
+  cert_times_ = certificate_times{start + (v.not_after - start) * 2 / 3, v.not_after};
+  return cert_times_;
+}
+
+bool agent::certificate_expired() {
+  const auto& times = certificate_in_use();
+  return times && times->not_after <= std::chrono::system_clock::now();
 }
 
 util::status agent::ensure_identity() {
@@ -161,25 +176,11 @@ util::status agent::ensure_identity() {
 
 void agent::renew_if_due() {
   const auto now = std::chrono::system_clock::now();
-  if (!renew_at_) {
-    std::error_code ec;
-    auto certs = pki::certificates_from_pem(util::read_small_file(opts_.state_dir / cert_file, ec));
-    if (ec || !certs || certs->empty()) return;
-    // Two thirds of the way from when the certificate came (the file's time; a master dates
-    // notBefore back a few minutes against clock skew) to its end.
-    const auto v = pki::validity_of(certs->front().get());
-    auto start = v.not_before;
-    struct stat st {};
-    if (::stat((opts_.state_dir / cert_file).c_str(), &st) == 0) {
-      start = std::max(start, std::chrono::system_clock::from_time_t(st.st_mtime));
-    }
-    renew_at_ = start + (v.not_after - start) * 2 / 3;
-  }
-  if (now < *renew_at_) return;
+  if (!certificate_in_use() || now < cert_times_->renew_at) return;
   auto renewed = request_certificate("/cluster/v1/node/certificate", json::object(), true);
   if (!renewed) {
     logger_->warn("node: the node certificate is due for renewal and could not be renewed: {}", renewed.error_message());
-    renew_at_ = now + std::chrono::seconds(30);  // ask again soon, not on every poll
+    if (cert_times_) cert_times_->renew_at = now + std::chrono::seconds(30);  // again soon, not on every poll
     return;
   }
   logger_->info("node: renewed the node certificate");

@@ -81,7 +81,13 @@ class agent {
   void renew_if_due();
   // The CA the masters are verified with: the one they last sent, else --ca-file.
   std::filesystem::path trust_file() const;
-  bool certificate_expired() const;
+  // When the certificate in use is due for renewal and when it ends: read from its file once,
+  // again after a new one is put in place.
+  struct certificate_times {
+    std::chrono::system_clock::time_point renew_at, not_after;
+  };
+  const std::optional<certificate_times>& certificate_in_use();
+  bool certificate_expired();
   util::result<nlohmann::json> ask(const std::string& method, const std::string& path, const std::string& body,
                                    bool with_certificate);
   void apply(const nlohmann::json& assignment);
@@ -89,7 +95,7 @@ class agent {
   void run();
 
   agent_options opts_;
-  std::optional<std::chrono::system_clock::time_point> renew_at_;  // of the certificate in use
+  std::optional<certificate_times> cert_times_;  // of the certificate in use (certificate_in_use())
   std::shared_ptr<prometheus::Registry> metrics_;
   std::shared_ptr<spdlog::logger> logger_;
   std::unique_ptr<balancer::node_balancer> balancer_;
