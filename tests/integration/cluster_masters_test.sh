@@ -64,7 +64,7 @@ start_master() { # start_master N [LOGNAME]
 }
 for n in 1 2 3; do start_master "$n"; done
 for n in 1 2 3; do
-  wait_for 30 bash -c "exec 3<>/dev/tcp/127.0.0.$n/$RP" || fail "master $n did not listen"
+  wait_serving "$WORK/m$n-state" "${M_PID[$n]}" 30 || fail "master $n did not start"
 done
 
 created=$(grep -l "created the cluster's CA" "$WORK"/m[123].log | wc -l)
@@ -171,7 +171,7 @@ wait_masters 20 '127.0.0.1/Direct 127.0.0.3/Direct' ||
   fail "a killed master stays listed: $(masters_listed)"
 echo "ok: a master killed with SIGKILL left the list after $((SECONDS - start)) s (lease 10 s)"
 start_master 2 m2-again
-wait_for 30 bash -c "exec 3<>/dev/tcp/127.0.0.2/$RP" || fail "master 2 did not come back"
+wait_serving "$WORK/m2-state" "${M_PID[2]}" 30 || fail "master 2 did not come back"
 cmp -s "$CA" "$WORK/m2-state/pki/ca.crt" || fail "master 2 came back with another CA"
 wait_masters 10 '127.0.0.1/Direct 127.0.0.2/Direct 127.0.0.3/Direct' ||
   fail "the restarted master is not listed: $(masters_listed)"

@@ -66,6 +66,22 @@ wait_for() {
 # wait_port PORT [SECONDS]: waits until something listens on 127.0.0.1:PORT.
 wait_port() { wait_for "${2:-20}" bash -c "exec 3<>/dev/tcp/127.0.0.1/$1"; }
 
+# wait_serving STATE_DIR PID [SECONDS]: waits until the `registryd serve` that start_bg started
+# as PID has finished starting: it then writes STATE_DIR/serve-status.json with its own pid, a
+# child of PID (timeout). A port that answers is not proof: another test running at the same
+# time may listen on the same port number, and a state dir may hold an earlier run's file.
+wait_serving() {
+  local dir=$1 parent=$2 secs=${3:-30} pid
+  local deadline=$((SECONDS + secs))
+  for (( ; ; )); do
+    pid=$(sed -n 's/^ *"pid": *\([0-9]*\).*/\1/p' "$dir/serve-status.json" 2>/dev/null || true)
+    if [ -n "$pid" ] && [ "$(awk '{print $4}' "/proc/$pid/stat" 2>/dev/null)" = "$parent" ]; then return 0; fi
+    if ! kill -0 "$parent" 2>/dev/null; then echo "process $parent ended before it served" >&2; return 1; fi
+    if [ "$SECONDS" -ge "$deadline" ]; then echo "timed out after ${secs}s waiting for $dir to serve" >&2; return 1; fi
+    sleep 0.1
+  done
+}
+
 fail() { echo "FAIL: $*" >&2; exit 1; }
 # skip WHY: ends the test as skipped (exit 77, which ctest reports as "Skipped", never "Passed").
 skip() { echo "SKIP: $*" >&2; exit 77; }
@@ -169,7 +185,7 @@ start_registryd() {
     --packages-listen-address "${PACKAGES_LISTEN:-127.0.0.1:0}" "$@"
   REGISTRYD_PID=$LAST_PID
   CA="$WORK/$name-state/pki/ca.crt"
-  wait_port "$port" 30 || { cat "$WORK/$name.log" >&2; fail "registryd did not listen on $port"; }
+  wait_serving "$WORK/$name-state" "$REGISTRYD_PID" 30 || { cat "$WORK/$name.log" >&2; fail "registryd did not serve on $port"; }
 }
 
 # http_status ARGS...: curl's HTTP status code for a request (body to $WORK/body, headers to
