@@ -12,7 +12,8 @@
 # succeeds, and each node's balancer metrics show m2 out within 2 s, and back after a restart.
 # Then `registryd apply` switches the cluster to Direct: every master serves it, every node
 # renders the masters as mirrors (each with the ro header), and stock containerd fetches
-# through them from an upstream docker-registry.
+# through them from an upstream docker-registry. Then on to Proxy: the nodes name their
+# balancers again and fetch through them; the masters fill their caches from the upstream.
 # Node certificates live 30 s here (cluster_node_certificate_seconds): each agent renews its own
 # at two thirds of that (once, not on every poll), with a new key, and goes on working with it.
 # Figures printed: fetches, failures, time until m2 was out.
@@ -261,13 +262,14 @@ module_config Direct "      direct:
         scheme: HTTP" >"$WORK/direct.yaml"
 in_ns m1 "$REGISTRYD" apply --config "$WORK/direct.yaml" --host-config "$WORK/host.yaml" >"$WORK/apply-direct.out" 2>&1 ||
   fail "apply Local -> Direct: $(cat "$WORK/apply-direct.out")"
-direct_everywhere() { status_json | python3 -c '
+everywhere() { status_json | python3 -c '
 import json,sys
+mode=sys.argv[1]
 d=json.load(sys.stdin)
-masters=[m for m in d["masters"] if m.get("mode")=="Direct"]
-nodes=[n for n in d["nodes"] if n.get("mode")=="Direct" and n.get("version")]
-sys.exit(0 if len(masters)==3 and len(nodes)==2 else 1)'; }
-wait_for 30 direct_everywhere || fail "the cluster did not all go to Direct: $(status_json)"
+masters=[m for m in d["masters"] if m.get("mode")==mode]
+nodes=[n for n in d["nodes"] if n.get("mode")==mode and n.get("version")]
+sys.exit(0 if len(masters)==3 and len(nodes)==2 else 1)' "$1"; }
+wait_for 30 everywhere Direct || fail "the cluster did not all go to Direct: $(status_json)"
 HOSTS_N1="$WORK/n1-containerd/registry.d/registry.d8-system.svc:5001/hosts.toml"
 for ip in 10.88.0.11 10.88.0.12 10.88.0.13; do
   assert_contains "$(cat "$HOSTS_N1")" "https://$ip:5001" "the Direct hosts.toml names master $ip"
@@ -282,6 +284,41 @@ grep -q '"HEAD /v2/deckhouse/ee/sample/manifests/v1 .*"registryd"$' "$WORK/upstr
   grep -q '"GET /v2/deckhouse/ee/sample/blobs/sha256:[0-9a-f]* .*"registryd"$' "$WORK/upstream.log" ||
   fail "the fetches did not reach the upstream at its own path through registryd"
 echo "ok: Direct applied once; both nodes fetch $REF through the masters from the upstream"
+
+# --- Proxy mode across the cluster: nodes pull through their balancers from the masters' caches ----
+# Direct -> Proxy is a switch the rules allow. Each master becomes a pull-through cache of the
+# same upstream; each node's hosts.toml names its balancer again, which spreads the fetches over
+# the masters; whichever master a blob reaches first fetches it from the upstream and keeps it.
+module_config Proxy "      proxy:
+        imagesRepo: 10.88.0.11:5000/deckhouse/ee
+        scheme: HTTP" >"$WORK/proxy.yaml"
+in_ns m1 "$REGISTRYD" apply --config "$WORK/proxy.yaml" --host-config "$WORK/host.yaml" >"$WORK/apply-proxy.out" 2>&1 ||
+  fail "apply Direct -> Proxy: $(cat "$WORK/apply-proxy.out")"
+wait_for 30 everywhere Proxy || fail "the cluster did not all go to Proxy: $(status_json)"
+for n in n1 n2; do
+  hosts="$WORK/$n-containerd/registry.d/registry.d8-system.svc:5001/hosts.toml"
+  assert_contains "$(cat "$hosts")" "https://127.0.0.1:5001" "node $n's Proxy hosts.toml names its balancer"
+  ! grep -q "10.88.0.1[123]:5001" "$hosts" || fail "node $n's Proxy hosts.toml names masters: $(cat "$hosts")"
+  wait_for 10 in_ns "$n" bash -c "exec 3<>/dev/tcp/127.0.0.1/5001" || fail "node $n's balancer does not listen in Proxy mode"
+done
+before=$(wc -l <"$WORK/upstream.log")
+for n in n1 n2; do
+  in_ns "$n" ctr --address "$WORK/$n-ctrd/containerd.sock" --namespace rd content ls -q 2>/dev/null |
+    xargs -r ctr --address "$WORK/$n-ctrd/containerd.sock" --namespace rd content rm >/dev/null 2>&1 || true
+  fetch "$n" || fail "node $n cannot fetch $REF in Proxy mode"
+done
+tail -n +"$((before + 1))" "$WORK/upstream.log" | grep -q '"GET /v2/deckhouse/ee/sample/blobs/sha256:[0-9a-f]* .*"registryd-proxy"$' ||
+  fail "no master fetched a blob from the upstream in Proxy mode"
+# Every blob of the image (config and layers) is now in some master's cache.
+for hex in $(python3 -c '
+import json,sys
+root=sys.argv[1]
+index=json.load(open(root+"/index.json"))
+m=json.load(open(root+"/blobs/sha256/"+index["manifests"][0]["digest"].split(":")[1]))
+for d in [m["config"]]+m["layers"]: print(d["digest"].split(":")[1])' "$WORK/image"); do
+  find "$WORK"/m[123]-data/proxy -type f -name "$hex" | grep -q . || fail "no master's Proxy cache holds blob $hex"
+done
+echo "ok: Proxy applied once; both nodes fetch $REF through their balancers, the masters cache it from the upstream"
 
 # --- Node certificates renewed: at 20 s of their 30, with a new key; the new one works -----------
 for n in n1 n2; do
