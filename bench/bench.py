@@ -157,22 +157,25 @@ def settings_for(args, suite):
     return s
 
 
-def measure_round(run, fid, targets, fn):
+def measure_round(run, fid, targets, fn, also=()):
     """Calls fn(target, seconds) for every server in every repetition, servers interleaved,
     after one warm-up call each of --warmup seconds that is not recorded. targets: a list of
     (label, target), target being what fn needs (a URL, a server) or None when the server is
-    not available. fn returns a sample dict."""
+    not available. fn returns a sample dict, recorded in fid and in each figure of `also`
+    (figures that read another metric of the same runs)."""
     args = run.args
     live = [(label, t) for label, t in targets if t is not None]
     for label, t in targets:
         if t is None:
-            run.not_measured(fid, label, run.servers[label]["reason"] or "not available")
+            for f in (fid, *also):
+                run.not_measured(f, label, run.servers[label]["reason"] or "not available")
     for label, t in live:
         fn(t, args.warmup)
     for rep in range(args.reps):
         for label, t in live:
             sample = fn(t, args.duration)
-            run.add_sample(fid, label, sample)
+            for f in (fid, *also):
+                run.add_sample(f, label, dict(sample))
             log(f"  {fid} {label} rep {rep + 1}: " + _brief(sample))
 
 
@@ -182,6 +185,9 @@ def _brief(sample):
         parts.append(f"{sample['rps']:.0f} req/s, p99 {sample['p99_ms']:.2f} ms")
     if sample.get("mib_s") is not None:
         parts.append(f"{sample['mib_s']:.0f} MiB/s")
+    if sample.get("server_cpu_s_per_gib") is not None:
+        parts.append(f"server {sample['server_cpu_s_per_gib']:.2f} and client "
+                     f"{sample['client_cpu_s_per_gib']:.2f} CPU s/GiB")
     if sample.get("seconds") and sample.get("tool") not in ("wrk", "ab"):
         parts.append(f"{sample['seconds']:.2f} s")
     if not sample.get("valid", True):
@@ -236,16 +242,40 @@ def seed_and_check_registryd(rd, blob_path, blob_digest, blob_size, small_layers
                    manifest_digest)
 
 
+def wrk_with_cpu(server, url, connections, duration):
+    """A wrk run that also records the CPU time the server and wrk spent per GiB sent: on one
+    machine both share the cores, so throughput alone cannot tell a cheaper server from a
+    client that is the bottleneck (docs/benchmarks.md)."""
+    server0 = procs.cpu_seconds(server.proc.pid, server.rss_include_children)
+    client0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    sample = load.wrk(url, connections, duration, threads=min(2, connections))
+    client1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    server1 = procs.cpu_seconds(server.proc.pid, server.rss_include_children)
+    gib = sample["bytes"] / (1024 * MIB)
+    if gib > 0:
+        client = (client1.ru_utime + client1.ru_stime) - (client0.ru_utime + client0.ru_stime)
+        sample["server_cpu_s_per_gib"] = (server1 - server0) / gib
+        sample["client_cpu_s_per_gib"] = client / gib
+    return sample
+
+
 def blob_get_figures(run, tls, targets):
-    """targets: [(label, url or None)]."""
+    """targets: [(label, (url, server) or None)]."""
     scheme = "TLS" if tls else "plain HTTP"
     for clients in (1, 16):
         fid = f"blob_get_{'tls' if tls else 'plain'}_c{clients}"
-        run.figure(fid, f"Blob GET, {scheme}, {clients} client{'s' if clients > 1 else ''}",
-                   "MiB/s", "mib_s")
+        plural = "s" if clients > 1 else ""
+        run.figure(fid, f"Blob GET, {scheme}, {clients} client{plural}", "MiB/s", "mib_s")
+        cpu = f"{fid}_server_cpu"
+        run.figure(cpu, f"Blob GET, {scheme}, {clients} client{plural}: server CPU per GiB sent",
+                   "CPU s/GiB", "server_cpu_s_per_gib", higher_is_better=False)
+        client_cpu = f"{fid}_client_cpu"
+        run.figure(client_cpu, f"Blob GET, {scheme}, {clients} client{plural}: wrk's CPU per "
+                   "GiB received", "CPU s/GiB", "client_cpu_s_per_gib", higher_is_better=False)
         log(f"{fid}")
         measure_round(run, fid, targets,
-                      lambda url, d, c=clients: load.wrk(url, c, d, threads=min(2, c)))
+                      lambda t, d, c=clients: wrk_with_cpu(t[1], t[0], c, d),
+                      also=(cpu, client_cpu))
 
 
 def suite_local(ctx, run):
@@ -283,7 +313,9 @@ def suite_local(ctx, run):
         blob_urls["registryd"] = f"{rd.base_url}/v2/{LOCAL_REPO}/blobs/{blob_digest}"
 
     order = ["registryd", "docker-registry", "nginx"]
-    blob_get_figures(run, False, [(lb, blob_urls.get(lb)) for lb in order])
+    plain_servers = {"registryd": rd, "docker-registry": dr, "nginx": nginx}
+    blob_get_figures(run, False, [(lb, (blob_urls[lb], plain_servers[lb]) if lb in blob_urls
+                                   else None) for lb in order])
 
     two = [("registryd", rd), ("docker-registry", dr)]
     accept = "Accept: " + registry.MANIFEST_ACCEPT
@@ -356,7 +388,9 @@ def suite_local(ctx, run):
     for label, srv in (("registryd", rd_tls), ("docker-registry", dr_tls), ("nginx", nginx_tls)):
         if srv:
             run.servers[label]["tls"] = servers.negotiated_tls(srv.port)
-    blob_get_figures(run, True, [(lb, tls_urls.get(lb)) for lb in order])
+    tls_servers = {"registryd": rd_tls, "docker-registry": dr_tls, "nginx": nginx_tls}
+    blob_get_figures(run, True, [(lb, (tls_urls[lb], tls_servers[lb]) if lb in tls_urls
+                                  else None) for lb in order])
 
     for label, srv in (("docker-registry", dr_tls), ("nginx", nginx_tls), ("registryd", rd_tls)):
         if srv:
@@ -374,6 +408,14 @@ PUSH_DISK_NOTE = (
     "on a VM where finding new page-cache pages is expensive; docker-registry does not sync.")
 
 
+CPU_PER_GIB_NOTE = (
+    "CPU per GiB: the user and system CPU seconds the server (nginx: master and workers) and "
+    "wrk used during each blob GET run, divided by the GiB sent. Server and client share the "
+    "machine's cores, so throughput is bounded by both: where wrk's CPU per GiB is as large as "
+    "the servers', a cheaper server cannot show much more MiB/s, and the server rows are the "
+    "better comparison of what each server costs.")
+
+
 def local_targets(run):
     """Issue 3 item 7, judged from the medians."""
     rss = run.peak_rss_mib
@@ -385,6 +427,11 @@ def local_targets(run):
                          f"{title}: registryd / docker-registry")
         run.target_ratio(f"{fid}_vs_nginx", (fid, "registryd"), (fid, "nginx"), ">=", 0.9,
                          f"{title}: registryd / nginx (within 10 %)")
+    for fid in ("blob_get_tls_c1", "blob_get_tls_c16"):
+        run.target_ratio(f"{fid}_vs_docker_registry_issue9", (fid, "registryd"),
+                         (fid, "docker-registry"), ">=", 1.2,
+                         f"{run.figures[fid]['title']}: registryd / docker-registry (issue 9)")
+    _note_once(run, CPU_PER_GIB_NOTE)
     for fid in ("manifest_get_tag", "manifest_get_digest"):
         run.target_ratio(f"{fid}_vs_docker_registry", (fid, "registryd"),
                          (fid, "docker-registry"), ">=", 4.0,

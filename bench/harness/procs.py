@@ -203,6 +203,20 @@ def children(pid):
     return found
 
 
+def cpu_seconds(pid, include_children=False):
+    """User plus system CPU seconds pid has used so far (every thread); with include_children
+    also its direct children's (nginx's workers). A process that is gone counts nothing."""
+    total = 0
+    for p in [pid] + (children(pid) if include_children else []):
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime and stime, fields 14 and 15
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def peak_rss_mib(pid, include_children=False):
     """VmHWM (peak resident set) of pid in MiB; with include_children the sum over pid and its
     direct children (nginx's master and workers), an upper bound of the group's peak."""
