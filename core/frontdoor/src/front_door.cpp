@@ -166,20 +166,29 @@ void front_door::handle_cluster_api(const http_request& req, request_body& reade
     res.set_content("404 page not found\n", "text/plain");
     return;
   }
-  host_api_request r{req.method, req.path, req.peer_subject, req.peer_serial, req.remote_addr, {}};
+  host_api_request r{req.method, req.path, req.peer_subject, req.peer_serial, req.remote_addr, {}, req.params(),
+                     req.resumed};
   constexpr std::size_t limit = 64 * 1024;
   bool too_large = false;
-  reader.read([&](const char* data, std::size_t size) {
-    if (r.body.size() + size > limit) too_large = true;
-    if (!too_large) r.body.append(data, size);
-    return !too_large;
-  });
+  if (!req.resumed) {  // a resumed long poll's body was read the first time (a GET has none)
+    reader.read([&](const char* data, std::size_t size) {
+      if (r.body.size() + size > limit) too_large = true;
+      if (!too_large) r.body.append(data, size);
+      return !too_large;
+    });
+  }
   if (too_large) {
     res.status = 413;
     res.set_content(R"({"error":"the body is larger than 64 KiB"})", "application/json");
     return;
   }
   const auto answer = (*api)(r);
+  if (answer.park_on && answer.park_for.count() > 0 && !req.resumed && req.method == "GET") {
+    res.park_on = answer.park_on;
+    res.park_seen = answer.park_seen;
+    res.park_for = answer.park_for;
+    return;
+  }
   res.status = answer.status;
   res.set_header("Cache-Control", "no-store");
   res.set_content(answer.body, "application/json");

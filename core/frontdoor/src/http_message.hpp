@@ -3,8 +3,10 @@
 // the handler fills in. The transport (http_server.hpp) turns these into bytes on the wire.
 #pragma once
 
+#include <registryd/frontdoor/wake_signal.hpp>
 #include <registryd/sdk/text.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -34,6 +36,8 @@ struct http_request {
   unsigned version = 11;  // 10 or 11
   // A framed body: Content-Length (its value) or chunked (-1). 0: none.
   std::int64_t content_length = 0;
+  // The handler runs again for a request it parked (http_response::park_on): it answers now.
+  bool resumed = false;
 
   bool has_body() const noexcept { return content_length != 0; }
   // The first value of a header (names compare case-insensitively), "" when absent.
@@ -89,6 +93,12 @@ struct http_response {
   bool close = false;  // close the connection after this answer
   // Who the front door authenticated for this request ("" when nobody), for the access log.
   std::string user;
+  // A long poll (docs/frontdoor.md): instead of this answer, park the request, holding no
+  // worker, until `park_on` is notified after generation `park_seen` or `park_for` passes; then
+  // the handler runs again with http_request::resumed set, and its answer is sent.
+  std::shared_ptr<wake_signal> park_on;
+  std::uint64_t park_seen = 0;
+  std::chrono::milliseconds park_for{0};
 
   void set_header(std::string name, std::string value) {
     headers.emplace_back(std::move(name), std::move(value));

@@ -300,6 +300,7 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
   prometheus::Gauge& open_gauge;
   prometheus::Gauge& in_flight_gauge;
   prometheus::Gauge& queued_gauge;
+  prometheus::Gauge& parked_gauge;
   prometheus::Counter& accepted;
   prometheus::Family<prometheus::Counter>& closed_family;
   prometheus::Family<prometheus::Counter>& refused_family;
@@ -433,6 +434,52 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
     }
     clear_deadline();
     co_return !ec;
+  }
+
+  net::awaitable<void> handle_on_worker(const http_request& req, request_body& body, http_response& res) {
+    ++server_->queued;
+    server_->queued_gauge.Increment();
+    auto& srv = *server_;
+    co_await on_worker<bool>(*server_->workers, [&srv, &req, &body, &res] {
+      --srv.queued;
+      srv.queued_gauge.Decrement();
+      srv.in_flight_gauge.Increment();
+      try {
+        srv.handler(req, body, res);
+      } catch (const std::exception& e) {
+        srv.logger->error("{} {}: the handler failed: {}", req.remote_addr, req.method, e.what());
+        res = http_response{};
+        res.status = 500;
+        res.set_content("500 Internal Server Error\n", "text/plain");
+      }
+      srv.in_flight_gauge.Decrement();
+      return true;
+    });
+  }
+
+  // Holds a long poll on this connection's I/O thread, no worker, until the signal moves past
+  // `seen` or `wait` passes. The signal's waiter cancels the timer through a post to this
+  // connection's executor (one thread), so the timer is never touched from another thread; the
+  // registration is dropped when the wait ends or the coroutine is destroyed.
+  net::awaitable<void> park(std::shared_ptr<wake_signal> signal, std::uint64_t seen, std::chrono::milliseconds wait) {
+    auto ex = co_await net::this_coro::executor;
+    auto timer = std::make_shared<net::steady_timer>(ex);
+    timer->expires_after(wait);
+    struct registration {
+      std::shared_ptr<wake_signal> signal;
+      std::uint64_t id;
+      ~registration() {
+        if (id != 0) signal->remove(id);
+      }
+    } reg{signal, signal->add([timer, ex] { net::post(ex, [timer] { timer->cancel(); }); }, seen)};
+    if (reg.id == 0) co_return;  // it changed while the handler looked
+    struct gauge_hold {
+      prometheus::Gauge& g;
+      explicit gauge_hold(prometheus::Gauge& gauge) : g(gauge) { g.Increment(); }
+      ~gauge_hold() { g.Decrement(); }
+    } held(server_->parked_gauge);
+    error_code ec;
+    co_await timer->async_wait(net::redirect_error(net::use_awaitable, ec));
   }
 
   // Answers a request the transport refuses, then closes.
@@ -1012,24 +1059,13 @@ net::awaitable<void> connection<Stream>::run(std::shared_ptr<connection> self) {
       res.set_content("503 Service Unavailable: every worker is busy\n", "text/plain");
       res.close = true;
     } else {
-      ++server_->queued;
-      server_->queued_gauge.Increment();
-      auto& srv = *server_;
-      co_await on_worker<bool>(*server_->workers, [&srv, &req, &body, &res] {
-        --srv.queued;
-        srv.queued_gauge.Decrement();
-        srv.in_flight_gauge.Increment();
-        try {
-          srv.handler(req, body, res);
-        } catch (const std::exception& e) {
-          srv.logger->error("{} {}: the handler failed: {}", req.remote_addr, req.method, e.what());
-          res = http_response{};
-          res.status = 500;
-          res.set_content("500 Internal Server Error\n", "text/plain");
-        }
-        srv.in_flight_gauge.Decrement();
-        return true;
-      });
+      co_await handle_on_worker(req, body, res);
+      if (res.park_on && res.park_for.count() > 0 && !req.resumed) {
+        co_await park(res.park_on, res.park_seen, res.park_for);
+        req.resumed = true;
+        res = http_response{};
+        co_await handle_on_worker(req, body, res);
+      }
     }
 
     if (!parser.is_done()) {
@@ -1084,6 +1120,8 @@ http_server::impl::impl(server_options o, http_handler h, exchange_observer obs,
                                        "Requests a worker is handling now.")),
       queued_gauge(unlabelled_gauge(metrics, "registryd_http_requests_queued",
                                     "Requests waiting for a worker.")),
+      parked_gauge(unlabelled_gauge(metrics, "registryd_http_requests_parked",
+                                    "Long polls parked until what they wait for changes (no worker held).")),
       accepted(prometheus::BuildCounter()
                    .Name("registryd_http_connections_accepted_total")
                    .Help("Connections accepted by the front door.")

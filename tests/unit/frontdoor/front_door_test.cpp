@@ -697,3 +697,73 @@ TEST_CASE("a file answer goes out whole, and HEAD states its length without a bo
   const auto streamed = roundtrip(fd.port, "GET /v2/x/stream?size=3000000 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
   CHECK(streamed.substr(streamed.find("\r\n\r\n") + 4).size() == 3000000);
 }
+
+TEST_CASE("a wake signal calls each waiter once; a waiter added after a change it did not see is called at once",
+          "[frontdoor][transport]") {
+  registryd::frontdoor::wake_signal signal;
+  int a = 0, b = 0, late = 0;
+  const auto seen = signal.generation();
+  CHECK(signal.add([&] { ++a; }, seen) != 0);
+  const auto id_b = signal.add([&] { ++b; }, seen);
+  signal.remove(id_b);
+  CHECK(signal.parked() == 1);
+  signal.notify();
+  signal.notify();
+  CHECK(a == 1);
+  CHECK(b == 0);
+  CHECK(signal.add([&] { ++late; }, seen) == 0);  // two generations on: called now
+  CHECK(late == 1);
+  CHECK(signal.parked() == 0);
+}
+
+TEST_CASE("long polls are parked without a worker: more than the workers held while the door answers at "
+          "once, all answered when their signal fires, one at its deadline",
+          "[frontdoor][transport]") {
+  running_front_door fd;  // 4 worker threads
+  auto signal = std::make_shared<registryd::frontdoor::wake_signal>();
+  fd.door->set_cluster_api([signal](const registryd::frontdoor::host_api_request& r) {
+    registryd::frontdoor::host_api_response out;
+    out.body = r.resumed ? R"({"resumed":true})" : R"({"resumed":false})";
+    const auto wait = r.params.find("wait");
+    if (wait != r.params.end()) {
+      out.park_on = signal;
+      out.park_seen = signal->generation();
+      out.park_for = std::chrono::milliseconds(std::stoi(wait->second));
+      if (r.params.count("change")) signal->notify();  // a change between the look and the park
+    }
+    return out;
+  });
+  const auto poll = [](const std::string& query) {
+    return "GET /cluster/v1/node?" + query + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  };
+  std::vector<std::unique_ptr<connection>> polls;
+  for (int i = 0; i < 20; ++i) {
+    polls.push_back(std::make_unique<connection>(fd.port));
+    polls.back()->send_only(poll("wait=30000"));
+  }
+  for (int i = 0; i < 250 && signal->parked() < 20; ++i) std::this_thread::sleep_for(20ms);
+  REQUIRE(signal->parked() == 20);
+
+  auto started = std::chrono::steady_clock::now();
+  CHECK(count(roundtrip(fd.port, "GET /v2/x/manifests/a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+              "HTTP/1.1 200") == 1);
+  CHECK(std::chrono::steady_clock::now() - started < 500ms);
+  // A change the handler's look missed is not waited out.
+  started = std::chrono::steady_clock::now();
+  CHECK(count(roundtrip(fd.port, poll("wait=30000&change=1")), R"({"resumed":true})") == 1);
+  CHECK(std::chrono::steady_clock::now() - started < 1500ms);
+
+  signal->notify();
+  started = std::chrono::steady_clock::now();
+  std::size_t answered = 0;
+  for (auto& c : polls) answered += count(c->roundtrip(""), R"({"resumed":true})");
+  CHECK(answered == 20);
+  CHECK(std::chrono::steady_clock::now() - started < 3s);
+  CHECK(signal->parked() == 0);
+
+  started = std::chrono::steady_clock::now();
+  CHECK(count(roundtrip(fd.port, poll("wait=300")), R"({"resumed":true})") == 1);
+  CHECK(std::chrono::steady_clock::now() - started >= 300ms);
+  // Without a wait the API answers at once and is never parked.
+  CHECK(count(roundtrip(fd.port, poll("x=1")), R"({"resumed":false})") == 1);
+}

@@ -9,6 +9,7 @@
 #include <registryd/auth/request_scope.hpp>
 #include <registryd/auth/token_authority.hpp>
 #include <registryd/frontdoor/transport_options.hpp>
+#include <registryd/frontdoor/wake_signal.hpp>
 #include <registryd/pki/tls_identity.hpp>
 #include <registryd/plugin_host/plugin_instance.hpp>
 #include <registryd/util/result.hpp>
@@ -19,8 +20,10 @@
 #include <prometheus/registry.h>
 #include <spdlog/logger.h>
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -72,10 +75,19 @@ struct host_api_request {
   std::string peer_serial;   // that certificate's serial number, hex
   std::string remote_addr;
   std::string body;
+  std::multimap<std::string, std::string> params;  // the query's parameters, decoded
+  // Asked again after a park (below) ended: answer now.
+  bool resumed = false;
 };
 struct host_api_response {
   unsigned status = 200;
   std::string body;  // JSON
+  // A long poll: park the request (no worker held) until `park_on` moves past generation
+  // `park_seen` (read before the answer was computed) or `park_for` passes, then ask again
+  // with `resumed` set. `status` and `body` are not sent then.
+  std::shared_ptr<wake_signal> park_on;
+  std::uint64_t park_seen = 0;
+  std::chrono::milliseconds park_for{0};
 };
 using host_api_fn = std::function<host_api_response(const host_api_request&)>;
 
