@@ -292,9 +292,21 @@ echo "ok: Direct applied once; both nodes fetch $REF through the masters from th
 module_config Proxy "      proxy:
         imagesRepo: 10.88.0.11:5000/deckhouse/ee
         scheme: HTTP" >"$WORK/proxy.yaml"
+# The nodes watch their assignment with long polls the masters hold (no worker each): both are
+# parked on some master now, and they follow the switch within seconds, not at a poll's pace.
+parked_polls() {
+  local n
+  for n in m1 m2 m3; do
+    in_ns m1 curl -s --max-time 3 --cacert "$CA" "https://${IP[$n]}:5001/metrics" || true
+  done | awk '$1 == "registryd_http_requests_parked" { s += $2 } END { print s + 0 }'
+}
+for _ in $(seq 100); do [ "$(parked_polls)" -ge 2 ] && break; sleep 0.1; done
+[ "$(parked_polls)" -ge 2 ] || fail "the nodes' long polls are not parked on the masters: $(parked_polls)"
+applied_at=$(date +%s%N)
 in_ns m1 "$REGISTRYD" apply --config "$WORK/proxy.yaml" --host-config "$WORK/host.yaml" >"$WORK/apply-proxy.out" 2>&1 ||
   fail "apply Direct -> Proxy: $(cat "$WORK/apply-proxy.out")"
 wait_for 30 everywhere Proxy || fail "the cluster did not all go to Proxy: $(status_json)"
+echo "the masters and both nodes served Proxy $(( ($(date +%s%N) - applied_at) / 1000000 )) ms after apply"
 for n in n1 n2; do
   hosts="$WORK/$n-containerd/registry.d/registry.d8-system.svc:5001/hosts.toml"
   assert_contains "$(cat "$hosts")" "https://127.0.0.1:5001" "node $n's Proxy hosts.toml names its balancer"

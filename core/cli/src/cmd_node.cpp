@@ -68,6 +68,7 @@ struct node_args {
   std::string state_dir = "/var/lib/registryd-node";
   std::string containerd_dir = "/etc/containerd";
   int poll_ms = 2000;
+  int watch_wait_s = 30;
   int connect_timeout_ms = 1000;
   int health_interval_ms = 1000;
   std::string log_level = "info";
@@ -80,6 +81,7 @@ int run_node(node_args& args) {
   o.state_dir = std::filesystem::absolute(args.state_dir);
   o.containerd_dir = std::filesystem::absolute(args.containerd_dir);
   o.poll_interval = std::chrono::milliseconds(args.poll_ms);
+  o.watch_wait = std::chrono::seconds(args.watch_wait_s);
   o.balancer.connect_timeout = std::chrono::milliseconds(args.connect_timeout_ms);
   o.balancer.health_interval = std::chrono::milliseconds(args.health_interval_ms);
   o.balancer.health_timeout = std::chrono::milliseconds(args.health_interval_ms);
@@ -178,7 +180,14 @@ command add_node(CLI::App& app) {
   sub->add_option("--balancer-listen-address", args->balancer_listen, "The balancer's address (127.0.0.1:5001)");
   sub->add_option("--metrics-listen-address", args->metrics_listen,
                   "Prometheus metrics of the balancer, host:port or off (127.0.0.1:5003)");
-  sub->add_option("--poll-interval-ms", args->poll_ms, "How often to ask the masters (2000)")->check(CLI::Range(100, 600000));
+  sub->add_option("--poll-interval-ms", args->poll_ms,
+                  "How often the agent checks its own state (status, certificate), and asks for its "
+                  "assignment when a master does not hold long polls (2000)")
+      ->check(CLI::Range(100, 600000));
+  sub->add_option("--watch-wait-seconds", args->watch_wait_s,
+                  "How long a master may hold a request for the assignment, answering as soon as it "
+                  "changes (a long poll; at most 60; 0: poll every --poll-interval-ms) (30)")
+      ->check(CLI::Range(0, 60));
   sub->add_option("--connect-timeout-ms", args->connect_timeout_ms,
                   "The balancer's connect timeout before it tries another master (1000)")
       ->check(CLI::Range(50, 60000));

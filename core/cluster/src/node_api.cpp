@@ -14,6 +14,8 @@
 
 #include <algorithm>
 #include <array>
+#include <charconv>
+#include <optional>
 
 namespace registryd::cluster {
 namespace {
@@ -103,8 +105,8 @@ master_api::master_api(std::shared_ptr<store> s, std::filesystem::path pki_dir, 
       node_certificate_lifetime_(node_certificate_lifetime) {}
 
 api_answer master_api::handle(const std::string& method, const std::string& path, const std::string& peer_subject,
-                              const std::string& peer_serial, const std::string& remote_addr,
-                              const std::string& body) const {
+                              const std::string& peer_serial, const std::string& remote_addr, const std::string& body,
+                              const std::multimap<std::string, std::string>& params, bool resumed) const {
   if (path == "/cluster/v1/join") {
     if (method != "POST") return refuse(405, "POST a join request here");
     return join(remote_addr, body);
@@ -116,7 +118,7 @@ api_answer master_api::handle(const std::string& method, const std::string& path
   if (!node) return refuse(401, "a node certificate of this cluster is needed (join first)");
   if (path == "/cluster/v1/node") {
     if (method != "GET") return refuse(405, "GET the node's assignment here");
-    return assignment(*node);
+    return assignment(*node, params, resumed);
   }
   if (path == "/cluster/v1/node/certificate") {
     if (method != "POST") return refuse(405, "POST a certificate request here");
@@ -199,16 +201,47 @@ api_answer master_api::issue(const std::string& node, const std::string& csr, co
   return {200, json{{"certificate", pki::to_pem(cert->get())}, {"ca", ca_pem}}.dump()};
 }
 
-api_answer master_api::assignment(const std::string& node) const {
+util::result<std::string> master_api::assignment_version() const {
+  auto current = current_assignment();
+  if (!current) return util::error{current.error_message()};
+  return (*current)["version"].get<std::string>();
+}
+
+api_answer master_api::assignment(const std::string& node, const std::multimap<std::string, std::string>& params,
+                                  bool resumed) const {
+  const auto param = [&](const char* name) -> std::optional<std::string> {
+    const auto it = params.find(name);
+    return it == params.end() ? std::nullopt : std::optional<std::string>(it->second);
+  };
+  std::chrono::seconds wait{0};
+  if (const auto w = param("wait")) {
+    unsigned seconds = 0;
+    const auto [end, ec] = std::from_chars(w->data(), w->data() + w->size(), seconds);
+    if (ec != std::errc{} || end != w->data() + w->size()) {
+      return refuse(400, "wait: a whole number of seconds, at most " + std::to_string(max_assignment_wait.count()));
+    }
+    wait = std::min<std::chrono::seconds>(std::chrono::seconds(seconds), max_assignment_wait);
+  }
+  auto out = current_assignment();
+  if (!out) return refuse(503, out.error_message());
+  // A long poll for a version the node has already: held until it changes (or `wait` passes).
+  if (!resumed && wait.count() > 0 && param("version") == (*out)["version"].get<std::string>()) {
+    return {200, {}, wait};
+  }
+  (*out)["node"] = node;
+  return {200, out->dump()};
+}
+
+util::result<json> master_api::current_assignment() const {
   const auto view = view_();
   auto masters = list_masters(*store_);
-  if (!masters) return refuse(503, "the cluster store cannot be read: " + masters.error_message());
+  if (!masters) return util::error{"the cluster store cannot be read: " + masters.error_message()};
   json addresses = json::array();
   for (const auto& m : *masters) addresses.push_back(m.address);
   json containerd = nullptr;
   if (!view.containerd_description.empty()) {
     containerd = json::parse(view.containerd_description, nullptr, false);
-    if (containerd.is_discarded()) return refuse(500, "the mode described containerd with invalid JSON");
+    if (containerd.is_discarded()) return util::error{"the mode described containerd with invalid JSON"};
   }
   // Stock containerd has no credentials in hosts.toml, but it sends a mirror's [header] with
   // every request to it: the mirrors that lead to the masters (through the node balancer on
@@ -216,7 +249,7 @@ api_answer master_api::assignment(const std::string& node) const {
   // as a static Basic Authorization header. Mirrors elsewhere (an upstream) never see it.
   if (containerd.is_object()) {
     auto ro = account_password(*store_, "ro");
-    if (!ro) return refuse(503, "the read-only account cannot be read: " + ro.error_message());
+    if (!ro) return util::error{"the read-only account cannot be read: " + ro.error_message()};
     const std::string header = "Basic " + oci::base64_encode("ro:" + *ro);
     auto hosts = containerd.find("hosts");
     if (hosts != containerd.end() && hosts->is_array()) {
@@ -243,8 +276,7 @@ api_answer master_api::assignment(const std::string& node) const {
   json out = {{"mode", view.mode}, {"masters", addresses}, {"containerd", containerd}};
   // The version a node acknowledges: the same for every node given the same assignment.
   out["version"] = oci::digest_of(out.dump()).str();
-  out["node"] = node;
-  return {200, out.dump()};
+  return out;
 }
 
 api_answer master_api::status(const std::string& node, const std::string& body) const {
@@ -254,6 +286,35 @@ api_answer master_api::status(const std::string& node, const std::string& body) 
   report["reportedAt"] = unix_now();
   if (auto st = overwrite(*store_, node_status_prefix + node, report.dump()); !st) return refuse(503, st.error_message());
   return {200, R"({"stored":true})"};
+}
+
+assignment_watch::assignment_watch(std::shared_ptr<const master_api> api, std::chrono::milliseconds interval,
+                                   std::function<void()> changed)
+    : api_(std::move(api)), interval_(interval), changed_(std::move(changed)), thread_([this] { run(); }) {}
+
+assignment_watch::~assignment_watch() {
+  {
+    std::lock_guard lock(mutex_);
+    stop_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void assignment_watch::run() {
+  std::string last;
+  std::unique_lock lock(mutex_);
+  while (!stop_) {
+    lock.unlock();
+    // A store that cannot be read changes nothing here: the parked polls end by their deadline
+    // and are answered (or refused) from what the store says then.
+    if (auto version = api_->assignment_version(); version && *version != last) {
+      changed_();  // also the first time: a poll may have parked on a version from before
+      last = *version;
+    }
+    lock.lock();
+    wake_.wait_for(lock, interval_, [this] { return stop_; });
+  }
 }
 
 }  // namespace registryd::cluster

@@ -170,9 +170,24 @@ util::status supervisor::join_cluster() {
         return v;
       },
       logger_, host.cluster.node_certificate_lifetime);
-  front_door_->set_cluster_api([api](const frontdoor::host_api_request& r) {
-    const auto a = api->handle(r.method, r.path, r.peer_subject, r.peer_serial, r.remote_addr, r.body);
-    return frontdoor::host_api_response{a.status, a.body};
+  // Nodes long-poll their assignment: a poll for the version they have is parked in the front
+  // door (no worker held) until the watch sees the version change, checked once a second.
+  auto changed = std::make_shared<frontdoor::wake_signal>();
+  assignment_watch_ = std::make_unique<cluster::assignment_watch>(api, std::chrono::seconds(1),
+                                                                  [changed] { changed->notify(); });
+  front_door_->set_cluster_api([api, changed](const frontdoor::host_api_request& r) {
+    const auto seen = changed->generation();  // before the answer is computed: no change is missed
+    const auto a =
+        api->handle(r.method, r.path, r.peer_subject, r.peer_serial, r.remote_addr, r.body, r.params, r.resumed);
+    frontdoor::host_api_response out;
+    out.status = a.status;
+    out.body = a.body;
+    if (a.wait.count() > 0) {
+      out.park_on = changed;
+      out.park_seen = seen;
+      out.park_for = a.wait;
+    }
+    return out;
   });
   return util::ok();
 }
@@ -252,6 +267,7 @@ void supervisor::reload_packages_settings() {
 }
 
 void supervisor::stop() {
+  assignment_watch_.reset();  // its wake-ups go to the front door's I/O threads
   if (cluster_link_) cluster_link_->stop();
   if (packages_door_) packages_door_->stop();
   packages_door_.reset();

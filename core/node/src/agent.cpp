@@ -34,7 +34,7 @@ agent::agent(agent_options options, std::shared_ptr<prometheus::Registry> metric
 agent::~agent() { stop(); }
 
 util::result<json> agent::ask(const std::string& method, const std::string& path, const std::string& body,
-                              bool with_certificate) {
+                              bool with_certificate, std::optional<std::chrono::milliseconds> read_timeout) {
   std::string failures;
   for (std::size_t attempt = 0; attempt < opts_.masters.size(); ++attempt) {
     const std::string master = opts_.masters[next_master_ % opts_.masters.size()];
@@ -44,11 +44,21 @@ util::result<json> agent::ask(const std::string& method, const std::string& path
     client->set_ca_cert_path(trust_file().string());
     client->enable_server_certificate_verification(true);
     client->set_connection_timeout(opts_.request_timeout);
-    client->set_read_timeout(opts_.request_timeout);
+    client->set_read_timeout(read_timeout.value_or(opts_.request_timeout));
     client->set_write_timeout(opts_.request_timeout);
+    if (read_timeout) {
+      std::lock_guard lock(inflight_mutex_);
+      if (stop_) return util::error{"stopping"};
+      inflight_ = client.get();
+    }
     httplib::Result res = method == "GET"    ? client->Get(path)
                           : method == "PUT" ? client->Put(path, body, "application/json")
                                             : client->Post(path, body, "application/json");
+    if (read_timeout) {
+      std::lock_guard lock(inflight_mutex_);
+      inflight_ = nullptr;
+      if (stop_) return util::error{"stopping"};
+    }
     if (!res) {
       failures += (failures.empty() ? "" : "; ") + master + ": " + httplib::to_string(res.error());
       ++next_master_;
@@ -296,7 +306,44 @@ util::status agent::start() {
     }
   }
   thread_ = std::thread([this] { run(); });
+  watch_thread_ = std::thread([this] { watch(); });
   return util::ok();
+}
+
+void agent::watch() {
+  // The version of the last assignment received: a master holds the poll while it is current.
+  std::string have;
+  while (!stop_) {
+    const auto asked = std::chrono::steady_clock::now();
+    std::string path = "/cluster/v1/node";
+    std::optional<std::chrono::milliseconds> timeout;
+    if (opts_.watch_wait.count() > 0 && !have.empty()) {
+      path += "?version=" + have + "&wait=" + std::to_string(opts_.watch_wait.count());
+      timeout = std::chrono::milliseconds(opts_.watch_wait) + opts_.request_timeout;
+    }
+    auto assignment = ask("GET", path, "", true, timeout);
+    if (stop_) break;
+    bool unchanged = false;
+    {
+      std::lock_guard lock(mutex_);
+      if (assignment) {
+        const std::string version = assignment->value("version", "");
+        unchanged = version == have;
+        have = version;
+        received_ = std::move(*assignment);
+        watch_failure_.clear();
+      } else {
+        watch_failure_ = assignment.error_message();
+      }
+      wake_.notify_all();
+    }
+    // A failure, or an answer that did not wait (a master without long polls): poll at the
+    // usual pace instead of at once.
+    if (!assignment || (unchanged && std::chrono::steady_clock::now() - asked < opts_.poll_interval)) {
+      std::unique_lock lock(mutex_);
+      wake_.wait_until(lock, asked + opts_.poll_interval, [this] { return stop_.load(); });
+    }
+  }
 }
 
 void agent::run() {
@@ -310,19 +357,25 @@ void agent::run() {
       logger_->error("node: the node certificate expired; restart the agent with a new join token "
                      "(registryd cluster join-token, then --token); keeping the configuration applied last");
     }
-    auto assignment = ask("GET", "/cluster/v1/node", "", true);
-    if (assignment) {
+    std::optional<json> assignment;
+    std::string failure;
+    {
+      std::lock_guard lock(mutex_);
+      assignment.swap(received_);
+      failure = watch_failure_;
+    }
+    if (assignment) apply(*assignment);
+    if (failure.empty()) {
       if (!last_failure.empty()) logger_->info("node: the masters answer again");
       last_failure.clear();
-      apply(*assignment);
       report();
       renew_if_due();
-    } else if (assignment.error_message() != last_failure) {
-      last_failure = assignment.error_message();
+    } else if (failure != last_failure) {
+      last_failure = failure;
       logger_->warn("node: {}; keeping the configuration applied last", last_failure);
     }
     std::unique_lock lock(mutex_);
-    wake_.wait_for(lock, opts_.poll_interval, [this] { return stop_.load(); });
+    wake_.wait_for(lock, opts_.poll_interval, [this] { return stop_.load() || received_.has_value(); });
   }
 }
 
@@ -332,6 +385,11 @@ void agent::stop() {
     std::lock_guard lock(mutex_);
     wake_.notify_all();
   }
+  {
+    std::lock_guard lock(inflight_mutex_);
+    if (inflight_ != nullptr) inflight_->stop();  // ends a long poll now
+  }
+  if (watch_thread_.joinable()) watch_thread_.join();
   if (thread_.joinable()) thread_.join();
   if (balancer_) balancer_->stop(opts_.balancer_drain);
   balancer_.reset();

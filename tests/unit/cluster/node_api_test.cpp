@@ -12,6 +12,11 @@
 #include <openssl/x509.h>
 #include <spdlog/sinks/null_sink.h>
 
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <thread>
+
 using namespace registryd;
 using nlohmann::json;
 using registryd::test::etcd_process;
@@ -30,17 +35,27 @@ std::string subject_of(const std::string& certificate_pem) {
   return out;
 }
 
+// A running etcd and the cluster CA the node endpoints sign with.
+struct cluster_with_ca {
+  scratch_dir dir;
+  etcd_process etcd{dir.path()};
+  std::shared_ptr<cluster::store> store = open_store(etcd.url());
+  std::filesystem::path pki_dir = dir.path() / "pki";
+
+  cluster_with_ca() {
+    pki::pki_options o;
+    o.dir = pki_dir;
+    REQUIRE(pki::ensure(o, pki::serving_names("127.0.0.1", {}).value(), pki::clock::now()));
+  }
+};
+
 }  // namespace
 
 TEST_CASE("node endpoints: join with a token, renew with the node certificate; strangers are refused") {
-  scratch_dir dir;
-  etcd_process etcd(dir.path());
-  auto s = open_store(etcd.url());
-  pki::pki_options o;
-  o.dir = dir.path() / "pki";
-  REQUIRE(pki::ensure(o, pki::serving_names("127.0.0.1", {}).value(), pki::clock::now()));
+  cluster_with_ca c;
+  const auto& s = c.store;
   const cluster::master_api api(
-      s, o.dir, [] { return cluster::master_view{}; },
+      s, c.pki_dir, [] { return cluster::master_view{}; },
       std::make_shared<spdlog::logger>("test", std::make_shared<spdlog::sinks::null_sink_mt>()),
       std::chrono::hours(2));
 
@@ -92,4 +107,61 @@ TEST_CASE("node endpoints: join with a token, renew with the node certificate; s
   CHECK(api.handle("GET", "/cluster/v1/node/certificate", subject, latest, "10.0.0.21", "").status == 405);
   CHECK(api.handle("POST", "/cluster/v1/node/certificate", subject, latest, "10.0.0.21",
                    json{{"csr", csr}}.dump()).status == 200);
+}
+
+TEST_CASE("a node's long poll for the assignment it has is held; another version, a resumed poll or no wait "
+          "is answered; the watch sees the assignment change") {
+  using namespace std::chrono_literals;
+  cluster_with_ca c;
+  const auto& s = c.store;
+  std::mutex mutex;
+  std::string mode = "Local";
+  auto api = std::make_shared<const cluster::master_api>(
+      s, c.pki_dir,
+      [&] {
+        std::lock_guard lock(mutex);
+        return cluster::master_view{mode, ""};
+      },
+      std::make_shared<spdlog::logger>("test", std::make_shared<spdlog::sinks::null_sink_mt>()));
+  const std::string node = "/O=registryd-node/CN=n1";
+  const auto ask = [&](std::multimap<std::string, std::string> params, bool resumed = false) {
+    return api->handle("GET", "/cluster/v1/node", node, "", "10.0.0.21", "", params, resumed);
+  };
+
+  const auto first = ask({});
+  REQUIRE(first.status == 200);
+  CHECK(first.wait.count() == 0);
+  const std::string version = json::parse(first.body).at("version");
+  CHECK(json::parse(first.body).at("node") == "n1");
+  CHECK(api->assignment_version().value() == version);
+
+  const auto held = ask({{"version", version}, {"wait", "20"}});
+  CHECK(held.wait == 20s);
+  CHECK(held.body.empty());
+  CHECK(ask({{"version", version}, {"wait", "600"}}).wait == cluster::max_assignment_wait);
+  const auto resumed = ask({{"version", version}, {"wait", "20"}}, true);
+  CHECK(resumed.wait.count() == 0);
+  CHECK(json::parse(resumed.body).at("version") == version);
+  const auto other = ask({{"version", "sha256:00"}, {"wait", "20"}});
+  CHECK(other.wait.count() == 0);
+  CHECK(json::parse(other.body).at("version") == version);
+  CHECK(ask({{"version", version}}).wait.count() == 0);  // no wait: a plain poll
+  CHECK(ask({{"version", version}, {"wait", "soon"}}).status == 400);
+
+  std::atomic<int> changes{0};
+  const auto wait_for = [&](auto done) {
+    for (int i = 0; i < 100 && !done(); ++i) std::this_thread::sleep_for(20ms);
+    return done();
+  };
+  cluster::assignment_watch watch(api, 50ms, [&] { ++changes; });
+  REQUIRE(wait_for([&] { return changes.load() >= 1; }));  // its first look
+  std::this_thread::sleep_for(200ms);
+  CHECK(changes.load() == 1);  // nothing changed: no more wake-ups
+  {
+    std::lock_guard lock(mutex);
+    mode = "Proxy";
+  }
+  CHECK(wait_for([&] { return changes.load() == 2; }));
+  CHECK(api->assignment_version().value() != version);
+  CHECK(ask({{"version", version}, {"wait", "20"}}).wait.count() == 0);  // the node's version is old now
 }

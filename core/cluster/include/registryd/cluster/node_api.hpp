@@ -4,7 +4,10 @@
 // with its node certificate (subject O=registryd-node, CN=<node>, signed by the cluster CA).
 //
 //   POST /cluster/v1/join         {"token","node","csr"} -> {"certificate","ca"}   (no cert)
-//   GET  /cluster/v1/node         what this node must run: mode, masters, containerd
+//   GET  /cluster/v1/node         what this node must run: mode, masters, containerd;
+//                                 ?version=V&wait=S: a long poll, answered when the
+//                                 assignment's version is no longer V, or after S seconds
+//                                 (at most max_assignment_wait)
 //   PUT  /cluster/v1/node/status  what it runs: the config version applied, its balancer,
 //                                 hand-made containerd registry drop-ins
 //   POST /cluster/v1/node/certificate  {"csr"} -> {"certificate","ca"}: a new certificate for
@@ -18,15 +21,20 @@
 #include <registryd/cluster/store.hpp>
 #include <registryd/util/result.hpp>
 
+#include <nlohmann/json.hpp>
 #include <spdlog/logger.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 
 namespace registryd::cluster {
 
@@ -55,7 +63,13 @@ struct master_view {
 struct api_answer {
   unsigned status = 200;
   std::string body;  // JSON
+  // Non-zero: nothing changed for this long poll; ask again (resumed) once the assignment may
+  // have changed (assignment_watch) or after this long. `status` and `body` are not sent.
+  std::chrono::milliseconds wait{0};
 };
+
+// The longest a node's long poll is held.
+inline constexpr std::chrono::seconds max_assignment_wait{60};
 
 class master_api {
  public:
@@ -64,13 +78,20 @@ class master_api {
   master_api(std::shared_ptr<store> s, std::filesystem::path pki_dir, std::function<master_view()> view,
              std::shared_ptr<spdlog::logger> logger,
              std::chrono::seconds node_certificate_lifetime = std::chrono::days(365));
-  // `peer_subject` and `peer_serial` (hex) of the verified client certificate, "" without one.
+  // `peer_subject` and `peer_serial` (hex) of the verified client certificate, "" without one;
+  // `params`, the query's decoded parameters; `resumed`, asked again after a long poll waited.
   api_answer handle(const std::string& method, const std::string& path, const std::string& peer_subject,
-                    const std::string& peer_serial, const std::string& remote_addr, const std::string& body) const;
+                    const std::string& peer_serial, const std::string& remote_addr, const std::string& body,
+                    const std::multimap<std::string, std::string>& params = {}, bool resumed = false) const;
+  // The version every node's assignment has now; an error while the store cannot be read.
+  util::result<std::string> assignment_version() const;
 
  private:
   api_answer join(const std::string& remote_addr, const std::string& body) const;
-  api_answer assignment(const std::string& node) const;
+  api_answer assignment(const std::string& node, const std::multimap<std::string, std::string>& params,
+                        bool resumed) const;
+  // The assignment without the node's name, and its version.
+  util::result<nlohmann::json> current_assignment() const;
   api_answer status(const std::string& node, const std::string& body) const;
   api_answer renew(const std::string& node, const std::string& peer_serial, const std::string& remote_addr,
                    const std::string& body) const;
@@ -84,6 +105,29 @@ class master_api {
   std::function<master_view()> view_;
   std::shared_ptr<spdlog::logger> logger_;
   std::chrono::seconds node_certificate_lifetime_;
+};
+
+// Recomputes the assignment's version every `interval` on a thread of its own and calls
+// `changed` when it differs from the last one: what wakes the nodes' long polls. One master
+// reads the store for it once per interval instead of once per node and poll.
+class assignment_watch {
+ public:
+  assignment_watch(std::shared_ptr<const master_api> api, std::chrono::milliseconds interval,
+                   std::function<void()> changed);
+  ~assignment_watch();  // stops the thread
+  assignment_watch(const assignment_watch&) = delete;
+  assignment_watch& operator=(const assignment_watch&) = delete;
+
+ private:
+  void run();
+
+  std::shared_ptr<const master_api> api_;
+  std::chrono::milliseconds interval_;
+  std::function<void()> changed_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stop_ = false;
+  std::thread thread_;
 };
 
 }  // namespace registryd::cluster

@@ -24,6 +24,7 @@ namespace registryd::auth {
 class authenticator;
 }
 namespace registryd::cluster {
+class assignment_watch;
 class master_link;
 class store;
 }
@@ -112,6 +113,8 @@ class supervisor {
   std::optional<std::filesystem::file_time_type> users_mtime_;
   std::shared_ptr<cluster::store> cluster_store_;
   std::unique_ptr<cluster::master_link> cluster_link_;
+  // Wakes the nodes' parked long polls when their assignment changes.
+  std::unique_ptr<cluster::assignment_watch> assignment_watch_;
   std::int64_t certificate_not_after_ = 0;
   std::filesystem::path cluster_config_file_;
 

@@ -34,6 +34,10 @@
 #include <thread>
 #include <vector>
 
+namespace httplib {
+class Client;
+}
+
 namespace registryd::node {
 
 struct agent_options {
@@ -44,8 +48,13 @@ struct agent_options {
   std::string node_name;
   std::filesystem::path state_dir = "/var/lib/registryd-node";
   std::filesystem::path containerd_dir = "/etc/containerd";
+  // How often the agent looks at its own state (status report, certificate renewal), and how
+  // long it waits between two assignment requests when a master does not hold long polls.
   std::chrono::milliseconds poll_interval{2000};
   std::chrono::milliseconds request_timeout{5000};
+  // The assignment is watched by long polls: a master holds each for up to this long and
+  // answers as soon as the assignment changes (0: plain polling every poll_interval).
+  std::chrono::seconds watch_wait{30};
   // The status is reported when it changes, and at least this often (a heartbeat).
   std::chrono::milliseconds report_interval{30000};
   // The balancer's listener, timeouts and limits (its backends come from the assignment).
@@ -88,11 +97,16 @@ class agent {
   };
   const std::optional<certificate_times>& certificate_in_use();
   bool certificate_expired();
+  // One request to the masters, tried on each in turn until one answers. A request with a
+  // longer `read_timeout` (a long poll) can be cut short by stop().
   util::result<nlohmann::json> ask(const std::string& method, const std::string& path, const std::string& body,
-                                   bool with_certificate);
+                                   bool with_certificate,
+                                   std::optional<std::chrono::milliseconds> read_timeout = std::nullopt);
   void apply(const nlohmann::json& assignment);
   void report();
   void run();
+  // The watch thread: long polls for the assignment, handed to run() through `received_`.
+  void watch();
 
   agent_options opts_;
   std::optional<certificate_times> cert_times_;  // of the certificate in use (certificate_in_use())
@@ -104,11 +118,16 @@ class agent {
   std::string last_error_;
   std::string last_report_;  // the status last sent
   std::chrono::steady_clock::time_point last_report_at_{};
-  std::size_t next_master_ = 0;
-  std::mutex mutex_;
+  std::atomic<std::size_t> next_master_{0};
+  std::mutex mutex_;  // guards the three below
   std::condition_variable wake_;
+  std::optional<nlohmann::json> received_;  // an assignment the watch got, not applied yet
+  std::string watch_failure_;               // why the last watch request failed, "" when it did not
   std::atomic<bool> stop_{false};
+  std::mutex inflight_mutex_;
+  httplib::Client* inflight_ = nullptr;  // the long poll in flight, for stop()
   std::thread thread_;
+  std::thread watch_thread_;
 };
 
 }  // namespace registryd::node
