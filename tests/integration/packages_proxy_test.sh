@@ -200,8 +200,12 @@ for i in 1 2 3 4 5; do
   assert_eq "sha256:$(sha "$WORK/s$i.tgz")" "$(last_layer "$WORK/s$i")" "package s$i"
   used=$(du -sb --exclude=tmp "$WORK/pk-data/packages/blobs" | cut -f1)
   size=$(metric registry_packages_proxy_cache_size)
-  [ "${size%.*}" -le 838861 ] || fail "the cache holds $size bytes, past 80 % of 1 MiB"
+  [ "${size%.*}" -le 1048576 ] || fail "the cache holds $size bytes, past the cap of 1 MiB"
   [ "$used" -le 1048576 ] || fail "the cache directory holds $used bytes, past the cap"
+  # The client may finish before the fill is published (fsync, rename); the eviction that
+  # publication starts brings the cache back under 80 % right after.
+  for _ in $(seq 50); do size=$(metric registry_packages_proxy_cache_size); [ "${size%.*}" -le 838861 ] && break; sleep 0.1; done
+  [ "${size%.*}" -le 838861 ] || fail "the cache holds $size bytes 5 s after a fill, past 80 % of 1 MiB"
 done
 [ "$(metric registry_packages_proxy_evictions_total)" -ge 3 ] || fail "nothing was evicted"
 echo "ok: the cap holds ($(metric registry_packages_proxy_evictions_total) evictions)"
