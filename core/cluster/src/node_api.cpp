@@ -201,8 +201,8 @@ api_answer master_api::issue(const std::string& node, const std::string& csr, co
   return {200, json{{"certificate", pki::to_pem(cert->get())}, {"ca", ca_pem}}.dump()};
 }
 
-util::result<std::string> master_api::assignment_version() const {
-  auto current = current_assignment();
+util::result<std::string> master_api::assignment_version(bool fresh) const {
+  auto current = current_assignment(fresh);
   if (!current) return util::error{current.error_message()};
   return (*current)["version"].get<std::string>();
 }
@@ -222,7 +222,7 @@ api_answer master_api::assignment(const std::string& node, const std::multimap<s
     }
     wait = std::min<std::chrono::seconds>(std::chrono::seconds(seconds), max_assignment_wait);
   }
-  auto out = current_assignment();
+  auto out = current_assignment(false);
   if (!out) return refuse(503, out.error_message());
   // A long poll for a version the node has already: held until it changes (or `wait` passes).
   if (!resumed && wait.count() > 0 && param("version") == (*out)["version"].get<std::string>()) {
@@ -232,7 +232,23 @@ api_answer master_api::assignment(const std::string& node, const std::multimap<s
   return {200, out->dump()};
 }
 
-util::result<json> master_api::current_assignment() const {
+util::result<json> master_api::current_assignment(bool fresh) const {
+  // Every parked poll wakes at once after a change and asks again: answered from what the
+  // watch just computed, not with two store reads each.
+  if (!fresh) {
+    std::lock_guard lock(cache_mutex_);
+    if (cached_ && std::chrono::steady_clock::now() - cached_at_ < assignment_cache_age) return *cached_;
+  }
+  auto computed = compute_assignment();
+  if (computed) {
+    std::lock_guard lock(cache_mutex_);
+    cached_ = *computed;
+    cached_at_ = std::chrono::steady_clock::now();
+  }
+  return computed;
+}
+
+util::result<json> master_api::compute_assignment() const {
   const auto view = view_();
   auto masters = list_masters(*store_);
   if (!masters) return util::error{"the cluster store cannot be read: " + masters.error_message()};
@@ -306,11 +322,15 @@ void assignment_watch::run() {
   std::unique_lock lock(mutex_);
   while (!stop_) {
     lock.unlock();
-    // A store that cannot be read changes nothing here: the parked polls end by their deadline
-    // and are answered (or refused) from what the store says then.
-    if (auto version = api_->assignment_version(); version && *version != last) {
-      changed_();  // also the first time: a poll may have parked on a version from before
-      last = *version;
+    // A store that cannot be read, or a record in it that does not parse, changes nothing here:
+    // the parked polls end by their deadline and are answered (or refused) from what the store
+    // says then. Nothing thrown may end the thread, and with it the process.
+    try {
+      if (auto version = api_->assignment_version(true); version && *version != last) {
+        changed_();  // also the first time: a poll may have parked on a version from before
+        last = *version;
+      }
+    } catch (const std::exception&) {
     }
     lock.lock();
     wake_.wait_for(lock, interval_, [this] { return stop_; });

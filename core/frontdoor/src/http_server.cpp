@@ -1049,7 +1049,7 @@ net::awaitable<void> connection<Stream>::run(std::shared_ptr<connection> self) {
                                  iequals(trimmed(req.header("Expect")), "100-continue");
     bool keep_alive = parser.keep_alive() && served + 1 < t.keep_alive_max_requests &&
                       !server_->stopping.load();
-    const auto started = steady::now();
+    auto started = steady::now();
     http_response res;
     body_pipe<Stream> body(*this, parser, req.content_length, expect_continue);
     if (server_->queued.load() >= t.max_queued_requests) {
@@ -1062,6 +1062,7 @@ net::awaitable<void> connection<Stream>::run(std::shared_ptr<connection> self) {
       co_await handle_on_worker(req, body, res);
       if (res.park_on && res.park_for.count() > 0 && !req.resumed) {
         co_await park(res.park_on, res.park_seen, res.park_for);
+        started = steady::now();  // the request's duration is its handling, not the wait
         req.resumed = true;
         res = http_response{};
         co_await handle_on_worker(req, body, res);

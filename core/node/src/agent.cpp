@@ -38,9 +38,14 @@ util::result<json> agent::ask(const std::string& method, const std::string& path
   std::string failures;
   for (std::size_t attempt = 0; attempt < opts_.masters.size(); ++attempt) {
     const std::string master = opts_.masters[next_master_ % opts_.masters.size()];
-    auto client = with_certificate ? std::make_unique<httplib::Client>(master, (opts_.state_dir / cert_file).string(),
-                                                                       (opts_.state_dir / key_file).string())
-                                   : std::make_unique<httplib::Client>(master);
+    std::unique_ptr<httplib::Client> client;
+    if (with_certificate) {
+      std::shared_lock identity(identity_mutex_);  // the client loads both files now
+      client = std::make_unique<httplib::Client>(master, (opts_.state_dir / cert_file).string(),
+                                                 (opts_.state_dir / key_file).string());
+    } else {
+      client = std::make_unique<httplib::Client>(master);
+    }
     client->set_ca_cert_path(trust_file().string());
     client->enable_server_certificate_verification(true);
     client->set_connection_timeout(opts_.request_timeout);
@@ -125,6 +130,7 @@ void agent::finish_identity() {
     std::filesystem::remove(new_key, ec);  // the certificate never came: the key is of no use
     return;
   }
+  std::unique_lock identity(identity_mutex_);
   if (std::filesystem::exists(new_key, ec)) {
     std::filesystem::rename(new_key, dir / key_file, ec);
     if (ec) {  // the certificate stays .new: never a certificate beside another key
@@ -347,6 +353,7 @@ void agent::watch() {
 }
 
 void agent::run() {
+  std::optional<json> latest;  // the last assignment the watch received
   std::string last_failure;
   auto expiry_said = std::chrono::steady_clock::time_point{};
   while (!stop_) {
@@ -357,14 +364,16 @@ void agent::run() {
       logger_->error("node: the node certificate expired; restart the agent with a new join token "
                      "(registryd cluster join-token, then --token); keeping the configuration applied last");
     }
-    std::optional<json> assignment;
     std::string failure;
     {
       std::lock_guard lock(mutex_);
-      assignment.swap(received_);
+      if (received_) latest = std::move(*received_);
+      received_.reset();
       failure = watch_failure_;
     }
-    if (assignment) apply(*assignment);
+    // Applied every round, not only when a new one came: what failed (a balancer that could not
+    // listen, a render) is tried again at the poll interval; what is in place costs a compare.
+    if (latest) apply(*latest);
     if (failure.empty()) {
       if (!last_failure.empty()) logger_->info("node: the masters answer again");
       last_failure.clear();
@@ -385,9 +394,15 @@ void agent::stop() {
     std::lock_guard lock(mutex_);
     wake_.notify_all();
   }
-  {
-    std::lock_guard lock(inflight_mutex_);
-    if (inflight_ != nullptr) inflight_->stop();  // ends a long poll now
+  // Ends a long poll now. httplib's stop() only shuts the socket the client has at that
+  // moment: a request about to connect is stopped again until the watch has let go of it.
+  for (;;) {
+    {
+      std::lock_guard lock(inflight_mutex_);
+      if (inflight_ == nullptr) break;
+      inflight_->stop();
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   if (watch_thread_.joinable()) watch_thread_.join();
   if (thread_.joinable()) thread_.join();

@@ -15,6 +15,7 @@
 #include <atomic>
 #include <map>
 #include <mutex>
+#include <stdexcept>
 #include <thread>
 
 using namespace registryd;
@@ -116,9 +117,11 @@ TEST_CASE("a node's long poll for the assignment it has is held; another version
   const auto& s = c.store;
   std::mutex mutex;
   std::string mode = "Local";
+  std::atomic<bool> broken{false};
   auto api = std::make_shared<const cluster::master_api>(
       s, c.pki_dir,
       [&] {
+        if (broken) throw std::runtime_error("a view that cannot be read");
         std::lock_guard lock(mutex);
         return cluster::master_view{mode, ""};
       },
@@ -164,4 +167,14 @@ TEST_CASE("a node's long poll for the assignment it has is held; another version
   CHECK(wait_for([&] { return changes.load() == 2; }));
   CHECK(api->assignment_version().value() != version);
   CHECK(ask({{"version", version}, {"wait", "20"}}).wait.count() == 0);  // the node's version is old now
+
+  // What the watch's look throws ends neither it nor the process.
+  broken = true;
+  std::this_thread::sleep_for(200ms);
+  broken = false;
+  {
+    std::lock_guard lock(mutex);
+    mode = "Direct";
+  }
+  CHECK(wait_for([&] { return changes.load() == 3; }));
 }

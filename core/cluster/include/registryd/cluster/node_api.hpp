@@ -70,6 +70,8 @@ struct api_answer {
 
 // The longest a node's long poll is held.
 inline constexpr std::chrono::seconds max_assignment_wait{60};
+// How long an assignment computed for one request (or by assignment_watch) answers others.
+inline constexpr std::chrono::milliseconds assignment_cache_age{1000};
 
 class master_api {
  public:
@@ -84,14 +86,17 @@ class master_api {
                     const std::string& peer_serial, const std::string& remote_addr, const std::string& body,
                     const std::multimap<std::string, std::string>& params = {}, bool resumed = false) const;
   // The version every node's assignment has now; an error while the store cannot be read.
-  util::result<std::string> assignment_version() const;
+  // `fresh`: computed now, not taken from the last second's (what assignment_watch asks).
+  util::result<std::string> assignment_version(bool fresh = false) const;
 
  private:
   api_answer join(const std::string& remote_addr, const std::string& body) const;
   api_answer assignment(const std::string& node, const std::multimap<std::string, std::string>& params,
                         bool resumed) const;
-  // The assignment without the node's name, and its version.
-  util::result<nlohmann::json> current_assignment() const;
+  // The assignment without the node's name, and its version: the one computed within the
+  // last assignment_cache_age unless `fresh`.
+  util::result<nlohmann::json> current_assignment(bool fresh) const;
+  util::result<nlohmann::json> compute_assignment() const;
   api_answer status(const std::string& node, const std::string& body) const;
   api_answer renew(const std::string& node, const std::string& peer_serial, const std::string& remote_addr,
                    const std::string& body) const;
@@ -105,6 +110,9 @@ class master_api {
   std::function<master_view()> view_;
   std::shared_ptr<spdlog::logger> logger_;
   std::chrono::seconds node_certificate_lifetime_;
+  mutable std::mutex cache_mutex_;
+  mutable std::optional<nlohmann::json> cached_;
+  mutable std::chrono::steady_clock::time_point cached_at_;
 };
 
 // Recomputes the assignment's version every `interval` on a thread of its own and calls

@@ -29,6 +29,7 @@
 #include <filesystem>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -124,6 +125,9 @@ class agent {
   std::optional<nlohmann::json> received_;  // an assignment the watch got, not applied yet
   std::string watch_failure_;               // why the last watch request failed, "" when it did not
   std::atomic<bool> stop_{false};
+  // Held shared while a request loads the node key and certificate, exclusive while a renewal
+  // swaps them: a client never pairs a new key with the old certificate.
+  std::shared_mutex identity_mutex_;
   std::mutex inflight_mutex_;
   httplib::Client* inflight_ = nullptr;  // the long poll in flight, for stop()
   std::thread thread_;
