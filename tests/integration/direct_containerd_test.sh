@@ -85,4 +85,26 @@ assert_eq "$got" "$want" "digest pulled by containerd"
 grep -q "GET /v2/system/deckhouse/blobs/" "$WORK/rd.log" || fail "registryd served no blob"
 grep -q "GET /v2/deckhouse/ee/blobs/" "$WORK/docker-registry-$up.log" || fail "the upstream served no blob"
 
+echo "# containerd_build: patched: the upstream first (rewrite, auth), then the master; stock"
+echo "# containerd reads neither, is refused by the upstream for system/deckhouse and goes on"
+printf 'containerd_build: patched\n' >"$WORK/patched.yaml"
+timeout 30 "$REGISTRYD" render containerd --host-config "$WORK/patched.yaml" "${host_flags[@]}" --out "$WORK/etc-p" \
+  >"$WORK/render-p.log" 2>&1 || fail "render (patched) failed: $(cat "$WORK/render-p.log")"
+hosts_p="$WORK/etc-p/registry.d/registry.d8-system.svc:5001/hosts.toml"
+first_host=$(grep -m1 '^\[host\.' "$hosts_p")
+assert_eq "$first_host" "[host.\"http://127.0.0.1:$up\"]" "the first mirror with the patched build"
+assert_contains "$(cat "$hosts_p")" "regex = \"^system/deckhouse\"" "the rewrite"
+assert_contains "$(cat "$hosts_p")" "replace = \"deckhouse/ee\"" "the rewrite"
+assert_contains "$(cat "$hosts_p")" "username = \"upuser\"" "the upstream credentials"
+assert_contains "$(cat "$hosts_p")" "[host.\"https://$ip:5001\"]" "the master after it"
+ctr_ images rm "$ref" >/dev/null 2>&1 || true
+up_before=$(wc -l <"$WORK/docker-registry-$up.log"); rd_before=$(wc -l <"$WORK/rd.log")
+ctr_ images pull --snapshotter "$SNAPSHOTTER" --hosts-dir "$WORK/etc-p/registry.d" --user reader:rpass "$ref" \
+  >"$WORK/pull-p.log" 2>&1 || fail "stock containerd cannot pull with the patched render: $(tail -5 "$WORK/pull-p.log")"
+assert_eq "$(ctr_ images ls | awk -v ref="$ref" '$1 == ref { print $3 }')" "$want" "digest pulled with the patched render"
+tail -n +"$((up_before + 1))" "$WORK/docker-registry-$up.log" | grep -q '/v2/system/deckhouse/manifests/v1' ||
+  fail "containerd did not try the upstream first"
+tail -n +"$((rd_before + 1))" "$WORK/rd.log" | grep -q '/v2/system/deckhouse/manifests/v1' ||
+  fail "containerd did not go on to registryd"
+
 echo "PASS direct_containerd"

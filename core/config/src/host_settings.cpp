@@ -17,6 +17,7 @@ using detail::is_absent;
 using detail::map_reader;
 
 constexpr std::array<std::string_view, 2> log_format_names = {"text", "json"};
+constexpr std::array<std::string_view, 2> containerd_build_names = {"stock", "patched"};
 constexpr std::array<std::string_view, 2> file_transfer_names = {"copy", "sendfile"};
 
 // A path value; relative paths resolve against `base_dir`, or are errors without one.
@@ -340,6 +341,10 @@ std::optional<host_settings> parse_root(const YAML::Node& root,
   if (auto p = read_path(fields.take("containerd_dir"), "containerd_dir", base_dir, errors)) {
     s.containerd_dir = *p;
   }
+  if (auto i = detail::read_enum(fields.take("containerd_build"), "containerd_build", containerd_build_names,
+                                 errors)) {
+    s.containerd_patched = *i == 1;
+  }
   if (auto d = read_seconds(fields, "config_reload_interval_seconds", minimum_reload_interval.count(),
                             maximum_reload_interval.count(), errors)) {
     s.reload_interval = *d;
@@ -396,6 +401,7 @@ nlohmann::json host_settings_document(const host_settings& s) {
       {"install_images_repo", s.install_images_repo},
       {"log_format", to_string(s.log)},
       {"containerd_dir", s.containerd_dir.string()},
+      {"containerd_build", containerd_build_names.at(s.containerd_patched ? 1 : 0)},
       {"config_reload_interval_seconds", s.reload_interval.count()},
       {"replica_peers", s.replica_peers ? nlohmann::json(*s.replica_peers) : nlohmann::json(nullptr)},
       {"replica_credentials_file", path_or_null(s.replica_credentials_file)},

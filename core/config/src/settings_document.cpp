@@ -41,6 +41,8 @@ nlohmann::json settings_document(const module_config& config, const host_setting
       {"caFile", ca_file},
       {"nodeIP", host.node_ip},
       {"masters", host.masters},
+      // "patched": the nodes' containerd reads `rewrite` and `auth` (Direct mode, docs/direct-mode.md).
+      {"containerdBuild", host.containerd_patched ? "patched" : "stock"},
       {"fixedHost", fixed_host},
       {"fixedRepository", fixed_repository},
       // Local mode replica sync (docs/replica-sync.md).

@@ -124,6 +124,16 @@ void send_local(sdk::response& res, const local_answer& a) {
   res.send_error(a.status, a.code, a.message, a.detail);
 }
 
+// `text` as a RE2 pattern that matches it literally.
+std::string re2_quote(std::string_view text) {
+  std::string out;
+  for (const char c : text) {
+    if (std::string_view(".^$*+?()[]{}|\\").find(c) != std::string_view::npos) out += '\\';
+    out += c;
+  }
+  return out;
+}
+
 }  // namespace
 
 json describe_containerd(const settings& s, const std::string& ca_pem) {
@@ -137,6 +147,19 @@ json describe_containerd(const settings& s, const std::string& ca_pem) {
     port = s.fixed_host.substr(colon + 1);
   }
   sdk::containerd::registry_host fixed{s.fixed_host, std::nullopt, {}};
+  const auto& upstream = s.upstream.options;
+  if (s.patched_containerd && !s.upstream.images_repo.path.empty()) {
+    // The platform's patched containerd goes straight to the upstream: the path rewritten
+    // (the repository without its leading slash, as FACTS.md says) and the upstream
+    // credentials in `auth`. Stock containerd ignores both, is refused there and goes on to
+    // the masters below, which map the path themselves.
+    auto m = sdk::containerd::registry_mirror(
+        upstream.base_url(), upstream.ca_pem.empty() ? std::nullopt : std::optional<std::string>(upstream.ca_pem),
+        upstream.auth ? std::optional<sdk::containerd::mirror_auth>({upstream.auth->username, upstream.auth->password})
+                      : std::nullopt);
+    m.rewrites.push_back({"^" + re2_quote(s.fixed_repository), s.upstream.images_repo.path});
+    fixed.mirrors.push_back(std::move(m));
+  }
   for (const auto& master : s.masters) {
     const bool v6 = master.find(':') != std::string::npos && master.front() != '[';
     sdk::containerd::mirror m;

@@ -34,6 +34,12 @@ settings parse_settings(const nlohmann::json& doc) {
       s.masters.push_back(ip.get<std::string>());
     }
   }
+  if (auto build = in.string("host.containerdBuild")) {
+    if (*build != "stock" && *build != "patched") {
+      in.fail("host.containerdBuild", "must be stock or patched, not '" + *build + "'");
+    }
+    s.patched_containerd = *build == "patched";
+  }
   if (s.masters.empty()) {
     if (auto node_ip = in.string("host.nodeIP"); node_ip && !node_ip->empty()) s.masters.push_back(*node_ip);
   }

@@ -29,6 +29,9 @@ struct settings {
   // Where the in-cluster proxy runs: registryd on every master (host.masters, or host.nodeIP
   // when no master is named).
   std::vector<std::string> masters;
+  // The nodes run the platform's patched containerd (host.containerdBuild "patched"): they are
+  // also given the upstream itself, with the path rewrite and the upstream credentials.
+  bool patched_containerd = false;
 };
 
 // Parses and checks the document. Throws std::invalid_argument naming the offending field,

@@ -15,16 +15,9 @@ std::optional<nlohmann::json> describe_containerd(const settings& s) {
   // writing a hosts.toml from that guess could break pulls the installation made work.
   if (s.legacy) return std::nullopt;
 
-  sdk::containerd::mirror mirror;
-  mirror.url = s.url_scheme() + "://" + s.registry_host();
-  if (s.scheme == "HTTP") {
-    mirror.skip_verify = true;
-  } else if (s.ca) {
-    mirror.ca_pem = *s.ca;
-  }
-  // Read by the platform's patched containerd; stock containerd ignores it and gets the
-  // credentials through the CRI's auth settings (docs/containerd.md).
-  if (s.username) mirror.auth = sdk::containerd::mirror_auth{*s.username, *s.password};
+  auto mirror = sdk::containerd::registry_mirror(
+      s.url_scheme() + "://" + s.registry_host(), s.ca,
+      s.username ? std::optional<sdk::containerd::mirror_auth>({*s.username, *s.password}) : std::nullopt);
   const std::string url = mirror.url;
   return sdk::containerd::description{{{s.registry_host(), url, {std::move(mirror)}}}}.to_json();
 }

@@ -45,6 +45,7 @@ TEST_CASE("with no host settings file every default applies", "[config][host]") 
   CHECK(s.install_images_repo == "registry.deckhouse.io/deckhouse/ce");
   CHECK(s.log == log_format::text);
   CHECK(s.containerd_dir == "/etc/containerd");
+  CHECK_FALSE(s.containerd_patched);
   CHECK(s.reload_interval == 5s);
   CHECK(s == default_host_settings());
 }
@@ -69,6 +70,7 @@ TEST_CASE("every host setting can be set", "[config][host]") {
       "install_images_repo: registry.example.com/deckhouse/ee\n"
       "log_format: json\n"
       "containerd_dir: /tmp/containerd\n"
+      "containerd_build: patched\n"
       "config_reload_interval_seconds: 30\n");
   CHECK(s.listen_address == "192.0.2.10:5001");
   CHECK(s.data_dir == "/srv/registry");
@@ -83,6 +85,7 @@ TEST_CASE("every host setting can be set", "[config][host]") {
   CHECK(s.install_images_repo == "registry.example.com/deckhouse/ee");
   CHECK(s.log == log_format::json);
   CHECK(s.containerd_dir == "/tmp/containerd");
+  CHECK(s.containerd_patched);
   CHECK(s.reload_interval == 30s);
 }
 

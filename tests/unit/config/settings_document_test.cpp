@@ -36,6 +36,7 @@ const json expected_host = {
     {"caFile", "/var/lib/registryd/pki/ca.crt"},
     {"nodeIP", "192.0.2.10"},
     {"masters", {"192.0.2.10", "192.0.2.11"}},
+    {"containerdBuild", "stock"},
     {"fixedHost", "registry.d8-system.svc:5001"},
     {"fixedRepository", "system/deckhouse"},
     {"replicaPeers", {"192.0.2.11:5001"}},

@@ -5,11 +5,13 @@
 #include "test_upstream.hpp"
 
 #include <registryd/oci/digest.hpp>
+#include <registryd/oci/text_file.hpp>
 
 #include <test_support.hpp>
 
 #include <nlohmann/json.hpp>
 
+#include <cstdlib>
 #include <map>
 #include <mutex>
 
@@ -437,6 +439,45 @@ TEST_CASE("containerd on the nodes pulls through the masters with the registry C
   doc["host"]["caFile"] = (dir / "missing.crt").string();
   direct_mode no_ca(sdk::host(nullptr), doc);
   CHECK_THROWS_WITH(no_ca.containerd_config(), Catch::Contains("cannot be read"));
+}
+
+TEST_CASE("with the patched containerd the nodes go straight to the upstream first, path rewritten and with "
+          "its credentials; the masters stay as the next mirrors",
+          "[direct]") {
+  registryd::test::scratch_dir dir;
+  const std::string ca = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+  registryd::test::spill(dir / "ca.crt", ca);
+  auto doc = settings_for("registry.example.com");
+  doc["host"]["caFile"] = (dir / "ca.crt").string();
+  doc["host"]["masters"] = {"192.0.2.10"};
+  doc["host"]["containerdBuild"] = "patched";
+  const auto d = direct_mode(sdk::host(nullptr), doc).containerd_config();
+  REQUIRE(d);
+  const json mirrors = (*d)["hosts"][0]["mirrors"];
+  REQUIRE(mirrors.size() == 2);
+  CHECK(mirrors[0] == json{{"url", "http://registry.example.com"},
+                           {"capabilities", {"pull", "resolve"}},
+                           {"skipVerify", true},
+                           {"auth", {{"username", "puller"}, {"password", "s3cret"}}},
+                           {"rewrites", {{{"regex", "^system/deckhouse"}, {"replace", "deckhouse/ee"}}}}});
+  CHECK(mirrors[1]["url"] == "https://192.0.2.10:5001");
+  CHECK_FALSE(mirrors[1].contains("auth"));
+
+  // Over HTTPS the upstream's own CA (section.ca) is the one trusted, not the registry CA.
+  const auto key = dir / "upstream-ca.key", cert = dir / "upstream-ca.crt";
+  REQUIRE(std::system(("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 "
+                       "-subj /CN=upstream-ca -keyout '" + key.string() + "' -out '" + cert.string() +
+                       "' >/dev/null 2>&1").c_str()) == 0);
+  const std::string upstream_ca = registryd::oci::read_text_file(cert.string()).value();
+  auto tls = settings_for("registry.example.com", {{"scheme", "HTTPS"}, {"ca", upstream_ca}});
+  tls["host"] = doc["host"];
+  const auto t = direct_mode(sdk::host(nullptr), tls).containerd_config();
+  REQUIRE(t);
+  CHECK((*t)["hosts"][0]["mirrors"][0]["url"] == "https://registry.example.com");
+  CHECK((*t)["hosts"][0]["mirrors"][0]["ca"] == upstream_ca);
+
+  doc["host"]["containerdBuild"] = "forked";
+  CHECK_THROWS_WITH(direct_mode::validate(doc), Catch::Contains("host.containerdBuild"));
 }
 
 TEST_CASE("bad settings are refused naming the field", "[direct]") {

@@ -96,6 +96,22 @@ struct description {
   }
 };
 
+// A registry itself as a mirror: over HTTP with skip_verify, over HTTPS trusting `ca_pem` when
+// given; `auth` is read by the platform's patched containerd only (stock containerd gets
+// credentials through the CRI's auth settings, docs/containerd.md).
+inline mirror registry_mirror(std::string url, const std::optional<std::string>& ca_pem,
+                              std::optional<mirror_auth> auth) {
+  mirror m;
+  m.url = std::move(url);
+  if (!m.is_https()) {
+    m.skip_verify = true;
+  } else if (ca_pem) {
+    m.ca_pem = *ca_pem;
+  }
+  m.auth = std::move(auth);
+  return m;
+}
+
 // Where every node reaches the registry: the node balancer (FACTS.md section 4).
 inline constexpr std::string_view node_balancer_url = "https://127.0.0.1:5001";
 // Whether a mirror URL leads to a node balancer: https on 127.0.0.1, at any port.

@@ -63,6 +63,9 @@ struct host_settings {
   std::string install_images_repo = "registry.deckhouse.io/deckhouse/ce";  // legacy Unmanaged
   log_format log = log_format::text;
   std::filesystem::path containerd_dir = "/etc/containerd";
+  // The nodes run the platform's patched containerd (`containerd_build: patched`), which reads
+  // `rewrite` and `auth` in hosts.toml: Direct mode then also sends them straight to the upstream.
+  bool containerd_patched = false;
   std::chrono::seconds reload_interval{5};
   // Local mode replica sync (docs/replica-sync.md). No list: the other masters, at the listen
   // address's port (5001 when that is 0); an empty list: no peers.
