@@ -135,14 +135,14 @@ std::optional<oci::storage::blob_file> package_cache::open(const oci::digest& d,
   if (!file) return std::nullopt;
   // Pinned while the descriptor lives; refused while the evictor holds the file.
   if (::flock(file->fd(), LOCK_SH | LOCK_NB) != 0) return std::nullopt;
+  // Evicted between our open and our lock: the name is gone, and with it the entry.
+  if (struct ::stat st {}; ::fstat(file->fd(), &st) != 0 || st.st_nlink == 0) return std::nullopt;
   const auto stamp = stamp_of(file->fd());
   if (!stamp) return std::nullopt;
   bool trusted = false;
-  bool known = false;
   {
     std::lock_guard lock(mutex_);
     if (const auto it = index_.find(d); it != index_.end()) {
-      known = true;
       trusted = it->second.verified_at != time_point{} && it->second.stamp == *stamp;
     }
   }
@@ -153,15 +153,19 @@ std::optional<oci::storage::blob_file> package_cache::open(const oci::digest& d,
       return std::nullopt;
     }
     ++counters_.verified;
-    std::lock_guard lock(mutex_);
-    auto& e = index_[d];
-    if (!known) bytes_ += stamp->size;
-    e.size = stamp->size;
-    e.stamp = *stamp;
-    e.verified_at = now;
+    verified(d, *stamp, now);
   }
   access_.touch(d, now);
   return std::move(file.value());
+}
+
+void package_cache::verified(const oci::digest& d, const file_stamp& stamp, time_point now) {
+  // Looked up under the lock, never from an earlier look: the fill that wrote a file may
+  // publish it while a reader hashes it, and the entry must be counted once.
+  std::lock_guard lock(mutex_);
+  auto [it, inserted] = index_.try_emplace(d);
+  bytes_ = bytes_ - (inserted ? 0 : it->second.size) + stamp.size;
+  it->second = entry{stamp.size, stamp, now};
 }
 
 void package_cache::published(const oci::digest& d, time_point now) {
@@ -169,17 +173,7 @@ void package_cache::published(const oci::digest& d, time_point now) {
   if (!file) return;
   const auto stamp = stamp_of(file->fd());
   if (!stamp) return;
-  {
-    std::lock_guard lock(mutex_);
-    auto [it, inserted] = index_.try_emplace(d);
-    if (inserted) {
-      bytes_ += stamp->size;
-    } else {
-      bytes_ = bytes_ - it->second.size + stamp->size;
-    }
-    // Just verified by the fill or put() that wrote it.
-    it->second = entry{stamp->size, *stamp, now};
-  }
+  verified(d, *stamp, now);  // by the fill or put() that wrote it
   access_.touch(d, now);
   file = oci::storage::blob_file{};
   evict(now);

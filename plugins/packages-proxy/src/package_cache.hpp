@@ -97,6 +97,8 @@ class package_cache {
     file_stamp stamp;          // at the last verification
     time_point verified_at{};  // epoch: never verified by this cache (re-hash before serving)
   };
+  // Records `d` as verified now with this stamp, counting its bytes once.
+  void verified(const oci::digest& d, const file_stamp& stamp, time_point now);
   // Drops `d` from the index and the store (a corrupted entry).
   void drop(const oci::digest& d, std::string_view why);
   // Hashes the open file; true when it matches `d`.

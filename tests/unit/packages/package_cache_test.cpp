@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <string>
+#include <thread>
 #include <vector>
 
 using namespace registryd;
@@ -87,6 +88,23 @@ TEST_CASE("an entry being read is never evicted", "[packages][cache]") {
   reading.reset();
   f.put(content('d', 300), t0 + 4s);
   CHECK_FALSE(f.cache->store().exists(a));
+}
+
+TEST_CASE("a file published while a reader hashes it is counted once", "[packages][cache]") {
+  // What 16 concurrent cold requests do: the fill renames the file into the store, a request
+  // finds it there before the fill has told the cache and hashes it (the index does not know
+  // it), and the fill's publication lands during that hash. Counted twice, the phantom bytes
+  // stayed in the usage forever and held the cache over its threshold.
+  fixture f(1ull << 30, 1ull << 29);
+  const std::string big = content('z', 32u << 20);  // long enough to hash that the two overlap
+  const auto d = oci::digest_of(big);
+  REQUIRE(f.cache->store().put(big, d).ok());
+  std::thread reader([&] { CHECK(f.cache->open(d, t0 + 1s).has_value()); });
+  std::this_thread::sleep_for(5ms);
+  f.cache->published(d, t0 + 1s);
+  reader.join();
+  CHECK(f.cache->entries() == 1);
+  CHECK(f.cache->bytes() == big.size());
 }
 
 TEST_CASE("a file changed on disk is re-hashed before it is served and dropped when corrupted", "[packages][cache]") {
