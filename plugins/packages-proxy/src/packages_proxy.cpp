@@ -133,6 +133,8 @@ void packages_proxy::background_loop() {
           std::lock_guard l(wake_mutex_);
           return stopping_;
         });
+        // Entries that readers pinned when the last fill came in may be free to go now.
+        if (cache_->bytes() > cache_->evict_at()) cache_->evict(now());
         if (!cache_->save()) host_.warn("packages proxy: cannot save the cache index");
         fills_->sweep_temps(std::chrono::system_clock::now());
       }
