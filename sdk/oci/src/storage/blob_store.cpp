@@ -18,10 +18,6 @@ namespace fs = std::filesystem;
 // Appends are gathered into this much memory before a write: request bodies arrive in
 // pieces of a few KiB, and one syscall per piece would cost more than the copy.
 constexpr std::size_t buffer_size = 1 << 20;
-// A piece at least this large is written as it is, not copied into the buffer first: its
-// syscall costs less than the copy (upstream blob bodies arrive in 64 KiB socket reads, request
-// bodies in the front door's 256 KiB pieces).
-constexpr std::size_t write_through_size = 64 * 1024;
 // After this many bytes, writeback of what was written is started without waiting, so dirty
 // pages stay few and the fdatasync at commit has little left to do.
 constexpr std::uint64_t writeback_step = 8ull << 20;
@@ -199,8 +195,7 @@ store_status blob_writer::append(std::string_view bytes) {
   if (w.finished) return make_error(errc::invalid, "the blob writer is finished");
   if (bytes.empty()) return success();
   if (w.hash_valid) w.hash.update(bytes);
-  if (bytes.size() >= write_through_size) {
-    if (auto st = w.flush_buffer(); !st) return st;
+  if (w.buffer.empty() && bytes.size() >= buffer_size) {
     w.size += bytes.size();
     return w.write_through(bytes.data(), bytes.size());
   }
