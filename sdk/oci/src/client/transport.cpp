@@ -172,58 +172,21 @@ outcome exchange(connection& c, Stream& stream, const exchange_args& a, transpor
     return fail(outcome::kind::stopped);
   }
 
-  // Hands a piece of the body on; false when the handler wants no more.
-  const auto deliver = [&](std::string_view piece) {
-    if (piece.empty()) return true;
-    if (r != transport::route::capture && a.handler.on_body && !a.handler.on_body(piece)) return false;
-    if (r != transport::route::handler) {
-      const auto room = a.capture_limit - std::min(a.capture_limit, out.captured.size());
-      if (piece.size() > room) out.capture_truncated = true;
-      out.captured.append(piece.substr(0, std::min(room, piece.size())));
-    }
-    return true;
-  };
-
-  if (!parser.is_done() && !parser.chunked() && parser.content_length_remaining()) {
-    // A body of known length (every blob) is read from the socket straight into `buf`. Through
-    // the parser, each byte would first land in the connection's buffer and then be copied
-    // out: one copy of every blob byte more, the cost that matters on a cold pull.
-    std::uint64_t left = *parser.content_length_remaining();
-    auto& held = c.buffer();  // what came with the head
-    const auto first = static_cast<std::size_t>(std::min<std::uint64_t>(held.size(), left));
-    if (first > 0) {
-      if (!deliver(std::string_view(static_cast<const char*>(held.data().data()), first))) {
-        return fail(outcome::kind::stopped);
-      }
-      held.consume(first);
-      left -= first;
-    }
-    while (left > 0) {
-      const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), left));
-      std::size_t got = 0;
-      ec = c.run(a.read_timeout, [&](auto h) {
-        stream.async_read_some(asio::buffer(buf.data(), want),
-                               [h, &got](boost::system::error_code e, std::size_t n) mutable {
-                                 got = n;
-                                 h(e);
-                               });
-      });
-      if (!deliver(std::string_view(buf.data(), got))) return fail(outcome::kind::stopped);
-      left -= got;
-      if (ec && left > 0) return fail(outcome::kind::read_failed, ec);  // cut short
-    }
-    // Bytes past the announced length mean the connection cannot be trusted with another answer.
-    o.reusable = !ec && parser.keep_alive() && held.size() == 0;
-    return o;
-  }
-
   while (!parser.is_done()) {
     parser.get().body().data = buf.data();
     parser.get().body().size = buf.size();
     ec = c.run(a.read_timeout, [&](auto h) { http::async_read_some(stream, c.buffer(), parser, h); });
     if (ec == http::error::need_buffer) ec = {};
-    if (!deliver(std::string_view(buf.data(), buf.size() - parser.get().body().size))) {
-      return fail(outcome::kind::stopped);
+    const std::string_view piece(buf.data(), buf.size() - parser.get().body().size);
+    if (!piece.empty()) {
+      if (r != transport::route::capture && a.handler.on_body && !a.handler.on_body(piece)) {
+        return fail(outcome::kind::stopped);
+      }
+      if (r != transport::route::handler) {
+        const auto room = a.capture_limit - std::min(a.capture_limit, out.captured.size());
+        if (piece.size() > room) out.capture_truncated = true;
+        out.captured.append(piece.substr(0, std::min(room, piece.size())));
+      }
     }
     if (ec) {
       const bool bad = ec.category() == http::make_error_code(http::error::bad_version).category() &&
