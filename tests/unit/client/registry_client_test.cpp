@@ -222,6 +222,41 @@ TEST_CASE("a chunked answer in many small chunks arrives whole and verified", "[
   CHECK(c.idle_connections() == 1);  // a complete keep-alive answer returns its connection
 }
 
+TEST_CASE("a blob of known length arrives whole and its connection is kept", "[client][wire]") {
+  const auto bytes = make_bytes(300 * 1024 + 17);
+  const std::string head = "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: " +
+                           std::to_string(bytes.size()) + "\r\n\r\n";
+  raw_server s(head + bytes);
+  registry_client c(s.options());
+  std::string got;
+  response_handler h;
+  h.on_body = [&](std::string_view piece) {
+    got.append(piece);
+    return true;
+  };
+  REQUIRE(c.get_blob("a", digest_of(bytes), h));
+  CHECK(got == bytes);
+  CHECK(c.idle_connections() == 1);
+}
+
+TEST_CASE("a blob cut short of its Content-Length fails and its connection is dropped", "[client][wire]") {
+  const auto bytes = make_bytes(200 * 1024);
+  raw_server s("HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(bytes.size()) + "\r\n\r\n" +
+               bytes.substr(0, bytes.size() - 1000));
+  registry_client c(s.options());
+  std::size_t got = 0;
+  response_handler h;
+  h.on_body = [&](std::string_view piece) {
+    got += piece.size();
+    return true;
+  };
+  auto r = c.get_blob("a", digest_of(bytes), h);
+  REQUIRE_FALSE(r);
+  CAPTURE(r.error().message);
+  CHECK(got == bytes.size() - 1000);  // every byte that came was handed on
+  CHECK(c.idle_connections() == 0);
+}
+
 TEST_CASE("a manifest is fetched with the OCI and docker Accept list, and its digest checked", "[client]") {
   test_server s;
   std::string accept_seen;
