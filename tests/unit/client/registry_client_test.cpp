@@ -75,6 +75,16 @@ std::string make_bytes(std::size_t n) {
   return s;
 }
 
+// A handler that appends every piece of the body to `into`.
+response_handler appending_to(std::string& into) {
+  response_handler h;
+  h.on_body = [&into](std::string_view piece) {
+    into.append(piece);
+    return true;
+  };
+  return h;
+}
+
 // A TCP server on 127.0.0.1 that answers one request with fixed bytes, whatever they are: for
 // answers no HTTP library would send. Closed on destruction.
 class raw_server {
@@ -229,12 +239,7 @@ TEST_CASE("a blob of known length arrives whole and its connection is kept", "[c
   raw_server s(head + bytes);
   registry_client c(s.options());
   std::string got;
-  response_handler h;
-  h.on_body = [&](std::string_view piece) {
-    got.append(piece);
-    return true;
-  };
-  REQUIRE(c.get_blob("a", digest_of(bytes), h));
+  REQUIRE(c.get_blob("a", digest_of(bytes), appending_to(got)));
   CHECK(got == bytes);
   CHECK(c.idle_connections() == 1);
 }
@@ -711,12 +716,7 @@ TEST_CASE("the answer timeout bounds the wait for an answer's head, not the paus
   CHECK(p.took < 800ms);
 
   std::string got;
-  response_handler h;
-  h.on_body = [&](std::string_view piece) {
-    got.append(piece);
-    return true;
-  };
-  REQUIRE(c.get_blob("a", digest_of(bytes), h));
+  REQUIRE(c.get_blob("a", digest_of(bytes), appending_to(got)));
   CHECK(got == bytes);
 }
 
