@@ -184,6 +184,13 @@ using request_parser = http::request_parser<http::buffer_body>;
 constexpr std::size_t body_read_size = 64 * 1024;
 // Bytes moved per piece of a body, in and out.
 constexpr std::size_t piece_size = 256 * 1024;
+// A streamed response's buffer starts at piece_size and doubles up to this while each read
+// fills it, so a source that has bytes ready (a cache fill running ahead of its client) is
+// passed on in fewer, larger pieces. Every piece costs a hand-off to a worker and back, two
+// thread wake-ups; at 256 KiB those wake-ups were most of the scheduling cost of a cold 256 MiB
+// pull (docs/frontdoor.md). A source that gives less per read (an upstream read through
+// Direct) keeps the small buffer.
+constexpr std::size_t stream_piece_max = 1024 * 1024;
 // Plain text encrypted per gathered TLS write: 16 records.
 constexpr std::size_t tls_gather_size = 256 * 1024;
 // A file is sent in slices of this size, each a chance for the connection's other I/O thread
@@ -925,15 +932,20 @@ template <class Stream>
 net::awaitable<bool> connection<Stream>::send_stream(http_response& res, bool chunked) {
   // Room before the bytes for a chunk's size line, after them for its CRLF.
   constexpr std::size_t front = 16;
-  const std::size_t capacity =
-      res.stream_length >= 0 ? static_cast<std::size_t>(std::min<std::int64_t>(piece_size, std::max<std::int64_t>(res.stream_length, 1)))
-                             : piece_size;
-  const raw_buffer buf(front + capacity + 2);
+  // No larger than what is left to send (a manifest, say, needs no 256 KiB).
+  const auto fitted = [&res](std::size_t want, std::uint64_t sent) {
+    if (res.stream_length < 0) return want;
+    const auto left = static_cast<std::uint64_t>(res.stream_length) - std::min(sent, static_cast<std::uint64_t>(res.stream_length));
+    return static_cast<std::size_t>(std::max<std::uint64_t>(1, std::min<std::uint64_t>(want, left)));
+  };
+  std::size_t capacity = fitted(piece_size, 0);  // the buffer's, without its room for framing
+  raw_buffer buf(front + capacity + 2);
   std::uint64_t sent = 0;
   body_source& source = *res.stream;
   for (;;) {
-    const std::int64_t n = co_await on_worker<std::int64_t>(*server_->workers, [&source, &buf, capacity] {
-      return source.read(buf.data() + front, capacity);
+    const std::size_t offer = fitted(capacity, sent);
+    const std::int64_t n = co_await on_worker<std::int64_t>(*server_->workers, [&source, &buf, offer] {
+      return source.read(buf.data() + front, offer);
     });
     if (n < 0) co_return false;
     if (n == 0) {
@@ -958,6 +970,13 @@ net::awaitable<bool> connection<Stream>::send_stream(http_response& res, bool ch
     }
     sent += size;
     if (!chunked && res.stream_length >= 0 && sent == static_cast<std::uint64_t>(res.stream_length)) co_return true;
+    if (size == offer && capacity < stream_piece_max) {
+      const std::size_t larger = fitted(std::min(2 * capacity, stream_piece_max), sent);
+      if (larger > capacity) {
+        capacity = larger;
+        buf = raw_buffer(front + capacity + 2);
+      }
+    }
   }
 }
 

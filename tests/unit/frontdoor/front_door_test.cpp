@@ -698,6 +698,28 @@ TEST_CASE("a file answer goes out whole, and HEAD states its length without a bo
   CHECK(streamed.substr(streamed.find("\r\n\r\n") + 4).size() == 3000000);
 }
 
+TEST_CASE("a stream's buffer grows while its source fills it, never past what is left, and stays "
+          "small for a source that gives less",
+          "[frontdoor][transport]") {
+  running_front_door fd;
+  const auto body_of = [](const std::string& reply) { return reply.substr(reply.find("\r\n\r\n") + 4); };
+  const auto streamed = roundtrip(fd.port, "GET /v2/x/stream?size=3000000 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  const auto body = body_of(streamed);
+  REQUIRE(body.size() == 3000000);
+  bool pattern = true;
+  for (std::size_t i = 0; i < body.size(); ++i) pattern = pattern && body[i] == static_cast<char>('a' + i % 26);
+  CHECK(pattern);
+  // 256 KiB, doubled while each read fills the buffer, up to 1 MiB; the last read is offered
+  // only what is left (3000000 - 262144 - 524288 - 2 * 1048576 = 116416).
+  CHECK(body_of(roundtrip(fd.port, "GET /v2/x/stream-reads HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")) ==
+        "262144,524288,1048576,1048576,116416");
+  // A source that gives 100000 bytes per read never fills its buffer: it stays at 256 KiB.
+  const auto slow = roundtrip(fd.port, "GET /v2/x/stream?size=300000&per_read=100000 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  CHECK(body_of(slow).size() == 300000);
+  CHECK(body_of(roundtrip(fd.port, "GET /v2/x/stream-reads HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")) ==
+        "262144,200000,100000");
+}
+
 TEST_CASE("a wake signal calls each waiter once; a waiter added after a change it did not see is called at once",
           "[frontdoor][transport]") {
   registryd::frontdoor::wake_signal signal;

@@ -10,12 +10,15 @@ namespace registryd::oci::cache {
 namespace {
 
 // Sources hand over what one socket read gave (at most 64 KiB, often one TLS record or a few KiB
-// from a slow link): writing each to the file and waking every reader for it would cost a syscall and a wake-up per piece. Bytes are gathered in the
-// writer's buffer and flushed to the file (where readers see them) once this many are waiting,
-// or once this long has passed since the last flush, so a slow source still reaches readers
-// promptly. (A source that stalls keeps what is gathered, under flush_bytes, from readers until
-// it goes on or ends.)
-constexpr std::uint64_t flush_bytes = 256 * 1024;
+// from a slow link): writing each to the file and waking every reader for it would cost a
+// syscall and a wake-up per piece. Bytes are gathered in the writer's buffer (1 MiB) and flushed
+// to the file (where readers see them) once this many are waiting, or once this long has passed
+// since the last flush, so a slow source still reaches readers promptly. (A source that stalls
+// keeps what is gathered, under flush_bytes, from readers until it goes on or ends.) 1 MiB, not
+// less: a reader that keeps up takes what one flush made readable in one read, and the host
+// passes each read on with two thread hand-offs, so smaller flushes mean more wake-ups per blob
+// (docs/packages-proxy.md has the measurement).
+constexpr std::uint64_t flush_bytes = 1024 * 1024;
 constexpr auto flush_interval = std::chrono::milliseconds(20);
 
 }  // namespace
