@@ -129,7 +129,8 @@ def settings_for(args, suite):
             f"each figure is the median of {args.reps} repetitions. Every cold request asks for a "
             f"package no one has fetched (an image whose last layer is a new {args.proxy_blob_mib} "
             f"MiB blob); docker-registry's row is one cold pull of such a layer through its proxy "
-            f"mode. Every cold image is pushed to the upstream before the first cold request, and "
+            f"mode. Every cold image is pushed to the upstream before the first cold request, "
+            f"the machine's dirty pages are written back (sync) before each cold request, and "
             f"the two servers alternate which goes first in each repetition. Warm: wrk for {args.duration} s on /package (1 and 16 connections) after a "
             f"{args.warmup} s warm-up, against nginx serving the same file. Link: a second "
             f"registryd reaches the upstream through bench/harness/link.py at {args.link_mbit:g} "
@@ -860,14 +861,16 @@ def suite_packages(ctx, run):
         rd = ctx.checked(run, "registryd", rd, lambda: _check_package(
             package_url(warm_manifest), auth, warm_layer, size))
     # Every cold image is seeded before the first cold request, so no request shares the
-    # cores and the disk with a push to the upstream, and the two servers take turns going
-    # first, so neither always runs right after the other's cache write.
+    # cores with a push to the upstream; the machine's dirty pages are written back (sync)
+    # before each request, so none is throttled by the writeback of the pushes or of the cache
+    # the request before it filled; and the two servers take turns going first.
     cold = {(label, rep): image(f"cold-{label}-{rep}")
             for rep in range(a.reps) for label in ("registryd", "docker-registry")}
     for rep in range(a.reps):
         order = ("registryd", "docker-registry") if rep % 2 == 0 else ("docker-registry", "registryd")
         for label in order:
             manifest, layer, _ = cold[(label, rep)]
+            os.sync()
             if label == "registryd":
                 if not rd:
                     continue
