@@ -276,6 +276,7 @@ class Registryd(Server):
         self.name = label
         self.mode = mode
         self.tls = not plain_http
+        self.data_dir = data_dir
         self.port = procs.free_port()
         self.config_path = scratch.file(f"{label}-moduleconfig.json")
         with open(self.config_path, "w") as f:
