@@ -17,6 +17,10 @@
 #include <thread>
 #include <vector>
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
 using namespace registryd::oci;
 using namespace std::chrono_literals;
 using registryd::test::scratch_dir;
@@ -85,6 +89,66 @@ std::size_t temp_count(const storage::blob_store& store) {
   store.for_each_temp([&](const std::filesystem::path&, std::uint64_t, storage::time_point) { ++n; });
   return n;
 }
+
+// The share of the pages of [offset, offset + length) of `path` that are in the page cache.
+double resident_share(const std::filesystem::path& path, std::size_t offset, std::size_t length) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  REQUIRE(fd >= 0);
+  void* map = ::mmap(nullptr, offset + length, PROT_READ, MAP_SHARED, fd, 0);
+  ::close(fd);
+  REQUIRE(map != MAP_FAILED);
+  const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  std::vector<unsigned char> in_core((offset + length + page - 1) / page);
+  const int rc = ::mincore(map, offset + length, in_core.data());
+  ::munmap(map, offset + length);
+  REQUIRE(rc == 0);
+  std::size_t resident = 0;
+  for (std::size_t i = offset / page; i < in_core.size(); ++i) resident += in_core[i] & 1;
+  return static_cast<double>(resident) / static_cast<double>(in_core.size() - offset / page);
+}
+
+// A fill of 40 MiB whose source writes each 8 MiB writeback step to the disk (fdatasync) before
+// the next, so that the pages behind the writer are clean and could be dropped; it holds the
+// last byte back until `check` has looked at the temporary. Returns the share of the first
+// 8 MiB of the temporary in the page cache at that moment.
+double first_pages_resident_while_filling(bool reader_stays) {
+  scratch_dir dir;
+  storage::blob_store store(dir.path());
+  const std::string content = random_bytes(40 * 1024 * 1024, 11);
+  gate written, checked;
+  std::filesystem::path temp;
+  const cache::fetch_fn fetch = [&](cache::fill_sink& sink) -> std::optional<cache::fill_failure> {
+    sink.begin(content.size());
+    store.for_each_temp([&](const std::filesystem::path& p, std::uint64_t, storage::time_point) { temp = p; });
+    const int fd = ::open(temp.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return cache::fill_failure{500, "UNKNOWN", "no temporary"};
+    const std::size_t step = 1024 * 1024;
+    for (std::size_t off = 0; off + 1 < content.size(); off += step) {
+      const auto piece = std::string_view(content).substr(off, std::min(step, content.size() - 1 - off));
+      if (!sink.write(piece)) return cache::fill_failure{};
+      if ((off + step) % (8 * step) == 0) ::fdatasync(fd);
+    }
+    ::close(fd);
+    written.open();
+    if (!checked.wait_for(20s)) return cache::fill_failure{500, "UNKNOWN", "never checked"};
+    if (!sink.write(std::string_view(content).substr(content.size() - 1))) return cache::fill_failure{};
+    return std::nullopt;
+  };
+  cache::blob_fills fills(store);
+  auto j = fills.join(digest_of(content), fetch);
+  REQUIRE(j.reader);
+  if (!reader_stays) j.reader.reset();
+  REQUIRE(written.wait_for(20s));
+  const double share = resident_share(temp, 0, 8 * 1024 * 1024);
+  checked.open();
+  if (j.reader) {
+    auto out = drain(*j.reader);
+    REQUIRE_FALSE(out.failed);
+    CHECK(out.bytes == content);
+  }
+  return share;
+}
+
 
 }  // namespace
 
@@ -468,4 +532,15 @@ TEST_CASE("sweeping temporaries removes only abandoned old ones", "[cache][fill]
   go.open();
   auto out = drain(*j.reader);
   CHECK(out.bytes == content);
+}
+
+TEST_CASE("a fill keeps the pages its slowest reader has still to read in the page cache", "[cache][fill]") {
+  // Without a reader the fill drops the pages two writeback steps behind it once they are on
+  // the disk. (A temporary directory on a filesystem that keeps dropped pages, such as tmpfs,
+  // cannot show the difference: the test fails there rather than pass on nothing.)
+  const double without_reader = first_pages_resident_while_filling(false);
+  INFO("share of the first 8 MiB still cached with no reader: " << without_reader);
+  REQUIRE(without_reader < 0.5);
+  // A client that has not read yet still finds every page it is about to read in memory.
+  CHECK(first_pages_resident_while_filling(true) == 1.0);
 }

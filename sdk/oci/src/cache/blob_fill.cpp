@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
+#include <limits>
 #include <set>
 #include <unistd.h>
 
@@ -54,8 +55,16 @@ struct fill_state {
   bool verified = false;                 // every byte is there and hashed to `blob`
   std::optional<fill_failure> failure;   // the fill failed; readers get -1
   bool cancelled = false;
+  // Where each live reader has read to (one entry per reader, removed with it).
+  std::list<std::uint64_t> positions;
 
   void notify() { changed.notify_all(); }
+  // The offset the slowest reader has reached; no limit when no one reads.
+  std::uint64_t slowest_reader() const {
+    std::uint64_t slowest = std::numeric_limits<std::uint64_t>::max();
+    for (const auto p : positions) slowest = std::min(slowest, p);
+    return slowest;
+  }
 };
 
 }  // namespace detail
@@ -78,6 +87,9 @@ bool fill_sink::write(std::string_view bytes) {
   {
     std::lock_guard lock(s.mutex);
     if (s.cancelled || s.failure) return false;
+    // The pages no reader has read yet stay cached: dropping them behind the writer would make
+    // a reader that lags more than two writeback steps read them back from the disk.
+    s.writer->set_drop_limit(s.slowest_reader());
     if (s.size && s.written + bytes.size() > *s.size) {
       s.failure = fill_failure{502, "BLOB_UNKNOWN",
                                "the upstream sent more than the " + std::to_string(*s.size) +
@@ -117,10 +129,30 @@ std::uint64_t fill_sink::written() const noexcept { return state_.written; }
 // ---------------------------------------------------------------------------------------------
 // fill_reader
 
-fill_reader::fill_reader(std::shared_ptr<fill_state> state) noexcept : state_(std::move(state)) {}
-fill_reader::fill_reader(fill_reader&&) noexcept = default;
-fill_reader& fill_reader::operator=(fill_reader&&) noexcept = default;
-fill_reader::~fill_reader() = default;
+fill_reader::fill_reader(std::shared_ptr<fill_state> state, std::list<std::uint64_t>::iterator position) noexcept
+    : state_(std::move(state)), position_(position) {}
+fill_reader::fill_reader(fill_reader&& o) noexcept
+    : state_(std::move(o.state_)), offset_(o.offset_), end_(o.end_), position_(o.position_) {}
+fill_reader& fill_reader::operator=(fill_reader&& o) noexcept {
+  if (this != &o) {
+    release();
+    state_ = std::move(o.state_);
+    offset_ = o.offset_;
+    end_ = o.end_;
+    position_ = o.position_;
+  }
+  return *this;
+}
+fill_reader::~fill_reader() { release(); }
+
+void fill_reader::release() noexcept {
+  if (!state_) return;
+  {
+    std::lock_guard lock(state_->mutex);
+    state_->positions.erase(position_);
+  }
+  state_.reset();
+}
 
 std::optional<std::uint64_t> fill_reader::size() const {
   std::lock_guard lock(state_->mutex);
@@ -152,6 +184,7 @@ std::int64_t fill_reader::read_impl(char* buffer, std::size_t capacity,
   std::uint64_t readable = 0;
   {
     std::unique_lock lock(s.mutex);
+    *position_ = offset_;
     const auto deadline = std::chrono::steady_clock::now() + timeout.value_or(std::chrono::milliseconds(0));
     for (;;) {
       if (s.failure) return -1;
@@ -189,6 +222,13 @@ blob_fills::~blob_fills() { shutdown(); }
 blob_fills::joined blob_fills::join(const digest& d, const fetch_fn& fetch) {
   joined out;
   std::shared_ptr<fill_state> state;
+  // This client's reader position, taken before the fill can write (or, joining a running fill,
+  // at once): from here on the fill keeps the pages this client has still to read.
+  std::list<std::uint64_t>::iterator position;
+  const auto take_position = [&] {
+    std::lock_guard l(state->mutex);
+    position = state->positions.insert(state->positions.end(), 0);
+  };
   {
     std::lock_guard lock(mutex_);
     if (shut_down_) {
@@ -199,6 +239,7 @@ blob_fills::joined blob_fills::join(const digest& d, const fetch_fn& fetch) {
     if (it != fills_.end()) {
       state = it->second;
       ++coalesced_;
+      take_position();
     } else {
       // Checked under the lock: a fill publishes before it leaves the map, so a blob that is
       // neither in flight nor in the store really needs a fetch.
@@ -224,6 +265,7 @@ blob_fills::joined blob_fills::join(const digest& d, const fetch_fn& fetch) {
         return out;
       }
       state->writer.emplace(std::move(writer.value()));
+      take_position();
       fills_.emplace(d, state);
       out.started = true;
       reap_finished_threads();
@@ -242,10 +284,11 @@ blob_fills::joined blob_fills::join(const digest& d, const fetch_fn& fetch) {
   if (state->failure) {
     // Failed before this client had a byte: it gets the reason, not a cut connection.
     out.failure = state->failure;
+    state->positions.erase(position);
     return out;
   }
   lock.unlock();
-  out.reader.reset(new fill_reader(state));
+  out.reader.reset(new fill_reader(state, position));
   return out;
 }
 

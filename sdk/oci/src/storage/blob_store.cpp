@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cerrno>
 #include <fcntl.h>
+#include <limits>
 #include <stdexcept>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -95,6 +96,7 @@ struct blob_writer::impl {
   std::uint64_t writeback_from = 0;
   std::uint64_t dropped_to = 0;  // pages before this offset were written back and dropped
   std::uint64_t previous_step = 0;  // no_wait: where the step before the last one began
+  std::uint64_t drop_limit = std::numeric_limits<std::uint64_t>::max();  // no_wait: keep pages from here
   blob_writer::drop_behind drop_mode = blob_writer::drop_behind::wait;
   std::vector<char> buffer;
   hasher hash;
@@ -126,11 +128,13 @@ struct blob_writer::impl {
       // makes the kernel find fresh pages for the next ones, which costs more than the copy.
       if (drop_mode == blob_writer::drop_behind::no_wait) {
         // The step two back has had two steps' time to reach the disk: drop what of it has
-        // (DONTNEED skips pages still dirty or under writeback), never wait.
-        if (previous_step > dropped_to) {
+        // (DONTNEED skips pages still dirty or under writeback), never wait; and never what a
+        // reader has still to read.
+        const std::uint64_t drop_to = std::min(previous_step, drop_limit);
+        if (drop_to > dropped_to) {
           (void)::posix_fadvise(fd.get(), static_cast<off_t>(dropped_to),
-                                static_cast<off_t>(previous_step - dropped_to), POSIX_FADV_DONTNEED);
-          dropped_to = previous_step;
+                                static_cast<off_t>(drop_to - dropped_to), POSIX_FADV_DONTNEED);
+          dropped_to = drop_to;
         }
         previous_step = writeback_from;
       } else if (writeback_from > dropped_to) {
@@ -312,6 +316,7 @@ void blob_writer::detach() noexcept {
 }
 
 void blob_writer::set_drop_behind(drop_behind mode) noexcept { impl_->drop_mode = mode; }
+void blob_writer::set_drop_limit(std::uint64_t offset) noexcept { impl_->drop_limit = offset; }
 std::uint64_t blob_writer::size() const noexcept { return impl_->size; }
 std::uint64_t blob_writer::flushed_size() const noexcept { return impl_->flushed.load(); }
 const std::filesystem::path& blob_writer::path() const noexcept { return impl_->path; }

@@ -116,13 +116,18 @@ class fill_reader {
 
  private:
   friend class blob_fills;
-  explicit fill_reader(std::shared_ptr<detail::fill_state> state) noexcept;
+  fill_reader(std::shared_ptr<detail::fill_state> state, std::list<std::uint64_t>::iterator position) noexcept;
   std::int64_t read_impl(char* buffer, std::size_t capacity,
                          std::optional<std::chrono::milliseconds> timeout);
+  // Leaves the fill's reader positions (the destructor and a move onto this reader).
+  void release() noexcept;
 
   std::shared_ptr<detail::fill_state> state_;
   std::uint64_t offset_ = 0;
   std::optional<std::uint64_t> end_;  // exclusive; nullopt: the end of the blob
+  // This reader's entry in the fill's reader positions (guarded by the fill's mutex): the fill
+  // keeps the pages from its slowest reader on in the page cache.
+  std::list<std::uint64_t>::iterator position_;
 };
 
 struct fill_options {

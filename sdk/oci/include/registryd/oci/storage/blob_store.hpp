@@ -128,6 +128,11 @@ class blob_writer {
   // fill get bytes as fast as the upstream sends them.
   enum class drop_behind { wait, no_wait };
   void set_drop_behind(drop_behind mode) noexcept;
+  // `no_wait` only: pages at or past `offset` are kept however far behind the writer they are
+  // (a cache fill passes the offset its slowest reader has reached, so no reader finds the
+  // pages it is about to read dropped and waits for the disk to read them back). Default: no
+  // limit.
+  void set_drop_limit(std::uint64_t offset) noexcept;
 
   // Bytes appended so far (including buffered bytes).
   std::uint64_t size() const noexcept;
