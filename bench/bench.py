@@ -149,6 +149,11 @@ def settings_for(args, suite):
             f"and pass-through pulls: wrk for {args.duration} s with 1 connection and 16 "
             f"connections on a {args.proxy_blob_mib} MiB blob after a {args.warmup} s warm-up, "
             f"MiB/s of bytes received.")
+        if suite == "proxy":
+            s["method"] += (" Each cold pull starts once the proxy that served the pull before "
+                            "it has stored its copy of that blob (stored_after_s in the "
+                            "samples) and dirty pages are written back (sync); the two proxies "
+                            "take turns going first.")
         s["link_mbit"] = args.link_mbit
         if args.link_mbit > 0:
             what = {"direct": "the same wrk pulls with a second registryd Direct, against a "
@@ -531,15 +536,27 @@ def suite_proxy(ctx, run):
             for fid in (f_one, f_many, "cold_ratio", "upstream_fetches"):
                 run.not_measured(fid, label, run.servers[label]["reason"])
     live = [(lb, s, repo) for lb, s, repo in proxies if s is not None]
+
+    def stored(label, srv, digest):
+        # Where each proxy keeps its copy: registryd Proxy's cache is <data-dir>/proxy.
+        if label == "registryd":
+            return registryd_blob_path(srv, "proxy", digest)
+        return srv.blob_path(digest)
+
+    # Each cold pull starts on a quiet machine: the proxy before has stored its copy (the wait
+    # is in the samples) and dirty pages are written back; the proxies take turns going first.
     for rep in range(a.reps):
-        for label, srv, repo in live:
+        for label, srv, repo in (live if rep % 2 == 0 else live[::-1]):
             d_one, d_many = blobs[(label, f"one{rep}")], blobs[(label, f"many{rep}")]
+            os.sync()
             wall1, res1 = load.curl_parallel(url(srv, repo, d_one), 1)
             ok1 = res1[0]["status"] == 200 and res1[0]["bytes"] == size
             run.add_sample(f_one, label, {"tool": "curl", "seconds": wall1, "valid": ok1,
-                                          "ttfb_s": res1[0]["ttfb_s"]})
+                                          "ttfb_s": res1[0]["ttfb_s"],
+                                          "stored_after_s": wait_stored(stored(label, srv, d_one), size)})
             walln, resn = load.curl_parallel(url(srv, repo, d_many), n)
             okn = all(r["status"] == 200 and r["bytes"] == size for r in resn)
+            wait_stored(stored(label, srv, d_many), size)
             time.sleep(0.5)  # the upstream logs a request just after its last byte
             gets, heads = upstream_gets(up, d_many)
             run.add_sample(f_many, label, {
@@ -819,6 +836,13 @@ def start_registryd_packages(ctx, run, label, images_repo):
     return rd, f"http://127.0.0.1:{port}"
 
 
+def registryd_blob_path(rd, store, digest):
+    """The file a registryd cache (`store`: "proxy" or "packages" under its data dir) keeps a
+    blob in."""
+    algo, hexd = digest.split(":", 1)
+    return os.path.join(rd.data_dir, store, "blobs", algo, hexd[:2], hexd)
+
+
 def wait_stored(path, size, timeout=60.0):
     """Waits until the file at `path` holds `size` bytes: a server has stored the blob it
     fetched. Returns the seconds waited, or None after `timeout`."""
@@ -899,8 +923,7 @@ def suite_packages(ctx, run):
                 wall, res = load.curl_parallel(f"{drp.base_url}/v2/{PACKAGES_REPO}/blobs/{layer}", 1)
             ok = res[0]["status"] == 200 and res[0]["bytes"] == size
             if label == "registryd":
-                algo, hexd = layer.split(":", 1)
-                stored = os.path.join(rd.data_dir, "packages", "blobs", algo, hexd[:2], hexd)
+                stored = registryd_blob_path(rd, "packages", layer)
             else:
                 stored = drp.blob_path(layer)
             settled = wait_stored(stored, size)
