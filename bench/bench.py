@@ -537,12 +537,6 @@ def suite_proxy(ctx, run):
                 run.not_measured(fid, label, run.servers[label]["reason"])
     live = [(lb, s, repo) for lb, s, repo in proxies if s is not None]
 
-    def stored(label, srv, digest):
-        # Where each proxy keeps its copy: registryd Proxy's cache is <data-dir>/proxy.
-        if label == "registryd":
-            return registryd_blob_path(srv, "proxy", digest)
-        return srv.blob_path(digest)
-
     # Each cold pull starts on a quiet machine: the proxy before has stored its copy (the wait
     # is in the samples) and dirty pages are written back; the proxies take turns going first.
     for rep in range(a.reps):
@@ -553,10 +547,10 @@ def suite_proxy(ctx, run):
             ok1 = res1[0]["status"] == 200 and res1[0]["bytes"] == size
             run.add_sample(f_one, label, {"tool": "curl", "seconds": wall1, "valid": ok1,
                                           "ttfb_s": res1[0]["ttfb_s"],
-                                          "stored_after_s": wait_stored(stored(label, srv, d_one), size)})
+                                          "stored_after_s": wait_stored(stored_copy(srv, "proxy", d_one), size)})
             walln, resn = load.curl_parallel(url(srv, repo, d_many), n)
             okn = all(r["status"] == 200 and r["bytes"] == size for r in resn)
-            wait_stored(stored(label, srv, d_many), size)
+            wait_stored(stored_copy(srv, "proxy", d_many), size)
             time.sleep(0.5)  # the upstream logs a request just after its last byte
             gets, heads = upstream_gets(up, d_many)
             run.add_sample(f_many, label, {
@@ -836,11 +830,13 @@ def start_registryd_packages(ctx, run, label, images_repo):
     return rd, f"http://127.0.0.1:{port}"
 
 
-def registryd_blob_path(rd, store, digest):
-    """The file a registryd cache (`store`: "proxy" or "packages" under its data dir) keeps a
-    blob in."""
+def stored_copy(server, store, digest):
+    """The file a caching server keeps its copy of a blob in: docker-registry's own layout, or
+    a registryd cache's (`store`: "proxy" or "packages" under its data dir)."""
+    if isinstance(server, servers.DockerRegistry):
+        return server.blob_path(digest)
     algo, hexd = digest.split(":", 1)
-    return os.path.join(rd.data_dir, store, "blobs", algo, hexd[:2], hexd)
+    return os.path.join(server.data_dir, store, "blobs", algo, hexd[:2], hexd)
 
 
 def wait_stored(path, size, timeout=60.0):
@@ -922,11 +918,7 @@ def suite_packages(ctx, run):
             else:
                 wall, res = load.curl_parallel(f"{drp.base_url}/v2/{PACKAGES_REPO}/blobs/{layer}", 1)
             ok = res[0]["status"] == 200 and res[0]["bytes"] == size
-            if label == "registryd":
-                stored = registryd_blob_path(rd, "packages", layer)
-            else:
-                stored = drp.blob_path(layer)
-            settled = wait_stored(stored, size)
+            settled = wait_stored(stored_copy(rd if label == "registryd" else drp, "packages", layer), size)
             run.add_sample(f_cold, label, {"tool": "curl", "seconds": wall, "valid": ok,
                                            "ttfb_s": res[0]["ttfb_s"], "stored_after_s": settled})
             log(f"  rep {rep + 1} {label}: one cold {wall:.2f} s, its copy stored "
