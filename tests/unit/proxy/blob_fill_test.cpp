@@ -90,26 +90,26 @@ std::size_t temp_count(const storage::blob_store& store) {
   return n;
 }
 
-// The share of the pages of [offset, offset + length) of `path` that are in the page cache.
-double resident_share(const std::filesystem::path& path, std::size_t offset, std::size_t length) {
+// The share of the first `length` bytes' pages of `path` that are in the page cache.
+double resident_share(const std::filesystem::path& path, std::size_t length) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   REQUIRE(fd >= 0);
-  void* map = ::mmap(nullptr, offset + length, PROT_READ, MAP_SHARED, fd, 0);
+  void* map = ::mmap(nullptr, length, PROT_READ, MAP_SHARED, fd, 0);
   ::close(fd);
   REQUIRE(map != MAP_FAILED);
   const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
-  std::vector<unsigned char> in_core((offset + length + page - 1) / page);
-  const int rc = ::mincore(map, offset + length, in_core.data());
-  ::munmap(map, offset + length);
+  std::vector<unsigned char> in_core((length + page - 1) / page);
+  const int rc = ::mincore(map, length, in_core.data());
+  ::munmap(map, length);
   REQUIRE(rc == 0);
   std::size_t resident = 0;
-  for (std::size_t i = offset / page; i < in_core.size(); ++i) resident += in_core[i] & 1;
-  return static_cast<double>(resident) / static_cast<double>(in_core.size() - offset / page);
+  for (const unsigned char c : in_core) resident += c & 1;
+  return static_cast<double>(resident) / static_cast<double>(in_core.size());
 }
 
 // A fill of 40 MiB whose source writes each 8 MiB writeback step to the disk (fdatasync) before
 // the next, so that the pages behind the writer are clean and could be dropped; it holds the
-// last byte back until `check` has looked at the temporary. Returns the share of the first
+// last byte back until the test has looked at the temporary. Returns the share of the first
 // 8 MiB of the temporary in the page cache at that moment.
 double first_pages_resident_while_filling(bool reader_stays) {
   scratch_dir dir;
@@ -123,12 +123,13 @@ double first_pages_resident_while_filling(bool reader_stays) {
     const int fd = ::open(temp.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) return cache::fill_failure{500, "UNKNOWN", "no temporary"};
     const std::size_t step = 1024 * 1024;
-    for (std::size_t off = 0; off + 1 < content.size(); off += step) {
-      const auto piece = std::string_view(content).substr(off, std::min(step, content.size() - 1 - off));
-      if (!sink.write(piece)) return cache::fill_failure{};
-      if ((off + step) % (8 * step) == 0) ::fdatasync(fd);
+    bool refused = false;
+    for (std::size_t off = 0; off + 1 < content.size() && !refused; off += step) {
+      refused = !sink.write(std::string_view(content).substr(off, std::min(step, content.size() - 1 - off)));
+      if (!refused && (off + step) % (8 * step) == 0) ::fdatasync(fd);
     }
     ::close(fd);
+    if (refused) return cache::fill_failure{};
     written.open();
     if (!checked.wait_for(20s)) return cache::fill_failure{500, "UNKNOWN", "never checked"};
     if (!sink.write(std::string_view(content).substr(content.size() - 1))) return cache::fill_failure{};
@@ -139,7 +140,7 @@ double first_pages_resident_while_filling(bool reader_stays) {
   REQUIRE(j.reader);
   if (!reader_stays) j.reader.reset();
   REQUIRE(written.wait_for(20s));
-  const double share = resident_share(temp, 0, 8 * 1024 * 1024);
+  const double share = resident_share(temp, 8 * 1024 * 1024);
   checked.open();
   if (j.reader) {
     auto out = drain(*j.reader);
@@ -148,7 +149,6 @@ double first_pages_resident_while_filling(bool reader_stays) {
   }
   return share;
 }
-
 
 }  // namespace
 
