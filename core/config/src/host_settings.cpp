@@ -115,7 +115,7 @@ struct http_count_key {
   long long min;
   long long max;
 };
-constexpr std::array<http_count_key, 10> http_count_keys = {{
+constexpr std::array<http_count_key, 11> http_count_keys = {{
     {"http_io_threads", &http_settings::io_threads, 0, 64},
     {"http_worker_threads", &http_settings::worker_threads, 1, 4096},
     {"http_max_queued_requests", &http_settings::max_queued_requests, 1, 1000000},
@@ -126,6 +126,7 @@ constexpr std::array<http_count_key, 10> http_count_keys = {{
     {"http_max_connections_per_client", &http_settings::max_connections_per_client, 1, 1000000},
     {"http_auth_failures_per_minute", &http_settings::auth_failures_per_minute, 0, 1000000},
     {"http_keep_alive_max_requests", &http_settings::keep_alive_max_requests, 1, 1000000},
+    {"http_stream_buffer_budget_bytes", &http_settings::stream_buffer_budget, 0, 1LL << 30},
 }};
 struct http_timeout_key {
   const char* key;

@@ -301,6 +301,9 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
 
   std::atomic<std::size_t> open{0};
   std::atomic<std::size_t> queued{0};
+  // Bytes held by streamed answers' buffers beyond their first piece (transport's
+  // stream_buffer_budget bounds it).
+  std::atomic<std::size_t> grown_stream_bytes{0};
   std::mutex clients_mutex;
   std::unordered_map<std::string, std::size_t> per_client;
 
@@ -308,9 +311,25 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
   prometheus::Gauge& in_flight_gauge;
   prometheus::Gauge& queued_gauge;
   prometheus::Gauge& parked_gauge;
+  prometheus::Gauge& grown_gauge;
   prometheus::Counter& accepted;
   prometheus::Family<prometheus::Counter>& closed_family;
   prometheus::Family<prometheus::Counter>& refused_family;
+
+  // Takes `n` bytes of the budget for grown stream buffers; false, taking nothing, when that
+  // would pass it.
+  bool take_grown(std::size_t n) {
+    std::size_t held = grown_stream_bytes.load(std::memory_order_relaxed);
+    do {
+      if (held + n > opts.transport.stream_buffer_budget) return false;
+    } while (!grown_stream_bytes.compare_exchange_weak(held, held + n, std::memory_order_relaxed));
+    grown_gauge.Increment(static_cast<double>(n));
+    return true;
+  }
+  void give_grown(std::size_t n) {
+    grown_stream_bytes.fetch_sub(n, std::memory_order_relaxed);
+    grown_gauge.Decrement(static_cast<double>(n));
+  }
 
   void count_closed(std::string_view reason) { closed_family.Add({{"reason", std::string(reason)}}).Increment(); }
   void count_refused(std::string_view reason) { refused_family.Add({{"reason", std::string(reason)}}).Increment(); }
@@ -940,6 +959,15 @@ net::awaitable<bool> connection<Stream>::send_stream(http_response& res, bool ch
   };
   std::size_t capacity = fitted(piece_size, 0);  // the buffer's, without its room for framing
   raw_buffer buf(front + capacity + 2);
+  // What the buffer holds past its first piece, taken from the server's budget and given back
+  // when the stream ends however it ends.
+  struct grown_share {
+    http_server::impl& server;
+    std::size_t bytes = 0;
+    ~grown_share() {
+      if (bytes > 0) server.give_grown(bytes);
+    }
+  } grown{*server_};
   std::uint64_t sent = 0;
   body_source& source = *res.stream;
   for (;;) {
@@ -972,7 +1000,9 @@ net::awaitable<bool> connection<Stream>::send_stream(http_response& res, bool ch
     if (!chunked && res.stream_length >= 0 && sent == static_cast<std::uint64_t>(res.stream_length)) co_return true;
     if (size == offer && capacity < stream_piece_max) {
       const std::size_t larger = fitted(std::min(2 * capacity, stream_piece_max), sent);
-      if (larger > capacity) {
+      // Past the budget the stream keeps its buffer (and asks again after its next full read).
+      if (larger > capacity && server_->take_grown(larger - capacity)) {
+        grown.bytes += larger - capacity;
         capacity = larger;
         buf = raw_buffer(front + capacity + 2);
       }
@@ -1142,6 +1172,8 @@ http_server::impl::impl(server_options o, http_handler h, exchange_observer obs,
                                     "Requests waiting for a worker.")),
       parked_gauge(unlabelled_gauge(metrics, "registryd_http_requests_parked",
                                     "Long polls parked until what they wait for changes (no worker held).")),
+      grown_gauge(unlabelled_gauge(metrics, "registryd_http_stream_buffer_grown_bytes",
+                                   "Bytes streamed answers hold in buffers grown past their first piece.")),
       accepted(prometheus::BuildCounter()
                    .Name("registryd_http_connections_accepted_total")
                    .Help("Connections accepted by the front door.")

@@ -112,6 +112,7 @@ std::string smuggling(const std::string& method, const std::string& path,
 struct running_front_door {
   std::ostringstream log;
   std::shared_ptr<front_door> door;
+  std::shared_ptr<prometheus::Registry> metrics = std::make_shared<prometheus::Registry>();
   int port = free_port();
 
   explicit running_front_door(bool with_auth = false, registryd::frontdoor::transport_options transport = {}) {
@@ -122,7 +123,7 @@ struct running_front_door {
     opts.tls = false;
     opts.transport = transport;
     opts.transport.worker_threads = 4;
-    door = std::make_shared<front_door>(opts, logger, std::make_shared<prometheus::Registry>());
+    door = std::make_shared<front_door>(opts, logger, metrics);
     auto lib = registryd::plugin_host::plugin_library::load(
         std::string(REGISTRYD_FIXTURE_PLUGIN_DIR) + "/echo.so");
     REQUIRE(lib.ok());
@@ -138,6 +139,14 @@ struct running_front_door {
     REQUIRE(door->start().ok());
   }
   ~running_front_door() { door->stop(); }
+
+  // The value of an unlabelled gauge, or -1 when there is none of that name.
+  double gauge(const std::string& name) const {
+    for (const auto& family : metrics->Collect()) {
+      if (family.name == name && !family.metric.empty()) return family.metric.front().gauge.value;
+    }
+    return -1;
+  }
 };
 
 }  // namespace
@@ -718,6 +727,46 @@ TEST_CASE("a stream's buffer grows while its source fills it, never past what is
   CHECK(body_of(slow).size() == 300000);
   CHECK(body_of(roundtrip(fd.port, "GET /v2/x/stream-reads HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")) ==
         "262144,200000,100000");
+}
+
+TEST_CASE("grown stream buffers share one budget: past it a stream keeps its buffer, and a stream's share "
+          "comes back when it ends",
+          "[frontdoor][transport]") {
+  registryd::frontdoor::transport_options t;
+  t.stream_buffer_budget = 786432;  // one stream's growth from 256 KiB to 1 MiB
+  running_front_door fd(false, t);
+  const auto body_of = [](const std::string& reply) { return reply.substr(reply.find("\r\n\r\n") + 4); };
+  const std::string reads_request = "GET /v2/x/stream-reads HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  const std::string grown = "262144,524288,1048576,1048576,116416";
+  const std::string small = "262144,262144,262144,262144,262144,262144,262144,262144,262144,262144,262144,116416";
+  {
+    // A client that reads nothing holds a 64 MB stream, and the whole budget, until it goes.
+    connection holder(fd.port);
+    holder.send_only("GET /v2/x/stream?size=64000000 HTTP/1.1\r\nHost: x\r\n\r\n");
+    for (int i = 0; i < 250 && fd.gauge("registryd_http_stream_buffer_grown_bytes") < 786432; ++i) {
+      std::this_thread::sleep_for(20ms);
+    }
+    REQUIRE(fd.gauge("registryd_http_stream_buffer_grown_bytes") == 786432);
+    std::this_thread::sleep_for(300ms);  // until its socket is full and it reads no more
+    const auto other = roundtrip(fd.port, "GET /v2/x/stream?size=3000000 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    CHECK(body_of(other).size() == 3000000);
+    CHECK(body_of(roundtrip(fd.port, reads_request)) == small);
+  }
+  for (int i = 0; i < 250 && fd.gauge("registryd_http_stream_buffer_grown_bytes") != 0; ++i) {
+    std::this_thread::sleep_for(20ms);
+  }
+  CHECK(fd.gauge("registryd_http_stream_buffer_grown_bytes") == 0);
+  const auto after = roundtrip(fd.port, "GET /v2/x/stream?size=3000000 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  CHECK(body_of(after).size() == 3000000);
+  CHECK(body_of(roundtrip(fd.port, reads_request)) == grown);
+  CHECK(fd.gauge("registryd_http_stream_buffer_grown_bytes") == 0);  // given back once sent
+
+  // With no budget every stream keeps its first buffer.
+  registryd::frontdoor::transport_options none;
+  none.stream_buffer_budget = 0;
+  running_front_door unbudgeted(false, none);
+  CHECK(body_of(roundtrip(unbudgeted.port, "GET /v2/x/stream?size=3000000 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")).size() == 3000000);
+  CHECK(body_of(roundtrip(unbudgeted.port, reads_request)) == small);
 }
 
 TEST_CASE("a wake signal calls each waiter once; a waiter added after a change it did not see is called at once",

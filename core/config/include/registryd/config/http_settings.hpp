@@ -43,6 +43,10 @@ struct http_settings {
   // (`http_file_transfer: copy`), true uses sendfile(2) (`sendfile`). docs/frontdoor.md says
   // why copying is the default.
   bool sendfile = false;
+  // Bytes that streamed answers may hold, all together, in buffers grown past their first
+  // 256 KiB (each grows to at most 1 MiB while its source has bytes ready). Past this, a stream
+  // keeps the buffer it has: many concurrent streams cost 256 KiB each, not 1 MiB.
+  std::size_t stream_buffer_budget = 16 * 1024 * 1024;
 
   friend bool operator==(const http_settings&, const http_settings&) = default;
 };
