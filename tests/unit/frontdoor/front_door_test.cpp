@@ -747,7 +747,17 @@ TEST_CASE("grown stream buffers share one budget: past it a stream keeps its buf
       std::this_thread::sleep_for(20ms);
     }
     REQUIRE(fd.gauge("registryd_http_stream_buffer_grown_bytes") == 786432);
-    std::this_thread::sleep_for(300ms);  // until its socket is full and it reads no more
+    // Until its socket buffers are full and it reads no more from its source: the reads it
+    // records stop changing (they would otherwise land in the next stream's list). This needs
+    // the kernel to buffer a few MB for a client that reads nothing, as loopback does.
+    std::string last = "-";
+    for (int i = 0; i < 100; ++i) {
+      std::this_thread::sleep_for(100ms);
+      const auto now = body_of(roundtrip(fd.port, reads_request));
+      if (now == last) break;
+      last = now;
+    }
+    REQUIRE(body_of(roundtrip(fd.port, reads_request)) == last);
     const auto other = roundtrip(fd.port, "GET /v2/x/stream?size=3000000 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     CHECK(body_of(other).size() == 3000000);
     CHECK(body_of(roundtrip(fd.port, reads_request)) == small);
