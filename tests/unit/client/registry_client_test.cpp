@@ -16,6 +16,7 @@
 #include <chrono>
 #include <cstring>
 #include <mutex>
+#include <span>
 #include <thread>
 
 using namespace registryd::oci;
@@ -259,6 +260,92 @@ TEST_CASE("a blob cut short of its Content-Length fails and its connection is dr
   REQUIRE_FALSE(r);
   CAPTURE(r.error().message);
   CHECK(got == bytes.size() - 1000);  // every byte that came was handed on
+  CHECK(c.idle_connections() == 0);
+}
+
+namespace {
+
+// A handler that takes bodies into its own room, `room` bytes at a time (as a cache fill
+// does), and counts what reached on_body instead.
+struct room_handler {
+  std::string got;
+  std::vector<char> scratch;
+  std::size_t pieces = 0;     // body_filled calls
+  std::size_t on_body = 0;    // bytes that came through on_body
+  bool refuse_room = false;
+  explicit room_handler(std::size_t room) : scratch(room) {}
+  response_handler handler() {
+    response_handler h;
+    h.on_body = [this](std::string_view piece) {
+      on_body += piece.size();
+      got.append(piece);
+      return true;
+    };
+    h.body_room = [this] { return refuse_room ? std::span<char>() : std::span<char>(scratch); };
+    h.body_filled = [this](std::size_t n) {
+      REQUIRE(n <= scratch.size());
+      got.append(scratch.data(), n);
+      ++pieces;
+      return true;
+    };
+    return h;
+  }
+};
+
+blob_read_options unverified() {
+  blob_read_options o;
+  o.verify = false;
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("a body of known length is read straight into the handler's room", "[client][wire]") {
+  const auto bytes = make_bytes(300 * 1024 + 17);
+  raw_server s("HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(bytes.size()) + "\r\n\r\n" + bytes);
+  registry_client c(s.options());
+  room_handler h(7001);  // smaller than what one read of the head takes past it
+  REQUIRE(c.get_blob("a", digest_of(bytes), h.handler(), unverified()));
+  CHECK(h.got == bytes);
+  CHECK(h.on_body == 0);
+  CHECK(h.pieces >= bytes.size() / 7001);
+  CHECK(c.idle_connections() == 1);
+}
+
+TEST_CASE("a body read into the room that ends short fails and drops its connection", "[client][wire]") {
+  const auto bytes = make_bytes(200 * 1024);
+  raw_server s("HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(bytes.size()) + "\r\n\r\n" +
+               bytes.substr(0, bytes.size() - 1000));
+  registry_client c(s.options());
+  room_handler h(64 * 1024);
+  auto r = c.get_blob("a", digest_of(bytes), h.handler(), unverified());
+  REQUIRE_FALSE(r);
+  CAPTURE(r.error().message);
+  CHECK(h.got == bytes.substr(0, bytes.size() - 1000));  // every byte that came was handed on
+  CHECK(c.idle_connections() == 0);
+}
+
+TEST_CASE("a chunked body goes to on_body even when the handler offers room", "[client][wire]") {
+  const std::string body = "hello, chunked world";
+  raw_server s("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nf\r\n, chunked world\r\n0\r\n\r\n");
+  registry_client c(s.options());
+  room_handler h(8);
+  REQUIRE(c.get_blob("a", digest_of(body), h.handler(), unverified()));
+  CHECK(h.got == body);
+  CHECK(h.on_body == body.size());
+  CHECK(h.pieces == 0);
+}
+
+TEST_CASE("a handler whose room is gone stops the transfer", "[client][wire]") {
+  const auto bytes = make_bytes(100 * 1024);
+  raw_server s("HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(bytes.size()) + "\r\n\r\n" + bytes);
+  registry_client c(s.options());
+  room_handler h(4096);
+  h.refuse_room = true;
+  auto r = c.get_blob("a", digest_of(bytes), h.handler(), unverified());
+  REQUIRE_FALSE(r);
+  CHECK(r.error().kind == error_kind::canceled);
+  CHECK(h.got.empty());
   CHECK(c.idle_connections() == 0);
 }
 

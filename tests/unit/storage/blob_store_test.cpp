@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <cstring>
 #include <fcntl.h>
 #include <sys/wait.h>
 #include <thread>
@@ -63,6 +64,60 @@ TEST_CASE("a committed blob is stored under blobs/<algorithm>/<2 hex>/<hex> and 
   CHECK(file->size() == content.size());
   CHECK(read_fd(file->fd(), file->size()) == content);
   CHECK(count_files(store.temp_dir()) == 0);
+}
+
+TEST_CASE("bytes put into the writer's room and appended there commit like appended ones", "[storage][blob]") {
+  scratch_dir dir;
+  blob_store store(dir.path());
+  const std::string content = random_bytes(3 * 1024 * 1024 + 17);
+  const digest d = digest_of(content);
+
+  auto w = store.create_writer();
+  REQUIRE(w);
+  // Alternating: a piece through room()/appended(), then one through append(), of growing
+  // sizes, so the room is sometimes partly used, sometimes full and flushed first.
+  std::size_t offset = 0, piece = 1;
+  bool direct = true;
+  while (offset < content.size()) {
+    std::size_t n = std::min(piece, content.size() - offset);
+    if (direct) {
+      auto room = w->room();
+      REQUIRE(room);
+      REQUIRE_FALSE(room->empty());
+      n = std::min(n, room->size());
+      std::memcpy(room->data(), content.data() + offset, n);
+      REQUIRE(w->appended(n));
+    } else {
+      REQUIRE(w->append(std::string_view(content).substr(offset, n)));
+    }
+    offset += n;
+    piece = piece * 3 + 7;
+    direct = !direct;
+  }
+  CHECK(w->size() == content.size());
+  auto info = w->commit(d);
+  REQUIRE(info);
+  CHECK(info->size == content.size());
+  CHECK(slurp(store.blob_path(d)) == content);
+}
+
+TEST_CASE("appending more than the room holds is refused and loses nothing", "[storage][blob]") {
+  scratch_dir dir;
+  blob_store store(dir.path());
+  auto w = store.create_writer();
+  REQUIRE(w);
+  REQUIRE(w->append("abc"));
+  auto room = w->room();
+  REQUIRE(room);
+  const auto st = w->appended(room->size() + 1);
+  REQUIRE_FALSE(st);
+  CHECK(st.code() == errc::invalid);
+  CHECK(w->size() == 3);
+  std::memcpy(room->data(), "de", 2);
+  REQUIRE(w->appended(2));
+  auto info = w->commit(digest_of("abcde"));
+  REQUIRE(info);
+  CHECK(slurp(store.blob_path(digest_of("abcde"))) == "abcde");
 }
 
 TEST_CASE("both drop-behind modes publish exactly the bytes written, across many writeback steps", "[storage][blob]") {

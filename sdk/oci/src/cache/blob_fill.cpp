@@ -83,6 +83,38 @@ void fill_sink::begin(std::optional<std::uint64_t> size) {
 }
 
 bool fill_sink::write(std::string_view bytes) {
+  if (bytes.empty()) {
+    std::lock_guard lock(state_.mutex);
+    return !state_.cancelled && !state_.failure;
+  }
+  while (!bytes.empty()) {
+    const auto space = room();
+    if (space.empty()) return false;
+    const std::size_t n = std::min(space.size(), bytes.size());
+    std::memcpy(space.data(), bytes.data(), n);
+    if (!filled(n)) return false;
+    bytes.remove_prefix(n);
+  }
+  return true;
+}
+
+std::span<char> fill_sink::room() {
+  fill_state& s = state_;
+  {
+    std::lock_guard lock(s.mutex);
+    if (s.cancelled || s.failure) return {};
+  }
+  auto space = s.writer->room();
+  if (!space) {
+    std::lock_guard lock(s.mutex);
+    s.failure = fill_failure{500, "UNKNOWN", "the cache cannot write " + s.blob.str() + ": " + space.error_message()};
+    s.notify();
+    return {};
+  }
+  return *space;
+}
+
+bool fill_sink::filled(std::size_t n) {
   fill_state& s = state_;
   {
     std::lock_guard lock(s.mutex);
@@ -90,16 +122,16 @@ bool fill_sink::write(std::string_view bytes) {
     // The pages no reader has read yet stay cached: dropping them behind the writer would make
     // a reader that lags more than two writeback steps read them back from the disk.
     s.writer->set_drop_limit(s.slowest_reader());
-    if (s.size && s.written + bytes.size() > *s.size) {
+    if (s.size && s.written + n > *s.size) {
       s.failure = fill_failure{502, "BLOB_UNKNOWN",
                                "the upstream sent more than the " + std::to_string(*s.size) +
                                    " bytes it announced for " + s.blob.str()};
       return false;
     }
   }
-  if (bytes.empty()) return true;
-  auto st = s.writer->append(bytes);
-  s.written += bytes.size();
+  if (n == 0) return true;
+  auto st = s.writer->appended(n);
+  s.written += n;
   // Readers can only see what is in the file.
   const auto now = std::chrono::steady_clock::now();
   const bool flush = st && (s.written - s.writer->flushed_size() >= flush_bytes || now - s.last_flush >= flush_interval);

@@ -15,6 +15,9 @@ std::optional<client::upstream_error> fetch_upstream_blob(fill_sink& sink, const
     return true;
   };
   handler.on_body = [&sink](std::string_view piece) { return sink.write(piece); };
+  // A body of known length is read from the socket straight into the fill's buffer.
+  handler.body_room = [&sink] { return sink.room(); };
+  handler.body_filled = [&sink](std::size_t n) { return sink.filled(n); };
   auto got = upstream.get_blob(repository, d, handler, options);
   if (got) return std::nullopt;
   return got.error();

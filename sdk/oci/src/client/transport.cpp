@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -172,6 +173,36 @@ outcome exchange(connection& c, Stream& stream, const exchange_args& a, transpor
     return fail(outcome::kind::stopped);
   }
 
+  if (r == transport::route::handler && a.handler.body_room && a.handler.body_filled && !parser.is_done() &&
+      !parser.chunked() && parser.content_length()) {
+    // Straight into the handler's storage: what the head's read took past the head first,
+    // then socket reads as large as the room (no parser, no copy in between).
+    std::uint64_t left = *parser.content_length();
+    auto& ahead = c.buffer();
+    while (left > 0) {
+      const auto room = a.handler.body_room();
+      if (room.empty()) return fail(outcome::kind::stopped);
+      const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(room.size(), left));
+      std::size_t got = 0;
+      if (ahead.size() > 0) {
+        got = std::min(want, ahead.size());
+        std::memcpy(room.data(), ahead.data().data(), got);
+        ahead.consume(got);
+      } else {
+        ec = c.run(a.read_timeout, [&](auto h) {
+          stream.async_read_some(asio::buffer(room.data(), want), [h, &got](boost::system::error_code e, std::size_t n) {
+            got = n;
+            h(e);
+          });
+        });
+      }
+      left -= got;
+      if (got > 0 && !a.handler.body_filled(got)) return fail(outcome::kind::stopped);
+      if (ec) return fail(outcome::kind::read_failed, ec);  // the answer ended short, or stalled
+    }
+    o.reusable = parser.keep_alive();
+    return o;
+  }
   while (!parser.is_done()) {
     parser.get().body().data = buf.data();
     parser.get().body().size = buf.size();

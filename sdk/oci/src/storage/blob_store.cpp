@@ -4,8 +4,10 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstring>
 #include <fcntl.h>
 #include <limits>
+#include <span>
 #include <stdexcept>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -98,7 +100,9 @@ struct blob_writer::impl {
   std::uint64_t previous_step = 0;  // no_wait: where the step before the last one began
   std::uint64_t drop_limit = std::numeric_limits<std::uint64_t>::max();  // no_wait: keep pages from here
   blob_writer::drop_behind drop_mode = blob_writer::drop_behind::wait;
+  // Allocated at buffer_size on first use; the first `used` bytes wait to be written.
   std::vector<char> buffer;
+  std::size_t used = 0;
   hasher hash;
   bool hash_valid = true;
   bool finished = false;
@@ -116,7 +120,7 @@ struct blob_writer::impl {
       // exactly the flushed bytes and the writer can go on (or be resumed) from there.
       (void)::ftruncate(fd.get(), static_cast<off_t>(at));
       size = at;
-      buffer.clear();
+      used = 0;
       hash_valid = false;
       return fsx::from_errno("cannot write", path, e);
     }
@@ -153,10 +157,27 @@ struct blob_writer::impl {
   }
 
   store_status flush_buffer() {
-    if (buffer.empty()) return success();
-    auto st = write_through(buffer.data(), buffer.size());
-    buffer.clear();
+    if (used == 0) return success();
+    auto st = write_through(buffer.data(), used);
+    used = 0;
     return st;
+  }
+
+  // Room for the next bytes in the buffer (flushing a full one first).
+  store_result<std::span<char>> room() {
+    if (buffer.size() < buffer_size) buffer.resize(buffer_size);
+    if (used == buffer_size) {
+      if (auto st = flush_buffer(); !st) return st.error();
+    }
+    return std::span<char>(buffer.data() + used, buffer_size - used);
+  }
+  // `n` bytes were put at the start of room(): hash and keep them.
+  store_status take(std::size_t n) {
+    if (hash_valid) hash.update(std::string_view(buffer.data() + used, n));
+    used += n;
+    size += n;
+    if (used == buffer_size) return flush_buffer();
+    return success();
   }
 
   store_status ensure_hash() {
@@ -198,23 +219,32 @@ store_status blob_writer::append(std::string_view bytes) {
   impl& w = *impl_;
   if (w.finished) return make_error(errc::invalid, "the blob writer is finished");
   if (bytes.empty()) return success();
-  if (w.hash_valid) w.hash.update(bytes);
-  if (w.buffer.empty() && bytes.size() >= buffer_size) {
+  if (w.used == 0 && bytes.size() >= buffer_size) {
+    if (w.hash_valid) w.hash.update(bytes);
     w.size += bytes.size();
     return w.write_through(bytes.data(), bytes.size());
   }
-  if (w.buffer.capacity() < buffer_size) w.buffer.reserve(buffer_size);
   while (!bytes.empty()) {
-    const std::size_t room = buffer_size - w.buffer.size();
-    const std::size_t n = std::min(room, bytes.size());
-    w.buffer.insert(w.buffer.end(), bytes.data(), bytes.data() + n);
-    w.size += n;
+    auto room = w.room();
+    if (!room) return room.error();
+    const std::size_t n = std::min(room->size(), bytes.size());
+    std::memcpy(room->data(), bytes.data(), n);
+    if (auto st = w.take(n); !st) return st;
     bytes.remove_prefix(n);
-    if (w.buffer.size() == buffer_size) {
-      if (auto st = w.flush_buffer(); !st) return st;
-    }
   }
   return success();
+}
+
+store_result<std::span<char>> blob_writer::room() {
+  if (impl_->finished) return make_error(errc::invalid, "the blob writer is finished");
+  return impl_->room();
+}
+
+store_status blob_writer::appended(std::size_t n) {
+  impl& w = *impl_;
+  if (w.finished) return make_error(errc::invalid, "the blob writer is finished");
+  if (n > buffer_size - w.used) return make_error(errc::invalid, "more bytes appended than room() gave");
+  return w.take(n);
 }
 
 store_status blob_writer::flush() {

@@ -40,6 +40,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -71,6 +72,11 @@ class fill_sink {
   // False means stop fetching: the fill was cancelled, the disk refused the write, or more
   // bytes arrived than announced (the fill then fails with that reason).
   bool write(std::string_view bytes);
+  // write() without the copy, for a source that reads straight into the fill's buffer: room()
+  // is where the next bytes go (empty when the fill cannot take more: then stop fetching), and
+  // filled(n) takes the first n bytes put there, with write()'s checks and result.
+  std::span<char> room();
+  bool filled(std::size_t n);
   // Tripped when the fill is cancelled (blob_fills::shutdown): hand it to the transfer
   // (client::blob_read_options::abort) so a blocked read ends at once.
   const std::shared_ptr<client::abort_handle>& abort_handle() const noexcept;

@@ -14,6 +14,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -129,9 +130,17 @@ std::optional<std::uint64_t> content_length(const response_head& head);
 // transfer (the exchange then ends with error_kind::canceled and the connection is closed).
 // Both are optional; a missing on_body discards the body. Answers that are not final (a 401
 // retried with a token, a redirect followed) never reach the handler.
+//
+// A handler that stores the body may also offer body_room and body_filled (both or neither):
+// then a body of known length (not chunked) skips on_body and is read from the socket straight
+// into the space body_room() returns (at least 1 byte; empty stops the transfer), and
+// body_filled(n) says that its first n bytes were filled (false stops the transfer). A chunked
+// body, or one without a length, still goes to on_body.
 struct response_handler {
   std::function<bool(const response_head& head)> on_head;
   std::function<bool(std::string_view piece)> on_body;
+  std::function<std::span<char>()> body_room = nullptr;
+  std::function<bool(std::size_t filled)> body_filled = nullptr;
 };
 
 }  // namespace registryd::oci::client

@@ -36,6 +36,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string_view>
 
 namespace registryd::oci::storage {
@@ -98,6 +99,12 @@ class blob_writer {
   // On an I/O error (ENOSPC, say) the file is cut back to the bytes already flushed, which
   // stay valid: size() reports them, and the writer can go on.
   store_status append(std::string_view bytes);
+  // append() without the copy, for a source that reads straight into the writer's buffer:
+  // room() gives the free part of the buffer (flushing a full one first; at least 1 byte),
+  // the caller puts bytes at its start, and appended(n) takes the first n of them. Nothing
+  // else may run on the writer in between.
+  store_result<std::span<char>> room();
+  store_status appended(std::size_t n);
   // Writes buffered bytes to the file (not durable yet).
   store_status flush();
   // flush() and fdatasync: everything appended so far survives a crash.
