@@ -362,16 +362,6 @@ net::awaitable<T> on_worker(net::thread_pool& pool, F fn) {
 template <class Stream>
 constexpr bool is_tls = std::is_same_v<Stream, tls_stream>;
 
-// Asio's own completion conditions (transfer_all and the rest) offer the socket at most 64 KiB
-// per write (its default_max_transfer_size), so a 1 MiB piece cost 16 send() calls, most of
-// them followed by a wait for room. This one offers everything left; the kernel takes what
-// fits in the socket's buffer.
-struct all_at_once {
-  std::size_t operator()(const error_code& ec, std::size_t) const noexcept {
-    return ec ? 0 : std::numeric_limits<std::size_t>::max();
-  }
-};
-
 template <class Stream>
 class connection : public std::enable_shared_from_this<connection<Stream>> {
  public:
@@ -458,14 +448,14 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
         }
         bytes.remove_prefix(piece);
         if (!ec) {
-          co_await net::async_write(out.socket(), net::buffer(out.gathered().data(), out.gathered().size()), all_at_once{},
+          co_await net::async_write(out.socket(), net::buffer(out.gathered().data(), out.gathered().size()),
                                     net::redirect_error(net::use_awaitable, ec));
         }
         if (!ec) written_ += piece;
         out.clear();
       }
     } else {
-      written_ += co_await net::async_write(stream_, net::buffer(bytes.data(), bytes.size()), all_at_once{},
+      written_ += co_await net::async_write(stream_, net::buffer(bytes.data(), bytes.size()),
                                             net::redirect_error(net::use_awaitable, ec));
     }
     clear_deadline();

@@ -106,6 +106,7 @@ TEST_CASE("appending more than the room holds is refused and loses nothing", "[s
   blob_store store(dir.path());
   auto w = store.create_writer();
   REQUIRE(w);
+  CHECK(w->appended(1).code() == errc::invalid);  // no room() was asked for yet
   REQUIRE(w->append("abc"));
   auto room = w->room();
   REQUIRE(room);

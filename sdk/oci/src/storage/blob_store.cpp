@@ -100,8 +100,9 @@ struct blob_writer::impl {
   std::uint64_t previous_step = 0;  // no_wait: where the step before the last one began
   std::uint64_t drop_limit = std::numeric_limits<std::uint64_t>::max();  // no_wait: keep pages from here
   blob_writer::drop_behind drop_mode = blob_writer::drop_behind::wait;
-  // Allocated at buffer_size on first use; the first `used` bytes wait to be written.
-  std::vector<char> buffer;
+  // buffer_size bytes, allocated on first use and not initialised (a small blob touches only
+  // the pages it fills); the first `used` bytes wait to be written.
+  std::unique_ptr<char[]> buffer;
   std::size_t used = 0;
   hasher hash;
   bool hash_valid = true;
@@ -158,22 +159,22 @@ struct blob_writer::impl {
 
   store_status flush_buffer() {
     if (used == 0) return success();
-    auto st = write_through(buffer.data(), used);
+    auto st = write_through(buffer.get(), used);
     used = 0;
     return st;
   }
 
   // Room for the next bytes in the buffer (flushing a full one first).
   store_result<std::span<char>> room() {
-    if (buffer.size() < buffer_size) buffer.resize(buffer_size);
+    if (!buffer) buffer = std::make_unique_for_overwrite<char[]>(buffer_size);
     if (used == buffer_size) {
       if (auto st = flush_buffer(); !st) return st.error();
     }
-    return std::span<char>(buffer.data() + used, buffer_size - used);
+    return std::span<char>(buffer.get() + used, buffer_size - used);
   }
   // `n` bytes were put at the start of room(): hash and keep them.
   store_status take(std::size_t n) {
-    if (hash_valid) hash.update(std::string_view(buffer.data() + used, n));
+    if (hash_valid) hash.update(std::string_view(buffer.get() + used, n));
     used += n;
     size += n;
     if (used == buffer_size) return flush_buffer();
@@ -243,7 +244,7 @@ store_result<std::span<char>> blob_writer::room() {
 store_status blob_writer::appended(std::size_t n) {
   impl& w = *impl_;
   if (w.finished) return make_error(errc::invalid, "the blob writer is finished");
-  if (n > buffer_size - w.used) return make_error(errc::invalid, "more bytes appended than room() gave");
+  if (!w.buffer || n > buffer_size - w.used) return make_error(errc::invalid, "more bytes appended than room() gave");
   return w.take(n);
 }
 
