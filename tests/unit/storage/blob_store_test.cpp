@@ -116,9 +116,13 @@ TEST_CASE("appending more than the room holds is refused and loses nothing", "[s
   CHECK(w->size() == 3);
   std::memcpy(room->data(), "de", 2);
   REQUIRE(w->appended(2));
-  auto info = w->commit(digest_of("abcde"));
+  // That room is used up: without a new room(), nothing more is taken.
+  CHECK(w->appended(1).code() == errc::invalid);
+  REQUIRE(w->append("f"));
+  CHECK(w->appended(1).code() == errc::invalid);
+  auto info = w->commit(digest_of("abcdef"));
   REQUIRE(info);
-  CHECK(slurp(store.blob_path(digest_of("abcde"))) == "abcde");
+  CHECK(slurp(store.blob_path(digest_of("abcdef"))) == "abcdef");
 }
 
 TEST_CASE("both drop-behind modes publish exactly the bytes written, across many writeback steps", "[storage][blob]") {

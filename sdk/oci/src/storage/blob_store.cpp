@@ -104,6 +104,9 @@ struct blob_writer::impl {
   // the pages it fills); the first `used` bytes wait to be written.
   std::unique_ptr<char[]> buffer;
   std::size_t used = 0;
+  // What the last room() offered; 0 once bytes were taken or the buffer moved on. appended()
+  // takes no more than this, so it never takes bytes nobody put there.
+  std::size_t room_given = 0;
   hasher hash;
   bool hash_valid = true;
   bool finished = false;
@@ -158,6 +161,7 @@ struct blob_writer::impl {
   }
 
   store_status flush_buffer() {
+    room_given = 0;
     if (used == 0) return success();
     auto st = write_through(buffer.get(), used);
     used = 0;
@@ -170,10 +174,12 @@ struct blob_writer::impl {
     if (used == buffer_size) {
       if (auto st = flush_buffer(); !st) return st.error();
     }
-    return std::span<char>(buffer.get() + used, buffer_size - used);
+    room_given = buffer_size - used;
+    return std::span<char>(buffer.get() + used, room_given);
   }
   // `n` bytes were put at the start of room(): hash and keep them.
   store_status take(std::size_t n) {
+    room_given = 0;
     if (hash_valid) hash.update(std::string_view(buffer.get() + used, n));
     used += n;
     size += n;
@@ -244,7 +250,7 @@ store_result<std::span<char>> blob_writer::room() {
 store_status blob_writer::appended(std::size_t n) {
   impl& w = *impl_;
   if (w.finished) return make_error(errc::invalid, "the blob writer is finished");
-  if (!w.buffer || n > buffer_size - w.used) return make_error(errc::invalid, "more bytes appended than room() gave");
+  if (n > w.room_given) return make_error(errc::invalid, "more bytes appended than the last room() gave");
   return w.take(n);
 }
 
