@@ -182,6 +182,16 @@ def environment():
                     distro = line.split("=", 1)[1].strip().strip('"')
     repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     commit = _first_line(["git", "-C", repo, "rev-parse", "--short", "HEAD"])
+    # A run on a tree with uncommitted changes to tracked files did not measure that commit:
+    # say so (bench/results itself is left out, since a run writes there).
+    try:
+        changed = subprocess.run(["git", "-C", repo, "status", "--porcelain", "--untracked-files=no",
+                                  "--", ".", ":(exclude)bench/results"],
+                                 capture_output=True, text=True, timeout=10).stdout.strip()
+    except OSError:
+        changed = ""
+    if changed:
+        commit += " with uncommitted changes"
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
