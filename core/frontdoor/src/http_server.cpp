@@ -362,6 +362,18 @@ net::awaitable<T> on_worker(net::thread_pool& pool, F fn) {
 template <class Stream>
 constexpr bool is_tls = std::is_same_v<Stream, tls_stream>;
 
+// How much of a piece one send() is offered. Asio's own completion conditions cap each send at
+// 64 KiB (its default_max_transfer_size); `whole` offers everything left, and the kernel takes
+// what fits in the socket's buffer. docs/frontdoor.md ("Writes") has the measurements behind
+// which body goes out which way.
+enum class send_size { asio_default, whole };
+
+struct whole_piece {
+  std::size_t operator()(const error_code& ec, std::size_t) const noexcept {
+    return ec ? 0 : std::numeric_limits<std::size_t>::max();
+  }
+};
+
 template <class Stream>
 class connection : public std::enable_shared_from_this<connection<Stream>> {
  public:
@@ -433,8 +445,12 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
     timer_.async_wait([self = this->shared_from_this()](error_code) { self->on_timer(); });
   }
 
-  net::awaitable<bool> write_all(std::string_view bytes) {
+  net::awaitable<bool> write_all(std::string_view bytes, send_size size = send_size::asio_default) {
     error_code ec;
+    const auto write = [size](auto& to, net::const_buffer from, error_code& e) {
+      return size == send_size::whole ? net::async_write(to, from, whole_piece{}, net::redirect_error(net::use_awaitable, e))
+                                      : net::async_write(to, from, net::redirect_error(net::use_awaitable, e));
+    };
     set_deadline(transport().body_timeout);
     if constexpr (is_tls<Stream>) {
       // Encrypt up to tls_gather_size into the gatherer, then send the records in one write.
@@ -448,15 +464,13 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
         }
         bytes.remove_prefix(piece);
         if (!ec) {
-          co_await net::async_write(out.socket(), net::buffer(out.gathered().data(), out.gathered().size()),
-                                    net::redirect_error(net::use_awaitable, ec));
+          co_await write(out.socket(), net::buffer(out.gathered().data(), out.gathered().size()), ec);
         }
         if (!ec) written_ += piece;
         out.clear();
       }
     } else {
-      written_ += co_await net::async_write(stream_, net::buffer(bytes.data(), bytes.size()),
-                                            net::redirect_error(net::use_awaitable, ec));
+      written_ += co_await write(stream_, net::buffer(bytes.data(), bytes.size()), ec);
     }
     clear_deadline();
     co_return !ec;
@@ -984,7 +998,7 @@ net::awaitable<bool> connection<Stream>::send_stream(http_response& res, bool ch
     const auto size = static_cast<std::size_t>(n);
     if (!chunked) {
       if (res.stream_length >= 0 && sent + size > static_cast<std::uint64_t>(res.stream_length)) co_return false;
-      if (!co_await write_all(std::string_view(buf.data() + front, size))) co_return false;
+      if (!co_await write_all(std::string_view(buf.data() + front, size), send_size::whole)) co_return false;
     } else {
       char line[16];
       auto [end, ec] = std::to_chars(line, line + sizeof line - 2, size, 16);
@@ -994,7 +1008,9 @@ net::awaitable<bool> connection<Stream>::send_stream(http_response& res, bool ch
       std::memcpy(buf.data() + front - line_size, line, line_size);
       buf.data()[front + size] = '\r';
       buf.data()[front + size + 1] = '\n';
-      if (!co_await write_all(std::string_view(buf.data() + front - line_size, line_size + size + 2))) co_return false;
+      if (!co_await write_all(std::string_view(buf.data() + front - line_size, line_size + size + 2), send_size::whole)) {
+        co_return false;
+      }
     }
     sent += size;
     if (!chunked && res.stream_length >= 0 && sent == static_cast<std::uint64_t>(res.stream_length)) co_return true;
