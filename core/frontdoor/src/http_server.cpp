@@ -304,6 +304,11 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
   // Bytes held by streamed answers' buffers beyond their first piece (transport's
   // stream_buffer_budget bounds it).
   std::atomic<std::size_t> grown_stream_bytes{0};
+  // Files being sent through user space right now, and the number of them past which the cores
+  // are shared by more transfers than they can run at once: then each send offers a whole
+  // slice instead of Asio's 64 KiB (docs/frontdoor.md, "Writes").
+  std::atomic<std::size_t> file_sends{0};
+  const std::size_t cores = std::max(1U, std::thread::hardware_concurrency());
   std::mutex clients_mutex;
   std::unordered_map<std::string, std::size_t> per_client;
 
@@ -901,6 +906,17 @@ net::awaitable<bool> connection<Stream>::send_file(http_response& res, std::stri
     // BIO, so kernel TLS and SSL_sendfile cannot apply): read, then write, a piece at a time
     // (write_all gathers the records into few socket writes); the head goes out with the first
     // piece.
+    struct counted {
+      std::atomic<std::size_t>& n;
+      explicit counted(std::atomic<std::size_t>& to) : n(to) { n.fetch_add(1, std::memory_order_relaxed); }
+      ~counted() { n.fetch_sub(1, std::memory_order_relaxed); }
+      counted(const counted&) = delete;
+      counted& operator=(const counted&) = delete;
+    } sending(server_->file_sends);
+    // Chosen per slice: the load changes while a large blob goes out.
+    const auto size_now = [&srv = *server_] {
+      return srv.file_sends.load(std::memory_order_relaxed) > srv.cores ? send_size::whole : send_size::asio_default;
+    };
     const raw_buffer buf(static_cast<std::size_t>(std::min<std::uint64_t>(read_slice, head.size() + left)));
     std::size_t prefix = std::min(head.size(), buf.size);
     std::memcpy(buf.data(), head.data(), prefix);
@@ -917,7 +933,7 @@ net::awaitable<bool> connection<Stream>::send_file(http_response& res, std::stri
         } while (n < 0 && errno == EINTR);
         if (n <= 0) co_return false;  // a read error, or the file is shorter than promised
       }
-      if (!co_await write_all(std::string_view(buf.data(), prefix + static_cast<std::size_t>(n)))) co_return false;
+      if (!co_await write_all(std::string_view(buf.data(), prefix + static_cast<std::size_t>(n)), size_now())) co_return false;
       prefix = 0;
       offset += static_cast<std::uint64_t>(n);
       left -= static_cast<std::uint64_t>(n);
