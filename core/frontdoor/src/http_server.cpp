@@ -304,11 +304,10 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
   // Bytes held by streamed answers' buffers beyond their first piece (transport's
   // stream_buffer_budget bounds it).
   std::atomic<std::size_t> grown_stream_bytes{0};
-  // Files being sent through user space right now, and the number of them past which the cores
-  // are shared by more transfers than they can run at once: then each send offers a whole
-  // slice instead of Asio's 64 KiB (docs/frontdoor.md, "Writes").
+  // Files being sent through user space right now. Past one per I/O thread, each thread takes
+  // turns between several transfers, and each send offers a whole slice instead of Asio's
+  // 64 KiB (docs/frontdoor.md, "Writes").
   std::atomic<std::size_t> file_sends{0};
-  const std::size_t cores = std::max(1U, std::thread::hardware_concurrency());
   std::mutex clients_mutex;
   std::unordered_map<std::string, std::size_t> per_client;
 
@@ -318,6 +317,7 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
   prometheus::Gauge& parked_gauge;
   prometheus::Gauge& grown_gauge;
   prometheus::Counter& accepted;
+  prometheus::Counter& whole_file_slices;
   prometheus::Family<prometheus::Counter>& closed_family;
   prometheus::Family<prometheus::Counter>& refused_family;
 
@@ -915,7 +915,9 @@ net::awaitable<bool> connection<Stream>::send_file(http_response& res, std::stri
     } sending(server_->file_sends);
     // Chosen per slice: the load changes while a large blob goes out.
     const auto size_now = [&srv = *server_] {
-      return srv.file_sends.load(std::memory_order_relaxed) > srv.cores ? send_size::whole : send_size::asio_default;
+      if (srv.file_sends.load(std::memory_order_relaxed) <= srv.ios.size()) return send_size::asio_default;
+      srv.whole_file_slices.Increment();
+      return send_size::whole;
     };
     const raw_buffer buf(static_cast<std::size_t>(std::min<std::uint64_t>(read_slice, head.size() + left)));
     std::size_t prefix = std::min(head.size(), buf.size);
@@ -1211,6 +1213,12 @@ http_server::impl::impl(server_options o, http_handler h, exchange_observer obs,
                    .Help("Connections accepted by the front door.")
                    .Register(metrics)
                    .Add({})),
+      whole_file_slices(prometheus::BuildCounter()
+                            .Name("registryd_http_file_slices_sent_whole_total")
+                            .Help("File slices offered to the socket whole, because more files were "
+                                  "being sent than there are I/O threads (otherwise 64 KiB per send).")
+                            .Register(metrics)
+                            .Add({})),
       closed_family(prometheus::BuildCounter()
                         .Name("registryd_http_connections_closed_total")
                         .Help("Connections the front door closed on a limit, a timeout or a failed "
