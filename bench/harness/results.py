@@ -163,6 +163,8 @@ def _first_line(argv):
         return text.splitlines()[0] if text else "?"
     except OSError:
         return "not installed"
+    except subprocess.SubprocessError:
+        return "?"
 
 
 def environment():
@@ -188,7 +190,7 @@ def environment():
         changed = subprocess.run(["git", "-C", repo, "status", "--porcelain", "--untracked-files=no",
                                   "--", ".", ":(exclude)bench/results"],
                                  capture_output=True, text=True, timeout=10).stdout.strip()
-    except OSError:
+    except (OSError, subprocess.SubprocessError):
         changed = ""
     if changed:
         commit += " with uncommitted changes"
