@@ -10,26 +10,27 @@ port=$(free_port)
 start_registryd st "$port" --plugin "$echo_plugin" --log-format json
 url="https://127.0.0.1:$port"
 
+# pattern_sha256 N: the sha256 of the echo plugin's first N pattern bytes ('a' to 'z', repeated).
+pattern_sha256() {
+  python3 -c "
+import hashlib
+n=$1; h=hashlib.sha256(); block=bytes(ord('a')+i%26 for i in range(26*40000))
+while n: c=block[:min(n,len(block))]; h.update(c); n-=len(c)
+print(h.hexdigest())"
+}
+
 echo "# a 64 MiB streamed response arrives whole and in order"
 size=$((64 * 1024 * 1024))
 curl -sS --fail --cacert "$CA" -o "$WORK/stream.bin" "$url/v2/x/stream?size=$size"
 assert_eq "$(stat -c %s "$WORK/stream.bin")" "$size" "streamed size"
-want=$(python3 -c "
-import hashlib,sys
-n=$size; h=hashlib.sha256(); block=bytes(ord('a')+i%26 for i in range(26*40000))
-while n: c=block[:min(n,len(block))]; h.update(c); n-=len(c)
-print(h.hexdigest())")
+want=$(pattern_sha256 "$size")
 assert_eq "$(sha256sum "$WORK/stream.bin" | cut -d' ' -f1)" "$want" "streamed content"
 
 echo "# six file answers over TLS at once: each arrives whole and in order"
 # Past one file send per I/O thread (at most 4 by default) each send offers a whole slice
 # (docs/frontdoor.md, "Writes"). This checks the bytes; the unit test checks the path is taken.
 fsize=$((8 * 1024 * 1024 + 12345))
-want=$(python3 -c "
-import hashlib
-n=$fsize; h=hashlib.sha256(); block=bytes(ord('a')+i%26 for i in range(26*40000))
-while n: c=block[:min(n,len(block))]; h.update(c); n-=len(c)
-print(h.hexdigest())")
+want=$(pattern_sha256 "$fsize")
 pids=()
 clients=6
 for i in $(seq 1 "$clients"); do

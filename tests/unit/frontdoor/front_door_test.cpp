@@ -29,6 +29,7 @@
 
 #include <sstream>
 #include <string>
+#include <string_view>
 
 namespace {
 
@@ -112,6 +113,14 @@ std::size_t count(const std::string& text, const std::string& what) {
   std::size_t n = 0;
   for (auto pos = text.find(what); pos != std::string::npos; pos = text.find(what, pos + 1)) ++n;
   return n;
+}
+
+// Whether `body` is the echo plugin's pattern from its start: 'a' to 'z', repeated.
+bool is_pattern(std::string_view body) {
+  for (std::size_t i = 0; i < body.size(); ++i) {
+    if (body[i] != static_cast<char>('a' + i % 26)) return false;
+  }
+  return true;
 }
 
 // A request whose body is itself a complete request: if the server ever parses the body as
@@ -754,9 +763,7 @@ TEST_CASE("more file answers in flight than I/O threads are sent in whole slices
     const auto body_at = reply.find("\r\n\r\n");
     REQUIRE(body_at != std::string::npos);
     REQUIRE(reply.size() - body_at - 4 == size);
-    bool pattern = true;
-    for (std::size_t i = 0; i < size; ++i) pattern = pattern && reply[body_at + 4 + i] == static_cast<char>('a' + i % 26);
-    CHECK(pattern);
+    CHECK(is_pattern(std::string_view(reply).substr(body_at + 4)));
   }
   // One send alone keeps Asio's 64 KiB sends.
   const double whole = fd.counter("registryd_http_file_slices_sent_whole_total");
@@ -773,9 +780,7 @@ TEST_CASE("a stream's buffer grows while its source fills it, never past what is
   const auto streamed = roundtrip(fd.port, "GET /v2/x/stream?size=3000000 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
   const auto body = body_of(streamed);
   REQUIRE(body.size() == 3000000);
-  bool pattern = true;
-  for (std::size_t i = 0; i < body.size(); ++i) pattern = pattern && body[i] == static_cast<char>('a' + i % 26);
-  CHECK(pattern);
+  CHECK(is_pattern(body));
   // 256 KiB, doubled while each read fills the buffer, up to 1 MiB; the last read is offered
   // only what is left (3000000 - 262144 - 524288 - 2 * 1048576 = 116416).
   CHECK(body_of(roundtrip(fd.port, "GET /v2/x/stream-reads HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")) ==
