@@ -9,7 +9,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 registryd=${REGISTRYD:-$here/../build/bin/registryd}
 missing=()
-for tool in docker-registry nginx wrk ab curl openssl python3; do
+for tool in docker-registry nginx wrk hey ab curl openssl python3; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
 if [ "${#missing[@]}" -gt 0 ]; then

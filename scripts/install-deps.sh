@@ -17,7 +17,7 @@ TEST_PKGS=(
   docker-registry skopeo containerd curl openssl ca-certificates
   apache2-utils umoci jq iproute2 procps python3 binutils podman etcd-server etcd-client
 )
-BENCH_PKGS=(nginx-light libnginx-mod-stream wrk)
+BENCH_PKGS=(nginx-light libnginx-mod-stream wrk hey)
 
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -q

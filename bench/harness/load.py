@@ -1,11 +1,14 @@
-"""Load generators: wrk for GET throughput and latency, ApacheBench for HEAD (wrk 4.1 waits for
-a body after a HEAD answer that carries Content-Length, so it cannot measure HEAD), and curl
-for single and concurrent whole-blob pulls.
+"""Load generators: wrk for GET throughput and latency, hey (Go's net/http and crypto/tls, the
+stack of containerd, skopeo and podman) for whole-blob throughput, ApacheBench for HEAD (wrk 4.1
+waits for a body after a HEAD answer that carries Content-Length, so it cannot measure HEAD), and
+curl for single and concurrent whole-blob pulls.
 """
 
 import json
 import os
 import subprocess
+import tempfile
+import threading
 import time
 
 from . import procs
@@ -45,6 +48,69 @@ def wrk(url, connections, duration, threads=None, headers=()):
         "seconds": secs,
         "errors": errors,
         "valid": bad == 0 and raw["requests"] + raw["bytes"] > 0,
+    }
+
+
+def hey(url, connections, requests, size):
+    """`requests` GETs of a `size`-byte body by hey over `connections` keep-alive connections
+    (HTTP/1.1; hey turns HTTP/2 off unless asked). Returns a sample like wrk()'s: mib_s is
+    requests x size over hey's total time, from the first connection to the last byte.
+
+    hey counts a response's Content-Length, not the bytes it read, so the bytes are checked
+    from the kernel's side too: the `rchar` of hey's /proc/<pid>/io, read after it exits and
+    before it is reaped, must cover every body (TLS adds its record headers on top).
+    `valid` is False when any request failed, answered other than 200, announced another size,
+    or came up short."""
+    argv = ["hey", "-n", str(requests), "-c", str(connections), "-disable-compression",
+            "-t", "600", url]
+    with tempfile.TemporaryFile("w+") as outf, tempfile.TemporaryFile("w+") as errf:
+        p = subprocess.Popen(argv, stdout=outf, stderr=errf, text=True)
+        deadline = threading.Timer(900, p.kill)
+        deadline.start()
+        try:
+            # Waits for the exit but leaves hey a zombie, so its /proc/<pid>/io is still there.
+            os.waitid(os.P_PID, p.pid, os.WEXITED | os.WNOWAIT)
+            with open(f"/proc/{p.pid}/io") as f:
+                io = dict(ln.split(": ") for ln in f.read().splitlines())
+        finally:
+            deadline.cancel()
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+        outf.seek(0)
+        errf.seek(0)
+        out, err = outf.read(), errf.read()
+    fields, codes, errors = {}, {}, 0
+    section = None
+    for ln in out.splitlines():
+        st = ln.strip()
+        if st.endswith("distribution:"):
+            section = st
+        elif section == "Status code distribution:" and st.startswith("["):
+            code, n = st[1:].split("]", 1)
+            codes[int(code)] = int(n.split()[0])
+        elif section == "Error distribution:" and st.startswith("["):
+            errors += int(st[1:].split("]", 1)[0])
+        elif ":" in st:
+            k, v = st.split(":", 1)
+            fields[k] = v.split()[0] if v.split() else ""
+    try:
+        secs = float(fields["Total"])
+    except (KeyError, ValueError):
+        raise RuntimeError(f"hey gave no result for {url}:\n{out}\n{err}")
+    ok = codes.get(200, 0)
+    received = int(io.get("rchar", "0"))
+    return {
+        "tool": "hey",
+        "rps": ok / secs,
+        "mib_s": ok * size / secs / MIB,
+        "requests": ok,
+        "bytes": ok * size,
+        "read_bytes": received,
+        "seconds": secs,
+        "errors": {"failed": errors, "status": {str(c): n for c, n in codes.items() if c != 200}},
+        "valid": (ok == requests and errors == 0 and received >= requests * size
+                  and fields.get("Size/request") == str(size)),
     }
 
 

@@ -167,6 +167,12 @@ def _first_line(argv):
         return "?"
 
 
+def _package_version(package):
+    """The Debian package's version, for tools that print none of their own (hey)."""
+    line = _first_line(["dpkg-query", "-W", "-f", "${Package} ${Version}", package])
+    return line if line.startswith(package + " ") else "not installed"
+
+
 def environment():
     cpu = "?"
     with open("/proc/cpuinfo") as f:
@@ -205,6 +211,7 @@ def environment():
             "docker-registry": _first_line(["docker-registry", "--version"]),
             "nginx": _first_line(["nginx", "-v"]),
             "wrk": _first_line(["wrk", "--version"]).split(" Copyright")[0],
+            "hey": _package_version("hey"),
             "ab": _first_line(["ab", "-V"]),
             "curl": " ".join(_first_line(["curl", "--version"]).split()[:2]),
             "openssl": _first_line(["openssl", "version"]),
