@@ -94,10 +94,12 @@ def settings_for(args, suite):
                  manifest_wrk_threads=2)
         s["method"] = (
             f"each figure is the median of {args.reps} repetitions after a {args.warmup} s "
-            f"warm-up run per server, servers interleaved within each repetition. Blob GET: "
+            f"warm-up run per server (hey: at least one GET per connection), servers "
+            f"interleaved within each repetition. Blob GET: "
             f"wrk for {args.duration} s on a {args.blob_mib} MiB blob, 1 connection (1 thread) "
             f"and 16 connections (2 threads), MiB/s of bytes received; and hey (Go's HTTP "
-            f"client) making whole GETs of the blob, about {args.duration} s of them at 1 GiB/s "
+            f"client) making whole GETs of the blob, about {args.duration} s of them at "
+            f"{HEY_PLANNED_MIB_S} MiB/s "
             f"(at least one per connection), 1 and 16 connections, MiB/s of whole blobs over "
             f"hey's total time. nginx serves the same "
             f"file docker-registry stores. Manifest GET: wrk -t2 -c64 --latency for "
@@ -273,51 +275,56 @@ def with_cpu(server, measure):
     return sample
 
 
+# hey's runs are a number of whole-blob GETs, not a time (a run cut at a deadline would drop
+# the blobs in flight): about the run's seconds at this rate, and at least one per connection.
+HEY_PLANNED_MIB_S = 1024
+
+
 def hey_requests(clients, seconds, blob_mib):
-    """How many whole-blob GETs a hey run makes: about `seconds` at 1 GiB/s, and at least one
-    per connection (hey runs a fixed number of requests, not a fixed time: a run cut at a
-    deadline would drop the blobs in flight)."""
-    per_client = max(1, round(seconds * 1024 / (clients * blob_mib)))
+    per_client = max(1, round(seconds * HEY_PLANNED_MIB_S / (clients * blob_mib)))
     return clients * per_client
 
 
-# The two load generators of the blob GET figures: wrk (C, OpenSSL; one event loop per thread,
-# 8 KiB per read) and hey (Go's net/http and crypto/tls, the stack of containerd, skopeo and
-# podman, the clients a registry serves). docs/benchmarks.md says why both.
+# The two load generators of the blob GET figures (docs/frontdoor.md, "One client measures wrk;
+# hey measures the servers"): tool -> (figure id suffix, title suffix, measure(target, clients,
+# seconds, blob size)).
 BLOB_GET_CLIENTS = {
-    "wrk": ("wrk",
+    "wrk": ("", "",
             lambda t, c, d, _size: with_cpu(t[1], lambda: load.wrk(t[0], c, d,
                                                                    threads=min(2, c)))),
-    "hey": ("hey, Go's HTTP client",
+    "hey": ("_hey", " (hey, Go's HTTP client)",
             lambda t, c, d, size: with_cpu(t[1], lambda: load.hey(
                 t[0], c, hey_requests(c, d, size // MIB), size))),
 }
 
 
-def blob_fid(tool, tls, clients):
-    return f"blob_get_{'tls' if tls else 'plain'}_c{clients}" + ("" if tool == "wrk" else "_hey")
+def blob_figures(schemes=(False, True)):
+    """Every blob GET figure: (tool, tls, clients, figure id, title), for the given schemes."""
+    for tool, (fid_suffix, title_suffix, _) in BLOB_GET_CLIENTS.items():
+        for tls in schemes:
+            for clients in (1, 16):
+                plural = "s" if clients > 1 else ""
+                yield (tool, tls, clients,
+                       f"blob_get_{'tls' if tls else 'plain'}_c{clients}{fid_suffix}",
+                       f"Blob GET, {'TLS' if tls else 'plain HTTP'}, {clients} "
+                       f"client{plural}{title_suffix}")
 
 
 def blob_get_figures(run, tls, targets, size):
     """targets: [(label, (url, server) or None)]."""
-    scheme = "TLS" if tls else "plain HTTP"
-    for tool, (name, measure) in BLOB_GET_CLIENTS.items():
-        for clients in (1, 16):
-            fid = blob_fid(tool, tls, clients)
-            plural = "s" if clients > 1 else ""
-            what = f"Blob GET, {scheme}, {clients} client{plural}" + (
-                "" if tool == "wrk" else f" ({name})")
-            run.figure(fid, what, "MiB/s", "mib_s")
-            cpu = f"{fid}_server_cpu"
-            run.figure(cpu, f"{what}: server CPU per GiB sent", "CPU s/GiB",
-                       "server_cpu_s_per_gib", higher_is_better=False)
-            client_cpu = f"{fid}_client_cpu"
-            run.figure(client_cpu, f"{what}: {tool}'s CPU per GiB received", "CPU s/GiB",
-                       "client_cpu_s_per_gib", higher_is_better=False)
-            log(f"{fid}")
-            measure_round(run, fid, targets,
-                          lambda t, d, c=clients, m=measure: m(t, c, d, size),
-                          also=(cpu, client_cpu))
+    for tool, _, clients, fid, title in blob_figures((tls,)):
+        run.figure(fid, title, "MiB/s", "mib_s")
+        cpu = f"{fid}_server_cpu"
+        run.figure(cpu, f"{title}: server CPU per GiB sent", "CPU s/GiB",
+                   "server_cpu_s_per_gib", higher_is_better=False)
+        client_cpu = f"{fid}_client_cpu"
+        run.figure(client_cpu, f"{title}: {tool}'s CPU per GiB received", "CPU s/GiB",
+                   "client_cpu_s_per_gib", higher_is_better=False)
+        log(f"{fid}")
+        measure = BLOB_GET_CLIENTS[tool][2]
+        measure_round(run, fid, targets,
+                      lambda t, d, c=clients, m=measure: m(t, c, d, size),
+                      also=(cpu, client_cpu))
 
 
 def suite_local(ctx, run):
@@ -458,40 +465,38 @@ CPU_PER_GIB_NOTE = (
     "the server rows are the better comparison of what each server costs.")
 
 TWO_CLIENTS_NOTE = (
-    "Blob GET is measured with two load generators. wrk reads 8 KiB per call and, over TLS, "
-    "makes two reads and an epoll_wait per 16 KiB record whatever the server sends; with one "
-    "connection its one thread uses about a core, so the 1-client wrk rows measure wrk as much "
-    "as the servers (its CPU per GiB is beside them). hey runs Go's net/http and crypto/tls, the "
-    "stack of containerd, skopeo and podman: it reads as much as the socket holds per call and "
-    "whole blobs per request (a fixed number of GETs, not a fixed time). Both are judged.")
+    "Blob GET is measured with two load generators, wrk and hey (Go's net/http and crypto/tls), "
+    "and both are judged. A 1-client wrk run uses one wrk thread, whose CPU per GiB is beside "
+    "it; docs/frontdoor.md (\"One client measures wrk; hey measures the servers\") says why the "
+    "two differ.")
+
+
+def _set_note(run, prefix, text):
+    """Puts `text` in the run's notes in place of any note starting with `prefix` (a rejudged
+    run may carry an older wording of the same note)."""
+    run.notes = [n for n in run.notes if not n.startswith(prefix)]
+    run.notes.append(text)
 
 
 def local_targets(run):
-    """Issue 3 item 7 and issue 9's TLS target, judged from the medians, for both load
-    generators."""
+    """Issue 3 item 7 and issue 9's TLS target, judged from the medians, for each load generator
+    the run used (runs recorded before hey have wrk's figures only)."""
     rss = run.peak_rss_mib
-    for tool in BLOB_GET_CLIENTS:
-        for tls in (False, True):
-            for clients in (1, 16):
-                fid = blob_fid(tool, tls, clients)
-                if fid not in run.figures:  # a run recorded before hey was added
-                    continue
-                title = run.figures[fid]["title"]
-                run.target_ratio(f"{fid}_vs_docker_registry", (fid, "registryd"),
-                                 (fid, "docker-registry"), ">=", 1.0,
-                                 f"{title}: registryd / docker-registry")
-                run.target_ratio(f"{fid}_vs_nginx", (fid, "registryd"), (fid, "nginx"), ">=",
-                                 0.9, f"{title}: registryd / nginx (within 10 %)")
-        for clients in (1, 16):
-            fid = blob_fid(tool, True, clients)
-            if fid not in run.figures:
-                continue
+    measured = [f for f in blob_figures() if f[3] in run.figures]
+    for _, tls, _, fid, title in measured:
+        run.target_ratio(f"{fid}_vs_docker_registry", (fid, "registryd"),
+                         (fid, "docker-registry"), ">=", 1.0,
+                         f"{title}: registryd / docker-registry")
+        run.target_ratio(f"{fid}_vs_nginx", (fid, "registryd"), (fid, "nginx"), ">=", 0.9,
+                         f"{title}: registryd / nginx (within 10 %)")
+    for _, tls, _, fid, title in measured:
+        if tls:
             run.target_ratio(f"{fid}_vs_docker_registry_issue9", (fid, "registryd"),
                              (fid, "docker-registry"), ">=", 1.2,
-                             f"{run.figures[fid]['title']}: registryd / docker-registry "
-                             "(issue 9)")
-    _note_once(run, TWO_CLIENTS_NOTE)
-    _note_once(run, CPU_PER_GIB_NOTE)
+                             f"{title}: registryd / docker-registry (issue 9)")
+    if any(tool == "hey" for tool, *_ in measured):
+        _set_note(run, "Blob GET is measured with two load generators", TWO_CLIENTS_NOTE)
+    _set_note(run, "CPU per GiB:", CPU_PER_GIB_NOTE)
     for fid in ("manifest_get_tag", "manifest_get_digest"):
         run.target_ratio(f"{fid}_vs_docker_registry", (fid, "registryd"),
                          (fid, "docker-registry"), ">=", 4.0,
@@ -1429,6 +1434,7 @@ TARGETS = {"local": local_targets, "proxy": proxy_targets, "direct": direct_targ
 def rejudge(path):
     """Judges a recorded run's targets again from its samples and rewrites its files."""
     import json
+    path = os.path.abspath(path)
     with open(path) as f:
         run = results.Run.from_json(json.load(f))
     TARGETS[run.suite](run)
@@ -1498,7 +1504,7 @@ def main():
     if args.nice:
         # Inherited by every process the harness starts, so all sides run at the same priority.
         os.setpriority(os.PRIO_PROCESS, 0, args.nice)
-        # wrk, ab and curl run in the harness's session, which it may share with a terminal:
+        # wrk, hey, ab and curl run in the harness's session, which it may share with a terminal:
         # its autogroup's nice value is put back at exit.
         previous = procs.autogroup_nice(os.getpid())
         procs.set_autogroup_nice(os.getpid(), args.nice)

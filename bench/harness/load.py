@@ -7,8 +7,6 @@ curl for single and concurrent whole-blob pulls.
 import json
 import os
 import subprocess
-import tempfile
-import threading
 import time
 
 from . import procs
@@ -51,35 +49,27 @@ def wrk(url, connections, duration, threads=None, headers=()):
     }
 
 
+# The fewest bytes a TLS 1.3 record adds to at most 16 KiB of data: a 5-byte header and a
+# 16-byte AEAD tag.
+TLS_RECORD_DATA, TLS_RECORD_MIN_OVERHEAD = 16384, 21
+STATUS_LINE_MIN = len("HTTP/1.1 200 OK\r\n\r\n")
+
+
 def hey(url, connections, requests, size):
     """`requests` GETs of a `size`-byte body by hey over `connections` keep-alive connections
-    (HTTP/1.1; hey turns HTTP/2 off unless asked). Returns a sample like wrk()'s: mib_s is
-    requests x size over hey's total time, from the first connection to the last byte.
+    (HTTP/1.1; hey turns HTTP/2 off unless asked; redirects are not followed). Returns a sample
+    like wrk()'s: mib_s is requests x size over hey's total time, from the first connection to
+    the last byte.
 
-    hey counts a response's Content-Length, not the bytes it read, so the bytes are checked
-    from the kernel's side too: the `rchar` of hey's /proc/<pid>/io, read after it exits and
-    before it is reaped, must cover every body (TLS adds its record headers on top).
-    `valid` is False when any request failed, answered other than 200, announced another size,
-    or came up short."""
+    hey counts each answer's Content-Length and ignores an error while reading its body, so
+    what it read is checked from the kernel's side: the bytes hey read (procs.run_counting_reads)
+    must be at least every body plus the least each answer adds (its status line; on TLS every
+    record's header and tag). `valid` is False when hey failed, any request failed or answered
+    other than 200, the answers' mean size is not `size`, or fewer bytes arrived than that."""
     argv = ["hey", "-n", str(requests), "-c", str(connections), "-disable-compression",
-            "-t", "600", url]
-    with tempfile.TemporaryFile("w+") as outf, tempfile.TemporaryFile("w+") as errf:
-        p = subprocess.Popen(argv, stdout=outf, stderr=errf, text=True)
-        deadline = threading.Timer(900, p.kill)
-        deadline.start()
-        try:
-            # Waits for the exit but leaves hey a zombie, so its /proc/<pid>/io is still there.
-            os.waitid(os.P_PID, p.pid, os.WEXITED | os.WNOWAIT)
-            with open(f"/proc/{p.pid}/io") as f:
-                io = dict(ln.split(": ") for ln in f.read().splitlines())
-        finally:
-            deadline.cancel()
-            if p.poll() is None:
-                p.kill()
-            p.wait()
-        outf.seek(0)
-        errf.seek(0)
-        out, err = outf.read(), errf.read()
+            "-disable-redirects", "-t", "600", url]
+    timeout = 300 + requests * size / (10 * MIB)   # a bound for a stuck run, not a pace
+    code, out, err, received = procs.run_counting_reads(argv, timeout)
     fields, codes, errors = {}, {}, 0
     section = None
     for ln in out.splitlines():
@@ -87,8 +77,8 @@ def hey(url, connections, requests, size):
         if st.endswith("distribution:"):
             section = st
         elif section == "Status code distribution:" and st.startswith("["):
-            code, n = st[1:].split("]", 1)
-            codes[int(code)] = int(n.split()[0])
+            status, n = st[1:].split("]", 1)
+            codes[int(status)] = int(n.split()[0])
         elif section == "Error distribution:" and st.startswith("["):
             errors += int(st[1:].split("]", 1)[0])
         elif ":" in st:
@@ -97,9 +87,11 @@ def hey(url, connections, requests, size):
     try:
         secs = float(fields["Total"])
     except (KeyError, ValueError):
-        raise RuntimeError(f"hey gave no result for {url}:\n{out}\n{err}")
+        raise RuntimeError(f"hey gave no result for {url} (exit {code}):\n{out}\n{err}")
     ok = codes.get(200, 0)
-    received = int(io.get("rchar", "0"))
+    per_answer = size + STATUS_LINE_MIN
+    if url.startswith("https:"):
+        per_answer += -(-size // TLS_RECORD_DATA) * TLS_RECORD_MIN_OVERHEAD
     return {
         "tool": "hey",
         "rps": ok / secs,
@@ -108,9 +100,11 @@ def hey(url, connections, requests, size):
         "bytes": ok * size,
         "read_bytes": received,
         "seconds": secs,
-        "errors": {"failed": errors, "status": {str(c): n for c, n in codes.items() if c != 200}},
-        "valid": (ok == requests and errors == 0 and received >= requests * size
-                  and fields.get("Size/request") == str(size)),
+        "errors": {"failed": errors, "exit": code,
+                   "status": {str(c): n for c, n in codes.items() if c != 200}},
+        "valid": (code == 0 and ok == requests and errors == 0
+                  and fields.get("Size/request") == str(size)
+                  and received >= requests * per_answer),
     }
 
 

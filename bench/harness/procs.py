@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -236,3 +237,27 @@ def run(argv, timeout=600, check=True, **kw):
     if check and res.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} failed ({res.returncode}):\n{res.stderr[-2000:]}")
     return res
+
+
+def run_counting_reads(argv, timeout):
+    """Runs a short foreground command like run(check=False), and also returns the bytes it
+    read through the kernel: (returncode, stdout, stderr, rchar). `rchar` comes from the
+    process's /proc/<pid>/io, read after it exits and before it is reaped (the zombie keeps
+    it). The command is killed after `timeout` seconds."""
+    with tempfile.TemporaryFile("w+") as outf, tempfile.TemporaryFile("w+") as errf:
+        p = subprocess.Popen(argv, stdout=outf, stderr=errf, text=True)
+        deadline = threading.Timer(timeout, p.kill)
+        deadline.start()
+        try:
+            os.waitid(os.P_PID, p.pid, os.WEXITED | os.WNOWAIT)
+            deadline.cancel()
+            with open(f"/proc/{p.pid}/io") as f:
+                io = dict(ln.split(": ") for ln in f.read().splitlines())
+        finally:
+            deadline.cancel()
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+        outf.seek(0)
+        errf.seek(0)
+        return p.returncode, outf.read(), errf.read(), int(io.get("rchar", "0"))

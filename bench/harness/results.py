@@ -7,6 +7,7 @@ import glob
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 
@@ -167,10 +168,16 @@ def _first_line(argv):
         return "?"
 
 
-def _package_version(package):
-    """The Debian package's version, for tools that print none of their own (hey)."""
-    line = _first_line(["dpkg-query", "-W", "-f", "${Package} ${Version}", package])
-    return line if line.startswith(package + " ") else "not installed"
+def _package_version(tool):
+    """The Debian package's version of `tool`, for tools that print none of their own (hey), or
+    where the `tool` on PATH is when it is not the package's."""
+    path = shutil.which(tool)
+    if path is None:
+        return "not installed"
+    line = _first_line(["dpkg-query", "-W", "-f", "${Package} ${Version}", tool])
+    if os.path.realpath(path) == f"/usr/bin/{tool}" and line.startswith(tool + " "):
+        return line
+    return f"{path} (version unknown)"
 
 
 def environment():
