@@ -489,7 +489,6 @@ def local_targets(run):
                          f"{title}: registryd / docker-registry")
         run.target_ratio(f"{fid}_vs_nginx", (fid, "registryd"), (fid, "nginx"), ">=", 0.9,
                          f"{title}: registryd / nginx (within 10 %)")
-    for _, tls, _, fid, title in measured:
         if tls:
             run.target_ratio(f"{fid}_vs_docker_registry_issue9", (fid, "registryd"),
                              (fid, "docker-registry"), ">=", 1.2,
