@@ -145,6 +145,11 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.internal.v1.opt"
   address = "$d/containerd.sock.ttrpc"
 [metrics]
   address = ""
+# Isolated, not the default "shared": with sharing on, a fetch after "content rm" that finds the
+# blob still on disk (the garbage collector has not run yet) takes it as downloaded and never
+# asks the network, so a fetch through the masters would prove nothing about them.
+[plugins."io.containerd.metadata.v1.bolt"]
+  content_sharing_policy = "isolated"
 TOML
   start_bg "containerd-$n" 900 ip netns exec "$P$n" containerd --config "$d/config.toml"
   wait_for 30 ctr --address "$d/containerd.sock" version || fail "containerd on $n did not start"
@@ -320,7 +325,10 @@ for n in n1 n2; do
   fetch "$n" || fail "node $n cannot fetch $REF in Proxy mode"
 done
 tail -n +"$((before + 1))" "$WORK/upstream.log" | grep -q '"GET /v2/deckhouse/ee/sample/blobs/sha256:[0-9a-f]* .*"registryd-proxy"$' ||
-  fail "no master fetched a blob from the upstream in Proxy mode"
+  fail "no master fetched a blob from the upstream in Proxy mode; the upstream's log since the switch:
+$(tail -n +"$((before + 1))" "$WORK/upstream.log")
+the masters' Proxy counters:
+$(for n in m1 m2 m3; do in_ns m1 curl -s --max-time 3 --cacert "$CA" "https://${IP[$n]}:5001/metrics" | grep "^registryd_proxy_cache_\(hits\|misses\)_total" | sed "s/^/$n /" || true; done)"
 # Every blob of the image (config and layers) is now in some master's cache.
 for hex in $(python3 -c '
 import json,sys
