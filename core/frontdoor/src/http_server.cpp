@@ -264,11 +264,15 @@ bool all_digits(std::string_view s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
+// The text a refusal carries: "431 Request Header Fields Too Large: <why>".
+std::string refusal_body(unsigned status, std::string_view why) {
+  return std::to_string(status) + " " + std::string(sv(http::obsolete_reason(http::int_to_status(status)))) +
+         ": " + std::string(why) + "\n";
+}
+
 // A canned answer for refusals: a short text body and a close.
 std::string refusal_text(unsigned status, std::string_view why, std::string_view extra_headers = {}) {
-  const std::string body = std::to_string(status) + " " +
-                           std::string(sv(http::obsolete_reason(http::int_to_status(status)))) + ": " +
-                           std::string(why) + "\n";
+  const std::string body = refusal_body(status, why);
   return "HTTP/1.1 " + std::to_string(status) + " " +
          std::string(sv(http::obsolete_reason(http::int_to_status(status)))) + "\r\nDate: " +
          std::string(http_date()) + "\r\nContent-Type: text/plain\r\nContent-Length: " +
@@ -387,7 +391,13 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
       : server_(std::move(server)),
         client_(std::move(client)),
         stream_(std::forward<Args>(stream_args)...),
-        timer_(stream_.get_executor()) {}
+        timer_(stream_.get_executor()) {
+    // Beast parses a chunk's size line (with its extensions) and the trailer section only when
+    // each is whole in this buffer, and its parser sets no limit on either: without a bound, one
+    // client sending an endless chunk extension or trailer grows the buffer without end. Bounded
+    // by the head limit plus room for one body read, the buffer overflows instead (431).
+    buffer_.max_size(server_->opts.transport.max_header_bytes + body_read_size);
+  }
 
   ~connection() {
     server_->release(client_);
@@ -415,9 +425,17 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
   }
   void clear_deadline() { deadline_ = steady::time_point::max(); }
   bool timed_out() const { return timed_out_; }
-  // A body whose chunked framing broke: the request is answered 400 whatever its handler said.
+  // A body whose chunked framing broke, or whose chunk line or trailer section passed the head
+  // limit: the request is answered 400 or 431 whatever its handler said, and the connection
+  // closes.
   void note_body_error(const error_code& ec) {
-    if (ec.category() == http::make_error_code(http::error::bad_chunk).category()) framing_error_ = true;
+    if (ec == http::error::buffer_overflow) {
+      framing_refusal_ = body_refusal{431, "header_bytes",
+                                 "a chunk line or the trailer section is larger than " +
+                                     std::to_string(transport().max_header_bytes) + " bytes"};
+    } else if (ec.category() == http::make_error_code(http::error::bad_chunk).category()) {
+      framing_refusal_ = body_refusal{400, "bad_request", "malformed chunked body"};
+    }
   }
 
  private:
@@ -566,7 +584,12 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
   bool watching_ = false;
   bool timed_out_ = false;
   bool finished_ = false;
-  bool framing_error_ = false;
+  struct body_refusal {
+    unsigned status = 0;
+    std::string_view reason;
+    std::string why;
+  };
+  std::optional<body_refusal> framing_refusal_;
   std::uint64_t written_ = 0;  // bytes of the answer being written, for the access log
   boost::beast::flat_buffer buffer_;
   char first_byte_ = 0;
@@ -1161,11 +1184,11 @@ net::awaitable<void> connection<Stream>::run(std::shared_ptr<connection> self) {
         linger = true;
       }
     }
-    if (framing_error_) {
-      server_->count_refused("bad_request");
+    if (framing_refusal_) {
+      server_->count_refused(framing_refusal_->reason);
       res = http_response{};
-      res.status = 400;
-      res.set_content("400 Bad Request: malformed chunked body\n", "text/plain");
+      res.status = framing_refusal_->status;
+      res.set_content(refusal_body(res.status, framing_refusal_->why), "text/plain");
       keep_alive = false;
     }
     if (res.close) keep_alive = false;

@@ -646,6 +646,24 @@ TEST_CASE("request lines, header sizes and header counts past their limits get 4
   CHECK(count(reply, "HTTP/1.1 431") == 1);
 }
 
+TEST_CASE("a chunk line or a trailer section past the head limit gets 431 and a close",
+          "[frontdoor][transport]") {
+  // Beast sets no limit on either; without the connection's own bound one client could grow
+  // its buffer without end with an endless chunk extension or trailer.
+  running_front_door fd;
+  const std::string head = "PATCH /v2/x/blobs/uploads/1 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+  std::string trailers;
+  for (int i = 0; trailers.size() < 300000; ++i) trailers += "X-T" + std::to_string(i) + ": t\r\n";
+  // The plugin reads these bodies.
+  expect_refused_and_closed(fd.port, head + "5;ext=" + std::string(300000, 'e') + "\r\nhello\r\n0\r\n\r\n", "431");
+  expect_refused_and_closed(fd.port, head + "5\r\nhello\r\n0\r\n" + trailers + "\r\n", "431");
+  // No handler reads this one: the front door drains it, under the same bound.
+  expect_refused_and_closed(fd.port,
+                            "POST /not/the/api HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n" +
+                                trailers + "\r\n",
+                            "431");
+}
+
 TEST_CASE("a head that arrives too slowly gets 408 at its deadline, however it trickles",
           "[frontdoor][transport]") {
   running_front_door fd(false, quick_timeouts());
