@@ -16,6 +16,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/read_size.hpp>
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
@@ -564,6 +565,7 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
   }
 
   net::awaitable<bool> wait_for_request(std::size_t served);
+  net::awaitable<error_code> read_head(request_parser& parser, bool& folded);
   std::optional<std::pair<unsigned, std::string>> check_head(const request_parser& parser,
                                                              http_request& out);
   net::awaitable<bool> drain(request_parser& parser);
@@ -735,6 +737,42 @@ net::awaitable<bool> connection<Stream>::wait_for_request(std::size_t served) {
     co_return false;
   }
   co_return true;
+}
+
+// Reads a request head into `parser`: what Beast's async_read_header does (parse what the buffer
+// holds, read more while the parser needs more), with one check Beast does not make. RFC 9112
+// (section 5.2) lets a server reject obsolete line folding (a field line continued on the next
+// line after a space or tab) with a 400, or replace each fold with a space; Beast replaces it. A
+// front door behind another proxy must not accept a head that the two may read differently
+// ("Content-Length:" folded onto a second line, say), so registryd refuses it, as nginx does:
+// every byte the parser takes is looked at, and a line that starts with a space or tab sets
+// `folded` and ends the read.
+template <class Stream>
+net::awaitable<error_code> connection<Stream>::read_head(request_parser& parser, bool& folded) {
+  error_code ec;
+  char before = '\0';  // the byte before those the parser takes next
+  for (;;) {
+    if (buffer_.size() > 0) {
+      const auto data = buffer_.data();  // a flat buffer: one range
+      const std::size_t used = parser.put(data, ec);
+      const char* p = static_cast<const char*>(data.data());
+      for (std::size_t i = 0; i < used && !folded; ++i) {
+        folded = before == '\n' && (p[i] == ' ' || p[i] == '\t');
+        before = p[i];
+      }
+      buffer_.consume(used);
+      if (folded) co_return http::error::bad_field;
+      if (ec != http::error::need_more) co_return ec;  // the head is whole ({}), or an error
+      ec = {};
+    }
+    const std::size_t room = boost::beast::read_size(buffer_, 65536);
+    if (room == 0) co_return http::error::buffer_overflow;
+    const std::size_t n =
+        co_await stream_.async_read_some(buffer_.prepare(room), net::redirect_error(net::use_awaitable, ec));
+    buffer_.commit(n);
+    if (ec == net::error::eof) co_return parser.got_some() ? http::error::partial_message : http::error::end_of_stream;
+    if (ec) co_return ec;
+  }
 }
 
 // RFC 9112's rules on top of Beast's parser: one Host, framing that cannot be read two ways,
@@ -1119,12 +1157,16 @@ net::awaitable<void> connection<Stream>::run(std::shared_ptr<connection> self) {
     request_parser parser;
     parser.header_limit(static_cast<std::uint32_t>(t.max_header_bytes));
     parser.body_limit(std::numeric_limits<std::uint64_t>::max());  // bodies stream: no limit here
-    co_await http::async_read_header(stream_, buffer_, parser, net::redirect_error(net::use_awaitable, ec));
+    bool folded = false;
+    ec = co_await read_head(parser, folded);
     clear_deadline();
     if (ec) {
       if (timed_out_) {
         co_await refuse(408, "head_timeout", "the request head did not arrive in time");
-      } else if (ec == http::error::header_limit) {
+      } else if (folded) {
+        co_await refuse(400, "bad_request",
+                        "obsolete line folding (a header line that starts with a space or tab) is not accepted");
+      } else if (ec == http::error::header_limit || ec == http::error::buffer_overflow) {
         // Which part was too long: Beast parses (and consumes) the request line as soon as it
         // is whole, so a request without a target yet never finished its line.
         if (parser.get().target().empty()) {

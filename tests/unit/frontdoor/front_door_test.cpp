@@ -528,7 +528,11 @@ TEST_CASE("ambiguous or malformed framing is a 400 (or 501) and a close, never a
         std::string("Content-Length: -5\r\n"),
         "Content-Length : " + n + "\r\n",                              // space before the colon
         "Content-Length: " + n + "\r\nTransfer-Encoding: chunked\r\n",  // both, either order
-        "Transfer-Encoding: chunked\r\nContent-Length: " + n + "\r\n"}) {
+        "Transfer-Encoding: chunked\r\nContent-Length: " + n + "\r\n",
+        // Obsolete line folding, which Beast would read as "Content-Length: <n>" or as chunked
+        // while a proxy in front may not: refused wherever it appears, as nginx does.
+        "Content-Length:\r\n " + n + "\r\n", "Transfer-Encoding:\r\n\tchunked\r\n",
+        "X-Folded: a\r\n b\r\nContent-Length: " + n + "\r\n"}) {
     expect_refused_and_closed(fd.port, put(framing, smuggled), "400");
   }
   for (const std::string& framing :
