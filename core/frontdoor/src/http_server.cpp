@@ -426,14 +426,14 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
   }
   void clear_deadline() { deadline_ = steady::time_point::max(); }
   bool timed_out() const { return timed_out_; }
-  // A body whose chunked framing broke, or whose chunk line or trailer section passed the head
-  // limit: the request is answered 400 or 431 whatever its handler said, and the connection
-  // closes.
+  // A body whose chunked framing broke, or whose chunk line or trailer section did not fit the
+  // read buffer (the head limit plus one body read): the request is answered 400 or 431
+  // whatever its handler said, and the connection closes.
   void note_body_error(const error_code& ec) {
     if (ec == http::error::buffer_overflow) {
       framing_refusal_ = body_refusal{431, "header_bytes",
-                                 "a chunk line or the trailer section is larger than " +
-                                     std::to_string(transport().max_header_bytes) + " bytes"};
+                                      "a chunk line or the trailer section does not fit the " +
+                                          std::to_string(buffer_.max_size()) + "-byte read buffer"};
     } else if (ec.category() == http::make_error_code(http::error::bad_chunk).category()) {
       framing_refusal_ = body_refusal{400, "bad_request", "malformed chunked body"};
     }
