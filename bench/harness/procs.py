@@ -250,7 +250,6 @@ def run_counting_reads(argv, timeout):
         deadline.start()
         try:
             os.waitid(os.P_PID, p.pid, os.WEXITED | os.WNOWAIT)
-            deadline.cancel()
             with open(f"/proc/{p.pid}/io") as f:
                 io = dict(ln.split(": ") for ln in f.read().splitlines())
         finally:
