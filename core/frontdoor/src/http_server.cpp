@@ -179,7 +179,28 @@ bool encrypt_to(SSL* ssl, std::string_view plain, std::string& out) {
   SSL_set0_wbio(ssl, engine);  // frees `sink`
   return ok;
 }
-using request_parser = http::request_parser<http::buffer_body>;
+// Beast's parser adds a chunked body's trailer fields to the request's fields, where they would
+// live until the request ends. RFC 9110 (6.5.1) forbids merging a trailer field into the header
+// section unless its definition says how, and registryd serves no field that does: trailer
+// fields are counted and dropped, and more of them than a head may have fields is refused
+// (431, through note_body_error). The head's fields are kept as Beast keeps them.
+class request_parser final : public http::request_parser<http::buffer_body> {
+ public:
+  explicit request_parser(std::size_t max_trailer_fields) : max_trailer_fields_(max_trailer_fields) {}
+
+ private:
+  void on_field_impl(http::field name, boost::beast::string_view name_string, boost::beast::string_view value,
+                     error_code& ec) override {
+    if (!is_header_done()) {
+      get().insert(name, name_string, value);
+    } else if (++trailer_fields_ > max_trailer_fields_) {
+      ec = http::error::header_limit;
+    }
+  }
+
+  std::size_t max_trailer_fields_;
+  std::size_t trailer_fields_ = 0;
+};
 
 // Room kept in the read buffer while a body is read: what one read from the socket may take.
 constexpr std::size_t body_read_size = 64 * 1024;
@@ -434,6 +455,10 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
       framing_refusal_ = body_refusal{431, "header_bytes",
                                       "a chunk line or the trailer section does not fit the " +
                                           std::to_string(buffer_.max_size()) + "-byte read buffer"};
+    } else if (ec == http::error::header_limit) {  // only request_parser's trailer count sets it here
+      framing_refusal_ = body_refusal{431, "header_count",
+                                      "more than " + std::to_string(server_->opts.transport.max_header_count) +
+                                          " trailer fields"};
     } else if (ec.category() == http::make_error_code(http::error::bad_chunk).category()) {
       framing_refusal_ = body_refusal{400, "bad_request", "malformed chunked body"};
     }
@@ -1154,7 +1179,7 @@ net::awaitable<void> connection<Stream>::run(std::shared_ptr<connection> self) {
   for (std::size_t served = 0;; ++served) {
     if (!co_await wait_for_request(served)) break;
     set_deadline(t.head_timeout);
-    request_parser parser;
+    request_parser parser(t.max_header_count);
     parser.header_limit(static_cast<std::uint32_t>(t.max_header_bytes));
     parser.body_limit(std::numeric_limits<std::uint64_t>::max());  // bodies stream: no limit here
     bool folded = false;

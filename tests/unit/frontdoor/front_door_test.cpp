@@ -650,6 +650,26 @@ TEST_CASE("request lines, header sizes and header counts past their limits get 4
   CHECK(count(reply, "HTTP/1.1 431") == 1);
 }
 
+TEST_CASE("trailer fields are dropped, and more of them than a head may have get 431 and a close",
+          "[frontdoor][transport]") {
+  // Beast would add each to the request's fields, where a few KiB of empty fields cost MiBs.
+  running_front_door fd;
+  const std::string head = "PATCH /v2/x/blobs/uploads/1 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+  auto fields = [](int n) {
+    std::string t;
+    for (int i = 0; i < n; ++i) t += "X-T" + std::to_string(i) + ": t\r\n";
+    return t;
+  };
+  connection c(fd.port);
+  const auto taken = c.roundtrip(head + "5\r\nhello\r\n0\r\n" + fields(100) + "\r\n");  // the head limit
+  CHECK(count(taken, "X-Received-Bytes: 5") == 1);
+  CHECK_FALSE(c.closed());
+  expect_refused_and_closed(fd.port, head + "5\r\nhello\r\n0\r\n" + fields(101) + "\r\n", "431");
+  std::string empty_fields;  // 112 KiB would fit the read buffer; the count stops it first
+  for (int i = 0; i < 28000; ++i) empty_fields += "X:\r\n";
+  expect_refused_and_closed(fd.port, head + "0\r\n" + empty_fields + "\r\n", "431");
+}
+
 TEST_CASE("a chunk line or a trailer section past the head limit gets 431 and a close",
           "[frontdoor][transport]") {
   // Beast sets no limit on either; without the connection's own bound one client could grow
