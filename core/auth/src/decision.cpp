@@ -51,13 +51,18 @@ access_bits bits_of(const request_scope& scope) {
 
 decision decide(const caller& who, std::string_view method, const request_scope& scope) {
   using route = request_scope::route;
+  // A method the registry API does not have (BREW, OPTIONS, TRACE, a lowercase "get") needs no
+  // access and is no plugin's to answer. RFC 9110 (9.1): an unrecognized method gets 501.
+  // Beast admits only token characters in a method, so it is safe to name.
+  if (required_access(method) == 0) {
+    return refuse(501, "UNSUPPORTED", std::string(method) + " is not a method of the registry API");
+  }
   if (who.token_access) {
     // A token holds exactly what it was granted; a request outside any scope it could hold
     // has nothing to check against.
     if (scope.kind == route::unknown) {
       return refuse(404, "NAME_UNKNOWN", "no repository route in this path, or an invalid repository name");
     }
-    if (scope.needed.empty()) return refuse(405, "UNSUPPORTED", "the registry API does not use this method");
     if (!covers(*who.token_access, scope.needed)) {
       // A user whose account cannot hold what the route needs would only get the same token
       // again: say so (403) instead of asking for another one.

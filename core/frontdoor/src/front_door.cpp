@@ -448,7 +448,10 @@ void front_door::handle_v2(const http_request& req, request_body& body, http_res
   if (req.path == "/v2" || req.path == "/v2/") {
     if (req.method == "GET" || req.method == "HEAD") {
       res.set_content("{}", "application/json");
+    } else if (auth::required_access(req.method) == 0) {
+      oci_error(res, 501, "UNSUPPORTED", req.method + " is not a method of the registry API");
     } else {
+      res.set_header("Allow", "GET, HEAD");  // RFC 9110 (15.5.6): a 405 names what is allowed
       oci_error(res, 405, "UNSUPPORTED", "the version check answers GET and HEAD only");
     }
     return;

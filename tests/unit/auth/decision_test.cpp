@@ -55,3 +55,27 @@ TEST_CASE("the catalog needs catalog access; a token off every route is a 404", 
   CHECK(d.kind == verdict::refuse);
   CHECK(d.status == 404);
 }
+
+TEST_CASE("a method the registry API does not have is a 501 for every caller, before any access check",
+          "[auth]") {
+  // Before, a basic user (or the anonymous caller with authentication off) got 403 "may not
+  // pull", and a token 405 without the Allow a 405 must carry.
+  const auth::caller writer{"writer", auth::access_read_write, std::nullopt};
+  const auth::caller token{"writer", auth::access_read_write,
+                           std::vector<auth::resource_actions>{{"repository", "a", {"*"}}}};
+  for (const char* method : {"BREW", "OPTIONS", "TRACE", "get", "CONNECT"}) {
+    INFO(method);
+    for (const auto& who : {writer, token}) {
+      for (const char* path : {"/v2/a/manifests/x", "/v2/a/blobs/uploads/", "/v2/_catalog", "/v2/nothing"}) {
+        const auto d = auth::decide(who, method, auth::scope_of_request(method, path));
+        CHECK(d.kind == verdict::refuse);
+        CHECK(d.status == 501);
+        CHECK(d.code == "UNSUPPORTED");
+        CHECK(d.message == std::string(method) + " is not a method of the registry API");
+      }
+    }
+  }
+  // The methods the API has are still decided on access.
+  CHECK(auth::decide(writer, "PATCH", auth::scope_of_request("PATCH", "/v2/a/blobs/uploads/3f2e")).kind ==
+        verdict::allow);
+}

@@ -264,6 +264,21 @@ TEST_CASE("paths with dot segments, empty segments or an encoded slash are refus
   CHECK(count(ok, "HTTP/1.1 200") == 1);
 }
 
+TEST_CASE("a method the registry API does not have is a 501; a 405 says what is allowed",
+          "[frontdoor]") {
+  running_front_door fd;  // authentication off: the anonymous caller may read and write
+  for (const std::string path : {"/v2/a/manifests/x", "/v2/a/blobs/uploads/", "/v2/"}) {
+    const auto reply = roundtrip(fd.port, "BREW " + path + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    INFO(path << "\n" << reply);
+    CHECK(count(reply, "HTTP/1.1 501") == 1);
+    CHECK(count(reply, "BREW is not a method of the registry API") == 1);
+    CHECK(count(reply, "X-Echo") == 0);  // never handed to the plugin
+  }
+  const auto put = roundtrip(fd.port, "PUT /v2/ HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+  CHECK(count(put, "HTTP/1.1 405") == 1);
+  CHECK(count(put, "Allow: GET, HEAD") == 1);
+}
+
 TEST_CASE("a request path cannot forge a log line", "[frontdoor]") {
   running_front_door fd;
   roundtrip(fd.port,
