@@ -43,6 +43,23 @@ std::optional<std::string_view> bearer_token(std::string_view header) {
   return token;
 }
 
+// The host's own endpoints and the methods each answers; any other method on one of them is a
+// 405 that names these (RFC 9110, 15.5.6), not a 404 for a path that exists.
+std::optional<std::string_view> host_endpoint_methods(std::string_view path, bool packages_listener) {
+  if (path == "/healthz" || path == "/metrics") return "GET, HEAD";
+  if (packages_listener) return std::nullopt;
+  if (path == "/readyz") return "GET, HEAD";
+  if (path == "/auth/token") return "GET, HEAD, POST";
+  return std::nullopt;
+}
+
+void method_not_allowed(http_response& res, std::string_view path, std::string_view allowed) {
+  res.status = 405;
+  res.set_header("Allow", std::string(allowed));
+  res.set_content("405 Method Not Allowed: " + std::string(path) + " answers " + std::string(allowed) + "\n",
+                  "text/plain");
+}
+
 void oci_error(http_response& res, unsigned status, std::string_view code, std::string_view message) {
   res.status = status;
   res.set_content(sdk::oci_error_body(code, message), "application/json");
@@ -311,6 +328,8 @@ void front_door::handle(const http_request& req, request_body& body, http_respon
     handle_token_post(req, body, res);
   } else if (path.starts_with("/cluster/v1/")) {
     handle_cluster_api(req, body, res);
+  } else if (const auto allowed = host_endpoint_methods(path, false)) {
+    method_not_allowed(res, path, *allowed);
   } else {
     // A body sent here is drained (or the connection closed) by the transport.
     res.status = 404;
@@ -520,6 +539,8 @@ void front_door::handle_packages(const http_request& req, request_body& body, ht
     if (req.path == "/metrics") return handle_metrics(res);
     res.user = req.peer_subject;
     call_plugin(req, body, res, req.peer_subject, auth::access_pull);
+  } else if (const auto allowed = host_endpoint_methods(req.path, true)) {
+    method_not_allowed(res, req.path, *allowed);
   } else {
     res.status = 404;
     res.set_content("404 page not found\n", "text/plain");

@@ -264,7 +264,8 @@ TEST_CASE("paths with dot segments, empty segments or an encoded slash are refus
   CHECK(count(ok, "HTTP/1.1 200") == 1);
 }
 
-TEST_CASE("a method the registry API does not have is a 501; a 405 says what is allowed",
+TEST_CASE("a method the registry API does not have is a 501; a 405 says what is allowed, on the "
+          "host's endpoints too",
           "[frontdoor]") {
   running_front_door fd;  // authentication off: the anonymous caller may read and write
   for (const std::string path : {"/v2/a/manifests/x", "/v2/a/blobs/uploads/", "/v2/"}) {
@@ -277,6 +278,17 @@ TEST_CASE("a method the registry API does not have is a 501; a 405 says what is 
   const auto put = roundtrip(fd.port, "PUT /v2/ HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
   CHECK(count(put, "HTTP/1.1 405") == 1);
   CHECK(count(put, "Allow: GET, HEAD") == 1);
+  // The host's own endpoints exist whatever the method: 405 with what they answer, not 404.
+  for (const auto& [path, allowed] : std::vector<std::pair<std::string, std::string>>{
+           {"/healthz", "GET, HEAD"}, {"/readyz", "GET, HEAD"}, {"/metrics", "GET, HEAD"},
+           {"/auth/token", "GET, HEAD, POST"}}) {
+    const auto reply = roundtrip(fd.port, "DELETE " + path + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    INFO(path << "\n" << reply);
+    CHECK(count(reply, "HTTP/1.1 405") == 1);
+    CHECK(count(reply, "Allow: " + allowed + "\r\n") == 1);
+  }
+  CHECK(count(roundtrip(fd.port, "DELETE /elsewhere HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+              "HTTP/1.1 404") == 1);
 }
 
 TEST_CASE("a request path cannot forge a log line", "[frontdoor]") {
