@@ -43,16 +43,8 @@ std::optional<std::string_view> bearer_token(std::string_view header) {
   return token;
 }
 
-// The host's own endpoints and the methods each answers; any other method on one of them is a
-// 405 that names these (RFC 9110, 15.5.6), not a 404 for a path that exists.
-std::optional<std::string_view> host_endpoint_methods(std::string_view path, bool packages_listener) {
-  if (path == "/healthz" || path == "/metrics") return "GET, HEAD";
-  if (packages_listener) return std::nullopt;
-  if (path == "/readyz") return "GET, HEAD";
-  if (path == "/auth/token") return "GET, HEAD, POST";
-  return std::nullopt;
-}
-
+// Another method on one of the host's own endpoints: a 405 that names what the path answers
+// (RFC 9110, 15.5.6), not a 404 for a path that exists.
 void method_not_allowed(http_response& res, std::string_view path, std::string_view allowed) {
   res.status = 405;
   res.set_header("Allow", std::string(allowed));
@@ -316,20 +308,26 @@ void front_door::handle(const http_request& req, request_body& body, http_respon
     handle_packages(req, body, res);
   } else if (path == "/v2" || path.starts_with("/v2/")) {
     handle_v2(req, body, res);
-  } else if (get && path == "/healthz") {
-    res.set_content("ok\n", "text/plain");
-  } else if (get && path == "/readyz") {
-    handle_readyz(res);
-  } else if (get && path == "/metrics") {
-    handle_metrics(res);
-  } else if (get && path == "/auth/token") {
-    handle_token_get(req, res);
-  } else if (req.method == "POST" && path == "/auth/token") {
-    handle_token_post(req, body, res);
+  } else if (path == "/healthz" || path == "/readyz" || path == "/metrics") {
+    if (!get) {
+      method_not_allowed(res, path, "GET, HEAD");
+    } else if (path == "/healthz") {
+      res.set_content("ok\n", "text/plain");
+    } else if (path == "/readyz") {
+      handle_readyz(res);
+    } else {
+      handle_metrics(res);
+    }
+  } else if (path == "/auth/token") {
+    if (get) {
+      handle_token_get(req, res);
+    } else if (req.method == "POST") {
+      handle_token_post(req, body, res);
+    } else {
+      method_not_allowed(res, path, "GET, HEAD, POST");
+    }
   } else if (path.starts_with("/cluster/v1/")) {
     handle_cluster_api(req, body, res);
-  } else if (const auto allowed = host_endpoint_methods(path, false)) {
-    method_not_allowed(res, path, *allowed);
   } else {
     // A body sent here is drained (or the connection closed) by the transport.
     res.status = 404;
@@ -468,7 +466,7 @@ void front_door::handle_v2(const http_request& req, request_body& body, http_res
     if (req.method == "GET" || req.method == "HEAD") {
       res.set_content("{}", "application/json");
     } else if (auth::required_access(req.method) == 0) {
-      oci_error(res, 501, "UNSUPPORTED", req.method + " is not a method of the registry API");
+      authorize(*who, req, res, scope);  // auth::decide refuses a method the API does not have (501)
     } else {
       res.set_header("Allow", "GET, HEAD");  // RFC 9110 (15.5.6): a 405 names what is allowed
       oci_error(res, 405, "UNSUPPORTED", "the version check answers GET and HEAD only");
@@ -532,15 +530,15 @@ void front_door::call_plugin(const http_request& req, request_body& body, http_r
 
 void front_door::handle_packages(const http_request& req, request_body& body, http_response& res) {
   const bool get = req.method == "GET" || req.method == "HEAD";
-  if (req.path == "/healthz" && get) {
+  if ((req.path == "/healthz" || req.path == "/metrics") && !get) {
+    method_not_allowed(res, req.path, "GET, HEAD");
+  } else if (req.path == "/healthz") {
     res.set_content("ok\n", "text/plain");
-  } else if (req.path == "/package" || (req.path == "/metrics" && get)) {
+  } else if (req.path == "/package" || req.path == "/metrics") {
     if (!authorize_packages(req, res)) return;
     if (req.path == "/metrics") return handle_metrics(res);
     res.user = req.peer_subject;
     call_plugin(req, body, res, req.peer_subject, auth::access_pull);
-  } else if (const auto allowed = host_endpoint_methods(req.path, true)) {
-    method_not_allowed(res, req.path, *allowed);
   } else {
     res.status = 404;
     res.set_content("404 page not found\n", "text/plain");

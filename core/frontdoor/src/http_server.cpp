@@ -457,7 +457,7 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
                                           std::to_string(buffer_.max_size()) + "-byte read buffer"};
     } else if (ec == http::error::header_limit) {  // only request_parser's trailer count sets it here
       framing_refusal_ = body_refusal{431, "header_count",
-                                      "more than " + std::to_string(server_->opts.transport.max_header_count) +
+                                      "more than " + std::to_string(transport().max_header_count) +
                                           " trailer fields"};
     } else if (ec.category() == http::make_error_code(http::error::bad_chunk).category()) {
       framing_refusal_ = body_refusal{400, "bad_request", "malformed chunked body"};
