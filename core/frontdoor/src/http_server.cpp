@@ -271,19 +271,79 @@ struct raw_buffer {
   std::size_t size;
 };
 
-// The metric label of a refusal made after the head was read.
-std::string_view refusal_reason(unsigned status) {
-  switch (status) {
-    case 414: return "request_line";
-    case 431: return "header_count";
-    case 501: return "transfer_coding";
-    case 505: return "version";
-    default: return "bad_request";
-  }
-}
+// A request the transport answers itself, then closes: the status, the metric label and why.
+struct refusal {
+  unsigned status = 0;
+  std::string_view reason;
+  std::string why;
+};
 
 bool all_digits(std::string_view s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+bool is_hex(char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; }
+
+// RFC 3986's `host [ ":" port ]`, what a Host field or an absolute target's authority holds: an
+// IP literal in brackets, or a name of unreserved characters, sub-delims and %XX escapes. No
+// user information, no path, no spaces. An empty value passes (RFC 9112 3.2 allows an empty
+// Host for a target without an authority).
+bool valid_authority(std::string_view a) {
+  std::string_view port;
+  if (!a.empty() && a.front() == '[') {
+    const auto close = a.find(']');
+    if (close == std::string_view::npos || close == 1) return false;
+    const auto literal = a.substr(1, close - 1);
+    if (!std::all_of(literal.begin(), literal.end(), [](char c) { return is_hex(c) || c == ':' || c == '.'; })) {
+      return false;
+    }
+    const auto rest = a.substr(close + 1);
+    if (!rest.empty() && rest.front() != ':') return false;
+    port = rest.empty() ? rest : rest.substr(1);
+  } else {
+    const auto colon = a.find(':');
+    const auto name = a.substr(0, colon);
+    for (std::size_t i = 0; i < name.size(); ++i) {
+      const char c = name[i];
+      if (c == '%') {
+        if (i + 2 >= name.size() || !is_hex(name[i + 1]) || !is_hex(name[i + 2])) return false;
+        i += 2;
+      } else if (!std::isalnum(static_cast<unsigned char>(c)) && std::string_view("-._~!$&'()*+,;=").find(c) == std::string_view::npos) {
+        return false;
+      }
+    }
+    port = colon == std::string_view::npos ? std::string_view() : a.substr(colon + 1);
+  }
+  return port.size() <= 5 && std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// A request target in absolute form (RFC 9112 3.2.2), "http://host:port/path?query": its
+// authority and the target in origin form. nullopt for any other form.
+struct absolute_target {
+  std::string_view authority;
+  std::string origin;
+};
+std::optional<absolute_target> absolute_form(std::string_view target) {
+  const auto sep = target.find("://");
+  if (sep == std::string_view::npos) return std::nullopt;
+  const auto scheme = target.substr(0, sep);
+  if (!iequals(scheme, "http") && !iequals(scheme, "https")) return std::nullopt;
+  const auto rest = target.substr(sep + 3);
+  const auto end = rest.find_first_of("/?#");
+  absolute_target t{rest.substr(0, end), end == std::string_view::npos ? "/" : std::string(rest.substr(end))};
+  if (t.origin.front() != '/') t.origin.insert(0, "/");
+  return t;
+}
+
+// Whether a request line Beast refused for its version names a well-formed version other than
+// 1.0 and 1.1 ("HTTP/2.0"): that is a 505, anything else malformed a 400.
+bool names_other_version(std::string_view head) {
+  const auto end = head.find('\n');
+  if (end == std::string_view::npos || end == 0 || head[end - 1] != '\r') return false;  // a bare LF
+  const auto line = head.substr(0, end - 1);
+  const auto v = line.substr(line.rfind(' ') + 1);  // the whole line if it has no space
+  return v.size() == 8 && v.starts_with("HTTP/") && std::isdigit(static_cast<unsigned char>(v[5])) != 0 &&
+         v[6] == '.' && std::isdigit(static_cast<unsigned char>(v[7])) != 0 && v != "HTTP/1.0" && v != "HTTP/1.1";
 }
 
 // The text a refusal carries: "431 Request Header Fields Too Large: <why>".
@@ -452,15 +512,15 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
   // whatever its handler said, and the connection closes.
   void note_body_error(const error_code& ec) {
     if (ec == http::error::buffer_overflow) {
-      framing_refusal_ = body_refusal{431, "header_bytes",
+      framing_refusal_ = refusal{431, "header_bytes",
                                       "a chunk line or the trailer section does not fit the " +
                                           std::to_string(buffer_.max_size()) + "-byte read buffer"};
     } else if (ec == http::error::header_limit) {  // only request_parser's trailer count sets it here
-      framing_refusal_ = body_refusal{431, "header_count",
+      framing_refusal_ = refusal{431, "header_count",
                                       "more than " + std::to_string(transport().max_header_count) +
                                           " trailer fields"};
     } else if (ec.category() == http::make_error_code(http::error::bad_chunk).category()) {
-      framing_refusal_ = body_refusal{400, "bad_request", "malformed chunked body"};
+      framing_refusal_ = refusal{400, "bad_request", "malformed chunked body"};
     }
   }
 
@@ -591,8 +651,7 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
 
   net::awaitable<bool> wait_for_request(std::size_t served);
   net::awaitable<error_code> read_head(request_parser& parser, bool& folded);
-  std::optional<std::pair<unsigned, std::string>> check_head(const request_parser& parser,
-                                                             http_request& out);
+  std::optional<refusal> check_head(const request_parser& parser, http_request& out);
   net::awaitable<bool> drain(request_parser& parser);
   net::awaitable<bool> write_response(const http_request& req, http_response& res, bool keep_alive);
   net::awaitable<bool> send_file(http_response& res, std::string head);
@@ -611,12 +670,7 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
   bool watching_ = false;
   bool timed_out_ = false;
   bool finished_ = false;
-  struct body_refusal {
-    unsigned status = 0;
-    std::string_view reason;
-    std::string why;
-  };
-  std::optional<body_refusal> framing_refusal_;
+  std::optional<refusal> framing_refusal_;
   std::uint64_t written_ = 0;  // bytes of the answer being written, for the access log
   boost::beast::flat_buffer buffer_;
   char first_byte_ = 0;
@@ -803,27 +857,48 @@ net::awaitable<error_code> connection<Stream>::read_head(request_parser& parser,
 // RFC 9112's rules on top of Beast's parser: one Host, framing that cannot be read two ways,
 // limits on the request line and the header count. On refusal: the status and the reason.
 template <class Stream>
-std::optional<std::pair<unsigned, std::string>> connection<Stream>::check_head(
-    const request_parser& parser, http_request& out) {
+std::optional<refusal> connection<Stream>::check_head(const request_parser& parser, http_request& out) {
   const auto& h = parser.get();
   const auto& t = transport();
-  using refusal = std::pair<unsigned, std::string>;
-  if (h.version() != 11 && h.version() != 10) return refusal{505, "only HTTP/1.0 and HTTP/1.1 are served"};
+  if (h.version() != 11 && h.version() != 10) return refusal{505, "version", "the HTTP versions served are 1.0 and 1.1"};
   const std::string_view target = sv(h.target());
   if (h.method_string().size() + target.size() + 10 > t.max_request_line) {
-    return refusal{414, "the request line is longer than " + std::to_string(t.max_request_line) + " bytes"};
+    return refusal{414, "request_line",
+                   "the request line is longer than " + std::to_string(t.max_request_line) + " bytes"};
   }
-  if (target.empty() || target.front() != '/') return refusal{400, "the request target must be a path"};
+  // The target in origin form. An absolute-form target (what a client sends to a proxy) is
+  // accepted, as RFC 9112 3.2.2 requires of a server, and its authority replaces the Host
+  // field's value. The asterisk form (OPTIONS *) and the authority form (CONNECT) are valid
+  // requests for methods registryd does not serve.
+  std::string origin;
+  std::optional<std::string_view> authority;
+  if (!target.empty() && target.front() == '/') {
+    origin = target;
+  } else if (auto absolute = absolute_form(target)) {
+    if (absolute->authority.empty() || !valid_authority(absolute->authority)) {
+      return refusal{400, "bad_request", "the request target's authority is not a host and port"};
+    }
+    authority = absolute->authority;
+    origin = std::move(absolute->origin);
+  } else if ((target == "*" && h.method() == http::verb::options) || h.method() == http::verb::connect) {
+    return refusal{501, "method", std::string(sv(h.method_string())) + " is not served"};
+  } else {
+    return refusal{400, "bad_request", "the request target must be a path"};
+  }
   std::size_t count = 0;
   std::size_t hosts = 0;
   std::size_t lengths = 0;
   std::size_t codings = 0;
+  std::string host_value;
   std::string length_value;
   std::string coding_value;
   for (const auto& field : h) {
     ++count;
     const std::string_view name = sv(field.name_string());
-    if (iequals(name, "Host")) ++hosts;
+    if (iequals(name, "Host")) {
+      ++hosts;
+      host_value = trimmed(sv(field.value()));
+    }
     if (iequals(name, "Content-Length")) {
       ++lengths;
       length_value = trimmed(sv(field.value()));
@@ -834,34 +909,39 @@ std::optional<std::pair<unsigned, std::string>> connection<Stream>::check_head(
     }
   }
   if (count > t.max_header_count) {
-    return refusal{431, "more than " + std::to_string(t.max_header_count) + " header fields"};
+    return refusal{431, "header_count", "more than " + std::to_string(t.max_header_count) + " header fields"};
   }
-  if (hosts > 1 || (hosts == 0 && h.version() == 11)) return refusal{400, "a request needs exactly one Host"};
-  if (lengths > 1) return refusal{400, "more than one Content-Length"};
-  if (lengths == 1 && !all_digits(length_value)) return refusal{400, "Content-Length is not a number"};
+  if (hosts > 1 || (hosts == 0 && h.version() == 11)) return refusal{400, "bad_request", "a request needs exactly one Host"};
+  if (hosts == 1 && !valid_authority(host_value)) return refusal{400, "bad_request", "the Host field is not a host and port"};
+  if (lengths > 1) return refusal{400, "bad_request", "more than one Content-Length"};
+  if (lengths == 1 && !all_digits(length_value)) return refusal{400, "bad_request", "Content-Length is not a number"};
   if (codings > 0) {
-    if (lengths > 0) return refusal{400, "both Content-Length and Transfer-Encoding"};
-    if (h.version() == 10) return refusal{400, "Transfer-Encoding in an HTTP/1.0 request"};
+    if (lengths > 0) return refusal{400, "bad_request", "both Content-Length and Transfer-Encoding"};
+    if (h.version() == 10) return refusal{400, "bad_request", "Transfer-Encoding in an HTTP/1.0 request"};
     if (codings > 1 || !iequals(coding_value, "chunked")) {
-      return refusal{501, "the only transfer coding served is chunked"};
+      return refusal{501, "transfer_coding", "the only transfer coding served is chunked"};
     }
   }
 
   out.method = std::string(sv(h.method_string()));
-  out.target = std::string(target);
-  const auto q = target.find('?');
-  out.path = httplib::detail::decode_url(std::string(target.substr(0, q)), false);
-  out.query = q == std::string_view::npos ? std::string() : std::string(target.substr(q + 1));
+  const auto q = origin.find('?');
+  out.path = httplib::detail::decode_url(origin.substr(0, q), false);
+  out.query = q == std::string::npos ? std::string() : origin.substr(q + 1);
+  out.target = std::move(origin);
   out.version = h.version();
-  out.headers.reserve(count);
-  for (const auto& field : h) out.headers.emplace_back(sv(field.name_string()), sv(field.value()));
+  out.headers.reserve(count + 1);
+  for (const auto& field : h) {
+    const std::string_view name = sv(field.name_string());
+    out.headers.emplace_back(name, authority && iequals(name, "Host") ? *authority : sv(field.value()));
+  }
+  if (authority && hosts == 0) out.headers.emplace_back("Host", *authority);
   if (codings > 0) {
     out.content_length = -1;
   } else if (lengths == 1) {
     std::uint64_t n = 0;
     const auto [p, ec] = std::from_chars(length_value.data(), length_value.data() + length_value.size(), n);
     if (ec != std::errc{} || n > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
-      return refusal{400, "Content-Length is out of range"};
+      return refusal{400, "bad_request", "Content-Length is out of range"};
     }
     out.content_length = static_cast<std::int64_t>(n);
   }
@@ -1200,6 +1280,8 @@ net::awaitable<void> connection<Stream>::run(std::shared_ptr<connection> self) {
           co_await refuse(431, "header_bytes", "the request head is larger than " +
                                                    std::to_string(t.max_header_bytes) + " bytes");
         }
+      } else if (ec == http::error::bad_version && names_other_version(std::string_view(static_cast<const char*>(buffer_.cdata().data()), buffer_.size()))) {
+        co_await refuse(505, "version", "the HTTP versions served are 1.0 and 1.1");
       } else if (ec != http::error::end_of_stream && ec != net::error::eof &&
                  ec != net::error::connection_reset && ec != net::ssl::error::stream_truncated) {
         co_await refuse(400, "bad_request", "malformed request: " + ec.message());
@@ -1213,7 +1295,7 @@ net::awaitable<void> connection<Stream>::run(std::shared_ptr<connection> self) {
     req.peer_subject = peer_subject_;
     req.peer_serial = peer_serial_;
     if (const auto refused = check_head(parser, req)) {
-      co_await refuse(refused->first, refusal_reason(refused->first), refused->second);
+      co_await refuse(refused->status, refused->reason, refused->why);
       linger = true;
       break;
     }

@@ -382,6 +382,10 @@ TEST_CASE("with token auth, a request without credentials is challenged with Bea
   const auto base = t.get("/v2/");
   CHECK(header_of(base, "WWW-Authenticate") ==
         R"(Bearer realm="http://reg.example:5001/auth/token",service="registryd")");
+  // An absolute-form target's authority stands for the Host (RFC 9112 3.2.2).
+  const auto absolute = t.get("http://balancer.example:5001/v2/");
+  CHECK(header_of(absolute, "WWW-Authenticate") ==
+        R"(Bearer realm="http://balancer.example:5001/auth/token",service="registryd")");
 }
 
 TEST_CASE("the token realm refuses anonymous requests and wrong passwords", "[frontdoor][token]") {
@@ -584,6 +588,43 @@ TEST_CASE("ambiguous or malformed framing is a 400 (or 501) and a close, never a
                             "400");
   CHECK(fd.log.str().find("c2VjcmV0") == std::string::npos);
   CHECK(fd.log.str().find("/readyz") == std::string::npos);
+}
+
+TEST_CASE("request targets: the absolute form is served as its path, asterisk and authority forms are "
+          "501, a Host that is not a host and port is a 400, a version past 1.1 a 505",
+          "[frontdoor][transport]") {
+  running_front_door fd;
+  // RFC 9112 3.2.2: a server must accept the absolute form, whatever the scheme's case.
+  for (const std::string target : {"http://reg.example:5001/v2/x/manifests/one?n=1", "HTTPS://[::1]:5001/v2/x/manifests/one?n=1"}) {
+    connection c(fd.port);
+    const auto reply = c.roundtrip("GET " + target + " HTTP/1.1\r\nHost: other\r\n\r\n");
+    INFO(target << "\n" << reply);
+    CHECK(count(reply, "HTTP/1.1 200") == 1);
+    CHECK(count(reply, R"("path":"/v2/x/manifests/one")") == 1);
+    CHECK(count(reply, R"("query":"n=1")") == 1);
+    CHECK_FALSE(c.closed());
+  }
+  CHECK(count(roundtrip(fd.port, "GET http://reg.example HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+              "HTTP/1.1 404") == 1);  // path "/"
+  for (const std::string target : {"http:///v2/", "http://user@reg.example/v2/", "http://reg example/v2/", "ftp://reg.example/v2/",
+                                   "v2/x/manifests/one", "*"}) {
+    expect_refused_and_closed(fd.port, "GET " + target + " HTTP/1.1\r\nHost: x\r\n\r\n", "400");
+  }
+  expect_refused_and_closed(fd.port, "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n", "501");
+  expect_refused_and_closed(fd.port, "CONNECT reg.example:443 HTTP/1.1\r\nHost: reg.example:443\r\n\r\n", "501");
+  // RFC 9112 3.2: a Host that is not a host and port is a 400; an empty one is allowed.
+  for (const std::string host : {"a/b", "user@a", "a b", "a:port", "[::1", "[zz]:1", "a%zz"}) {
+    expect_refused_and_closed(fd.port, "GET /v2/ HTTP/1.1\r\nHost: " + host + "\r\n\r\n", "400");
+  }
+  for (const std::string host : {"", "reg.example:5001", "[::1]:5001", "10.0.0.1", "a%41b"}) {
+    INFO(host);
+    CHECK(count(roundtrip(fd.port, "GET /v2/ HTTP/1.1\r\nHost: " + host + "\r\nConnection: close\r\n\r\n"),
+                "HTTP/1.1 200") == 1);
+  }
+  // A well-formed version other than 1.0 and 1.1 is a 505; a malformed one a 400.
+  expect_refused_and_closed(fd.port, "GET /v2/ HTTP/2.0\r\nHost: x\r\n\r\n", "505");
+  expect_refused_and_closed(fd.port, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "505");
+  expect_refused_and_closed(fd.port, "GET /v2/ HTTX/1.1\r\nHost: x\r\n\r\n", "400");
 }
 
 TEST_CASE("pipelined requests are answered in order, at once", "[frontdoor][transport]") {
