@@ -3,6 +3,7 @@
 #include <registryd/pki/certificates.hpp>
 
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/compose.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -27,6 +28,7 @@
 #include <prometheus/gauge.h>
 
 #include <sys/sendfile.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -34,6 +36,7 @@
 #include <array>
 #include <atomic>
 #include <cerrno>
+#include <csignal>
 #include <charconv>
 #include <cstdio>
 #include <cstring>
@@ -71,63 +74,157 @@ using tcp = net::ip::tcp;
 using error_code = boost::system::error_code;
 using steady = std::chrono::steady_clock;
 
-// The transport under a TLS stream. Reads and asynchronous writes go straight to the socket.
-// A synchronous write, which is what ssl::stream::write_some does with each record it encrypts,
-// is appended to a buffer instead, and the connection sends that buffer in one write. Asio's
-// stream writes one ~16 KiB record per socket write, each a send and a turn of the event loop:
-// that was where TLS body throughput went (docs/frontdoor.md, "TLS bodies").
-class record_gatherer {
+// Whether the kernel can seal TLS records: a loopback TCP connection takes the "tls" upper layer
+// protocol (which loads the kernel's tls module where it may). Asked once, at start.
+bool kernel_offers_tls() {
+  error_code ec;
+  net::io_context io;
+  tcp::acceptor listener(io);
+  tcp::socket client(io);
+  listener.open(tcp::v4(), ec);
+  if (!ec) listener.bind(tcp::endpoint(net::ip::address_v4::loopback(), 0), ec);
+  if (!ec) listener.listen(1, ec);
+  if (!ec) client.connect(listener.local_endpoint(), ec);
+  if (ec) return false;
+  static constexpr char ulp[] = "tls";
+  return ::setsockopt(client.native_handle(), IPPROTO_TCP, TCP_ULP, ulp, sizeof ulp - 1) == 0;
+}
+
+// A TLS connection: OpenSSL reads and writes the socket itself, through a socket BIO, and Asio
+// only says when the socket is ready (Asio's ssl::stream runs OpenSSL over a memory BIO pair
+// instead, which keeps kernel TLS and SSL_sendfile out: docs/frontdoor.md, "TLS and
+// zero-copy"). Where the kernel offers TLS offload and the context enables it, OpenSSL hands
+// the keys to the kernel at the end of the handshake (`kernel_sends()`): writes are then sealed
+// by the kernel and files go out with SSL_sendfile. Otherwise bodies are encrypted into
+// `gathered` (encrypt_to) and sent in few large writes. An AsyncReadStream and AsyncWriteStream
+// for Beast and Asio's composed operations; one read and one write may be pending at once.
+class tls_stream {
  public:
   using executor_type = tcp::socket::executor_type;
-  using lowest_layer_type = tcp::socket::lowest_layer_type;
 
-  explicit record_gatherer(tcp::socket socket) : socket_(std::move(socket)) {}
+  tls_stream(tcp::socket socket, net::ssl::context& context)
+      : socket_(std::move(socket)), ssl_(SSL_new(context.native_handle())) {
+    if (ssl_ == nullptr) throw std::runtime_error("cannot make a TLS connection: out of memory");
+    BIO* bio = BIO_new_socket(static_cast<int>(socket_.native_handle()), BIO_NOCLOSE);
+    if (bio == nullptr) {
+      SSL_free(ssl_);
+      throw std::runtime_error("cannot make a TLS connection: out of memory");
+    }
+    SSL_set_bio(ssl_, bio, bio);
+    SSL_set_accept_state(ssl_);
+    SSL_set_mode(ssl_, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  }
+  ~tls_stream() { SSL_free(ssl_); }
+  tls_stream(const tls_stream&) = delete;
+  tls_stream& operator=(const tls_stream&) = delete;
 
   executor_type get_executor() noexcept { return socket_.get_executor(); }
-  lowest_layer_type& lowest_layer() noexcept { return socket_.lowest_layer(); }
-  const lowest_layer_type& lowest_layer() const noexcept { return socket_.lowest_layer(); }
   tcp::socket& socket() noexcept { return socket_; }
+  SSL* native_handle() noexcept { return ssl_; }
 
+  // Whether the kernel seals what is written (kernel TLS took the write keys).
+  bool kernel_sends() const noexcept {
+    return BIO_ctrl(SSL_get_wbio(ssl_), BIO_CTRL_GET_KTLS_SEND, 0, nullptr) > 0;
+  }
+
+  template <class Token>
+  auto async_handshake(net::ssl::stream_base::handshake_type, Token&& token) {
+    return async_ssl([](SSL* ssl, std::size_t&) { return SSL_do_handshake(ssl); }, std::forward<Token>(token));
+  }
+  // Sends close_notify and waits for the client's (or its close).
+  template <class Token>
+  auto async_shutdown(Token&& token) {
+    return async_ssl(
+        [](SSL* ssl, std::size_t&) {
+          const int r = SSL_shutdown(ssl);
+          return r == 0 ? SSL_shutdown(ssl) : r;  // 0: ours is sent; the second call reads theirs
+        },
+        std::forward<Token>(token));
+  }
   template <class Buffers, class Token>
   auto async_read_some(const Buffers& buffers, Token&& token) {
-    return socket_.async_read_some(buffers, std::forward<Token>(token));
+    const net::mutable_buffer b = first_buffer<net::mutable_buffer>(buffers);
+    return async_ssl([b](SSL* ssl, std::size_t& n) { return b.size() == 0 ? 1 : SSL_read_ex(ssl, b.data(), b.size(), &n); },
+                     std::forward<Token>(token));
   }
   template <class Buffers, class Token>
   auto async_write_some(const Buffers& buffers, Token&& token) {
-    return socket_.async_write_some(buffers, std::forward<Token>(token));
-  }
-  // Gathers: never blocks, never fails.
-  template <class Buffers>
-  std::size_t write_some(const Buffers& buffers, error_code& ec) {
-    ec = {};
-    std::size_t n = 0;
-    for (auto it = net::buffer_sequence_begin(buffers); it != net::buffer_sequence_end(buffers); ++it) {
-      const net::const_buffer b(*it);
-      gathered_.append(static_cast<const char*>(b.data()), b.size());
-      n += b.size();
-    }
-    return n;
-  }
-  // A synchronous write that needs the peer (a renegotiation, which the server does not allow)
-  // fails rather than blocks the I/O thread.
-  template <class Buffers>
-  std::size_t read_some(const Buffers&, error_code& ec) {
-    ec = net::error::would_block;
-    return 0;
+    const net::const_buffer b = first_buffer<net::const_buffer>(buffers);
+    return async_ssl([b](SSL* ssl, std::size_t& n) { return b.size() == 0 ? 1 : SSL_write_ex(ssl, b.data(), b.size(), &n); },
+                     std::forward<Token>(token));
   }
 
-  std::string_view gathered() const noexcept { return gathered_; }
-  std::string& buffer() noexcept { return gathered_; }
-  void clear() noexcept { gathered_.clear(); }
+  // Sealed records waiting for one write (encrypt_to appends to it).
+  std::string& gathered() noexcept { return gathered_; }
   // Gives the buffer's memory back: an idle connection keeps none.
   void release() noexcept { std::string().swap(gathered_); }
 
  private:
+  template <class Buffer, class Buffers>
+  static Buffer first_buffer(const Buffers& buffers) {
+    for (auto it = net::buffer_sequence_begin(buffers); it != net::buffer_sequence_end(buffers); ++it) {
+      const Buffer b(*it);
+      if (b.size() > 0) return b;
+    }
+    return Buffer();
+  }
+
+  // The error an OpenSSL call that returned `r` ended with. A close without close_notify is
+  // stream_truncated, a close_notify eof, as with Asio's stream.
+  error_code error_of(int r) const {
+    const int e = SSL_get_error(ssl_, r);
+    if (e == SSL_ERROR_ZERO_RETURN) return net::error::eof;
+    const unsigned long code = ERR_peek_last_error();
+    if (e == SSL_ERROR_SSL && ERR_GET_REASON(code) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
+      ERR_clear_error();
+      return net::ssl::error::stream_truncated;
+    }
+    if (e == SSL_ERROR_SYSCALL && code == 0) {
+      const int saved = errno;
+      return saved == 0 ? error_code(net::ssl::error::stream_truncated)
+                        : error_code(saved, boost::system::system_category());
+    }
+    ERR_clear_error();
+    return error_code(static_cast<int>(code), net::error::get_ssl_category());
+  }
+
+  // Runs `op` (an OpenSSL call: 1 when done, with the bytes moved in its second argument) until
+  // it is done or fails, waiting for the socket between tries as OpenSSL asks.
+  template <class Op, class Token>
+  auto async_ssl(Op op, Token&& token) {
+    return net::async_compose<Token, void(error_code, std::size_t)>(
+        [this, op](auto& self, error_code ec = {}) mutable {
+          if (ec) {
+            self.complete(ec, 0);  // the wait failed: cancelled by a deadline, or the socket closed
+            return;
+          }
+          ERR_clear_error();
+          errno = 0;
+          std::size_t n = 0;
+          const int r = op(ssl_, n);
+          if (r == 1) {
+            self.complete({}, n);
+            return;
+          }
+          switch (SSL_get_error(ssl_, r)) {
+            case SSL_ERROR_WANT_READ:
+              socket_.async_wait(tcp::socket::wait_read, std::move(self));
+              return;
+            case SSL_ERROR_WANT_WRITE:
+              socket_.async_wait(tcp::socket::wait_write, std::move(self));
+              return;
+            default:
+              self.complete(error_of(r), 0);
+              return;
+          }
+        },
+        token, socket_);
+  }
+
   tcp::socket socket_;
+  SSL* ssl_;
   std::string gathered_;
 };
-
-using tls_stream = net::ssl::stream<record_gatherer>;
 
 // An OpenSSL BIO that appends what is written to it to a std::string (its data pointer).
 BIO_METHOD* append_bio_method() {
@@ -153,18 +250,17 @@ BIO_METHOD* append_bio_method() {
   return method;
 }
 
-// Encrypts `plain` as TLS records appended to `out`, on a connection whose handshake is done.
-// Asio's engine would have OpenSSL write each record into its BIO pair, then copy it out again
-// (BIO_read) before the gatherer copies it a third time; profiled, the copy into the pair was a
-// quarter of a one-client TLS blob pull's CPU. Here the SSL's write BIO is, for the length of
-// the call, one that appends straight to `out`; the engine's BIO is put back after. Nothing is
-// pending in the engine's pair between two of its operations, so the order of records holds.
+// Encrypts `plain` as TLS records appended to `out`, on a connection whose handshake is done and
+// whose records the kernel does not seal. The SSL's write BIO is, for the length of the call,
+// one that appends straight to `out` (no socket write per record, no copy through a memory BIO
+// pair); the socket BIO is put back after. Nothing else writes to the SSL meanwhile, so the
+// order of records holds.
 bool encrypt_to(SSL* ssl, std::string_view plain, std::string& out) {
   BIO* sink = append_bio_method() != nullptr ? BIO_new(append_bio_method()) : nullptr;
   if (sink == nullptr) return false;
   BIO_set_data(sink, &out);
-  BIO* engine = SSL_get_wbio(ssl);
-  BIO_up_ref(engine);         // SSL_set0_wbio releases the SSL's reference to it
+  BIO* socket_bio = SSL_get_wbio(ssl);
+  BIO_up_ref(socket_bio);     // SSL_set0_wbio releases the SSL's reference to it
   SSL_set0_wbio(ssl, sink);   // the SSL owns `sink` now
   bool ok = true;
   while (!plain.empty()) {
@@ -176,7 +272,7 @@ bool encrypt_to(SSL* ssl, std::string_view plain, std::string& out) {
     }
     plain.remove_prefix(n);
   }
-  SSL_set0_wbio(ssl, engine);  // frees `sink`
+  SSL_set0_wbio(ssl, socket_bio);  // frees `sink`
   return ok;
 }
 // Beast's parser adds a chunked body's trailer fields to the request's fields, where they would
@@ -250,16 +346,6 @@ std::string trimmed(std::string_view s) {
 
 prometheus::Gauge& unlabelled_gauge(prometheus::Registry& metrics, const char* name, const char* help) {
   return prometheus::BuildGauge().Name(name).Help(help).Register(metrics).Add({});
-}
-
-// Whether the kernel offers TLS offload (the "tls" upper-layer protocol).
-bool kernel_offers_tls() {
-  std::FILE* f = std::fopen("/proc/sys/net/ipv4/tcp_available_ulp", "r");
-  if (f == nullptr) return false;
-  char line[256] = {};
-  const bool read = std::fgets(line, sizeof line, f) != nullptr;
-  std::fclose(f);
-  return read && std::string_view(line).find("tls") != std::string_view::npos;
 }
 
 // A buffer that is written before it is read: allocated, never zeroed (a zeroed 1 MiB per
@@ -378,6 +464,7 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
   std::vector<std::unique_ptr<net::io_context>> ios;
   std::size_t next_io = 0;  // round robin, touched by the accepting thread only
   std::optional<net::ssl::context> tls;
+  bool kernel_tls = false;  // SSL_OP_ENABLE_KTLS is set: the kernel offers TLS offload
   std::optional<tcp::acceptor> acceptor;
   std::unique_ptr<net::thread_pool> workers;
   std::vector<std::thread> io_threads;
@@ -527,7 +614,7 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
  private:
   tcp::socket& socket() {
     if constexpr (is_tls<Stream>) {
-      return stream_.next_layer().socket();
+      return stream_.socket();
     } else {
       return stream_;
     }
@@ -562,21 +649,21 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
     };
     set_deadline(transport().body_timeout);
     if constexpr (is_tls<Stream>) {
-      // Encrypt up to tls_gather_size into the gatherer, then send the records in one write.
-      auto& out = stream_.next_layer();
-      while (!bytes.empty() && !ec) {
-        const std::size_t piece = std::min(bytes.size(), tls_gather_size);
-        if (SSL_is_init_finished(stream_.native_handle())) {
-          if (!encrypt_to(stream_.native_handle(), bytes.substr(0, piece), out.buffer())) ec = net::ssl::error::stream_truncated;
-        } else {
-          net::write(stream_, net::buffer(bytes.data(), piece), ec);
+      // Encrypt up to tls_gather_size into the gathered buffer, then send the records in one
+      // write. When the kernel seals the records, or before the handshake is done, OpenSSL
+      // writes to the socket itself.
+      if (!stream_.kernel_sends() && SSL_is_init_finished(stream_.native_handle())) {
+        std::string& out = stream_.gathered();
+        while (!bytes.empty() && !ec) {
+          const std::size_t piece = std::min(bytes.size(), tls_gather_size);
+          if (!encrypt_to(stream_.native_handle(), bytes.substr(0, piece), out)) ec = net::ssl::error::stream_truncated;
+          bytes.remove_prefix(piece);
+          if (!ec) co_await write(socket(), net::buffer(out.data(), out.size()), ec);
+          if (!ec) written_ += piece;
+          out.clear();
         }
-        bytes.remove_prefix(piece);
-        if (!ec) {
-          co_await write(out.socket(), net::buffer(out.gathered().data(), out.gathered().size()), ec);
-        }
-        if (!ec) written_ += piece;
-        out.clear();
+      } else {
+        written_ += co_await write(stream_, net::buffer(bytes.data(), bytes.size()), ec);
       }
     } else {
       written_ += co_await write(stream_, net::buffer(bytes.data(), bytes.size()), ec);
@@ -1067,11 +1154,17 @@ net::awaitable<bool> connection<Stream>::send_file(http_response& res, std::stri
   const int fd = res.file->fd;
   std::uint64_t offset = res.file_offset;
   std::uint64_t left = res.file_length;
-  if (is_tls<Stream> || !transport().sendfile) {
-    // TLS: Asio's stream encrypts in user space (its engine talks to OpenSSL through a memory
-    // BIO, so kernel TLS and SSL_sendfile cannot apply): read, then write, a piece at a time
-    // (write_all gathers the records into few socket writes); the head goes out with the first
-    // piece.
+  // Zero copies: sendfile on a plain connection where the setting asks for it, SSL_sendfile on a
+  // TLS connection whose records the kernel seals.
+  bool zero_copy = false;
+  if constexpr (is_tls<Stream>) {
+    zero_copy = stream_.kernel_sends();
+  } else {
+    zero_copy = transport().sendfile;
+  }
+  if (!zero_copy) {
+    // Read, then write, a piece at a time (on TLS, write_all gathers the records into few
+    // socket writes); the head goes out with the first piece.
     struct counted {
       std::atomic<std::size_t>& n;
       explicit counted(std::atomic<std::size_t>& to) : n(to) { n.fetch_add(1, std::memory_order_relaxed); }
@@ -1108,14 +1201,27 @@ net::awaitable<bool> connection<Stream>::send_file(http_response& res, std::stri
       if (left == 0) co_return true;
     }
   }
-  if constexpr (!is_tls<Stream>) {
+  {
     if (!co_await write_all(head)) co_return false;
-    auto& sock = stream_;
+    // Sends up to `len` bytes of the file from `off`: what sendfile(2) returns, errno EAGAIN
+    // when the socket is full.
+    const auto send_some = [this, fd](std::uint64_t off, std::size_t len) -> ssize_t {
+      if constexpr (is_tls<Stream>) {
+        ERR_clear_error();
+        const ossl_ssize_t n = SSL_sendfile(stream_.native_handle(), fd, static_cast<off_t>(off), len, 0);
+        if (n >= 0) return n;
+        const int e = SSL_get_error(stream_.native_handle(), static_cast<int>(n));
+        ERR_clear_error();
+        errno = e == SSL_ERROR_WANT_WRITE ? EAGAIN : EIO;
+        return -1;
+      } else {
+        off_t o = static_cast<off_t>(off);
+        return ::sendfile(stream_.native_handle(), fd, &o, len);
+      }
+    };
     std::size_t since_yield = 0;
     while (left > 0) {
-      off_t off = static_cast<off_t>(offset);
-      const ssize_t n = ::sendfile(sock.native_handle(), fd, &off,
-                                   static_cast<std::size_t>(std::min<std::uint64_t>(left, file_slice)));
+      const ssize_t n = send_some(offset, static_cast<std::size_t>(std::min<std::uint64_t>(left, file_slice)));
       if (n > 0) {
         offset += static_cast<std::uint64_t>(n);
         left -= static_cast<std::uint64_t>(n);
@@ -1132,7 +1238,7 @@ net::awaitable<bool> connection<Stream>::send_file(http_response& res, std::stri
       if (errno != EAGAIN) co_return false;
       error_code ec;
       set_deadline(transport().body_timeout);
-      co_await sock.async_wait(tcp::socket::wait_write, net::redirect_error(net::use_awaitable, ec));
+      co_await socket().async_wait(tcp::socket::wait_write, net::redirect_error(net::use_awaitable, ec));
       clear_deadline();
       if (ec) {
         if (timed_out_) server_->count_closed("body_timeout");
@@ -1142,7 +1248,6 @@ net::awaitable<bool> connection<Stream>::send_file(http_response& res, std::stri
     }
     co_return true;
   }
-  co_return false;  // not reached: the buffered path returns from its loop
 }
 
 template <class Stream>
@@ -1356,7 +1461,7 @@ net::awaitable<void> connection<Stream>::run(std::shared_ptr<connection> self) {
     }
     if (!keep_alive) break;
     if (buffer_.size() == 0) buffer_.shrink_to_fit();  // an idle connection holds no buffer
-    if constexpr (is_tls<Stream>) stream_.next_layer().release();
+    if constexpr (is_tls<Stream>) stream_.release();
   }
   co_await close(linger);
   (void)self;
@@ -1493,13 +1598,22 @@ util::status http_server::start() {
   if (io_threads == 0) io_threads = std::clamp<std::size_t>(std::thread::hardware_concurrency(), 1, 4);
   for (std::size_t i = 0; i < io_threads; ++i) s.ios.push_back(std::make_unique<net::io_context>(1));
   if (s.opts.configure_tls) {
+    // OpenSSL writes TLS connections' sockets with send(2) without MSG_NOSIGNAL: a client gone
+    // must be an error to the writer, not a signal that ends the process.
+    std::signal(SIGPIPE, SIG_IGN);
     s.tls.emplace(net::ssl::context::tls_server);
     SSL_CTX* ctx = s.tls->native_handle();
     // OpenSSL frees a connection's record buffers while it is idle.
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
-    // No renegotiation: a body is encrypted synchronously into the record gatherer, which must
+    // No renegotiation: a body is encrypted synchronously into the gathered buffer, which must
     // never have to wait for the client.
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
+    // Records are read a socket read at a time, not a header and then a body.
+    SSL_CTX_set_read_ahead(ctx, 1);
+    // Kernel TLS where the kernel has it: OpenSSL asks for it at every handshake, and a kernel
+    // without it would be asked to load its module each time, so the kernel is asked once here.
+    s.kernel_tls = t.tls_kernel_offload && kernel_offers_tls();
+    if (s.kernel_tls) SSL_CTX_set_options(ctx, SSL_OP_ENABLE_KTLS);
     if (!s.opts.configure_tls(ctx)) return util::error{"cannot set up the TLS context"};
   }
   error_code ec;
@@ -1531,10 +1645,13 @@ util::status http_server::start() {
   s.logger->info("front door listening on {}://{}:{} ({} I/O threads, {} workers)",
                  s.tls ? "https" : "http", s.opts.address, s.bound_port, io_threads, t.worker_threads);
   if (s.tls) {
-    // Said at runtime, as in docs/frontdoor.md: Asio's stream encrypts through a memory BIO, so
-    // kernel TLS is never used, whatever the kernel offers.
-    s.logger->info("TLS bodies are encrypted in user space; kernel TLS is not used (the kernel {})",
-                   kernel_offers_tls() ? "has a tls module" : "has no tls module");
+    if (s.kernel_tls) {
+      s.logger->info("kernel TLS: offered by the kernel; connections whose cipher it takes have their records "
+                     "sealed by the kernel and files sent with SSL_sendfile");
+    } else {
+      s.logger->info("kernel TLS: not used ({}); TLS records are sealed in user space",
+                     t.tls_kernel_offload ? "the kernel offers no TLS offload" : "http_tls_offload: user");
+    }
   }
   return util::ok();
 }

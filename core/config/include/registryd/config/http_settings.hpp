@@ -43,6 +43,10 @@ struct http_settings {
   // (`http_file_transfer: copy`), true uses sendfile(2) (`sendfile`). docs/frontdoor.md says
   // why copying is the default.
   bool sendfile = false;
+  // Whether TLS records may be sealed by the kernel (`http_tls_offload: kernel`) where the kernel
+  // and OpenSSL offer it: files then go out with SSL_sendfile. `user` keeps every record in
+  // OpenSSL. docs/frontdoor.md, "TLS and zero-copy".
+  bool tls_kernel_offload = true;
   // Bytes that streamed answers may hold, all together, in buffers grown past their first
   // 256 KiB (each grows to at most 1 MiB while its source has bytes ready). Past this, a stream
   // keeps the buffer it has: many concurrent streams cost 256 KiB each, not 1 MiB.

@@ -1,0 +1,275 @@
+// The front door over TLS on loopback, with the echo test plugin behind it, driven by an OpenSSL
+// client on a blocking socket: the handshake, pipelining, file and streamed answers, chunked
+// bodies with 100-continue, close_notify both ways, clients that vanish mid-record. In the unit
+// tests so that ASan and UBSan see the TLS transport (tls_stream, encrypt_to) in CI.
+#include <registryd/frontdoor/front_door.hpp>
+#include <registryd/pki/pki_directory.hpp>
+#include <registryd/pki/tls_identity.hpp>
+#include <registryd/plugin_host/plugin_instance.hpp>
+#include <registryd/plugin_host/plugin_library.hpp>
+
+#include <test_support.hpp>
+
+#include <catch2/catch.hpp>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <spdlog/sinks/ostream_sink.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+namespace pki = registryd::pki;
+using registryd::frontdoor::front_door;
+using namespace std::chrono_literals;
+
+// A TLS front door on an ephemeral loopback port, its certificate made by the real PKI code.
+struct tls_front_door {
+  registryd::test::scratch_dir dir;
+  std::ostringstream log;
+  std::shared_ptr<front_door> door;
+
+  explicit tls_front_door(registryd::frontdoor::transport_options transport = {}) {
+    auto names = pki::serving_names("127.0.0.1", {});
+    REQUIRE(names.ok());
+    pki::pki_options options;
+    options.dir = dir.path();
+    REQUIRE(pki::ensure(options, *names, pki::clock::now()).ok());
+    auto identity = pki::load_tls_identity(dir.path());
+    REQUIRE(identity.ok());
+    auto logger = std::make_shared<spdlog::logger>("test", std::make_shared<spdlog::sinks::ostream_sink_mt>(log));
+    registryd::frontdoor::options opts;
+    opts.port = 0;
+    opts.tls = true;
+    opts.transport = transport;
+    opts.transport.worker_threads = 4;
+    door = std::make_shared<front_door>(opts, logger, std::make_shared<prometheus::Registry>());
+    door->set_identity(*identity);
+    auto lib = registryd::plugin_host::plugin_library::load(std::string(REGISTRYD_FIXTURE_PLUGIN_DIR) + "/echo.so");
+    REQUIRE(lib.ok());
+    auto inst = registryd::plugin_host::plugin_instance::create(*lib, "{}", logger);
+    REQUIRE(inst.ok());
+    REQUIRE((*inst)->start().ok());
+    door->set_mode(*inst);
+    REQUIRE(door->start().ok());
+  }
+  ~tls_front_door() { door->stop(); }
+  int port() const { return door->port(); }
+};
+
+// A TLS client on a blocking socket (reads time out after `timeout`).
+class tls_client {
+ public:
+  explicit tls_client(int port, std::chrono::milliseconds timeout = 2000ms)
+      : ctx_(SSL_CTX_new(TLS_client_method())), fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
+    REQUIRE(ctx_ != nullptr);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<std::uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    timeval tv{static_cast<time_t>(timeout.count() / 1000), static_cast<suseconds_t>(timeout.count() % 1000 * 1000)};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ssl_ = SSL_new(ctx_);
+    REQUIRE(ssl_ != nullptr);
+    SSL_set_fd(ssl_, fd_);
+  }
+  ~tls_client() {
+    SSL_free(ssl_);
+    SSL_CTX_free(ctx_);
+    if (fd_ >= 0) ::close(fd_);
+  }
+  tls_client(const tls_client&) = delete;
+  tls_client& operator=(const tls_client&) = delete;
+
+  bool handshake() { return SSL_connect(ssl_) == 1; }
+  void send(const std::string& bytes) {
+    std::size_t n = 0;
+    REQUIRE(SSL_write_ex(ssl_, bytes.data(), bytes.size(), &n) == 1);
+    REQUIRE(n == bytes.size());
+  }
+  // Reads until `n` bytes have arrived, the server closes or the read times out.
+  std::string read(std::size_t n = SIZE_MAX) {
+    std::string got;
+    char buf[65536];
+    while (got.size() < n) {
+      std::size_t r = 0;
+      if (SSL_read_ex(ssl_, buf, std::min(sizeof buf, n - got.size()), &r) != 1) {
+        const int e = SSL_get_error(ssl_, 0);
+        close_notify_ = e == SSL_ERROR_ZERO_RETURN;
+        ended_ = true;
+        ERR_clear_error();
+        break;
+      }
+      got.append(buf, r);
+    }
+    return got;
+  }
+  // Whether the last read ended because the server closed with close_notify.
+  bool close_notify() const { return close_notify_; }
+  bool ended() const { return ended_; }
+  SSL* ssl() { return ssl_; }
+  // Closes the TCP connection without close_notify.
+  void vanish() {
+    ::close(fd_);
+    fd_ = -1;
+  }
+
+ private:
+  SSL_CTX* ctx_;
+  int fd_;
+  SSL* ssl_ = nullptr;
+  bool close_notify_ = false;
+  bool ended_ = false;
+};
+
+std::size_t count(const std::string& text, const std::string& what) {
+  std::size_t n = 0;
+  for (auto pos = text.find(what); pos != std::string::npos; pos = text.find(what, pos + 1)) ++n;
+  return n;
+}
+
+bool is_pattern(std::string_view body) {
+  for (std::size_t i = 0; i < body.size(); ++i) {
+    if (body[i] != static_cast<char>('a' + i % 26)) return false;
+  }
+  return true;
+}
+
+std::string body_of(const std::string& reply) { return reply.substr(reply.find("\r\n\r\n") + 4); }
+
+}  // namespace
+
+TEST_CASE("over TLS: pipelined requests in order, then close_notify after Connection: close",
+          "[frontdoor][tls]") {
+  tls_front_door fd;
+  CHECK(count(fd.log.str(), "kernel TLS: ") == 1);  // the start says whether the kernel seals records
+  tls_client c(fd.port());
+  REQUIRE(c.handshake());
+  c.send("GET /v2/x/manifests/one HTTP/1.1\r\nHost: x\r\n\r\n"
+         "PUT /v2/x/blobs/uploads/1 HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+         "GET http://reg.example/v2/x/manifests/three HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  const auto reply = c.read();
+  CHECK(count(reply, "HTTP/1.1 ") == 3);
+  CHECK(reply.find("/v2/x/manifests/one") < reply.find("X-Received-Bytes: 5"));
+  CHECK(reply.find("X-Received-Bytes: 5") < reply.find("/v2/x/manifests/three"));
+  CHECK(c.close_notify());
+}
+
+TEST_CASE("over TLS: file and streamed answers arrive whole, on one connection, many at once",
+          "[frontdoor][tls]") {
+  tls_front_door fd;
+  constexpr std::size_t size = 3 * 1024 * 1024 + 17;  // several gathered writes and a short last one
+  std::vector<std::thread> clients;
+  std::atomic<int> whole{0};
+  for (int i = 0; i < 6; ++i) {  // more file answers than I/O threads: whole slices too
+    clients.emplace_back([&] {
+      tls_client c(fd.port(), 10000ms);
+      if (!c.handshake()) return;
+      bool ok = true;
+      for (const std::string path : {"/v2/x/pattern-file", "/v2/x/stream"}) {
+        c.send("GET " + path + "?size=" + std::to_string(size) + " HTTP/1.1\r\nHost: x\r\n\r\n");
+        const auto head = c.read(1);  // the first byte, then the head
+        std::string got = head;
+        while (got.find("\r\n\r\n") == std::string::npos && !c.ended()) got += c.read(1);
+        const auto body_start = got.find("\r\n\r\n") + 4;
+        got += c.read(size - (got.size() - body_start));
+        const auto body = got.substr(body_start);
+        ok = ok && got.starts_with("HTTP/1.1 200") && body.size() == size && is_pattern(body);
+      }
+      if (ok) ++whole;
+    });
+  }
+  for (auto& t : clients) t.join();
+  CHECK(whole == 6);
+}
+
+TEST_CASE("over TLS: a chunked body with Expect: 100-continue, and HEAD without a body",
+          "[frontdoor][tls]") {
+  tls_front_door fd;
+  tls_client c(fd.port());
+  REQUIRE(c.handshake());
+  c.send("PUT /v2/x/blobs/uploads/2 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n");
+  CHECK(c.read(25) == "HTTP/1.1 100 Continue\r\n\r\n");
+  c.send("5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
+  const auto put = c.read(1);
+  auto reply = put + c.read(200);
+  CHECK(count(reply, "HTTP/1.1 201") == 1);
+  CHECK(count(reply, "X-Received-Bytes: 11") == 1);
+  c.send("HEAD /v2/x/pattern-file?size=5000 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  const auto head = c.read();
+  CHECK(count(head, "Content-Length: 5000") == 1);
+  CHECK(body_of(head).empty());
+  CHECK(c.close_notify());
+}
+
+TEST_CASE("over TLS: clients that vanish mid-handshake, mid-head or mid-answer cost nothing; the "
+          "next client is served",
+          "[frontdoor][tls]") {
+  tls_front_door fd;
+  {
+    tls_client c(fd.port());  // TCP only, then gone
+    c.vanish();
+  }
+  {
+    tls_client c(fd.port());
+    REQUIRE(c.handshake());
+    c.send("GET /v2/x/manifests/a HTTP/1.1\r\nHo");
+    c.vanish();
+  }
+  {
+    tls_client c(fd.port());
+    REQUIRE(c.handshake());
+    c.send("GET /v2/x/pattern-file?size=8000000 HTTP/1.1\r\nHost: x\r\n\r\n");
+    CHECK(c.read(100000).size() == 100000);
+    c.vanish();  // 8 MB promised, most of it never read
+  }
+  tls_client next(fd.port());
+  REQUIRE(next.handshake());
+  next.send("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  CHECK(count(next.read(), "HTTP/1.1 200") == 1);
+}
+
+TEST_CASE("over TLS: an idle connection is closed with close_notify at its timeout, a slow "
+          "handshake at its own, and a request with bad framing gets its 400 sealed",
+          "[frontdoor][tls]") {
+  registryd::frontdoor::transport_options t;
+  t.handshake_timeout = 500ms;
+  t.idle_timeout = 500ms;
+  t.head_timeout = 500ms;
+  tls_front_door fd(t);
+  tls_client idle(fd.port(), 3000ms);
+  REQUIRE(idle.handshake());
+  idle.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+  const auto started = std::chrono::steady_clock::now();
+  const auto reply = idle.read();  // the answer, then the close at the idle timeout
+  CHECK(count(reply, "HTTP/1.1 200") == 1);
+  CHECK(idle.close_notify());
+  CHECK(std::chrono::steady_clock::now() - started < 2500ms);
+
+  tls_client silent(fd.port(), 3000ms);  // never starts its handshake
+  const auto before = std::chrono::steady_clock::now();
+  char byte = 0;
+  const ssize_t n = ::recv(SSL_get_fd(silent.ssl()), &byte, 1, 0);
+  CHECK(n == 0);  // closed by the server
+  CHECK(std::chrono::steady_clock::now() - before < 2500ms);
+
+  tls_client bad(fd.port());
+  REQUIRE(bad.handshake());
+  bad.send("PUT /v2/x/a HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n");
+  const auto refused = bad.read();
+  CHECK(count(refused, "HTTP/1.1 400") == 1);
+  CHECK(bad.ended());
+}
