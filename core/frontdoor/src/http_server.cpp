@@ -886,8 +886,13 @@ net::awaitable<bool> connection<Stream>::wait_for_request(std::size_t served) {
   error_code ec;
   set_deadline(served == 0 ? transport().head_timeout : transport().idle_timeout);
   if constexpr (is_tls<Stream>) {
-    // TLS: read one byte through the stream (bytes may wait inside it, not on the socket).
-    const std::size_t n = co_await stream_.async_read_some(
+    // TLS: wait for the socket first when OpenSSL holds nothing, so that an idle connection
+    // asks OpenSSL for no read buffer; then read one byte through the stream (bytes may wait
+    // inside it, not on the socket).
+    if (SSL_has_pending(stream_.native_handle()) == 0) {
+      co_await socket().async_wait(tcp::socket::wait_read, net::redirect_error(net::use_awaitable, ec));
+    }
+    const std::size_t n = ec ? 0 : co_await stream_.async_read_some(
         net::buffer(&first_byte_, 1), net::redirect_error(net::use_awaitable, ec));
     if (!ec && n == 1) {
       auto space = buffer_.prepare(1);
