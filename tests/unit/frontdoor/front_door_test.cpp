@@ -10,6 +10,8 @@
 
 #include <test_support.hpp>
 
+#include "wire_text.hpp"
+
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 #include <spdlog/sinks/ostream_sink.h>
@@ -109,19 +111,8 @@ std::string roundtrip(int port, const std::string& request) {
   return c.roundtrip(request);
 }
 
-std::size_t count(const std::string& text, const std::string& what) {
-  std::size_t n = 0;
-  for (auto pos = text.find(what); pos != std::string::npos; pos = text.find(what, pos + 1)) ++n;
-  return n;
-}
-
-// Whether `body` is the echo plugin's pattern from its start: 'a' to 'z', repeated.
-bool is_pattern(std::string_view body) {
-  for (std::size_t i = 0; i < body.size(); ++i) {
-    if (body[i] != static_cast<char>('a' + i % 26)) return false;
-  }
-  return true;
-}
+using frontdoor_test::count;
+using frontdoor_test::is_pattern;
 
 // A request whose body is itself a complete request: if the server ever parses the body as
 // the next request, a second answer (to /healthz) shows up.

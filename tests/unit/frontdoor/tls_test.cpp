@@ -10,6 +10,8 @@
 
 #include <test_support.hpp>
 
+#include "wire_text.hpp"
+
 #include <catch2/catch.hpp>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -135,18 +137,8 @@ class tls_client {
   bool ended_ = false;
 };
 
-std::size_t count(const std::string& text, const std::string& what) {
-  std::size_t n = 0;
-  for (auto pos = text.find(what); pos != std::string::npos; pos = text.find(what, pos + 1)) ++n;
-  return n;
-}
-
-bool is_pattern(std::string_view body) {
-  for (std::size_t i = 0; i < body.size(); ++i) {
-    if (body[i] != static_cast<char>('a' + i % 26)) return false;
-  }
-  return true;
-}
+using frontdoor_test::count;
+using frontdoor_test::is_pattern;
 
 std::string body_of(const std::string& reply) { return reply.substr(reply.find("\r\n\r\n") + 4); }
 
