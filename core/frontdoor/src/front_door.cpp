@@ -347,16 +347,11 @@ std::shared_ptr<const auth::token_authority> front_door::token_snapshot() const 
 
 std::string front_door::realm_for(const http_request& req) const {
   // The Host header names the address the client used (the node balancer's, say), so the
-  // realm stays reachable the same way. Only characters of a host[:port] pass: the value goes
-  // into a response header.
+  // realm stays reachable the same way. The transport lets only a host[:port] through (or an
+  // empty Host; an absolute-form target's authority takes its place): nothing that could break
+  // out of the quoted realm.
   std::string host = req.header("Host");
-  const bool plausible =
-      !host.empty() && host.size() <= 255 &&
-      std::all_of(host.begin(), host.end(), [](char c) {
-        return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == ':' ||
-               c == '[' || c == ']';
-      });
-  if (!plausible) host = opts_.address + ":" + std::to_string(opts_.port);
+  if (host.empty() || host.size() > 255) host = opts_.address + ":" + std::to_string(opts_.port);
   return std::string(opts_.tls ? "https://" : "http://") + host + "/auth/token";
 }
 

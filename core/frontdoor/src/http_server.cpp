@@ -952,7 +952,7 @@ template <class Stream>
 std::optional<refusal> connection<Stream>::check_head(const request_parser& parser, http_request& out) {
   const auto& h = parser.get();
   const auto& t = transport();
-  if (h.version() != 11 && h.version() != 10) return refusal{505, "version", "the HTTP versions served are 1.0 and 1.1"};
+  // Beast's parser refuses any version but 1.0 and 1.1 (run() answers a well-formed other one 505).
   const std::string_view target = sv(h.target());
   if (h.method_string().size() + target.size() + 10 > t.max_request_line) {
     return refusal{414, "request_line",

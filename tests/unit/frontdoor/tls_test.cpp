@@ -42,6 +42,7 @@ struct tls_front_door {
   registryd::test::scratch_dir dir;
   std::ostringstream log;
   std::shared_ptr<front_door> door;
+  std::shared_ptr<prometheus::Registry> metrics = std::make_shared<prometheus::Registry>();
 
   explicit tls_front_door(registryd::frontdoor::transport_options transport = {}) {
     auto names = pki::serving_names("127.0.0.1", {});
@@ -57,7 +58,7 @@ struct tls_front_door {
     opts.tls = true;
     opts.transport = transport;
     opts.transport.worker_threads = 4;
-    door = std::make_shared<front_door>(opts, logger, std::make_shared<prometheus::Registry>());
+    door = std::make_shared<front_door>(opts, logger, metrics);
     door->set_identity(*identity);
     auto lib = registryd::plugin_host::plugin_library::load(std::string(REGISTRYD_FIXTURE_PLUGIN_DIR) + "/echo.so");
     REQUIRE(lib.ok());
@@ -69,6 +70,13 @@ struct tls_front_door {
   }
   ~tls_front_door() { door->stop(); }
   int port() const { return door->port(); }
+  // Connections open now (registryd_http_connections).
+  double connections() const {
+    for (const auto& family : metrics->Collect()) {
+      if (family.name == "registryd_http_connections" && !family.metric.empty()) return family.metric.front().gauge.value;
+    }
+    return -1;
+  }
 };
 
 // A TLS client on a blocking socket (reads time out after `timeout`).
@@ -232,6 +240,9 @@ TEST_CASE("over TLS: clients that vanish mid-handshake, mid-head or mid-answer c
   REQUIRE(next.handshake());
   next.send("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
   CHECK(count(next.read(), "HTTP/1.1 200") == 1);
+  // Nothing is left behind: every connection, the vanished ones included, is closed.
+  for (int i = 0; i < 40 && fd.connections() != 0; ++i) std::this_thread::sleep_for(50ms);
+  CHECK(fd.connections() == 0);
 }
 
 TEST_CASE("over TLS: an idle connection is closed with close_notify at its timeout, a slow "
