@@ -514,6 +514,8 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
 
   void accept();
   void on_accepted(tcp::socket socket);
+  template <class Connection>
+  void start(std::shared_ptr<Connection> c);
   bool admit(const std::string& client);
   void release(const std::string& client);
 };
@@ -1560,12 +1562,21 @@ void http_server::impl::on_accepted(tcp::socket socket) {
   socket.non_blocking(true, ec);
   auto self = shared_from_this();
   if (tls) {
-    auto c = std::make_shared<connection<tls_stream>>(self, std::move(client), std::move(socket), *tls);
-    net::co_spawn(c->stream().get_executor(), c->run(c), net::detached);
+    start(std::make_shared<connection<tls_stream>>(self, std::move(client), std::move(socket), *tls));
   } else {
-    auto c = std::make_shared<connection<tcp::socket>>(self, std::move(client), std::move(socket));
-    net::co_spawn(c->stream().get_executor(), c->run(c), net::detached);
+    start(std::make_shared<connection<tcp::socket>>(self, std::move(client), std::move(socket)));
   }
+}
+
+// Starts a connection's coroutine from a handler on the connection's own executor. Boost 1.74's
+// co_spawn, called on a thread that is not running the target executor (here the accepting
+// thread), races with the coroutine's first resumption on the thread that is: the handle that
+// launched it is torn down while the coroutine already runs (chriskohlhoff/asio#552, a
+// heap-use-after-free under ASan).
+template <class Connection>
+void http_server::impl::start(std::shared_ptr<Connection> c) {
+  auto ex = c->stream().get_executor();
+  net::post(ex, [c = std::move(c)] { net::co_spawn(c->stream().get_executor(), c->run(c), net::detached); });
 }
 
 void http_server::impl::accept() {
