@@ -460,7 +460,9 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
   std::shared_ptr<spdlog::logger> logger;
 
   // One io_context per I/O thread, each run by that thread alone: a connection lives on one of
-  // them, so its handlers never run concurrently and need no strand.
+  // them, so its handlers never run concurrently and need no strand. One context shared by every
+  // thread, a strand per connection, balanced better but is not safe with Boost 1.74's
+  // coroutines (docs/frontdoor.md, "Threads: why one io_context per thread").
   std::vector<std::unique_ptr<net::io_context>> ios;
   std::size_t next_io = 0;  // round robin, touched by the accepting thread only
   std::optional<net::ssl::context> tls;
