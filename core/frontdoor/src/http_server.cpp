@@ -495,6 +495,11 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
   prometheus::Counter& whole_file_slices;
   prometheus::Family<prometheus::Counter>& closed_family;
   prometheus::Family<prometheus::Counter>& refused_family;
+  // TLS handshakes done, by who seals the connection's records: the kernel (kernel TLS took the
+  // write keys) or OpenSSL in user space.
+  prometheus::Family<prometheus::Counter>& handshakes_family;
+  prometheus::Counter& sealed_by_kernel;
+  prometheus::Counter& sealed_in_user_space;
 
   // Takes `n` bytes of the budget for grown stream buffers; false, taking nothing, when that
   // would pass it.
@@ -1366,6 +1371,7 @@ net::awaitable<void> connection<Stream>::run(std::shared_ptr<connection> self) {
       socket().close(ec);
       co_return;
     }
+    (stream_.kernel_sends() ? server_->sealed_by_kernel : server_->sealed_in_user_space).Increment();
     peer_subject_ = verified_peer_subject(stream_.native_handle());
     peer_serial_ = verified_peer_serial(stream_.native_handle());
   }
@@ -1514,7 +1520,14 @@ http_server::impl::impl(server_options o, http_handler h, exchange_observer obs,
                          .Name("registryd_http_requests_refused_total")
                          .Help("Requests the transport answered with an error itself (malformed or "
                                "ambiguous framing, limits, timeouts, a full queue), by reason.")
-                         .Register(metrics)) {}
+                         .Register(metrics)),
+      handshakes_family(prometheus::BuildCounter()
+                            .Name("registryd_http_tls_handshakes_total")
+                            .Help("TLS handshakes completed, by who seals the connection's records: "
+                                  "the kernel (kernel TLS) or OpenSSL in user space.")
+                            .Register(metrics)),
+      sealed_by_kernel(handshakes_family.Add({{"records", "kernel"}})),
+      sealed_in_user_space(handshakes_family.Add({{"records", "user"}})) {}
 
 bool http_server::impl::admit(const std::string& client) {
   const auto& t = opts.transport;

@@ -77,6 +77,18 @@ struct tls_front_door {
     }
     return -1;
   }
+  // TLS handshakes done whose records `records` ("kernel" or "user") seals.
+  double handshakes(const std::string& records) const {
+    for (const auto& family : metrics->Collect()) {
+      if (family.name != "registryd_http_tls_handshakes_total") continue;
+      for (const auto& m : family.metric) {
+        for (const auto& label : m.label) {
+          if (label.name == "records" && label.value == records) return m.counter.value;
+        }
+      }
+    }
+    return -1;
+  }
 };
 
 // A TLS client on a blocking socket (reads time out after `timeout`).
@@ -194,6 +206,17 @@ TEST_CASE("over TLS: file and streamed answers arrive whole, on one connection, 
   }
   for (auto& t : clients) t.join();
   CHECK(whole == 6);
+  // Each handshake is counted once, by who seals its records; the kernel only where the start
+  // said it offers kernel TLS. Where it does, the file answers above went out with SSL_sendfile.
+  const double kernel = fd.handshakes("kernel");
+  const double user = fd.handshakes("user");
+  CHECK(kernel + user == 6);
+  if (count(fd.log.str(), "kernel TLS: not used") == 1) {
+    CHECK(kernel == 0);
+    WARN("this kernel offers no TLS offload: the kernel TLS branch (SSL_sendfile) was not exercised");
+  } else {
+    WARN("this kernel offers TLS offload: " << kernel << " of 6 connections had their records sealed by it");
+  }
 }
 
 TEST_CASE("over TLS: a chunked body with Expect: 100-continue, and HEAD without a body",
