@@ -190,41 +190,73 @@ class tls_stream {
 
   // Runs `op` (an OpenSSL call: 1 when done, with the bytes moved in its second argument) until
   // it is done or fails, waiting for the socket between tries as OpenSSL asks.
+  //
+  // An operation OpenSSL finishes at once completes on the caller's stack, and the caller (a
+  // coroutine, or a Beast read loop) then starts its next operation from inside that completion.
+  // A run of such operations nests one stack level each: a client that sends a 64 KiB head as
+  // 65,536 one-byte records, in one burst, would make the reads of that head nest 65,536 deep
+  // and overflow the I/O thread's stack. So past max_nested completions on one thread's stack,
+  // the completion is posted to the connection's executor instead, which starts a fresh stack.
   template <class Op, class Token>
   auto async_ssl(Op op, Token&& token) {
     return net::async_compose<Token, void(error_code, std::size_t)>(
-        [this, op](auto& self, error_code ec = {}) mutable {
+        [this, op, deferred = false, result = error_code{}, moved = std::size_t{0}](
+            auto& self, error_code ec = {}) mutable {
+          if (deferred) {
+            finish(self, result, moved);  // posted below: runs on a fresh stack
+            return;
+          }
           if (ec) {
-            self.complete(ec, 0);  // the wait failed: cancelled by a deadline, or the socket closed
+            finish(self, ec, 0);  // the wait failed: cancelled by a deadline, or the socket closed
             return;
           }
           ERR_clear_error();
           errno = 0;
           std::size_t n = 0;
           const int r = op(ssl_, n);
-          if (r == 1) {
-            self.complete({}, n);
+          if (r != 1) {
+            switch (SSL_get_error(ssl_, r)) {
+              case SSL_ERROR_WANT_READ:
+                socket_.async_wait(tcp::socket::wait_read, std::move(self));
+                return;
+              case SSL_ERROR_WANT_WRITE:
+                socket_.async_wait(tcp::socket::wait_write, std::move(self));
+                return;
+              default:
+                ec = error_of(r);
+                break;
+            }
+          }
+          if (nested_completions >= max_nested) {
+            deferred = true;
+            result = ec;
+            moved = ec ? 0 : n;
+            net::post(socket_.get_executor(), std::move(self));
             return;
           }
-          switch (SSL_get_error(ssl_, r)) {
-            case SSL_ERROR_WANT_READ:
-              socket_.async_wait(tcp::socket::wait_read, std::move(self));
-              return;
-            case SSL_ERROR_WANT_WRITE:
-              socket_.async_wait(tcp::socket::wait_write, std::move(self));
-              return;
-            default:
-              self.complete(error_of(r), 0);
-              return;
-          }
+          finish(self, ec, ec ? 0 : n);
         },
         token, socket_);
   }
+
+  // Completes `self`, counting it as one more level on this thread's stack while the caller's
+  // continuation runs. Touches nothing of the stream: the completion may end the connection.
+  template <class Self>
+  static void finish(Self& self, error_code ec, std::size_t n) {
+    ++nested_completions;
+    self.complete(ec, n);
+    --nested_completions;
+  }
+
+  static constexpr int max_nested = 16;
+  static thread_local int nested_completions;
 
   tcp::socket socket_;
   SSL* ssl_;
   std::string gathered_;
 };
+
+thread_local int tls_stream::nested_completions = 0;
 
 // An OpenSSL BIO that appends what is written to it to a std::string (its data pointer).
 BIO_METHOD* append_bio_method() {
