@@ -224,17 +224,18 @@ class tls_stream {
                 return;
               default:
                 ec = error_of(r);
+                n = 0;
                 break;
             }
           }
           if (nested_completions >= max_nested) {
             deferred = true;
             result = ec;
-            moved = ec ? 0 : n;
+            moved = n;
             net::post(socket_.get_executor(), std::move(self));
             return;
           }
-          finish(self, ec, ec ? 0 : n);
+          finish(self, ec, n);
         },
         token, socket_);
   }

@@ -10,6 +10,7 @@
 
 #include <test_support.hpp>
 
+#include "metric_sample.hpp"
 #include "wire_text.hpp"
 
 #include <catch2/catch.hpp>
@@ -155,20 +156,10 @@ struct running_front_door {
   ~running_front_door() { door->stop(); }
 
   // The value of an unlabelled counter, or -1 when there is none of that name.
-  double counter(const std::string& name) const {
-    for (const auto& family : metrics->Collect()) {
-      if (family.name == name && !family.metric.empty()) return family.metric.front().counter.value;
-    }
-    return -1;
-  }
+  double counter(const std::string& name) const { return frontdoor_test::counter_value(*metrics, name); }
 
   // The value of an unlabelled gauge, or -1 when there is none of that name.
-  double gauge(const std::string& name) const {
-    for (const auto& family : metrics->Collect()) {
-      if (family.name == name && !family.metric.empty()) return family.metric.front().gauge.value;
-    }
-    return -1;
-  }
+  double gauge(const std::string& name) const { return frontdoor_test::gauge_value(*metrics, name); }
 };
 
 }  // namespace

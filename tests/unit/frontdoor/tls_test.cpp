@@ -10,6 +10,7 @@
 
 #include <test_support.hpp>
 
+#include "metric_sample.hpp"
 #include "wire_text.hpp"
 
 #include <catch2/catch.hpp>
@@ -71,23 +72,10 @@ struct tls_front_door {
   ~tls_front_door() { door->stop(); }
   int port() const { return door->port(); }
   // Connections open now (registryd_http_connections).
-  double connections() const {
-    for (const auto& family : metrics->Collect()) {
-      if (family.name == "registryd_http_connections" && !family.metric.empty()) return family.metric.front().gauge.value;
-    }
-    return -1;
-  }
+  double connections() const { return frontdoor_test::gauge_value(*metrics, "registryd_http_connections"); }
   // TLS handshakes done whose records `records` ("kernel" or "user") seals.
   double handshakes(const std::string& records) const {
-    for (const auto& family : metrics->Collect()) {
-      if (family.name != "registryd_http_tls_handshakes_total") continue;
-      for (const auto& m : family.metric) {
-        for (const auto& label : m.label) {
-          if (label.name == "records" && label.value == records) return m.counter.value;
-        }
-      }
-    }
-    return -1;
+    return frontdoor_test::counter_value(*metrics, "registryd_http_tls_handshakes_total", "records", records);
   }
 };
 
