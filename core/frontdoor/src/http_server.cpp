@@ -1608,6 +1608,11 @@ void http_server::impl::on_accepted(tcp::socket socket) {
   }
   socket.set_option(tcp::no_delay(true), ec);
   socket.non_blocking(true, ec);
+  // A bounded unsent queue (docs/frontdoor.md, "Unsent bytes in the socket"). A kernel without
+  // the option keeps its default; nothing else depends on it.
+  if (const int lowat = static_cast<int>(opts.transport.tcp_notsent_lowat); lowat > 0) {
+    (void)::setsockopt(socket.native_handle(), IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof lowat);
+  }
   auto self = shared_from_this();
   if (tls) {
     start(std::make_shared<connection<tls_stream>>(self, std::move(client), std::move(socket), *tls));

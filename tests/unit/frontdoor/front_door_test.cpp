@@ -19,6 +19,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -26,6 +27,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <filesystem>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -99,6 +101,7 @@ class connection {
 
   // Sends `bytes` without reading.
   void send_only(const std::string& bytes) { ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL); }
+  int fd() const noexcept { return fd_; }
   // Whether the server closed the connection (seen by the last roundtrip).
   bool closed() const { return closed_; }
 
@@ -827,6 +830,61 @@ TEST_CASE("a file answer goes out whole, and HEAD states its length without a bo
   CHECK(count(head, "Content-Length: 5000") == 1);
   CHECK(head.substr(head.find("\r\n\r\n") + 4).empty());
   const auto streamed = roundtrip(fd.port, "GET /v2/x/stream?size=3000000 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  CHECK(streamed.substr(streamed.find("\r\n\r\n") + 4).size() == 3000000);
+}
+
+// The server's end of a client's connection: the front door runs in this process, so it is the
+// descriptor here whose peer is the client's own address. -1 until the server has accepted it.
+int server_end_of(const connection& client) {
+  sockaddr_in own{};
+  socklen_t own_size = sizeof own;
+  if (::getsockname(client.fd(), reinterpret_cast<sockaddr*>(&own), &own_size) != 0) return -1;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd", ec)) {
+    int fd = -1;
+    try {
+      fd = std::stoi(entry.path().filename().string());
+    } catch (const std::exception&) {
+      continue;
+    }
+    sockaddr_in peer{};
+    socklen_t peer_size = sizeof peer;
+    if (fd != client.fd() && ::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_size) == 0 &&
+        peer.sin_family == AF_INET && peer.sin_port == own.sin_port && peer.sin_addr.s_addr == own.sin_addr.s_addr) {
+      return fd;
+    }
+  }
+  return -1;
+}
+
+// The TCP_NOTSENT_LOWAT the server set on its end of a new connection; -1 if it was not found.
+int server_notsent_lowat(int port) {
+  connection client(port);
+  int server_end = -1;
+  for (int i = 0; i < 250 && server_end < 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    server_end = server_end_of(client);
+  }
+  int lowat = -1;
+  socklen_t size = sizeof lowat;
+  if (server_end < 0 || ::getsockopt(server_end, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, &size) != 0) return -1;
+  return lowat;
+}
+
+TEST_CASE("a connection's socket holds at most http_tcp_notsent_lowat_bytes unsent; 0 leaves the "
+          "kernel's default",
+          "[frontdoor][transport]") {
+  running_front_door bounded;
+  CHECK(server_notsent_lowat(bounded.port) == 64 * 1024);
+  registryd::frontdoor::transport_options t;
+  t.tcp_notsent_lowat = 16384;
+  running_front_door small(false, t);
+  CHECK(server_notsent_lowat(small.port) == 16384);
+  t.tcp_notsent_lowat = 0;
+  running_front_door unset(false, t);
+  CHECK(server_notsent_lowat(unset.port) == 0);  // the kernel reads 0 as "the sysctl's value"
+  // The bounded queue changes how a large answer moves, not what arrives.
+  const auto streamed = roundtrip(small.port, "GET /v2/x/stream?size=3000000 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
   CHECK(streamed.substr(streamed.find("\r\n\r\n") + 4).size() == 3000000);
 }
 

@@ -51,6 +51,13 @@ struct http_settings {
   // 256 KiB (each grows to at most 1 MiB while its source has bytes ready). Past this, a stream
   // keeps the buffer it has: many concurrent streams cost 256 KiB each, not 1 MiB.
   std::size_t stream_buffer_budget = 16 * 1024 * 1024;
+  // Bytes of an answer that a connection's socket may hold not yet sent (TCP_NOTSENT_LOWAT); a
+  // write waits until fewer are left. 0: the kernel's default, as much as the socket buffer
+  // takes. With a same-host client (a node's containerd through its balancer, a bench) a socket
+  // that holds several MB unsent has its transmission run on the client's CPU as the client's
+  // acknowledgements open the window; a small queue keeps that work on registryd's writes.
+  // docs/frontdoor.md, "Unsent bytes in the socket".
+  std::size_t tcp_notsent_lowat = 64 * 1024;
 
   friend bool operator==(const http_settings&, const http_settings&) = default;
 };
