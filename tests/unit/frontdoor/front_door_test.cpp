@@ -947,6 +947,10 @@ TEST_CASE("grown stream buffers share one budget: past it a stream keeps its buf
           "[frontdoor][transport]") {
   registryd::frontdoor::transport_options t;
   t.stream_buffer_budget = 786432;  // one stream's growth from 256 KiB to 1 MiB
+  // The holder below must take MBs without reading: the server's socket, unbounded, holds them.
+  // With the default bound on unsent bytes (64 KiB) it takes less than one 256 KiB piece, and no
+  // buffer would grow.
+  t.tcp_notsent_lowat = 0;
   running_front_door fd(false, t);
   const auto body_of = [](const std::string& reply) { return reply.substr(reply.find("\r\n\r\n") + 4); };
   const std::string reads_request = "GET /v2/x/stream-reads HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
@@ -962,7 +966,8 @@ TEST_CASE("grown stream buffers share one budget: past it a stream keeps its buf
     REQUIRE(fd.gauge("registryd_http_stream_buffer_grown_bytes") == 786432);
     // Until its socket buffers are full and it reads no more from its source: the reads it
     // records stop changing (they would otherwise land in the next stream's list). This needs
-    // the kernel to buffer a few MB for a client that reads nothing, as loopback does.
+    // the kernel to buffer a few MB for a client that reads nothing, as loopback does with the
+    // server's unsent bytes unbounded.
     std::string last = "-";
     for (int i = 0; i < 100; ++i) {
       std::this_thread::sleep_for(100ms);
