@@ -512,10 +512,6 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
   // Bytes held by streamed answers' buffers beyond their first piece (transport's
   // stream_buffer_budget bounds it).
   std::atomic<std::size_t> grown_stream_bytes{0};
-  // Files being sent through user space right now. Past one per I/O thread, each thread takes
-  // turns between several transfers, and each send offers a whole slice instead of Asio's
-  // 64 KiB (docs/frontdoor.md, "Writes").
-  std::atomic<std::size_t> file_sends{0};
   std::mutex clients_mutex;
   std::unordered_map<std::string, std::size_t> per_client;
 
@@ -525,7 +521,6 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
   prometheus::Gauge& parked_gauge;
   prometheus::Gauge& grown_gauge;
   prometheus::Counter& accepted;
-  prometheus::Counter& whole_file_slices;
   prometheus::Family<prometheus::Counter>& closed_family;
   prometheus::Family<prometheus::Counter>& refused_family;
   // TLS handshakes done, by who seals the connection's records: the kernel (kernel TLS took the
@@ -582,12 +577,9 @@ net::awaitable<T> on_worker(net::thread_pool& pool, F fn) {
 template <class Stream>
 constexpr bool is_tls = std::is_same_v<Stream, tls_stream>;
 
-// How much of a piece one send() is offered. Asio's own completion conditions cap each send at
-// 64 KiB (its default_max_transfer_size); `whole` offers everything left, and the kernel takes
-// what fits in the socket's buffer. docs/frontdoor.md ("Writes") has the measurements behind
-// which body goes out which way.
-enum class send_size { asio_default, whole };
-
+// Asio's composed writes offer each send() at most 64 KiB (its default_max_transfer_size). This
+// condition offers everything left, and the kernel takes what fits under the socket's bound on
+// unsent bytes (http_tcp_notsent_lowat_bytes). docs/frontdoor.md ("Writes") says why.
 struct whole_piece {
   std::size_t operator()(const error_code& ec, std::size_t) const noexcept {
     return ec ? 0 : std::numeric_limits<std::size_t>::max();
@@ -683,11 +675,10 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
     timer_.async_wait([self = this->shared_from_this()](error_code) { self->on_timer(); });
   }
 
-  net::awaitable<bool> write_all(std::string_view bytes, send_size size = send_size::asio_default) {
+  net::awaitable<bool> write_all(std::string_view bytes) {
     error_code ec;
-    const auto write = [size](auto& to, net::const_buffer from, error_code& e) {
-      return size == send_size::whole ? net::async_write(to, from, whole_piece{}, net::redirect_error(net::use_awaitable, e))
-                                      : net::async_write(to, from, net::redirect_error(net::use_awaitable, e));
+    const auto write = [](auto& to, net::const_buffer from, error_code& e) {
+      return net::async_write(to, from, whole_piece{}, net::redirect_error(net::use_awaitable, e));
     };
     set_deadline(transport().body_timeout);
     if constexpr (is_tls<Stream>) {
@@ -1212,19 +1203,6 @@ net::awaitable<bool> connection<Stream>::send_file(http_response& res, std::stri
   if (!zero_copy) {
     // Read, then write, a piece at a time (on TLS, write_all gathers the records into few
     // socket writes); the head goes out with the first piece.
-    struct counted {
-      std::atomic<std::size_t>& n;
-      explicit counted(std::atomic<std::size_t>& to) : n(to) { n.fetch_add(1, std::memory_order_relaxed); }
-      ~counted() { n.fetch_sub(1, std::memory_order_relaxed); }
-      counted(const counted&) = delete;
-      counted& operator=(const counted&) = delete;
-    } sending(server_->file_sends);
-    // Chosen per slice: the load changes while a large blob goes out.
-    const auto size_now = [&srv = *server_] {
-      if (srv.file_sends.load(std::memory_order_relaxed) <= srv.ios.size()) return send_size::asio_default;
-      srv.whole_file_slices.Increment();
-      return send_size::whole;
-    };
     const raw_buffer buf(static_cast<std::size_t>(std::min<std::uint64_t>(read_slice, head.size() + left)));
     std::size_t prefix = std::min(head.size(), buf.size);
     std::memcpy(buf.data(), head.data(), prefix);
@@ -1241,7 +1219,7 @@ net::awaitable<bool> connection<Stream>::send_file(http_response& res, std::stri
         } while (n < 0 && errno == EINTR);
         if (n <= 0) co_return false;  // a read error, or the file is shorter than promised
       }
-      if (!co_await write_all(std::string_view(buf.data(), prefix + static_cast<std::size_t>(n)), size_now())) co_return false;
+      if (!co_await write_all(std::string_view(buf.data(), prefix + static_cast<std::size_t>(n)))) co_return false;
       prefix = 0;
       offset += static_cast<std::uint64_t>(n);
       left -= static_cast<std::uint64_t>(n);
@@ -1334,7 +1312,7 @@ net::awaitable<bool> connection<Stream>::send_stream(http_response& res, bool ch
     const auto size = static_cast<std::size_t>(n);
     if (!chunked) {
       if (res.stream_length >= 0 && sent + size > static_cast<std::uint64_t>(res.stream_length)) co_return false;
-      if (!co_await write_all(std::string_view(buf.data() + front, size), send_size::whole)) co_return false;
+      if (!co_await write_all(std::string_view(buf.data() + front, size))) co_return false;
     } else {
       char line[16];
       auto [end, ec] = std::to_chars(line, line + sizeof line - 2, size, 16);
@@ -1344,7 +1322,7 @@ net::awaitable<bool> connection<Stream>::send_stream(http_response& res, bool ch
       std::memcpy(buf.data() + front - line_size, line, line_size);
       buf.data()[front + size] = '\r';
       buf.data()[front + size + 1] = '\n';
-      if (!co_await write_all(std::string_view(buf.data() + front - line_size, line_size + size + 2), send_size::whole)) {
+      if (!co_await write_all(std::string_view(buf.data() + front - line_size, line_size + size + 2))) {
         co_return false;
       }
     }
@@ -1538,12 +1516,6 @@ http_server::impl::impl(server_options o, http_handler h, exchange_observer obs,
                    .Help("Connections accepted by the front door.")
                    .Register(metrics)
                    .Add({})),
-      whole_file_slices(prometheus::BuildCounter()
-                            .Name("registryd_http_file_slices_sent_whole_total")
-                            .Help("File slices offered to the socket whole, because more files were "
-                                  "being sent than there are I/O threads (otherwise 64 KiB per send).")
-                            .Register(metrics)
-                            .Add({})),
       closed_family(prometheus::BuildCounter()
                         .Name("registryd_http_connections_closed_total")
                         .Help("Connections the front door closed on a limit, a timeout or a failed "
