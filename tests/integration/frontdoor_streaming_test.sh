@@ -27,8 +27,8 @@ want=$(pattern_sha256 "$size")
 assert_eq "$(sha256sum "$WORK/stream.bin" | cut -d' ' -f1)" "$want" "streamed content"
 
 echo "# six file answers over TLS at once: each arrives whole and in order"
-# Past one file send per I/O thread (at most 4 by default) each send offers a whole slice
-# (docs/frontdoor.md, "Writes"). This checks the bytes; the unit test checks the path is taken.
+# More file sends than I/O threads (at most 4 by default): each thread takes turns between
+# several transfers, a whole slice per send (docs/frontdoor.md, "Writes"). This checks the bytes.
 fsize=$((8 * 1024 * 1024 + 12345))
 want=$(pattern_sha256 "$fsize")
 pids=()

@@ -159,9 +159,6 @@ struct running_front_door {
   }
   ~running_front_door() { door->stop(); }
 
-  // The value of an unlabelled counter, or -1 when there is none of that name.
-  double counter(const std::string& name) const { return frontdoor_test::counter_value(*metrics, name); }
-
   // The value of an unlabelled gauge, or -1 when there is none of that name.
   double gauge(const std::string& name) const { return frontdoor_test::gauge_value(*metrics, name); }
 };
@@ -889,11 +886,13 @@ TEST_CASE("a connection's socket holds at most http_tcp_notsent_lowat_bytes unse
   CHECK(streamed.substr(streamed.find("\r\n\r\n") + 4).size() == 3000000);
 }
 
-TEST_CASE("a file answer leaves in full segments: each slice is offered to the socket in one send",
+TEST_CASE("a file answer's slices are each offered to the socket in one send: under 1.5 times the "
+          "fewest segments",
           "[frontdoor][transport]") {
   // Asio's own writes offer at most 64 KiB per send, and loopback's largest segment is a little
   // less (65,483 bytes), so every such send left as one full segment and one of a few dozen
-  // bytes: about two segments per 64 KiB, where one slice per send gives about one.
+  // bytes: about two segments per 64 KiB (2.0 times the fewest), where one 256 KiB slice per
+  // send leaves four full segments and one short one (about 1.25 times).
   running_front_door fd;
   connection client(fd.port);
   constexpr std::size_t size = 32 * 1024 * 1024;
@@ -901,13 +900,16 @@ TEST_CASE("a file answer leaves in full segments: each slice is offered to the s
   std::string head;
   std::size_t body = 0;
   std::vector<char> buf(1 << 20);
-  while (body < size) {  // read as fast as the server sends, so the window is rarely what splits
+  // Read as fast as the server sends, so the window is rarely what splits a segment. The socket
+  // gives up after 0.7 s of silence; a slow build (ASan, a busy machine) may be silent longer
+  // while the plugin fills the file, so silence is retried until one overall deadline.
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (body < size && std::chrono::steady_clock::now() < give_up) {
     const ssize_t n = ::recv(client.fd(), buf.data(), buf.size(), 0);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) continue;
     REQUIRE(n > 0);
     std::size_t at = 0;
-    if (head.empty() || !head.ends_with("\r\n\r\n")) {
-      while (at < static_cast<std::size_t>(n) && !head.ends_with("\r\n\r\n")) head += buf[at++];
-    }
+    while (at < static_cast<std::size_t>(n) && !head.ends_with("\r\n\r\n")) head += buf[at++];
     body += static_cast<std::size_t>(n) - at;
   }
   REQUIRE(head.starts_with("HTTP/1.1 200"));
@@ -917,6 +919,10 @@ TEST_CASE("a file answer leaves in full segments: each slice is offered to the s
   frontdoor_test::tcp_counters sent;
   REQUIRE(frontdoor_test::read_tcp_counters(server_end, sent));
   REQUIRE(sent.snd_mss > 0);
+  if (sent.snd_mss < 32768) {
+    WARN("loopback's segments carry at most " << sent.snd_mss << " bytes here (its MTU is not 64 KiB): a 64 KiB "
+         "send splits into few enough segments that this check cannot tell it from one offer per slice");
+  }
   const double fewest = static_cast<double>(sent.bytes_sent) / sent.snd_mss;
   INFO("data segments " << sent.data_segs_out << " for " << sent.bytes_sent << " bytes, segments of at most "
                         << sent.snd_mss << ": " << sent.data_segs_out / fewest << " times the fewest");

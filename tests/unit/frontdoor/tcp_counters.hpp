@@ -11,7 +11,7 @@ struct tcp_counters {
   std::uint32_t snd_mss = 0;        // the largest segment the socket sends
 };
 
-// The counters of socket `fd`; false if it has none (not a TCP socket, or a kernel older than 4.6).
+// The counters of socket `fd`; false if it has none (not a TCP socket, or a kernel older than 4.19).
 bool read_tcp_counters(int fd, tcp_counters& out);
 
 }  // namespace frontdoor_test

@@ -199,7 +199,7 @@ TEST_CASE("over TLS: file and streamed answers arrive whole, on one connection, 
   constexpr std::size_t size = 3 * 1024 * 1024 + 17;  // several gathered writes and a short last one
   std::vector<std::thread> clients;
   std::atomic<int> whole{0};
-  for (int i = 0; i < 6; ++i) {  // more file answers than I/O threads: whole slices too
+  for (int i = 0; i < 6; ++i) {  // more file answers than I/O threads: each thread takes turns
     clients.emplace_back([&] {
       tls_client c(fd.port(), 10000ms);
       if (!c.handshake()) return;
