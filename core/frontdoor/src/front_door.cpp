@@ -178,8 +178,8 @@ void front_door::handle_cluster_api(const http_request& req, request_body& reade
   host_api_request r{req.method, req.path, req.peer_subject, req.peer_serial, req.remote_addr, {}, req.params(),
                      req.resumed};
   constexpr std::size_t limit = 64 * 1024;
-  bool too_large = false;
-  if (!req.resumed) {  // a resumed long poll's body was read the first time (a GET has none)
+  bool too_large = req.content_length > static_cast<std::int64_t>(limit);  // refused unread
+  if (!req.resumed && !too_large) {  // a resumed long poll's body was read the first time (a GET has none)
     reader.read([&](const char* data, std::size_t size) {
       if (r.body.size() + size > limit) too_large = true;
       if (!too_large) r.body.append(data, size);
@@ -255,6 +255,12 @@ util::status front_door::start() {
   so.address = opts_.address;
   so.port = opts_.port;
   so.transport = opts_.transport;
+  // The host's own endpoints that take a body read all of it (up to their limits, refusing a
+  // larger declared one unread): the transport reads such a small body before a worker is
+  // taken, even for a client waiting for 100 Continue.
+  so.reads_whole_body = [](const http_request& req) {
+    return req.path == "/auth/token" || req.path.starts_with("/cluster/v1/");
+  };
   if (opts_.tls) {
     so.configure_tls = [this](SSL_CTX* ctx) {
       SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);

@@ -333,6 +333,10 @@ class request_parser final : public http::request_parser<http::buffer_body> {
 
 // Room kept in the read buffer while a body is read: what one read from the socket may take.
 constexpr std::size_t body_read_size = 64 * 1024;
+// A body of at most this size (and the first this many bytes of a chunked one) is read by the
+// I/O thread before its request takes a worker: a client that sends part of a small body and
+// stops holds a connection, never a worker (docs/frontdoor.md, "Shape").
+constexpr std::size_t body_read_ahead = 64 * 1024;
 // Bytes moved per piece of a body, in and out.
 constexpr std::size_t piece_size = 256 * 1024;
 // A streamed response's buffer starts at piece_size and doubles up to this while each read
@@ -431,9 +435,13 @@ bool valid_authority(std::string_view a) {
         return false;
       }
     }
+    // An empty host is allowed only as the whole value (RFC 9112 3.2); before a port it is not
+    // a host (RFC 9110 4.2.1).
+    if (name.empty() && colon != std::string_view::npos) return false;
     port = colon == std::string_view::npos ? std::string_view() : a.substr(colon + 1);
   }
-  return port.size() <= 5 && std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; });
+  if (port.size() > 5 || !std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; })) return false;
+  return port.empty() || std::stoul(std::string(port)) <= 65535;
 }
 
 // A request target in absolute form (RFC 9112 3.2.2), "http://host:port/path?query": its
@@ -587,6 +595,9 @@ struct whole_piece {
 };
 
 template <class Stream>
+class body_pipe;
+
+template <class Stream>
 class connection : public std::enable_shared_from_this<connection<Stream>> {
  public:
   template <class... Args>
@@ -631,6 +642,18 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
   // A body whose chunked framing broke, or whose chunk line or trailer section did not fit the
   // read buffer (the head limit plus one body read): the request is answered 400 or 431
   // whatever its handler said, and the connection closes.
+  // A read of the body failed (the client stopped sending, left, or broke the framing): the
+  // request's answer says so if it can (408 for a body that stopped arriving), and the connection
+  // closes without reading the rest.
+  void note_body_failed(const error_code& ec) {
+    body_failed_ = true;
+    if (timed_out_) {
+      server_->count_closed("body_timeout");
+      framing_refusal_ = refusal{408, "body_timeout", "the request body stopped arriving"};
+    } else {
+      note_body_error(ec);
+    }
+  }
   void note_body_error(const error_code& ec) {
     if (ec == http::error::buffer_overflow) {
       framing_refusal_ = refusal{431, "header_bytes",
@@ -773,6 +796,7 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
   net::awaitable<error_code> read_head(request_parser& parser, bool& folded);
   std::optional<refusal> check_head(const request_parser& parser, http_request& out);
   net::awaitable<bool> drain(request_parser& parser);
+  net::awaitable<bool> read_ahead(request_parser& parser, body_pipe<Stream>& body, bool expect_continue);
   net::awaitable<bool> write_response(const http_request& req, http_response& res, bool keep_alive);
   net::awaitable<bool> send_file(http_response& res, std::string head);
   net::awaitable<bool> send_stream(http_response& res, bool chunked);
@@ -790,6 +814,7 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
   bool watching_ = false;
   bool timed_out_ = false;
   bool finished_ = false;
+  bool body_failed_ = false;  // a read of the request body failed: the rest is not read
   std::optional<refusal> framing_refusal_;
   std::uint64_t written_ = 0;  // bytes of the answer being written, for the access log
   boost::beast::flat_buffer buffer_;
@@ -812,6 +837,11 @@ class body_pipe final : public request_body {
   bool read(const std::function<bool(const char*, std::size_t)>& on_chunk) override {
     if (called_) return false;
     called_ = true;
+    if (ahead_) {
+      const bool go = ahead_size_ == 0 || on_chunk(ahead_->data(), ahead_size_);
+      ahead_.reset();
+      if (!go) return false;  // the transport drops the rest, or closes
+    }
     if (parser_.is_done()) return true;
     // Two buffers: the I/O thread fills one while the handler takes the other.
     // As large as the body when it is smaller than a piece (a manifest, say).
@@ -835,6 +865,14 @@ class body_pipe final : public request_body {
   }
 
   bool continue_sent() const { return continue_sent_; }
+
+  // The body's first `size` bytes (all of it when the parser is done), read by the I/O thread
+  // before the request took a worker (connection::read_ahead), after a 100 Continue if it sent one.
+  void take_read_ahead(raw_buffer bytes, std::size_t size, bool sent_continue) {
+    ahead_.emplace(std::move(bytes));
+    ahead_size_ = size;
+    continue_sent_ = continue_sent_ || sent_continue;
+  }
 
  private:
   struct piece {
@@ -884,7 +922,7 @@ class body_pipe final : public request_body {
           const std::size_t now = into.size - parser_.get().body().size;
           if (ec) {
             c_.clear_deadline();
-            c_.note_body_error(ec);
+            c_.note_body_failed(ec);
             promise->set_value(piece{now, false, true});
             return;
           }
@@ -911,6 +949,8 @@ class body_pipe final : public request_body {
   bool expect_continue_;
   bool continue_sent_ = false;
   bool called_ = false;
+  std::optional<raw_buffer> ahead_;
+  std::size_t ahead_size_ = 0;
 };
 
 template <class Stream>
@@ -1014,6 +1054,7 @@ std::optional<refusal> connection<Stream>::check_head(const request_parser& pars
   std::size_t hosts = 0;
   std::size_t lengths = 0;
   std::size_t codings = 0;
+  std::size_t authorizations = 0;
   std::string host_value;
   std::string length_value;
   std::string coding_value;
@@ -1032,6 +1073,7 @@ std::optional<refusal> connection<Stream>::check_head(const request_parser& pars
       ++codings;
       coding_value = trimmed(sv(field.value()));
     }
+    if (iequals(name, "Authorization")) ++authorizations;
   }
   if (count > t.max_header_count) {
     return refusal{431, "header_count", "more than " + std::to_string(t.max_header_count) + " header fields"};
@@ -1039,6 +1081,9 @@ std::optional<refusal> connection<Stream>::check_head(const request_parser& pars
   if (hosts > 1 || (hosts == 0 && h.version() == 11)) return refusal{400, "bad_request", "a request needs exactly one Host"};
   if (hosts == 1 && !valid_authority(host_value)) return refusal{400, "bad_request", "the Host field is not a host and port"};
   if (lengths > 1) return refusal{400, "bad_request", "more than one Content-Length"};
+  // One credential: with two, a proxy in front that reads the last would not agree with the
+  // server, which would read the first.
+  if (authorizations > 1) return refusal{400, "bad_request", "more than one Authorization"};
   if (lengths == 1 && !all_digits(length_value)) return refusal{400, "bad_request", "Content-Length is not a number"};
   if (codings > 0) {
     if (lengths > 0) return refusal{400, "bad_request", "both Content-Length and Transfer-Encoding"};
@@ -1074,18 +1119,64 @@ std::optional<refusal> connection<Stream>::check_head(const request_parser& pars
 }
 
 // Reads and drops what is left of a body the handler did not read, up to the drain limit.
+// Reads a body's first body_read_ahead bytes (all of a smaller one) before its request takes a
+// worker, after a 100 Continue when the client asked for one. False when the body stopped
+// arriving or broke its framing (framing_refusal_ says how to answer).
+template <class Stream>
+net::awaitable<bool> connection<Stream>::read_ahead(request_parser& parser, body_pipe<Stream>& body,
+                                                    bool expect_continue) {
+  error_code ec;
+  if (expect_continue) {
+    static constexpr std::string_view text = "HTTP/1.1 100 Continue\r\n\r\n";
+    set_deadline(transport().body_timeout);
+    co_await net::async_write(stream_, net::buffer(text.data(), text.size()), net::redirect_error(net::use_awaitable, ec));
+    clear_deadline();
+    if (ec) {
+      body_failed_ = true;
+      co_return false;
+    }
+  }
+  const auto left = parser.content_length_remaining();
+  const std::size_t size = left ? static_cast<std::size_t>(std::min<std::uint64_t>(*left, body_read_ahead)) : body_read_ahead;
+  raw_buffer into(size);
+  std::size_t have = 0;
+  if (buffer_.capacity() < body_read_size) buffer_.reserve(body_read_size);
+  while (!parser.is_done() && have < size) {
+    auto& b = parser.get().body();
+    b.data = into.data() + have;
+    b.size = size - have;
+    b.more = true;
+    set_deadline(transport().body_timeout);
+    co_await http::async_read_some(stream_, buffer_, parser, net::redirect_error(net::use_awaitable, ec));
+    clear_deadline();
+    if (ec == http::error::need_buffer) ec = {};
+    have = size - parser.get().body().size;
+    if (ec) {
+      note_body_failed(ec);
+      co_return false;
+    }
+  }
+  body.take_read_ahead(std::move(into), have, expect_continue);
+  co_return true;
+}
+
 template <class Stream>
 net::awaitable<bool> connection<Stream>::drain(request_parser& parser) {
   std::uint64_t budget = transport().drain_limit_bytes;
   if (const auto left = parser.content_length_remaining(); left && *left > budget) co_return false;
   raw_buffer sink(64 * 1024);
   if (buffer_.capacity() < body_read_size) buffer_.reserve(body_read_size);
+  // The answer waits for the drain, so the drain gets closing_time in all: a client that does not
+  // send the rest by then gets the answer and a close.
+  const auto until = steady::now() + closing_time;
   while (!parser.is_done()) {
     auto& body = parser.get().body();
     body.data = sink.data();
     body.size = sink.size;
     error_code ec;
-    set_deadline(transport().body_timeout);
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - steady::now());
+    if (left.count() <= 0) co_return false;
+    set_deadline(left);
     co_await http::async_read_some(stream_, buffer_, parser, net::redirect_error(net::use_awaitable, ec));
     clear_deadline();
     if (ec == http::error::need_buffer) ec = {};
@@ -1438,6 +1529,20 @@ net::awaitable<void> connection<Stream>::run(std::shared_ptr<connection> self) {
     auto started = steady::now();
     http_response res;
     body_pipe<Stream> body(*this, parser, req.content_length, expect_continue);
+    // A small body (and the start of a chunked one) is read before the request takes a worker.
+    // A client that asked to be told to go on (Expect: 100-continue) is told so here only where
+    // the handler reads every body anyway (server_options::reads_whole_body); elsewhere the
+    // handler may answer before the body is sent, and the 100 waits for its first read.
+    const bool fits_ahead =
+        req.content_length < 0 || static_cast<std::uint64_t>(req.content_length) <= body_read_ahead;
+    if (!parser.is_done() && fits_ahead &&
+        (!expect_continue || (server_->opts.reads_whole_body && server_->opts.reads_whole_body(req)))) {
+      if (!co_await read_ahead(parser, body, expect_continue)) {
+        if (framing_refusal_) co_await refuse(framing_refusal_->status, framing_refusal_->reason, framing_refusal_->why);
+        linger = true;
+        break;
+      }
+    }
     if (server_->queued.load() >= t.max_queued_requests) {
       server_->count_refused("queue_full");
       res.status = 503;
@@ -1456,7 +1561,10 @@ net::awaitable<void> connection<Stream>::run(std::shared_ptr<connection> self) {
     }
 
     if (!parser.is_done()) {
-      if (expect_continue && !body.continue_sent()) {
+      if (body_failed_) {
+        keep_alive = false;  // the answer says why the body failed (framing_refusal_), then a close
+        linger = true;
+      } else if (expect_continue && !body.continue_sent()) {
         keep_alive = false;  // the client holds its body back; it must not arrive as a request
         linger = true;
       } else if (!co_await drain(parser)) {

@@ -30,6 +30,10 @@ struct server_options {
   // Sets up the TLS context (suites, certificate callback); nullptr: plain HTTP.
   std::function<bool(SSL_CTX*)> configure_tls;
   transport_options transport;
+  // Whether the handler reads the whole body of this request whatever it answers (the token
+  // endpoint, say). Such a request's small body is read before the request takes a worker even
+  // when the client waits for 100 Continue; elsewhere the 100 waits for the handler's first read.
+  std::function<bool(const http_request&)> reads_whole_body;
 };
 
 // What the server reports for every answer it sends (the access log and the request metrics).

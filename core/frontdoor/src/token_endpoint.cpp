@@ -88,8 +88,9 @@ void front_door::handle_token_post(const http_request& req, request_body& reader
                                    http_response& res) const {
   res.set_header("Cache-Control", "no-store");
   std::string body;
-  bool too_large = false;
-  reader.read([&](const char* data, std::size_t size) {
+  // A declared length past the limit is refused unread.
+  bool too_large = req.content_length > static_cast<std::int64_t>(max_form_body);
+  if (!too_large) reader.read([&](const char* data, std::size_t size) {
     // Past the limit reading stops; the transport drops the rest or closes the connection.
     if (body.size() + size > max_form_body) too_large = true;
     if (!too_large) body.append(data, size);

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <chrono>
 #include <filesystem>
@@ -561,6 +562,11 @@ TEST_CASE("ambiguous or malformed framing is a 400 (or 501) and a close, never a
   // No Host, two Hosts, bare LF line ends, Transfer-Encoding in HTTP/1.0.
   expect_refused_and_closed(fd.port, "GET /v2/x/manifests/a HTTP/1.1\r\n\r\n" + smuggled, "400");
   expect_refused_and_closed(fd.port, "GET /v2/x/manifests/a HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n" + smuggled, "400");
+  // Two credentials: a proxy in front might read the other one.
+  expect_refused_and_closed(fd.port,
+                            "GET /v2/x/manifests/a HTTP/1.1\r\nHost: a\r\nAuthorization: Basic YTpi\r\n"
+                            "Authorization: Basic Yzpk\r\n\r\n" + smuggled,
+                            "400");
   expect_refused_and_closed(fd.port, "GET /v2/x/manifests/a HTTP/1.1\nHost: a\n\n" + smuggled, "400");
   expect_refused_and_closed(fd.port, "PUT /v2/x/a HTTP/1.0\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + smuggled,
                             "400");
@@ -596,7 +602,7 @@ TEST_CASE("request targets: the absolute form is served as its path, asterisk an
   expect_refused_and_closed(fd.port, "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n", "501");
   expect_refused_and_closed(fd.port, "CONNECT reg.example:443 HTTP/1.1\r\nHost: reg.example:443\r\n\r\n", "501");
   // RFC 9112 3.2: a Host that is not a host and port is a 400; an empty one is allowed.
-  for (const std::string host : {"a/b", "user@a", "a b", "a:port", "[::1", "[zz]:1", "a%zz"}) {
+  for (const std::string host : {"a/b", "user@a", "a b", "a:port", "[::1", "[zz]:1", "a%zz", ":5001", "a:65536"}) {
     expect_refused_and_closed(fd.port, "GET /v2/ HTTP/1.1\r\nHost: " + host + "\r\n\r\n", "400");
   }
   for (const std::string host : {"", "reg.example:5001", "[::1]:5001", "10.0.0.1", "a%41b"}) {
@@ -665,6 +671,76 @@ TEST_CASE("an answer sent before a large body was read is followed by a clean cl
   CHECK(count(refused, "HTTP/1.1 100") == 0);
   CHECK(count(refused, "HTTP/1.1 401") == 1);
   CHECK(e.closed());
+}
+
+TEST_CASE("an answer to a request whose unread body stops arriving goes out within a second, then a close",
+          "[frontdoor][transport]") {
+  running_front_door fd(true);  // every request is refused 401 before the plugin
+  connection c(fd.port);
+  const auto started = std::chrono::steady_clock::now();
+  // Under the drain limit, so the body would be drained to keep the connection; 10 bytes come.
+  c.send_only("PUT /v2/x/blobs/uploads/1 HTTP/1.1\r\nHost: x\r\nContent-Length: 200000\r\n\r\nsome of it");
+  std::string reply;
+  while (reply.empty() && std::chrono::steady_clock::now() - started < 5s) reply = c.read_at_least(12);
+  const auto took = std::chrono::steady_clock::now() - started;
+  CHECK(count(reply, "HTTP/1.1 401") == 1);
+  CHECK(took < 1800ms);
+  CHECK(count(reply + c.roundtrip(""), "Connection: close") == 1);
+  CHECK(c.closed());
+}
+
+TEST_CASE("bodies that stop arriving hold connections, not workers: others are answered at once, and "
+          "each stalled request gets 408 at its body timeout",
+          "[frontdoor][transport]") {
+  auto t = quick_timeouts();
+  t.body_timeout = 1500ms;
+  running_front_door fd(false, t);  // 4 worker threads
+  // Part of a small body, of a chunked one, and of a token form whose client waits for 100
+  // Continue: three times as many as there are workers, then nothing more.
+  const std::array<std::string, 3> partial{
+      "PATCH /v2/x/blobs/uploads/1 HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nabc",
+      "PATCH /v2/x/blobs/uploads/1 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n100\r\nabc",
+      "POST /auth/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+      "Content-Length: 1000\r\nExpect: 100-continue\r\n\r\n"};
+  std::vector<std::unique_ptr<connection>> stalled;
+  for (int i = 0; i < 12; ++i) {
+    stalled.push_back(std::make_unique<connection>(fd.port));
+    stalled.back()->send_only(partial[static_cast<std::size_t>(i) % partial.size()]);
+  }
+  std::this_thread::sleep_for(200ms);
+  const auto started = std::chrono::steady_clock::now();
+  const auto reply = roundtrip(fd.port, "GET /v2/x/manifests/a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  CHECK(count(reply, "HTTP/1.1 200") == 1);
+  CHECK(std::chrono::steady_clock::now() - started < 500ms);
+  CHECK(fd.gauge("registryd_http_requests_in_flight") == 0);
+  std::this_thread::sleep_for(1600ms);
+  for (std::size_t i = 0; i < stalled.size(); ++i) {
+    const auto answer = stalled[i]->roundtrip("");
+    INFO(i << ": " << answer);
+    CHECK(count(answer, "HTTP/1.1 408") == 1);
+    CHECK(count(answer, "HTTP/1.1 100 Continue") == (i % partial.size() == 2 ? 1u : 0u));
+    CHECK(stalled[i]->closed());
+  }
+}
+
+TEST_CASE("a body that stops arriving while the plugin reads it gets 408 at the body timeout, not after a drain",
+          "[frontdoor][transport]") {
+  auto t = quick_timeouts();
+  t.body_timeout = 1500ms;
+  running_front_door fd(false, t);
+  connection c(fd.port);
+  const auto started = std::chrono::steady_clock::now();
+  // Larger than what is read before a worker is taken: the plugin reads it, and it stops.
+  c.send_only("PATCH /v2/x/blobs/uploads/1 HTTP/1.1\r\nHost: x\r\nContent-Length: 200000\r\n\r\n" +
+              std::string(1000, 'b'));
+  std::string reply;
+  while (reply.empty() && std::chrono::steady_clock::now() - started < 5s) reply = c.read_at_least(12);
+  const auto took = std::chrono::steady_clock::now() - started;
+  CHECK(count(reply, "HTTP/1.1 408") == 1);
+  CHECK(took >= 1400ms);
+  CHECK(took < 2500ms);
+  c.roundtrip("");
+  CHECK(c.closed());
 }
 
 TEST_CASE("Connection: close and HTTP/1.0 are honoured", "[frontdoor][transport]") {
