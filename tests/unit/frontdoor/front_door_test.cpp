@@ -101,6 +101,14 @@ class connection {
     return got;
   }
 
+  // Waits up to `limit` for the first bytes of an answer, and reads what has come by then.
+  std::string first_reply(std::chrono::milliseconds limit) {
+    const auto until = std::chrono::steady_clock::now() + limit;
+    std::string got;
+    while (got.empty() && std::chrono::steady_clock::now() < until) got = read_at_least(12);
+    return got;
+  }
+
   // Sends `bytes` without reading.
   void send_only(const std::string& bytes) { ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL); }
   int fd() const noexcept { return fd_; }
@@ -680,8 +688,7 @@ TEST_CASE("an answer to a request whose unread body stops arriving goes out with
   const auto started = std::chrono::steady_clock::now();
   // Under the drain limit, so the body would be drained to keep the connection; 10 bytes come.
   c.send_only("PUT /v2/x/blobs/uploads/1 HTTP/1.1\r\nHost: x\r\nContent-Length: 200000\r\n\r\nsome of it");
-  std::string reply;
-  while (reply.empty() && std::chrono::steady_clock::now() - started < 5s) reply = c.read_at_least(12);
+  const std::string reply = c.first_reply(5s);
   const auto took = std::chrono::steady_clock::now() - started;
   CHECK(count(reply, "HTTP/1.1 401") == 1);
   CHECK(took < 1800ms);
@@ -733,8 +740,7 @@ TEST_CASE("a body that stops arriving while the plugin reads it gets 408 at the 
   // Larger than what is read before a worker is taken: the plugin reads it, and it stops.
   c.send_only("PATCH /v2/x/blobs/uploads/1 HTTP/1.1\r\nHost: x\r\nContent-Length: 200000\r\n\r\n" +
               std::string(1000, 'b'));
-  std::string reply;
-  while (reply.empty() && std::chrono::steady_clock::now() - started < 5s) reply = c.read_at_least(12);
+  const std::string reply = c.first_reply(5s);
   const auto took = std::chrono::steady_clock::now() - started;
   CHECK(count(reply, "HTTP/1.1 408") == 1);
   CHECK(took >= 1400ms);
