@@ -995,7 +995,15 @@ template <class Stream>
 net::awaitable<error_code> connection<Stream>::read_head(request_parser& parser, bool& folded) {
   error_code ec;
   char before = '\0';  // the byte before those the parser takes next
+  int empty_lines = 0;
   for (;;) {
+    // RFC 9112 2.2: a server should ignore at least one empty line before the request line (some
+    // clients end a body with an extra CRLF). Two are ignored.
+    while (empty_lines < 2 && !parser.got_some() && buffer_.size() >= 2 &&
+           std::memcmp(buffer_.data().data(), "\r\n", 2) == 0) {
+      buffer_.consume(2);
+      ++empty_lines;
+    }
     if (buffer_.size() > 0) {
       const auto data = buffer_.data();  // a flat buffer: one range
       const std::size_t used = parser.put(data, ec);

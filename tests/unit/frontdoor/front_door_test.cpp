@@ -618,6 +618,13 @@ TEST_CASE("request targets: the absolute form is served as its path, asterisk an
     CHECK(count(roundtrip(fd.port, "GET /v2/ HTTP/1.1\r\nHost: " + host + "\r\nConnection: close\r\n\r\n"),
                 "HTTP/1.1 200") == 1);
   }
+  // RFC 9112 2.2: an empty line before the request line is ignored.
+  CHECK(count(roundtrip(fd.port, "\r\nGET /v2/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"), "HTTP/1.1 200") == 1);
+  {
+    connection kept(fd.port);
+    const auto two = kept.roundtrip("GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    CHECK(count(two, "HTTP/1.1 200") == 2);
+  }
   // A well-formed version other than 1.0 and 1.1 is a 505; a malformed one a 400.
   expect_refused_and_closed(fd.port, "GET /v2/ HTTP/2.0\r\nHost: x\r\n\r\n", "505");
   expect_refused_and_closed(fd.port, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "505");
