@@ -647,6 +647,7 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
   // closes without reading the rest.
   void note_body_failed(const error_code& ec) {
     body_failed_ = true;
+    body_stalled_ = timed_out_;
     if (timed_out_) {
       server_->count_closed("body_timeout");
       framing_refusal_ = refusal{408, "body_timeout", "the request body stopped arriving"};
@@ -815,6 +816,7 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
   bool timed_out_ = false;
   bool finished_ = false;
   bool body_failed_ = false;  // a read of the request body failed: the rest is not read
+  bool body_stalled_ = false;  // ... because it stopped arriving: no lingering close either
   std::optional<refusal> framing_refusal_;
   std::uint64_t written_ = 0;  // bytes of the answer being written, for the access log
   boost::beast::flat_buffer buffer_;
@@ -1547,7 +1549,7 @@ net::awaitable<void> connection<Stream>::run(std::shared_ptr<connection> self) {
         (!expect_continue || (server_->opts.reads_whole_body && server_->opts.reads_whole_body(req)))) {
       if (!co_await read_ahead(parser, body, expect_continue)) {
         if (framing_refusal_) co_await refuse(framing_refusal_->status, framing_refusal_->reason, framing_refusal_->why);
-        linger = true;
+        linger = !body_stalled_;
         break;
       }
     }
@@ -1571,7 +1573,7 @@ net::awaitable<void> connection<Stream>::run(std::shared_ptr<connection> self) {
     if (!parser.is_done()) {
       if (body_failed_) {
         keep_alive = false;  // the answer says why the body failed (framing_refusal_), then a close
-        linger = true;
+        linger = !body_stalled_;
       } else if (expect_continue && !body.continue_sent()) {
         keep_alive = false;  // the client holds its body back; it must not arrive as a request
         linger = true;
