@@ -194,6 +194,9 @@ void read_http_settings(map_reader& fields, http_settings& http, field_errors& e
   for (const auto& k : http_timeout_keys) {
     if (auto d = read_seconds(fields, k.key, 1, k.max_seconds, errors)) http.*k.field = *d;
   }
+  if (auto d = read_seconds(fields, "http_body_busy_timeout_seconds", 1, 86400, errors, true)) {
+    http.body_busy_timeout = *d;
+  }
   if (auto n = read_ranged(fields, "http_drain_limit_bytes", 0, 1LL << 30, " bytes", errors)) {
     http.drain_limit_bytes = static_cast<std::uint64_t>(*n);
   }
@@ -431,6 +434,8 @@ nlohmann::json host_settings_document(const host_settings& s) {
   for (const auto& k : http_timeout_keys) {
     doc[k.key] = std::chrono::duration_cast<std::chrono::seconds>(s.http.*k.field).count();
   }
+  doc["http_body_busy_timeout_seconds"] =
+      std::chrono::duration_cast<std::chrono::seconds>(s.http.body_busy_timeout).count();
   doc["http_drain_limit_bytes"] = s.http.drain_limit_bytes;
   doc["http_file_transfer"] = file_transfer_names.at(s.http.sendfile ? 1 : 0);
   doc["http_tls_offload"] = tls_offload_names.at(s.http.tls_kernel_offload ? 1 : 0);

@@ -638,6 +638,11 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
     }
   }
   void clear_deadline() { deadline_ = steady::time_point::max(); }
+  // Ends the wait under way at once, as if its deadline had passed (a body that stalled while
+  // other requests wait for a worker).
+  void expire_deadline() {
+    if (deadline_ != steady::time_point::max()) set_deadline(std::chrono::milliseconds(0));
+  }
   bool timed_out() const { return timed_out_; }
   // A body whose chunked framing broke, or whose chunk line or trailer section did not fit the
   // read buffer (the head limit plus one body read): the request is answered 400 or 431
@@ -884,6 +889,7 @@ class body_pipe final : public request_body {
   };
 
   std::future<piece> start(raw_buffer& into) {
+    note_progress();
     auto promise = std::make_shared<std::promise<piece>>();
     auto result = promise->get_future();
     net::post(c_.stream().get_executor(), [this, &into, promise] {
@@ -919,7 +925,8 @@ class body_pipe final : public request_body {
     c_.set_deadline(c_.transport().body_timeout);
     http::async_read_some(
         c_.stream(), c_.buffer_, parser_,
-        [this, &into, promise](error_code ec, std::size_t) mutable {
+        [this, &into, promise](error_code ec, std::size_t n) mutable {
+          if (n > 0) note_progress();
           if (ec == http::error::need_buffer) ec = {};
           const std::size_t now = into.size - parser_.get().body().size;
           if (ec) {
@@ -938,11 +945,30 @@ class body_pipe final : public request_body {
   }
 
   piece wait(std::future<piece>& f) {
+    const auto busy = c_.transport().body_busy_timeout;
+    bool expired = false;
     while (f.wait_for(std::chrono::milliseconds(200)) != std::future_status::ready) {
       // The I/O threads are gone (the server stopped): nothing will complete the read.
       if (c_.server().io_stopped) return piece{0, false, true};
+      // This worker waits for a client that sends nothing while other requests wait for a
+      // worker: the read ends as if its deadline had passed (408), after body_busy_timeout
+      // rather than body_timeout, so stalled uploads cannot keep every worker.
+      if (!expired && busy.count() > 0 && c_.server().queued.load() > 0 && since_progress() > busy) {
+        expired = true;
+        net::post(c_.stream().get_executor(), [c = c_.shared_from_this()] { c->expire_deadline(); });
+      }
     }
     return f.get();
+  }
+
+  // When the body last moved: bytes arrived, or the handler asked for the next piece.
+  void note_progress() {
+    progress_.store(std::chrono::duration_cast<std::chrono::nanoseconds>(steady::now().time_since_epoch()).count(),
+                    std::memory_order_relaxed);
+  }
+  std::chrono::milliseconds since_progress() const {
+    const std::chrono::nanoseconds then(progress_.load(std::memory_order_relaxed));
+    return std::chrono::duration_cast<std::chrono::milliseconds>(steady::now().time_since_epoch() - then);
   }
 
   connection<Stream>& c_;
@@ -953,6 +979,7 @@ class body_pipe final : public request_body {
   bool called_ = false;
   std::optional<raw_buffer> ahead_;
   std::size_t ahead_size_ = 0;
+  std::atomic<std::int64_t> progress_{0};  // steady clock, nanoseconds: note_progress
 };
 
 template <class Stream>

@@ -756,6 +756,46 @@ TEST_CASE("a body that stops arriving while the plugin reads it gets 408 at the 
   CHECK(c.closed());
 }
 
+TEST_CASE("uploads that stall while others wait for a worker get 408 after the busy timeout, not the body "
+          "timeout; while nobody waits they keep their workers",
+          "[frontdoor][transport]") {
+  auto t = quick_timeouts();
+  t.body_timeout = 30s;
+  t.body_busy_timeout = 1s;
+  running_front_door fd(false, t);  // 4 worker threads
+  // Larger than what is read before a worker is taken: each stalls on its worker.
+  const std::string stall = "PATCH /v2/x/blobs/uploads/1 HTTP/1.1\r\nHost: x\r\nContent-Length: 200000\r\n\r\n" +
+                            std::string(1000, 'b');
+  std::vector<std::unique_ptr<connection>> stalled;
+  for (int i = 0; i < 2; ++i) {
+    stalled.push_back(std::make_unique<connection>(fd.port));
+    stalled.back()->send_only(stall);
+  }
+  std::this_thread::sleep_for(1500ms);
+  CHECK(stalled[0]->read_at_least(1).empty());  // fewer than the workers: still waited for
+  for (int i = 0; i < 6; ++i) {  // every worker taken, and requests waiting
+    stalled.push_back(std::make_unique<connection>(fd.port));
+    stalled.back()->send_only(stall);
+  }
+  const auto started = std::chrono::steady_clock::now();
+  connection fresh(fd.port);
+  fresh.send_only("GET /v2/x/manifests/a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  const auto reply = fresh.first_reply(10s);
+  CHECK(count(reply, "HTTP/1.1 200") == 1);
+  CHECK(std::chrono::steady_clock::now() - started < 4s);
+  // Those that made room got 408; once nobody waited, the rest kept their workers.
+  std::this_thread::sleep_for(1500ms);
+  std::size_t timed_out = 0;
+  for (std::size_t i = 0; i < stalled.size(); ++i) {
+    const auto answer = stalled[i]->read_at_least(12);
+    INFO(i << ": " << answer);
+    CHECK((answer.empty() || count(answer, "HTTP/1.1 408") == 1));
+    timed_out += answer.empty() ? 0 : 1;
+  }
+  CHECK(timed_out >= 2);  // at least the two stalled longest made room
+  CHECK(timed_out < stalled.size());
+}
+
 TEST_CASE("Connection: close and HTTP/1.0 are honoured", "[frontdoor][transport]") {
   running_front_door fd;
   connection c(fd.port);

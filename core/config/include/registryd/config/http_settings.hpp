@@ -26,6 +26,11 @@ struct http_settings {
   // Body progress: a client that sends no body byte, or reads no response byte, for this long
   // is disconnected.
   std::chrono::milliseconds body_timeout{60000};
+  // A handler waiting on its worker for a request body piece while other requests wait for a
+  // worker: past this long with no body byte, the request gets 408 (0: off, only body_timeout
+  // applies). Clients that stall their uploads can then hold workers for this long, not for
+  // body_timeout, when the workers are all taken.
+  std::chrono::milliseconds body_busy_timeout{5000};
 
   std::size_t max_request_line = 8 * 1024;  // bytes; more is 414
   std::size_t max_header_bytes = 64 * 1024;  // the whole head; more is 431
