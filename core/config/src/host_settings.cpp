@@ -116,7 +116,7 @@ struct http_count_key {
   long long min;
   long long max;
 };
-constexpr std::array<http_count_key, 12> http_count_keys = {{
+constexpr std::array<http_count_key, 13> http_count_keys = {{
     {"http_io_threads", &http_settings::io_threads, 0, 64},
     {"http_worker_threads", &http_settings::worker_threads, 1, 4096},
     {"http_max_queued_requests", &http_settings::max_queued_requests, 1, 1000000},
@@ -128,6 +128,7 @@ constexpr std::array<http_count_key, 12> http_count_keys = {{
     {"http_auth_failures_per_minute", &http_settings::auth_failures_per_minute, 0, 1000000},
     {"http_keep_alive_max_requests", &http_settings::keep_alive_max_requests, 1, 1000000},
     {"http_stream_buffer_budget_bytes", &http_settings::stream_buffer_budget, 0, 1LL << 30},
+    {"http_body_read_ahead_budget_bytes", &http_settings::read_ahead_budget, 0, 1LL << 34},
     {"http_tcp_notsent_lowat_bytes", &http_settings::tcp_notsent_lowat, 0, 64LL << 20},
 }};
 struct http_timeout_key {

@@ -177,7 +177,7 @@ void front_door::handle_cluster_api(const http_request& req, request_body& reade
   }
   host_api_request r{req.method, req.path, req.peer_subject, req.peer_serial, req.remote_addr, {}, req.params(),
                      req.resumed};
-  constexpr std::size_t limit = 64 * 1024;
+  constexpr std::size_t limit = cluster_body_limit;
   bool too_large = req.content_length > static_cast<std::int64_t>(limit);  // refused unread
   if (!req.resumed && !too_large) {  // a resumed long poll's body was read the first time (a GET has none)
     reader.read([&](const char* data, std::size_t size) {
@@ -256,10 +256,12 @@ util::status front_door::start() {
   so.port = opts_.port;
   so.transport = opts_.transport;
   // The host's own endpoints that take a body read all of it (up to their limits, refusing a
-  // larger declared one unread): the transport reads such a small body before a worker is
-  // taken, even for a client waiting for 100 Continue.
-  so.reads_whole_body = [](const http_request& req) {
-    return req.path == "/auth/token" || req.path.starts_with("/cluster/v1/");
+  // larger declared one unread): the transport reads such a body before a worker is taken,
+  // even for a client waiting for 100 Continue.
+  so.whole_body_limit = [](const http_request& req) -> std::size_t {
+    if (req.path == "/auth/token") return token_form_limit;
+    if (req.path.starts_with("/cluster/v1/")) return cluster_body_limit;
+    return 0;
   };
   if (opts_.tls) {
     so.configure_tls = [this](SSL_CTX* ctx) {

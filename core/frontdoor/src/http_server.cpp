@@ -46,6 +46,7 @@
 #include <mutex>
 #include <thread>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace registryd::frontdoor {
@@ -489,6 +490,56 @@ std::string refusal_text(unsigned status, std::string_view why, std::string_view
          "Connection: close\r\n\r\n" + body;
 }
 
+// Bytes that buffers of one kind hold all together, under a bound (a transport setting), shown
+// in a gauge.
+class byte_budget {
+ public:
+  byte_budget(std::size_t limit, prometheus::Gauge& gauge) : limit_(limit), gauge_(gauge) {}
+  // Takes `n` bytes; false, taking nothing, when that would pass the bound.
+  bool take(std::size_t n) {
+    std::size_t held = held_.load(std::memory_order_relaxed);
+    do {
+      if (held + n > limit_) return false;
+    } while (!held_.compare_exchange_weak(held, held + n, std::memory_order_relaxed));
+    gauge_.Increment(static_cast<double>(n));
+    return true;
+  }
+  void give(std::size_t n) {
+    held_.fetch_sub(n, std::memory_order_relaxed);
+    gauge_.Decrement(static_cast<double>(n));
+  }
+
+ private:
+  std::size_t limit_;
+  prometheus::Gauge& gauge_;
+  std::atomic<std::size_t> held_{0};
+};
+
+// Bytes taken from a byte_budget, given back when the share is destroyed.
+class budget_share {
+ public:
+  budget_share() = default;
+  budget_share(byte_budget& budget, std::size_t bytes) : budget_(&budget), bytes_(bytes) {}
+  budget_share(budget_share&& o) noexcept : budget_(std::exchange(o.budget_, nullptr)), bytes_(o.bytes_) {}
+  budget_share& operator=(budget_share&& o) noexcept {
+    if (this != &o) {
+      release();
+      budget_ = std::exchange(o.budget_, nullptr);
+      bytes_ = o.bytes_;
+    }
+    return *this;
+  }
+  ~budget_share() { release(); }
+
+ private:
+  void release() {
+    if (budget_ != nullptr) budget_->give(bytes_);
+    budget_ = nullptr;
+  }
+  byte_budget* budget_ = nullptr;
+  std::size_t bytes_ = 0;
+};
+
 }  // namespace
 
 struct http_server::impl : std::enable_shared_from_this<impl> {
@@ -517,9 +568,6 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
 
   std::atomic<std::size_t> open{0};
   std::atomic<std::size_t> queued{0};
-  // Bytes held by streamed answers' buffers beyond their first piece (transport's
-  // stream_buffer_budget bounds it).
-  std::atomic<std::size_t> grown_stream_bytes{0};
   std::mutex clients_mutex;
   std::unordered_map<std::string, std::size_t> per_client;
 
@@ -527,7 +575,11 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
   prometheus::Gauge& in_flight_gauge;
   prometheus::Gauge& queued_gauge;
   prometheus::Gauge& parked_gauge;
-  prometheus::Gauge& grown_gauge;
+  // Bytes held by streamed answers' buffers beyond their first piece (transport's
+  // stream_buffer_budget), and by bodies read before their requests took a worker
+  // (read_ahead_budget).
+  byte_budget grown;
+  byte_budget read_ahead;
   prometheus::Counter& accepted;
   prometheus::Family<prometheus::Counter>& closed_family;
   prometheus::Family<prometheus::Counter>& refused_family;
@@ -537,20 +589,6 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
   prometheus::Counter& sealed_by_kernel;
   prometheus::Counter& sealed_in_user_space;
 
-  // Takes `n` bytes of the budget for grown stream buffers; false, taking nothing, when that
-  // would pass it.
-  bool take_grown(std::size_t n) {
-    std::size_t held = grown_stream_bytes.load(std::memory_order_relaxed);
-    do {
-      if (held + n > opts.transport.stream_buffer_budget) return false;
-    } while (!grown_stream_bytes.compare_exchange_weak(held, held + n, std::memory_order_relaxed));
-    grown_gauge.Increment(static_cast<double>(n));
-    return true;
-  }
-  void give_grown(std::size_t n) {
-    grown_stream_bytes.fetch_sub(n, std::memory_order_relaxed);
-    grown_gauge.Decrement(static_cast<double>(n));
-  }
 
   void count_closed(std::string_view reason) { closed_family.Add({{"reason", std::string(reason)}}).Increment(); }
   void count_refused(std::string_view reason) { refused_family.Add({{"reason", std::string(reason)}}).Increment(); }
@@ -669,6 +707,8 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
       framing_refusal_ = refusal{431, "header_count",
                                       "more than " + std::to_string(transport().max_header_count) +
                                           " trailer fields"};
+    } else if (ec == http::error::partial_message) {
+      // The client closed before its body ended: nobody to answer.
     } else if (ec.category() == http::make_error_code(http::error::bad_chunk).category()) {
       framing_refusal_ = refusal{400, "bad_request", "malformed chunked body"};
     }
@@ -799,7 +839,7 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
   }
 
   net::awaitable<bool> wait_for_request(std::size_t served);
-  net::awaitable<error_code> read_head(request_parser& parser, bool& folded);
+  net::awaitable<error_code> read_head(request_parser& parser, bool& folded, bool& only_empty_lines);
   std::optional<refusal> check_head(const request_parser& parser, http_request& out);
   net::awaitable<bool> drain(request_parser& parser);
   net::awaitable<bool> read_ahead(request_parser& parser, body_pipe<Stream>& body, bool expect_continue);
@@ -847,6 +887,7 @@ class body_pipe final : public request_body {
     if (ahead_) {
       const bool go = ahead_size_ == 0 || on_chunk(ahead_->data(), ahead_size_);
       ahead_.reset();
+      ahead_share_ = {};
       if (!go) return false;  // the transport drops the rest, or closes
     }
     if (parser_.is_done()) return true;
@@ -875,8 +916,9 @@ class body_pipe final : public request_body {
 
   // The body's first `size` bytes (all of it when the parser is done), read by the I/O thread
   // before the request took a worker (connection::read_ahead), after a 100 Continue if it sent one.
-  void take_read_ahead(raw_buffer bytes, std::size_t size, bool sent_continue) {
+  void take_read_ahead(raw_buffer bytes, std::size_t size, bool sent_continue, budget_share share) {
     ahead_.emplace(std::move(bytes));
+    ahead_share_ = std::move(share);
     ahead_size_ = size;
     continue_sent_ = continue_sent_ || sent_continue;
   }
@@ -901,6 +943,7 @@ class body_pipe final : public request_body {
                          [this, &into, promise](error_code ec, std::size_t) {
                            if (ec) {
                              c_.clear_deadline();
+                             c_.note_body_failed(ec);  // the 100 may be half sent: no drain
                              promise->set_value(piece{0, false, true});
                              return;
                            }
@@ -946,15 +989,18 @@ class body_pipe final : public request_body {
 
   piece wait(std::future<piece>& f) {
     const auto busy = c_.transport().body_busy_timeout;
-    bool expired = false;
+    std::int64_t expired_at = -1;  // the progress mark an expiry was sent for
     while (f.wait_for(std::chrono::milliseconds(200)) != std::future_status::ready) {
       // The I/O threads are gone (the server stopped): nothing will complete the read.
       if (c_.server().io_stopped) return piece{0, false, true};
       // This worker waits for a client that sends nothing while other requests wait for a
       // worker: the read ends as if its deadline had passed (408), after body_busy_timeout
       // rather than body_timeout, so stalled uploads cannot keep every worker.
-      if (!expired && busy.count() > 0 && c_.server().queued.load() > 0 && since_progress() > busy) {
-        expired = true;
+      // Once per stall: when bytes came after an expiry (its cancel found no read pending), the
+      // next stall is expired again.
+      const std::int64_t mark = progress_.load(std::memory_order_relaxed);
+      if (mark != expired_at && busy.count() > 0 && c_.server().queued.load() > 0 && since_progress() > busy) {
+        expired_at = mark;
         net::post(c_.stream().get_executor(), [c = c_.shared_from_this()] { c->expire_deadline(); });
       }
     }
@@ -978,6 +1024,7 @@ class body_pipe final : public request_body {
   bool continue_sent_ = false;
   bool called_ = false;
   std::optional<raw_buffer> ahead_;
+  budget_share ahead_share_;  // ahead_'s bytes in the server's read_ahead budget
   std::size_t ahead_size_ = 0;
   std::atomic<std::int64_t> progress_{0};  // steady clock, nanoseconds: note_progress
 };
@@ -1021,19 +1068,33 @@ net::awaitable<bool> connection<Stream>::wait_for_request(std::size_t served) {
 // every byte the parser takes is looked at, and a line that starts with a space or tab sets
 // `folded` and ends the read.
 template <class Stream>
-net::awaitable<error_code> connection<Stream>::read_head(request_parser& parser, bool& folded) {
+net::awaitable<error_code> connection<Stream>::read_head(request_parser& parser, bool& folded,
+                                                          bool& only_empty_lines) {
   error_code ec;
   char before = '\0';  // the byte before those the parser takes next
   int empty_lines = 0;
   for (;;) {
     // RFC 9112 2.2: a server should ignore at least one empty line before the request line (some
-    // clients end a body with an extra CRLF). Two are ignored.
-    while (empty_lines < 2 && !parser.got_some() && buffer_.size() >= 2 &&
-           std::memcmp(buffer_.data().data(), "\r\n", 2) == 0) {
+    // clients end a body with an extra CRLF). Two are ignored; a CR waits for its LF (over TLS
+    // the first byte of a request comes alone). When they were all there was, the caller goes
+    // back to waiting for a request, under the idle timeout.
+    bool lone_cr = false;
+    while (empty_lines < 2 && !parser.got_some() && buffer_.size() > 0) {
+      const char* p = static_cast<const char*>(buffer_.data().data());
+      if (p[0] != '\r') break;
+      if (buffer_.size() < 2) {
+        lone_cr = true;
+        break;
+      }
+      if (p[1] != '\n') break;  // the parser refuses it
       buffer_.consume(2);
       ++empty_lines;
     }
-    if (buffer_.size() > 0) {
+    if (empty_lines > 0 && buffer_.size() == 0 && !parser.got_some()) {
+      only_empty_lines = true;
+      co_return error_code{};
+    }
+    if (buffer_.size() > 0 && !lone_cr) {
       const auto data = buffer_.data();  // a flat buffer: one range
       const std::size_t used = parser.put(data, ec);
       const char* p = static_cast<const char*>(data.data());
@@ -1162,6 +1223,11 @@ std::optional<refusal> connection<Stream>::check_head(const request_parser& pars
 template <class Stream>
 net::awaitable<bool> connection<Stream>::read_ahead(request_parser& parser, body_pipe<Stream>& body,
                                                     bool expect_continue) {
+  const auto left = parser.content_length_remaining();
+  const std::size_t size = left ? static_cast<std::size_t>(std::min<std::uint64_t>(*left, body_read_ahead)) : body_read_ahead;
+  // Past the budget (many bodies read ahead at once) the handler reads this one, all of it.
+  if (!server_->read_ahead.take(size)) co_return true;
+  budget_share share(server_->read_ahead, size);
   error_code ec;
   if (expect_continue) {
     static constexpr std::string_view text = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -1173,8 +1239,6 @@ net::awaitable<bool> connection<Stream>::read_ahead(request_parser& parser, body
       co_return false;
     }
   }
-  const auto left = parser.content_length_remaining();
-  const std::size_t size = left ? static_cast<std::size_t>(std::min<std::uint64_t>(*left, body_read_ahead)) : body_read_ahead;
   raw_buffer into(size);
   std::size_t have = 0;
   if (buffer_.capacity() < body_read_size) buffer_.reserve(body_read_size);
@@ -1193,7 +1257,7 @@ net::awaitable<bool> connection<Stream>::read_ahead(request_parser& parser, body
       co_return false;
     }
   }
-  body.take_read_ahead(std::move(into), have, expect_continue);
+  body.take_read_ahead(std::move(into), have, expect_continue, std::move(share));
   co_return true;
 }
 
@@ -1203,17 +1267,15 @@ net::awaitable<bool> connection<Stream>::drain(request_parser& parser) {
   if (const auto left = parser.content_length_remaining(); left && *left > budget) co_return false;
   raw_buffer sink(64 * 1024);
   if (buffer_.capacity() < body_read_size) buffer_.reserve(body_read_size);
-  // The answer waits for the drain, so the drain gets closing_time in all: a client that does not
-  // send the rest by then gets the answer and a close.
-  const auto until = steady::now() + closing_time;
+  // The answer waits for the drain, so the drain waits closing_time for each read, not the body
+  // timeout: a client that stops sending gets the answer and a close a second later, and a slow
+  // one that keeps sending keeps its connection.
   while (!parser.is_done()) {
     auto& body = parser.get().body();
     body.data = sink.data();
     body.size = sink.size;
     error_code ec;
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - steady::now());
-    if (left.count() <= 0) co_return false;
-    set_deadline(left);
+    set_deadline(closing_time);
     co_await http::async_read_some(stream_, buffer_, parser, net::redirect_error(net::use_awaitable, ec));
     clear_deadline();
     if (ec == http::error::need_buffer) ec = {};
@@ -1421,7 +1483,7 @@ net::awaitable<bool> connection<Stream>::send_stream(http_response& res, bool ch
     http_server::impl& server;
     std::size_t bytes = 0;
     ~grown_share() {
-      if (bytes > 0) server.give_grown(bytes);
+      if (bytes > 0) server.grown.give(bytes);
     }
   } grown{*server_};
   std::uint64_t sent = 0;
@@ -1459,7 +1521,7 @@ net::awaitable<bool> connection<Stream>::send_stream(http_response& res, bool ch
     if (size == offer && capacity < stream_piece_max) {
       const std::size_t larger = fitted(std::min(2 * capacity, stream_piece_max), sent);
       // Past the budget the stream keeps its buffer (and asks again after its next full read).
-      if (larger > capacity && server_->take_grown(larger - capacity)) {
+      if (larger > capacity && server_->grown.take(larger - capacity)) {
         grown.bytes += larger - capacity;
         capacity = larger;
         buf = raw_buffer(front + capacity + 2);
@@ -1522,8 +1584,10 @@ net::awaitable<void> connection<Stream>::run(std::shared_ptr<connection> self) {
     parser.header_limit(static_cast<std::uint32_t>(t.max_header_bytes));
     parser.body_limit(std::numeric_limits<std::uint64_t>::max());  // bodies stream: no limit here
     bool folded = false;
-    ec = co_await read_head(parser, folded);
+    bool only_empty_lines = false;
+    ec = co_await read_head(parser, folded, only_empty_lines);
     clear_deadline();
+    if (!ec && only_empty_lines) continue;  // empty lines between requests: wait for the next
     if (ec) {
       if (timed_out_) {
         co_await refuse(408, "head_timeout", "the request head did not arrive in time");
@@ -1568,19 +1632,24 @@ net::awaitable<void> connection<Stream>::run(std::shared_ptr<connection> self) {
     body_pipe<Stream> body(*this, parser, req.content_length, expect_continue);
     // A small body (and the start of a chunked one) is read before the request takes a worker.
     // A client that asked to be told to go on (Expect: 100-continue) is told so here only where
-    // the handler reads every body anyway (server_options::reads_whole_body); elsewhere the
-    // handler may answer before the body is sent, and the 100 waits for its first read.
+    // the handler reads every body of that size anyway (server_options::whole_body_limit);
+    // elsewhere the handler may answer before the body is sent, and the 100 waits for its first
+    // read.
+    bool ahead_failed = false;
     const bool fits_ahead =
         req.content_length < 0 || static_cast<std::uint64_t>(req.content_length) <= body_read_ahead;
-    if (!parser.is_done() && fits_ahead &&
-        (!expect_continue || (server_->opts.reads_whole_body && server_->opts.reads_whole_body(req)))) {
-      if (!co_await read_ahead(parser, body, expect_continue)) {
-        if (framing_refusal_) co_await refuse(framing_refusal_->status, framing_refusal_->reason, framing_refusal_->why);
-        linger = !body_stalled_;
-        break;
-      }
+    const auto read_whole = [&] {
+      const std::size_t limit = server_->opts.whole_body_limit ? server_->opts.whole_body_limit(req) : 0;
+      return limit > 0 && (req.content_length < 0 || static_cast<std::uint64_t>(req.content_length) <= limit);
+    };
+    if (!parser.is_done() && fits_ahead && (!expect_continue || read_whole())) {
+      ahead_failed = !co_await read_ahead(parser, body, expect_continue);
+      // The client left mid-body: nobody to answer. Otherwise framing_refusal_ is the answer.
+      if (ahead_failed && !framing_refusal_) break;
     }
-    if (server_->queued.load() >= t.max_queued_requests) {
+    if (ahead_failed) {
+      // Answered below from framing_refusal_ (408, 400 or 431), then a close.
+    } else if (server_->queued.load() >= t.max_queued_requests) {
       server_->count_refused("queue_full");
       res.status = 503;
       res.set_header("Retry-After", "1");
@@ -1654,8 +1723,12 @@ http_server::impl::impl(server_options o, http_handler h, exchange_observer obs,
                                     "Requests waiting for a worker.")),
       parked_gauge(unlabelled_gauge(metrics, "registryd_http_requests_parked",
                                     "Long polls parked until what they wait for changes (no worker held).")),
-      grown_gauge(unlabelled_gauge(metrics, "registryd_http_stream_buffer_grown_bytes",
-                                   "Bytes streamed answers hold in buffers grown past their first piece.")),
+      grown(opts.transport.stream_buffer_budget,
+            unlabelled_gauge(metrics, "registryd_http_stream_buffer_grown_bytes",
+                             "Bytes streamed answers hold in buffers grown past their first piece.")),
+      read_ahead(opts.transport.read_ahead_budget,
+                 unlabelled_gauge(metrics, "registryd_http_body_read_ahead_bytes",
+                                  "Bytes held by request bodies read before their requests took a worker.")),
       accepted(prometheus::BuildCounter()
                    .Name("registryd_http_connections_accepted_total")
                    .Help("Connections accepted by the front door.")

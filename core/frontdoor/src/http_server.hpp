@@ -30,10 +30,11 @@ struct server_options {
   // Sets up the TLS context (suites, certificate callback); nullptr: plain HTTP.
   std::function<bool(SSL_CTX*)> configure_tls;
   transport_options transport;
-  // Whether the handler reads the whole body of this request whatever it answers (the token
-  // endpoint, say). Such a request's small body is read before the request takes a worker even
-  // when the client waits for 100 Continue; elsewhere the 100 waits for the handler's first read.
-  std::function<bool(const http_request&)> reads_whole_body;
+  // The largest body the handler of this request reads whole whatever it answers (the token
+  // endpoint, say), refusing a larger declared one unread; 0 when it may answer first. Such a
+  // request's small body is read before the request takes a worker even when the client waits
+  // for 100 Continue; elsewhere the 100 waits for the handler's first read.
+  std::function<std::size_t(const http_request&)> whole_body_limit;
 };
 
 // What the server reports for every answer it sends (the access log and the request metrics).

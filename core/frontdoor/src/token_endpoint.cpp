@@ -18,8 +18,6 @@
 namespace registryd::frontdoor {
 namespace {
 
-// A form body larger than this is not a token request.
-constexpr std::size_t max_form_body = 16 * 1024;
 
 std::string rfc3339(std::int64_t unix_seconds) {
   const std::time_t t = static_cast<std::time_t>(unix_seconds);
@@ -89,10 +87,10 @@ void front_door::handle_token_post(const http_request& req, request_body& reader
   res.set_header("Cache-Control", "no-store");
   std::string body;
   // A declared length past the limit is refused unread.
-  bool too_large = req.content_length > static_cast<std::int64_t>(max_form_body);
+  bool too_large = req.content_length > static_cast<std::int64_t>(token_form_limit);
   if (!too_large) reader.read([&](const char* data, std::size_t size) {
     // Past the limit reading stops; the transport drops the rest or closes the connection.
-    if (body.size() + size > max_form_body) too_large = true;
+    if (body.size() + size > token_form_limit) too_large = true;
     if (!too_large) body.append(data, size);
     return !too_large;
   });

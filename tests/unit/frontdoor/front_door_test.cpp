@@ -659,6 +659,17 @@ TEST_CASE("chunked request bodies and Expect: 100-continue reach the plugin", "[
       "5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nTrailer: x\r\n\r\n");
   CHECK(count(chunked, "X-Received-Bytes: 11") == 1);
   CHECK_FALSE(c.closed());
+  // Past the 64 KiB read before a worker is taken, the rest comes through the pipe.
+  std::string large = "PATCH /v2/x/blobs/uploads/1 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+  for (int i = 0; i < 25; ++i) large += "1000\r\n" + std::string(4096, 'c') + "\r\n";  // 100 KiB
+  CHECK(count(c.roundtrip(large + "0\r\n\r\n"), "X-Received-Bytes: 102400") == 1);
+  // With no budget for bodies read ahead, the handler reads them all.
+  transport_options none;
+  none.read_ahead_budget = 0;
+  running_front_door unbuffered(false, none);
+  CHECK(count(roundtrip(unbuffered.port, "PATCH /v2/x/blobs/uploads/1 HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+                                         "Connection: close\r\n\r\nhello"),
+              "X-Received-Bytes: 5") == 1);
   // The client waits for 100 Continue before its body, as curl does.
   connection e(fd.port);
   const auto interim = e.roundtrip(

@@ -244,6 +244,10 @@ TEST_CASE("over TLS: a chunked body with Expect: 100-continue, and HEAD without 
   auto reply = put + c.read(200);
   CHECK(count(reply, "HTTP/1.1 201") == 1);
   CHECK(count(reply, "X-Received-Bytes: 11") == 1);
+  // An extra CRLF after a body, in a record of its own, is ignored (RFC 9112 2.2): over TLS the
+  // first byte of the next request arrives alone.
+  c.send("\r\n");
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
   c.send("HEAD /v2/x/pattern-file?size=5000 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
   const auto head = c.read();
   CHECK(count(head, "Content-Length: 5000") == 1);

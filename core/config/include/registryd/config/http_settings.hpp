@@ -56,6 +56,10 @@ struct http_settings {
   // 256 KiB (each grows to at most 1 MiB while its source has bytes ready). Past this, a stream
   // keeps the buffer it has: many concurrent streams cost 256 KiB each, not 1 MiB.
   std::size_t stream_buffer_budget = 16 * 1024 * 1024;
+  // Bytes that request bodies read before their requests take a worker may hold, all together
+  // (each at most 64 KiB). Past this a body goes to its handler unread, as a large one does.
+  // 0: no body is read ahead.
+  std::size_t read_ahead_budget = 64 * 1024 * 1024;
   // Bytes of an answer that a connection's socket may hold not yet sent (TCP_NOTSENT_LOWAT); a
   // write waits until fewer are left. 0: the kernel's default, as much as the socket buffer
   // takes. With a same-host client (a node's containerd through its balancer, a bench) a socket

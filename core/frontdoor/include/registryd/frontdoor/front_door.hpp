@@ -135,6 +135,10 @@ class front_door {
   int port() const;
 
  private:
+  // The largest bodies the host's own endpoints read (each reads all of it, whatever it answers;
+  // a larger declared one is refused unread).
+  static constexpr std::size_t token_form_limit = 16 * 1024;
+  static constexpr std::size_t cluster_body_limit = 64 * 1024;
   struct auth_state {
     authenticate_fn authenticate;
     std::string challenge;
