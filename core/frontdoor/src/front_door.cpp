@@ -164,6 +164,17 @@ void front_door::set_cluster_api(host_api_fn fn) {
   cluster_api_ = std::move(shared);
 }
 
+bool front_door::read_bounded(const http_request& req, request_body& reader, std::size_t limit, std::string& out) {
+  if (req.content_length > static_cast<std::int64_t>(limit)) return false;
+  bool too_large = false;
+  reader.read([&](const char* data, std::size_t size) {
+    if (out.size() + size > limit) too_large = true;
+    if (!too_large) out.append(data, size);
+    return !too_large;
+  });
+  return !too_large;
+}
+
 void front_door::handle_cluster_api(const http_request& req, request_body& reader, http_response& res) const {
   std::shared_ptr<const host_api_fn> api;
   {
@@ -177,16 +188,8 @@ void front_door::handle_cluster_api(const http_request& req, request_body& reade
   }
   host_api_request r{req.method, req.path, req.peer_subject, req.peer_serial, req.remote_addr, {}, req.params(),
                      req.resumed};
-  constexpr std::size_t limit = cluster_body_limit;
-  bool too_large = req.content_length > static_cast<std::int64_t>(limit);  // refused unread
-  if (!req.resumed && !too_large) {  // a resumed long poll's body was read the first time (a GET has none)
-    reader.read([&](const char* data, std::size_t size) {
-      if (r.body.size() + size > limit) too_large = true;
-      if (!too_large) r.body.append(data, size);
-      return !too_large;
-    });
-  }
-  if (too_large) {
+  // A resumed long poll's body was read the first time (a GET has none).
+  if (!req.resumed && !read_bounded(req, reader, cluster_body_limit, r.body)) {
     res.status = 413;
     res.set_content(R"({"error":"the body is larger than 64 KiB"})", "application/json");
     return;

@@ -589,7 +589,6 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
   prometheus::Counter& sealed_by_kernel;
   prometheus::Counter& sealed_in_user_space;
 
-
   void count_closed(std::string_view reason) { closed_family.Add({{"reason", std::string(reason)}}).Increment(); }
   void count_refused(std::string_view reason) { refused_family.Add({{"reason", std::string(reason)}}).Increment(); }
 
@@ -682,9 +681,6 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
     if (deadline_ != steady::time_point::max()) set_deadline(std::chrono::milliseconds(0));
   }
   bool timed_out() const { return timed_out_; }
-  // A body whose chunked framing broke, or whose chunk line or trailer section did not fit the
-  // read buffer (the head limit plus one body read): the request is answered 400 or 431
-  // whatever its handler said, and the connection closes.
   // A read of the body failed (the client stopped sending, left, or broke the framing): the
   // request's answer says so if it can (408 for a body that stopped arriving), and the connection
   // closes without reading the rest.
@@ -698,6 +694,9 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
       note_body_error(ec);
     }
   }
+  // A body whose chunked framing broke, or whose chunk line or trailer section did not fit the
+  // read buffer (the head limit plus one body read): the request is answered 400 or 431
+  // whatever its handler said, and the connection closes.
   void note_body_error(const error_code& ec) {
     if (ec == http::error::buffer_overflow) {
       framing_refusal_ = refusal{431, "header_bytes",
@@ -1216,7 +1215,6 @@ std::optional<refusal> connection<Stream>::check_head(const request_parser& pars
   return std::nullopt;
 }
 
-// Reads and drops what is left of a body the handler did not read, up to the drain limit.
 // Reads a body's first body_read_ahead bytes (all of a smaller one) before its request takes a
 // worker, after a 100 Continue when the client asked for one. False when the body stopped
 // arriving or broke its framing (framing_refusal_ says how to answer).
@@ -1261,6 +1259,7 @@ net::awaitable<bool> connection<Stream>::read_ahead(request_parser& parser, body
   co_return true;
 }
 
+// Reads and drops what is left of a body the handler did not read, up to the drain limit.
 template <class Stream>
 net::awaitable<bool> connection<Stream>::drain(request_parser& parser) {
   std::uint64_t budget = transport().drain_limit_bytes;

@@ -18,7 +18,6 @@
 namespace registryd::frontdoor {
 namespace {
 
-
 std::string rfc3339(std::int64_t unix_seconds) {
   const std::time_t t = static_cast<std::time_t>(unix_seconds);
   std::tm tm{};
@@ -86,15 +85,7 @@ void front_door::handle_token_post(const http_request& req, request_body& reader
                                    http_response& res) const {
   res.set_header("Cache-Control", "no-store");
   std::string body;
-  // A declared length past the limit is refused unread.
-  bool too_large = req.content_length > static_cast<std::int64_t>(token_form_limit);
-  if (!too_large) reader.read([&](const char* data, std::size_t size) {
-    // Past the limit reading stops; the transport drops the rest or closes the connection.
-    if (body.size() + size > token_form_limit) too_large = true;
-    if (!too_large) body.append(data, size);
-    return !too_large;
-  });
-  if (too_large) {
+  if (!read_bounded(req, reader, token_form_limit, body)) {
     oauth_error(res, 413, "invalid_request", "the form is larger than 16 KiB");
     return;
   }

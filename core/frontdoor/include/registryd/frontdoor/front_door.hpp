@@ -139,6 +139,9 @@ class front_door {
   // a larger declared one is refused unread).
   static constexpr std::size_t token_form_limit = 16 * 1024;
   static constexpr std::size_t cluster_body_limit = 64 * 1024;
+  // Reads a body of at most `limit` bytes into `out`; false when it is larger, declared so
+  // (then nothing is read) or found so (reading stops; the transport drops the rest or closes).
+  static bool read_bounded(const http_request& req, request_body& reader, std::size_t limit, std::string& out);
   struct auth_state {
     authenticate_fn authenticate;
     std::string challenge;
