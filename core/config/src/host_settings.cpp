@@ -20,6 +20,7 @@ constexpr std::array<std::string_view, 2> log_format_names = {"text", "json"};
 constexpr std::array<std::string_view, 2> containerd_build_names = {"stock", "patched"};
 constexpr std::array<std::string_view, 2> file_transfer_names = {"copy", "sendfile"};
 constexpr std::array<std::string_view, 2> tls_offload_names = {"user", "kernel"};
+constexpr std::array<std::string_view, 2> tls_sealer_names = {"openssl", "registryd"};
 
 // A path value; relative paths resolve against `base_dir`, or are errors without one.
 std::optional<std::filesystem::path> read_path(const YAML::Node& node, const std::string& path,
@@ -207,6 +208,9 @@ void read_http_settings(map_reader& fields, http_settings& http, field_errors& e
   }
   if (auto i = detail::read_enum(fields.take("http_tls_offload"), "http_tls_offload", tls_offload_names, errors)) {
     http.tls_kernel_offload = *i == 1;
+  }
+  if (auto i = detail::read_enum(fields.take("http_tls_sealer"), "http_tls_sealer", tls_sealer_names, errors)) {
+    http.tls_registryd_seals = *i == 1;
   }
 }
 
@@ -440,6 +444,7 @@ nlohmann::json host_settings_document(const host_settings& s) {
   doc["http_drain_limit_bytes"] = s.http.drain_limit_bytes;
   doc["http_file_transfer"] = file_transfer_names.at(s.http.sendfile ? 1 : 0);
   doc["http_tls_offload"] = tls_offload_names.at(s.http.tls_kernel_offload ? 1 : 0);
+  doc["http_tls_sealer"] = tls_sealer_names.at(s.http.tls_registryd_seals ? 1 : 0);
   return doc;
 }
 

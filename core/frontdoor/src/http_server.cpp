@@ -1,4 +1,5 @@
 #include "http_server.hpp"
+#include "record_sealer.hpp"
 
 #include <registryd/pki/certificates.hpp>
 
@@ -103,15 +104,33 @@ class tls_stream {
  public:
   using executor_type = tcp::socket::executor_type;
 
-  tls_stream(tcp::socket socket, net::ssl::context& context)
+  // `seal_here`: where the kernel does not seal records, registryd seals them (record_sealer):
+  // the write side is a record BIO, which OpenSSL hands the write keys to at the end of the
+  // handshake. Else both sides are a socket BIO, which hands them to the kernel where the
+  // context enables kernel TLS.
+  tls_stream(tcp::socket socket, net::ssl::context& context, bool seal_here)
       : socket_(std::move(socket)), ssl_(SSL_new(context.native_handle())) {
     if (ssl_ == nullptr) throw std::runtime_error("cannot make a TLS connection: out of memory");
-    BIO* bio = BIO_new_socket(static_cast<int>(socket_.native_handle()), BIO_NOCLOSE);
-    if (bio == nullptr) {
+    const int fd = static_cast<int>(socket_.native_handle());
+    BIO* read_bio = nullptr;
+    BIO* write_bio = nullptr;
+    if (seal_here) {
+      // A plain socket BIO to read (BIO_new_socket would also ask the kernel for its TLS layer).
+      read_bio = BIO_new(BIO_s_socket());
+      if (read_bio != nullptr) BIO_set_fd(read_bio, fd, BIO_NOCLOSE);
+      write_bio = new_record_bio(fd);
+      SSL_set_options(ssl_, SSL_OP_ENABLE_KTLS);  // OpenSSL offers write keys only with it
+    } else {
+      read_bio = BIO_new_socket(fd, BIO_NOCLOSE);
+      write_bio = read_bio;  // SSL_set_bio takes one reference for both
+    }
+    if (read_bio == nullptr || write_bio == nullptr) {
+      BIO_free(read_bio);
+      if (write_bio != read_bio) BIO_free(write_bio);
       SSL_free(ssl_);
       throw std::runtime_error("cannot make a TLS connection: out of memory");
     }
-    SSL_set_bio(ssl_, bio, bio);
+    SSL_set_bio(ssl_, read_bio, write_bio);
     SSL_set_accept_state(ssl_);
     SSL_set_mode(ssl_, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
   }
@@ -125,8 +144,11 @@ class tls_stream {
 
   // Whether the kernel seals what is written (kernel TLS took the write keys).
   bool kernel_sends() const noexcept {
-    return BIO_ctrl(SSL_get_wbio(ssl_), BIO_CTRL_GET_KTLS_SEND, 0, nullptr) > 0;
+    BIO* b = SSL_get_wbio(ssl_);
+    return BIO_method_type(b) == BIO_TYPE_SOCKET && BIO_get_ktls_send(b);
   }
+  // Whether registryd seals what is written (the record BIO took the write keys).
+  bool registryd_seals() const noexcept { return record_bio_seals(SSL_get_wbio(ssl_)); }
 
   template <class Token>
   auto async_handshake(net::ssl::stream_base::handshake_type, Token&& token) {
@@ -156,9 +178,9 @@ class tls_stream {
   }
 
   // Sealed records waiting for one write (encrypt_to appends to it).
-  std::string& gathered() noexcept { return gathered_; }
+  byte_buffer& gathered() noexcept { return gathered_; }
   // Gives the buffer's memory back: an idle connection keeps none.
-  void release() noexcept { std::string().swap(gathered_); }
+  void release() noexcept { gathered_.release(); }
 
  private:
   template <class Buffer, class Buffers>
@@ -255,12 +277,13 @@ class tls_stream {
 
   tcp::socket socket_;
   SSL* ssl_;
-  std::string gathered_;
+  byte_buffer gathered_;
 };
 
 thread_local int tls_stream::nested_completions = 0;
 
-// An OpenSSL BIO that appends what is written to it to a std::string (its data pointer).
+// An OpenSSL BIO that appends what is written to it to a byte_buffer (its data pointer): where
+// a kernel-TLS socket BIO is the write side but the kernel did not take a connection's cipher.
 BIO_METHOD* append_bio_method() {
   static BIO_METHOD* const method = [] {
     BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "registryd append");
@@ -268,7 +291,7 @@ BIO_METHOD* append_bio_method() {
     BIO_meth_set_write(m, [](BIO* b, const char* data, int len) -> int {
       if (len <= 0) return 0;
       try {
-        static_cast<std::string*>(BIO_get_data(b))->append(data, static_cast<std::size_t>(len));
+        static_cast<byte_buffer*>(BIO_get_data(b))->append(data, static_cast<std::size_t>(len));
       } catch (...) {  // no exception may cross OpenSSL's C frames
         return -1;
       }
@@ -285,17 +308,23 @@ BIO_METHOD* append_bio_method() {
 }
 
 // Encrypts `plain` as TLS records appended to `out`, on a connection whose handshake is done and
-// whose records the kernel does not seal. The SSL's write BIO is, for the length of the call,
-// one that appends straight to `out` (no socket write per record, no copy through a memory BIO
-// pair); the socket BIO is put back after. Nothing else writes to the SSL meanwhile, so the
-// order of records holds.
-bool encrypt_to(SSL* ssl, std::string_view plain, std::string& out) {
-  BIO* sink = append_bio_method() != nullptr ? BIO_new(append_bio_method()) : nullptr;
-  if (sink == nullptr) return false;
-  BIO_set_data(sink, &out);
-  BIO* socket_bio = SSL_get_wbio(ssl);
-  BIO_up_ref(socket_bio);     // SSL_set0_wbio releases the SSL's reference to it
-  SSL_set0_wbio(ssl, sink);   // the SSL owns `sink` now
+// whose records the kernel does not seal. A record BIO (registryd seals) is told to gather into
+// `out`; a socket BIO (OpenSSL seals) is swapped, for the length of the call, for one that
+// appends to `out`, and put back after. Either way no socket write per record and no copy
+// through a memory BIO pair. Nothing else writes to the SSL meanwhile, so the order of records
+// holds.
+bool encrypt_to(SSL* ssl, std::string_view plain, byte_buffer& out) {
+  BIO* write_bio = SSL_get_wbio(ssl);
+  const bool record_bio = BIO_method_type(write_bio) != BIO_TYPE_SOCKET;
+  if (record_bio) {
+    record_bio_gather(write_bio, &out);
+  } else {
+    BIO* sink = append_bio_method() != nullptr ? BIO_new(append_bio_method()) : nullptr;
+    if (sink == nullptr) return false;
+    BIO_set_data(sink, &out);
+    BIO_up_ref(write_bio);   // SSL_set0_wbio releases the SSL's reference to it
+    SSL_set0_wbio(ssl, sink);  // the SSL owns `sink` now
+  }
   bool ok = true;
   while (!plain.empty()) {
     std::size_t n = 0;
@@ -306,7 +335,11 @@ bool encrypt_to(SSL* ssl, std::string_view plain, std::string& out) {
     }
     plain.remove_prefix(n);
   }
-  SSL_set0_wbio(ssl, socket_bio);  // frees `sink`
+  if (record_bio) {
+    record_bio_gather(write_bio, nullptr);
+  } else {
+    SSL_set0_wbio(ssl, write_bio);  // frees `sink`
+  }
   return ok;
 }
 // Beast's parser adds a chunked body's trailer fields to the request's fields, where they would
@@ -559,6 +592,9 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
   std::size_t next_io = 0;  // round robin, touched by the accepting thread only
   std::optional<net::ssl::context> tls;
   bool kernel_tls = false;  // SSL_OP_ENABLE_KTLS is set: the kernel offers TLS offload
+  // Where the kernel does not seal records, registryd does (record_sealer; `http_tls_sealer`,
+  // and the check at start passed).
+  bool seal_here = false;
   std::optional<tcp::acceptor> acceptor;
   std::unique_ptr<net::thread_pool> workers;
   std::vector<std::thread> io_threads;
@@ -584,10 +620,11 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
   prometheus::Family<prometheus::Counter>& closed_family;
   prometheus::Family<prometheus::Counter>& refused_family;
   // TLS handshakes done, by who seals the connection's records: the kernel (kernel TLS took the
-  // write keys) or OpenSSL in user space.
+  // write keys), registryd (its record BIO took them) or OpenSSL.
   prometheus::Family<prometheus::Counter>& handshakes_family;
   prometheus::Counter& sealed_by_kernel;
-  prometheus::Counter& sealed_in_user_space;
+  prometheus::Counter& sealed_by_registryd;
+  prometheus::Counter& sealed_by_openssl;
 
   void count_closed(std::string_view reason) { closed_family.Add({{"reason", std::string(reason)}}).Increment(); }
   void count_refused(std::string_view reason) { refused_family.Add({{"reason", std::string(reason)}}).Increment(); }
@@ -754,7 +791,7 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
       // write. When the kernel seals the records, or before the handshake is done, OpenSSL
       // writes to the socket itself.
       if (!stream_.kernel_sends() && SSL_is_init_finished(stream_.native_handle())) {
-        std::string& out = stream_.gathered();
+        byte_buffer& out = stream_.gathered();
         while (!bytes.empty() && !ec) {
           const std::size_t piece = std::min(bytes.size(), tls_gather_size);
           if (!encrypt_to(stream_.native_handle(), bytes.substr(0, piece), out)) ec = net::ssl::error::stream_truncated;
@@ -1571,7 +1608,10 @@ net::awaitable<void> connection<Stream>::run(std::shared_ptr<connection> self) {
       socket().close(ec);
       co_return;
     }
-    (stream_.kernel_sends() ? server_->sealed_by_kernel : server_->sealed_in_user_space).Increment();
+    (stream_.kernel_sends()       ? server_->sealed_by_kernel
+     : stream_.registryd_seals() ? server_->sealed_by_registryd
+                                 : server_->sealed_by_openssl)
+        .Increment();
     peer_subject_ = verified_peer_subject(stream_.native_handle());
     peer_serial_ = verified_peer_serial(stream_.native_handle());
   }
@@ -1746,10 +1786,11 @@ http_server::impl::impl(server_options o, http_handler h, exchange_observer obs,
       handshakes_family(prometheus::BuildCounter()
                             .Name("registryd_http_tls_handshakes_total")
                             .Help("TLS handshakes completed, by who seals the connection's records: "
-                                  "the kernel (kernel TLS) or OpenSSL in user space.")
+                                  "the kernel (kernel TLS), registryd, or OpenSSL.")
                             .Register(metrics)),
       sealed_by_kernel(handshakes_family.Add({{"records", "kernel"}})),
-      sealed_in_user_space(handshakes_family.Add({{"records", "user"}})) {}
+      sealed_by_registryd(handshakes_family.Add({{"records", "registryd"}})),
+      sealed_by_openssl(handshakes_family.Add({{"records", "openssl"}})) {}
 
 bool http_server::impl::admit(const std::string& client) {
   const auto& t = opts.transport;
@@ -1804,7 +1845,7 @@ void http_server::impl::on_accepted(tcp::socket socket) {
   }
   auto self = shared_from_this();
   if (tls) {
-    start(std::make_shared<connection<tls_stream>>(self, std::move(client), std::move(socket), *tls));
+    start(std::make_shared<connection<tls_stream>>(self, std::move(client), std::move(socket), *tls, seal_here));
   } else {
     start(std::make_shared<connection<tcp::socket>>(self, std::move(client), std::move(socket)));
   }
@@ -1872,6 +1913,17 @@ util::status http_server::start() {
     // without it would be asked to load its module each time, so the kernel is asked once here.
     s.kernel_tls = t.tls_kernel_offload && kernel_offers_tls();
     if (s.kernel_tls) SSL_CTX_set_options(ctx, SSL_OP_ENABLE_KTLS);
+    // Else registryd seals the records where the setting asks and this OpenSSL hands it the keys
+    // (checked once per process: it rests on OpenSSL's kernel-TLS hand-over, record_sealer.hpp).
+    if (!s.kernel_tls && t.tls_registryd_seals) {
+      static const std::string sealing_fails = [] {
+        std::string why;
+        return record_sealing_works(why) ? std::string() : why;
+      }();
+      s.seal_here = sealing_fails.empty();
+      if (s.seal_here) record_bio_follow_key_updates(ctx);
+      if (!s.seal_here) s.logger->warn("registryd cannot seal TLS records with this OpenSSL ({}); OpenSSL seals them", sealing_fails);
+    }
     if (!s.opts.configure_tls(ctx)) return util::error{"cannot set up the TLS context"};
   }
   error_code ec;
@@ -1907,8 +1959,9 @@ util::status http_server::start() {
       s.logger->info("kernel TLS: offered by the kernel; connections whose cipher it takes have their records "
                      "sealed by the kernel and files sent with SSL_sendfile");
     } else {
-      s.logger->info("kernel TLS: not used ({}); TLS records are sealed in user space",
-                     t.tls_kernel_offload ? "the kernel offers no TLS offload" : "http_tls_offload: user");
+      s.logger->info("kernel TLS: not used ({}); TLS records are sealed by {}",
+                     t.tls_kernel_offload ? "the kernel offers no TLS offload" : "http_tls_offload: user",
+                     s.seal_here ? "registryd" : "OpenSSL");
     }
   }
   return util::ok();

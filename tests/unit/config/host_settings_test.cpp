@@ -377,6 +377,7 @@ TEST_CASE("the host settings document parses back to the same settings", "[confi
   for (const std::string& yaml :
        {std::string(), std::string("listen_address: 10.0.0.1:5001\nmasters: [10.0.0.1, 10.0.0.2]\n"
                                    "gc_interval_seconds: 0\nhttp_file_transfer: sendfile\nhttp_tls_offload: user\n"
+                                   "http_tls_sealer: openssl\n"
                                    "packages_listen_address: \"off\"\nreplica_peers: []\n"
                                    "users_file: /etc/registryd/users.yaml\nhttp_idle_timeout_seconds: 2m\n")}) {
     INFO(yaml);

@@ -73,7 +73,7 @@ struct tls_front_door {
   int port() const { return door->port(); }
   // Connections open now (registryd_http_connections).
   double connections() const { return frontdoor_test::gauge_value(*metrics, "registryd_http_connections"); }
-  // TLS handshakes done whose records `records` ("kernel" or "user") seals.
+  // TLS handshakes done whose records `records` ("kernel", "registryd" or "openssl") seals.
   double handshakes(const std::string& records) const {
     return frontdoor_test::counter_value(*metrics, "registryd_http_tls_handshakes_total", "records", records);
   }
@@ -195,7 +195,12 @@ TEST_CASE("over TLS: pipelined requests in order, then close_notify after Connec
 
 TEST_CASE("over TLS: file and streamed answers arrive whole, on one connection, many at once",
           "[frontdoor][tls]") {
-  tls_front_door fd;
+  // Records sealed by registryd (the default where the kernel does not seal them), and by OpenSSL.
+  const bool registryd_seals = GENERATE(true, false);
+  INFO("http_tls_sealer: " << (registryd_seals ? "registryd" : "openssl"));
+  registryd::frontdoor::transport_options transport;
+  transport.tls_registryd_seals = registryd_seals;
+  tls_front_door fd(transport);
   constexpr std::size_t size = 3 * 1024 * 1024 + 17;  // several gathered writes and a short last one
   std::vector<std::thread> clients;
   std::atomic<int> whole{0};
@@ -222,10 +227,13 @@ TEST_CASE("over TLS: file and streamed answers arrive whole, on one connection, 
   // Each handshake is counted once, by who seals its records; the kernel only where the start
   // said it offers kernel TLS. Where it does, the file answers above went out with SSL_sendfile.
   const double kernel = fd.handshakes("kernel");
-  const double user = fd.handshakes("user");
-  CHECK(kernel + user == 6);
+  const double registryd = fd.handshakes("registryd");
+  const double openssl = fd.handshakes("openssl");
+  CHECK(kernel + registryd + openssl == 6);
   if (count(fd.log.str(), "kernel TLS: not used") == 1) {
     CHECK(kernel == 0);
+    CHECK(registryd == (registryd_seals ? 6 : 0));
+    CHECK(count(fd.log.str(), registryd_seals ? "sealed by registryd" : "sealed by OpenSSL") == 1);
     WARN("this kernel offers no TLS offload: the kernel TLS branch (SSL_sendfile) was not exercised");
   } else {
     WARN("this kernel offers TLS offload: " << kernel << " of 6 connections had their records sealed by it");

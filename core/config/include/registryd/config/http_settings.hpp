@@ -52,6 +52,10 @@ struct http_settings {
   // and OpenSSL offer it: files then go out with SSL_sendfile. `user` keeps every record in
   // OpenSSL. docs/frontdoor.md, "TLS and zero-copy".
   bool tls_kernel_offload = true;
+  // Who seals TLS records where the kernel does not: registryd (`http_tls_sealer: registryd`,
+  // OpenSSL hands it the write keys at the end of each handshake, as to a kernel-TLS socket) or
+  // OpenSSL (`openssl`). docs/frontdoor.md, "TLS records sealed by registryd".
+  bool tls_registryd_seals = true;
   // Bytes that streamed answers may hold, all together, in buffers grown past their first
   // 256 KiB (each grows to at most 1 MiB while its source has bytes ready). Past this, a stream
   // keeps the buffer it has: many concurrent streams cost 256 KiB each, not 1 MiB.
