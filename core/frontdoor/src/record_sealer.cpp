@@ -99,46 +99,20 @@ class write_keys {
     std::memcpy(&info, offered, sizeof info);
     if (info.version != TLS_1_2_VERSION && info.version != TLS_1_3_VERSION) return false;
     tls13_ = info.version == TLS_1_3_VERSION;
-    const EVP_CIPHER* cipher = nullptr;
-    const unsigned char* key = nullptr;
-    const unsigned char* seq = nullptr;
     switch (info.cipher_type) {
-      case TLS_CIPHER_AES_GCM_128: {
-        const auto* k = static_cast<const tls12_crypto_info_aes_gcm_128*>(offered);
-        cipher = EVP_aes_128_gcm();
-        std::memcpy(iv_.data(), k->salt, sizeof k->salt);
-        std::memcpy(iv_.data() + sizeof k->salt, k->iv, sizeof k->iv);
-        key = k->key;
-        seq = k->rec_seq;
-        explicit_nonce_ = !tls13_;
-        break;
-      }
-      case TLS_CIPHER_AES_GCM_256: {
-        const auto* k = static_cast<const tls12_crypto_info_aes_gcm_256*>(offered);
-        cipher = EVP_aes_256_gcm();
-        std::memcpy(iv_.data(), k->salt, sizeof k->salt);
-        std::memcpy(iv_.data() + sizeof k->salt, k->iv, sizeof k->iv);
-        key = k->key;
-        seq = k->rec_seq;
-        explicit_nonce_ = !tls13_;
-        break;
-      }
+      case TLS_CIPHER_AES_GCM_128:
+        return take_gcm(*static_cast<const tls12_crypto_info_aes_gcm_128*>(offered), EVP_aes_128_gcm());
+      case TLS_CIPHER_AES_GCM_256:
+        return take_gcm(*static_cast<const tls12_crypto_info_aes_gcm_256*>(offered), EVP_aes_256_gcm());
       case TLS_CIPHER_CHACHA20_POLY1305: {
-        const auto* k = static_cast<const tls12_crypto_info_chacha20_poly1305*>(offered);
-        cipher = EVP_chacha20_poly1305();
-        std::memcpy(iv_.data(), k->iv, sizeof k->iv);
-        key = k->key;
-        seq = k->rec_seq;
+        const auto& k = *static_cast<const tls12_crypto_info_chacha20_poly1305*>(offered);
+        std::memcpy(iv_.data(), k.iv, sizeof k.iv);
         explicit_nonce_ = false;
-        break;
+        return start(EVP_chacha20_poly1305(), k.key, k.rec_seq);
       }
       default:
         return false;
     }
-    seq_ = 0;
-    for (int i = 0; i < 8; ++i) seq_ = (seq_ << 8) | seq[i];
-    if (ctx_ == nullptr) ctx_ = EVP_CIPHER_CTX_new();
-    return ctx_ != nullptr && EVP_EncryptInit_ex(ctx_, cipher, nullptr, key, nullptr) == 1;
   }
 
   // TLS 1.3's key update (RFC 8446 7.2): the keys and IV from the next traffic secret, which
@@ -168,6 +142,23 @@ class write_keys {
   }
 
  private:
+  // AES-GCM: the 12-byte nonce is the 4-byte salt and 8 bytes OpenSSL counted to.
+  template <class Info>
+  bool take_gcm(const Info& k, const EVP_CIPHER* cipher) {
+    std::memcpy(iv_.data(), k.salt, sizeof k.salt);
+    std::memcpy(iv_.data() + sizeof k.salt, k.iv, sizeof k.iv);
+    explicit_nonce_ = !tls13_;
+    return start(cipher, k.key, k.rec_seq);
+  }
+
+  // Keys the cipher and takes the record sequence number (8 bytes, big-endian).
+  bool start(const EVP_CIPHER* cipher, const unsigned char* key, const unsigned char* seq) {
+    seq_ = 0;
+    for (int i = 0; i < 8; ++i) seq_ = (seq_ << 8) | seq[i];
+    if (ctx_ == nullptr) ctx_ = EVP_CIPHER_CTX_new();
+    return ctx_ != nullptr && EVP_EncryptInit_ex(ctx_, cipher, nullptr, key, nullptr) == 1;
+  }
+
   bool seal_one(const unsigned char* plain, std::size_t n, unsigned char type, byte_buffer& out) {
     const std::size_t explicit_size = explicit_nonce_ ? 8 : 0;
     const std::size_t body = explicit_size + n + (tls13_ ? 1 : 0) + tag_size;
@@ -248,7 +239,9 @@ int send_pending(BIO* b, record_bio_state& s) {
     }
     s.pending_sent += static_cast<std::size_t>(n);
   }
-  s.pending.clear();
+  // Writes to the socket are the rare short ones (session tickets, a refusal, close_notify):
+  // an idle connection keeps no buffer for them.
+  s.pending.release();
   s.pending_sent = 0;
   return 1;
 }
