@@ -92,13 +92,14 @@ bool kernel_offers_tls() {
   return ::setsockopt(client.native_handle(), IPPROTO_TCP, TCP_ULP, ulp, sizeof ulp - 1) == 0;
 }
 
-// A TLS connection: OpenSSL reads and writes the socket itself, through a socket BIO, and Asio
-// only says when the socket is ready (Asio's ssl::stream runs OpenSSL over a memory BIO pair
-// instead, which keeps kernel TLS and SSL_sendfile out: docs/frontdoor.md, "TLS and
-// zero-copy"). Where the kernel offers TLS offload and the context enables it, OpenSSL hands
-// the keys to the kernel at the end of the handshake (`kernel_sends()`): writes are then sealed
-// by the kernel and files go out with SSL_sendfile. Otherwise bodies are encrypted into
-// `gathered` (encrypt_to) and sent in few large writes. An AsyncReadStream and AsyncWriteStream
+// A TLS connection: OpenSSL reads and writes the socket itself, through a socket BIO (or, on
+// the write side, a record BIO: record_sealer.hpp), and Asio only says when the socket is ready
+// (Asio's ssl::stream runs OpenSSL over a memory BIO pair instead, which keeps kernel TLS and
+// SSL_sendfile out: docs/frontdoor.md, "TLS and zero-copy"). Where the kernel offers TLS
+// offload and the context enables it, OpenSSL hands the keys to the kernel at the end of the
+// handshake (`kernel_sends()`): writes are then sealed by the kernel and files go out with
+// SSL_sendfile. Otherwise it hands them to the record BIO (`registryd_seals()`), or keeps them,
+// and bodies are sealed into `gathered` (encrypt_to) and sent in few large writes. An AsyncReadStream and AsyncWriteStream
 // for Beast and Asio's composed operations; one read and one write may be pending at once.
 class tls_stream {
  public:
@@ -315,10 +316,8 @@ BIO_METHOD* append_bio_method() {
 // holds.
 bool encrypt_to(SSL* ssl, std::string_view plain, byte_buffer& out) {
   BIO* write_bio = SSL_get_wbio(ssl);
-  const bool record_bio = BIO_method_type(write_bio) != BIO_TYPE_SOCKET;
-  if (record_bio) {
-    record_bio_gather(write_bio, &out);
-  } else {
+  const bool record_bio = record_bio_gather(write_bio, &out);
+  if (!record_bio) {
     BIO* sink = append_bio_method() != nullptr ? BIO_new(append_bio_method()) : nullptr;
     if (sink == nullptr) return false;
     BIO_set_data(sink, &out);
@@ -1921,8 +1920,11 @@ util::status http_server::start() {
         return record_sealing_works(why) ? std::string() : why;
       }();
       s.seal_here = sealing_fails.empty();
-      if (s.seal_here) record_bio_follow_key_updates(ctx);
-      if (!s.seal_here) s.logger->warn("registryd cannot seal TLS records with this OpenSSL ({}); OpenSSL seals them", sealing_fails);
+      if (s.seal_here) {
+        record_bio_follow_key_updates(ctx);
+      } else {
+        s.logger->warn("registryd cannot seal TLS records with this OpenSSL ({}); OpenSSL seals them", sealing_fails);
+      }
     }
     if (!s.opts.configure_tls(ctx)) return util::error{"cannot set up the TLS context"};
   }

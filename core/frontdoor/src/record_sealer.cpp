@@ -376,8 +376,10 @@ void record_bio_follow_key_updates(SSL_CTX* ctx) noexcept {
   });
 }
 
-void record_bio_gather(BIO* bio, byte_buffer* out) noexcept {
-  if (auto* s = state_of(bio)) s->gather = out;
+bool record_bio_gather(BIO* bio, byte_buffer* out) noexcept {
+  auto* s = state_of(bio);
+  if (s != nullptr) s->gather = out;
+  return s != nullptr;
 }
 
 bool record_bio_seals(BIO* bio) noexcept {

@@ -50,8 +50,9 @@ BIO* new_record_bio(int fd);
 // could not read what follows. Set on every context whose connections use record BIOs.
 void record_bio_follow_key_updates(SSL_CTX* ctx) noexcept;
 
-// Where the BIO's writes go: appended to `out` while it is set, else to the socket.
-void record_bio_gather(BIO* bio, byte_buffer* out) noexcept;
+// Where the BIO's writes go: appended to `out` while it is set, else to the socket. False (and
+// nothing set) when `bio` is not a record BIO.
+bool record_bio_gather(BIO* bio, byte_buffer* out) noexcept;
 
 // Whether this is such a BIO and it holds write keys (it seals what it is given).
 bool record_bio_seals(BIO* bio) noexcept;
