@@ -31,6 +31,7 @@
 #include <sys/sendfile.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -150,6 +151,13 @@ class tls_stream {
   }
   // Whether registryd seals what is written (the record BIO took the write keys).
   bool registryd_seals() const noexcept { return record_bio_seals(SSL_get_wbio(ssl_)); }
+  // Where records sealed in place keep their plain text, when they may be now (registryd seals
+  // this connection's records and nothing waits to be sent).
+  std::optional<record_layout> sealing_layout() const noexcept { return record_bio_layout(SSL_get_wbio(ssl_)); }
+  // Seals the record at `record` in place (record_bio_seal_in_place): its size, 0 on failure.
+  std::size_t seal_in_place(char* record, std::size_t n) noexcept {
+    return record_bio_seal_in_place(SSL_get_wbio(ssl_), reinterpret_cast<unsigned char*>(record), n);
+  }
 
   template <class Token>
   auto async_handshake(net::ssl::stream_base::handshake_type, Token&& token) {
@@ -387,6 +395,11 @@ constexpr std::size_t file_slice = 1024 * 1024;
 // A file sent through user space is read in slices of this size: small enough that the slice
 // is still in the CPU's cache when it is encrypted or copied to the socket.
 constexpr std::size_t read_slice = 256 * 1024;
+// A file whose TLS records registryd seals in place is read this many records at a time: 512 KiB
+// of plain text, in one buffer per connection sending a file (what the read slice and the
+// gathered records took before). 16 records cost more CPU per GiB at 16 clients, 64 no less
+// than 32 (bench/results/2026-12-06-hand-sealing-in-place.md).
+constexpr std::size_t sealed_slice_records = 32;
 // How long a closing connection waits for the client's close (TLS close_notify, lingering).
 constexpr auto closing_time = std::chrono::milliseconds(1000);
 // How much a lingering close reads and drops, at most.
@@ -779,6 +792,16 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
     timer_.async_wait([self = this->shared_from_this()](error_code) { self->on_timer(); });
   }
 
+  // Sends bytes the socket takes as they are (records sealed already), within the body timeout.
+  net::awaitable<bool> send_sealed(std::string_view bytes) {
+    error_code ec;
+    set_deadline(transport().body_timeout);
+    co_await net::async_write(socket(), net::buffer(bytes.data(), bytes.size()), whole_piece{},
+                              net::redirect_error(net::use_awaitable, ec));
+    clear_deadline();
+    co_return !ec;
+  }
+
   net::awaitable<bool> write_all(std::string_view bytes) {
     error_code ec;
     const auto write = [](auto& to, net::const_buffer from, error_code& e) {
@@ -880,6 +903,7 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
   net::awaitable<bool> read_ahead(request_parser& parser, body_pipe<Stream>& body, bool expect_continue);
   net::awaitable<bool> write_response(const http_request& req, http_response& res, bool keep_alive);
   net::awaitable<bool> send_file(http_response& res, std::string head);
+  net::awaitable<bool> send_file_sealed(http_response& res, std::string head, record_layout layout);
   net::awaitable<bool> send_stream(http_response& res, bool chunked);
   net::awaitable<void> close(bool linger);
 
@@ -1412,15 +1436,75 @@ net::awaitable<bool> connection<Stream>::write_response(const http_request& req,
   co_return true;
 }
 
+// A file on a TLS connection whose records registryd seals: read (preadv) straight into the plain
+// text of up to sealed_slice_records records in one buffer, the head ahead of the file in the
+// first, each record sealed where it lies, and the records sent in one write. One pass over the
+// bytes in user space, the encryption; docs/frontdoor.md, "TLS records sealed by registryd".
+template <class Stream>
+net::awaitable<bool> connection<Stream>::send_file_sealed(http_response& res, std::string head, record_layout layout) {
+  if constexpr (is_tls<Stream>) {
+    constexpr std::size_t plain_max = record_layout::max_plain;
+    const int fd = res.file->fd;
+    std::uint64_t offset = res.file_offset;
+    std::uint64_t left = res.file_length;
+    if (head.size() > plain_max) {  // a head that would not fit in the first record goes alone
+      if (!co_await write_all(head)) co_return false;
+      head.clear();
+    }
+    std::size_t prefix = head.size();  // plain bytes already in the records, ahead of the file's
+    const std::uint64_t records = (prefix + left + plain_max - 1) / plain_max;
+    const std::size_t slots = static_cast<std::size_t>(std::clamp<std::uint64_t>(records, 1, sealed_slice_records));
+    const std::size_t slot = layout.slot();
+    const raw_buffer buf(slots * slot);
+    // Plain byte p of a round sits in record p / plain_max, at its offset p % plain_max.
+    const auto plain_at = [&](std::size_t p) { return buf.data() + (p / plain_max) * slot + layout.before + p % plain_max; };
+    std::memcpy(plain_at(0), head.data(), prefix);
+    std::array<iovec, sealed_slice_records> iov{};
+    for (;;) {
+      const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(left, slots * plain_max - prefix));
+      ssize_t n = 0;
+      if (want > 0) {
+        int count = 0;
+        for (std::size_t p = prefix; p < prefix + want; ++count) {
+          const std::size_t piece = std::min(plain_max - p % plain_max, prefix + want - p);
+          iov[static_cast<std::size_t>(count)] = iovec{plain_at(p), piece};
+          p += piece;
+        }
+        do {
+          n = ::preadv(fd, iov.data(), count, static_cast<off_t>(offset));
+        } while (n < 0 && errno == EINTR);
+        if (n <= 0) co_return false;  // a read error, or the file is shorter than promised
+      }
+      const std::size_t plain = prefix + static_cast<std::size_t>(n);
+      std::size_t end = 0;  // the records are back to back: only the last one may be short
+      for (std::size_t r = 0; r * plain_max < plain; ++r) {
+        const std::size_t size = stream_.seal_in_place(buf.data() + r * slot, std::min(plain_max, plain - r * plain_max));
+        if (size == 0) co_return false;
+        end = r * slot + size;
+      }
+      if (!co_await send_sealed(std::string_view(buf.data(), end))) co_return false;
+      written_ += plain;
+      prefix = 0;
+      offset += static_cast<std::uint64_t>(n);
+      left -= static_cast<std::uint64_t>(n);
+      if (left == 0) co_return true;
+    }
+  } else {
+    co_return false;
+  }
+}
+
 template <class Stream>
 net::awaitable<bool> connection<Stream>::send_file(http_response& res, std::string head) {
   const int fd = res.file->fd;
   std::uint64_t offset = res.file_offset;
   std::uint64_t left = res.file_length;
   // Zero copies: sendfile on a plain connection where the setting asks for it, SSL_sendfile on a
-  // TLS connection whose records the kernel seals.
+  // TLS connection whose records the kernel seals. Where registryd seals them, the file is read
+  // into records and sealed in place.
   bool zero_copy = false;
   if constexpr (is_tls<Stream>) {
+    if (const auto layout = stream_.sealing_layout()) co_return co_await send_file_sealed(res, std::move(head), *layout);
     zero_copy = stream_.kernel_sends();
   } else {
     zero_copy = transport().sendfile;

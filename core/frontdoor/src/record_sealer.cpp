@@ -52,7 +52,7 @@ constexpr int ctrl_next_record_type = 74;
 constexpr int ctrl_clear_record_type = 75;
 
 constexpr unsigned char application_data = 23;
-constexpr std::size_t max_plain = 16384;  // a record's plain text, at most (RFC 8446 5.1)
+constexpr std::size_t max_plain = record_layout::max_plain;
 constexpr std::size_t tag_size = 16;
 
 // HKDF-Expand-Label(secret, label, "", out_size) of RFC 8446 7.1.
@@ -160,9 +160,23 @@ class write_keys {
   }
 
   bool seal_one(const unsigned char* plain, std::size_t n, unsigned char type, byte_buffer& out) {
-    const std::size_t explicit_size = explicit_nonce_ ? 8 : 0;
-    const std::size_t body = explicit_size + n + (tls13_ ? 1 : 0) + tag_size;
-    auto* r = reinterpret_cast<unsigned char*>(out.extend(5 + body));
+    const record_layout l = layout();
+    return seal_at(reinterpret_cast<unsigned char*>(out.extend(l.before + n + l.after)), plain, n, type);
+  }
+
+
+ public:
+  // Where a record's plain text sits in it: header (and TLS 1.2's explicit nonce) before it,
+  // TLS 1.3's inner type and the tag after it.
+  record_layout layout() const noexcept {
+    return {std::size_t{5} + (explicit_nonce_ ? 8 : 0), std::size_t{tls13_ ? 1U : 0U} + tag_size};
+  }
+
+  // Seals the record at `r` (layout().before + n + layout().after bytes) from `plain`: n bytes
+  // elsewhere, or exactly at r + layout().before (sealed in place; EVP's AEAD ciphers encrypt
+  // in place when the output is the input).
+  bool seal_at(unsigned char* r, const unsigned char* plain, std::size_t n, unsigned char type) {
+    const std::size_t body = layout().before - 5 + n + layout().after;
     // The header: TLS 1.3 hides the type inside and shows application data (RFC 8446 5.2).
     r[0] = tls13_ ? application_data : type;
     r[1] = 3;
@@ -209,6 +223,7 @@ class write_keys {
     return true;
   }
 
+ private:
   EVP_CIPHER_CTX* ctx_ = nullptr;
   std::array<unsigned char, 12> iv_{};
   std::uint64_t seq_ = 0;
@@ -387,6 +402,19 @@ bool record_bio_seals(BIO* bio) noexcept {
   return s != nullptr && s->keys.has_value();
 }
 
+std::optional<record_layout> record_bio_layout(BIO* bio) noexcept {
+  const auto* s = state_of(bio);
+  if (s == nullptr || !s->keys || s->keys_failed || !s->pending.empty()) return std::nullopt;
+  return s->keys->layout();
+}
+
+std::size_t record_bio_seal_in_place(BIO* bio, unsigned char* record, std::size_t n) noexcept {
+  auto* s = state_of(bio);
+  if (s == nullptr || !s->keys || s->keys_failed || n > max_plain) return 0;
+  const record_layout l = s->keys->layout();
+  return s->keys->seal_at(record, record + l.before, n, application_data) ? l.before + n + l.after : 0;
+}
+
 namespace {
 
 struct ssl_pair {
@@ -508,17 +536,36 @@ std::string check_record_sealing(int version, const std::string& cipher, bool& s
                          n == gathered_text.size();
   record_bio_gather(p.records, nullptr);
   if (!encrypted) return "could not gather records";
-  std::size_t at = 0;
-  if (!p.move(p.client, gathered_text.size(), got,
-              [&](std::size_t, std::size_t& moved) {
-                const ssize_t w = ::send(p.fds[0], out.data() + at, out.size() - at, MSG_NOSIGNAL);
-                at += w > 0 ? static_cast<std::size_t>(w) : 0;
-                moved = 0;
-                return 0;
-              }) ||
-      got != gathered_text) {
-    return "the client did not read the gathered records";
-  }
+  // Records sealed already, sent as they are; the client must read `text` from them.
+  const auto send_sealed = [&](const char* records, std::size_t size, const std::string& text) {
+    std::size_t at = 0;
+    return p.move(p.client, text.size(), got,
+                  [&](std::size_t, std::size_t& moved) {
+                    const ssize_t w = ::send(p.fds[0], records + at, size - at, MSG_NOSIGNAL);
+                    at += w > 0 ? static_cast<std::size_t>(w) : 0;
+                    moved = 0;
+                    return 0;
+                  }) &&
+           got == text;
+  };
+  if (!send_sealed(out.data(), out.size(), gathered_text)) return "the client did not read the gathered records";
+  // Sealed in place, as a file is sent: full records and a short last one, back to back.
+  const auto seal_in_place = [&](const std::string& text) {
+    const auto layout = record_bio_layout(p.records);
+    if (!sealed) return !layout.has_value();  // OpenSSL seals: nothing to seal in place
+    if (!layout) return false;
+    std::string records((text.size() / max_plain + 1) * layout->slot(), '\0');
+    std::size_t end = 0;
+    for (std::size_t at = 0; at < text.size(); at += max_plain) {
+      const std::size_t piece = std::min(max_plain, text.size() - at);
+      std::memcpy(records.data() + end + layout->before, text.data() + at, piece);
+      const std::size_t size = record_bio_seal_in_place(p.records, reinterpret_cast<unsigned char*>(records.data() + end), piece);
+      if (size != layout->before + piece + layout->after) return false;
+      end += size;
+    }
+    return send_sealed(records.data(), end, text);
+  };
+  if (!seal_in_place(pattern(3 * max_plain + 1000))) return "the client did not read records sealed in place";
   // The client asks for a key update (TLS 1.3): the server's KeyUpdate, sealed with its old
   // keys, then what follows under the new ones.
   static constexpr char ask[] = "update";
@@ -532,6 +579,7 @@ std::string check_record_sealing(int version, const std::string& cipher, bool& s
       got != after) {
     return "the client did not read what followed a key update";
   }
+  if (!seal_in_place(pattern(max_plain + 7))) return "the client did not read records sealed in place after a key update";
   // close_notify, sealed as an alert.
   char byte = 0;
   for (int round = 0; round < 1000; ++round) {

@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <memory>
+#include <optional>
 #include <string>
 
 namespace registryd::frontdoor {
@@ -57,11 +58,34 @@ bool record_bio_gather(BIO* bio, byte_buffer* out) noexcept;
 // Whether this is such a BIO and it holds write keys (it seals what it is given).
 bool record_bio_seals(BIO* bio) noexcept;
 
+// Where a record keeps its plain text: `before` bytes (the header, and TLS 1.2's explicit nonce)
+// ahead of it and `after` bytes (TLS 1.3's inner type, the tag) behind it.
+struct record_layout {
+  static constexpr std::size_t max_plain = 16384;  // a record's plain text, at most (RFC 8446 5.1)
+  std::size_t before = 0;
+  std::size_t after = 0;
+  // A record of max_plain bytes of plain text.
+  std::size_t slot() const noexcept { return before + max_plain + after; }
+};
+
+// The layout of the records `bio` seals, when records may be sealed in place now: it is a record
+// BIO, holds write keys, and has nothing waiting for the socket. Else nullopt, and records are
+// sealed by writing to the SSL.
+std::optional<record_layout> record_bio_layout(BIO* bio) noexcept;
+
+// Seals one application-data record in place: its `n` plain bytes (at most max_plain) are at
+// `record + before`; the header is written ahead of them and the rest behind, with the BIO's
+// keys and next sequence number. Returns the record's size, 0 if it could not be sealed (the
+// connection can then only be closed). The caller sends the records in the order sealed, before
+// anything else is written to the SSL.
+std::size_t record_bio_seal_in_place(BIO* bio, unsigned char* record, std::size_t n) noexcept;
+
 // A check of the above against this OpenSSL: a handshake at `version` (TLS1_2_VERSION or
 // TLS1_3_VERSION) with `cipher` (OpenSSL's name; "" for its choice) on a socket pair, the
 // server's write side a record BIO with a small socket buffer, an OpenSSL client on the other
-// end. The server writes 1 MiB to the socket and 300 KiB gathered, answers a key update (TLS
-// 1.3) and closes with close_notify; the client must read all of it back. "" when it did, else
+// end. The server writes 1 MiB to the socket, 300 KiB gathered and 4 records sealed in place,
+// answers a key update (TLS 1.3), seals 2 more records in place and closes with close_notify;
+// the client must read all of it back. "" when it did, else
 // what failed. `sealed` says whether the BIO took the keys (not for a cipher sealed by OpenSSL).
 std::string check_record_sealing(int version, const std::string& cipher, bool& sealed);
 
