@@ -792,21 +792,23 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
     timer_.async_wait([self = this->shared_from_this()](error_code) { self->on_timer(); });
   }
 
+  // Writes all of `from` to `to` (the socket, or the TLS stream), offering it whole to each send.
+  template <class To>
+  static net::awaitable<std::size_t> write(To& to, net::const_buffer from, error_code& ec) {
+    return net::async_write(to, from, whole_piece{}, net::redirect_error(net::use_awaitable, ec));
+  }
+
   // Sends bytes the socket takes as they are (records sealed already), within the body timeout.
   net::awaitable<bool> send_sealed(std::string_view bytes) {
     error_code ec;
     set_deadline(transport().body_timeout);
-    co_await net::async_write(socket(), net::buffer(bytes.data(), bytes.size()), whole_piece{},
-                              net::redirect_error(net::use_awaitable, ec));
+    co_await write(socket(), net::buffer(bytes.data(), bytes.size()), ec);
     clear_deadline();
     co_return !ec;
   }
 
   net::awaitable<bool> write_all(std::string_view bytes) {
     error_code ec;
-    const auto write = [](auto& to, net::const_buffer from, error_code& e) {
-      return net::async_write(to, from, whole_piece{}, net::redirect_error(net::use_awaitable, e));
-    };
     set_deadline(transport().body_timeout);
     if constexpr (is_tls<Stream>) {
       // Encrypt up to tls_gather_size into the gathered buffer, then send the records in one

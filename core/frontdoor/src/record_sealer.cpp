@@ -141,31 +141,6 @@ class write_keys {
     return true;
   }
 
- private:
-  // AES-GCM: the 12-byte nonce is the 4-byte salt and 8 bytes OpenSSL counted to.
-  template <class Info>
-  bool take_gcm(const Info& k, const EVP_CIPHER* cipher) {
-    std::memcpy(iv_.data(), k.salt, sizeof k.salt);
-    std::memcpy(iv_.data() + sizeof k.salt, k.iv, sizeof k.iv);
-    explicit_nonce_ = !tls13_;
-    return start(cipher, k.key, k.rec_seq);
-  }
-
-  // Keys the cipher and takes the record sequence number (8 bytes, big-endian).
-  bool start(const EVP_CIPHER* cipher, const unsigned char* key, const unsigned char* seq) {
-    seq_ = 0;
-    for (int i = 0; i < 8; ++i) seq_ = (seq_ << 8) | seq[i];
-    if (ctx_ == nullptr) ctx_ = EVP_CIPHER_CTX_new();
-    return ctx_ != nullptr && EVP_EncryptInit_ex(ctx_, cipher, nullptr, key, nullptr) == 1;
-  }
-
-  bool seal_one(const unsigned char* plain, std::size_t n, unsigned char type, byte_buffer& out) {
-    const record_layout l = layout();
-    return seal_at(reinterpret_cast<unsigned char*>(out.extend(l.before + n + l.after)), plain, n, type);
-  }
-
-
- public:
   // Where a record's plain text sits in it: header (and TLS 1.2's explicit nonce) before it,
   // TLS 1.3's inner type and the tag after it.
   record_layout layout() const noexcept {
@@ -176,7 +151,8 @@ class write_keys {
   // elsewhere, or exactly at r + layout().before (sealed in place; EVP's AEAD ciphers encrypt
   // in place when the output is the input).
   bool seal_at(unsigned char* r, const unsigned char* plain, std::size_t n, unsigned char type) {
-    const std::size_t body = layout().before - 5 + n + layout().after;
+    const record_layout shape = layout();
+    const std::size_t body = shape.before - 5 + n + shape.after;
     // The header: TLS 1.3 hides the type inside and shows application data (RFC 8446 5.2).
     r[0] = tls13_ ? application_data : type;
     r[1] = 3;
@@ -224,6 +200,28 @@ class write_keys {
   }
 
  private:
+  // AES-GCM: the 12-byte nonce is the 4-byte salt and 8 bytes OpenSSL counted to.
+  template <class Info>
+  bool take_gcm(const Info& k, const EVP_CIPHER* cipher) {
+    std::memcpy(iv_.data(), k.salt, sizeof k.salt);
+    std::memcpy(iv_.data() + sizeof k.salt, k.iv, sizeof k.iv);
+    explicit_nonce_ = !tls13_;
+    return start(cipher, k.key, k.rec_seq);
+  }
+
+  // Keys the cipher and takes the record sequence number (8 bytes, big-endian).
+  bool start(const EVP_CIPHER* cipher, const unsigned char* key, const unsigned char* seq) {
+    seq_ = 0;
+    for (int i = 0; i < 8; ++i) seq_ = (seq_ << 8) | seq[i];
+    if (ctx_ == nullptr) ctx_ = EVP_CIPHER_CTX_new();
+    return ctx_ != nullptr && EVP_EncryptInit_ex(ctx_, cipher, nullptr, key, nullptr) == 1;
+  }
+
+  bool seal_one(const unsigned char* plain, std::size_t n, unsigned char type, byte_buffer& out) {
+    const record_layout l = layout();
+    return seal_at(reinterpret_cast<unsigned char*>(out.extend(l.before + n + l.after)), plain, n, type);
+  }
+
   EVP_CIPHER_CTX* ctx_ = nullptr;
   std::array<unsigned char, 12> iv_{};
   std::uint64_t seq_ = 0;
