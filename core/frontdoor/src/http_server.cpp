@@ -447,6 +447,21 @@ struct refusal {
   std::string why;
 };
 
+// An Expect field value that asks for nothing but 100-continue (a list of it, RFC 9110 10.1.1).
+bool only_continue(std::string_view value) {
+  bool any = false;
+  while (!value.empty()) {
+    const auto comma = value.find(',');
+    const std::string_view member = trimmed(value.substr(0, comma));
+    if (!member.empty()) {
+      if (!iequals(member, "100-continue")) return false;
+      any = true;
+    }
+    value = comma == std::string_view::npos ? std::string_view() : value.substr(comma + 1);
+  }
+  return any;
+}
+
 bool all_digits(std::string_view s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
@@ -1030,7 +1045,10 @@ class body_pipe final : public request_body {
     http::async_read_some(
         c_.stream(), c_.buffer_, parser_,
         [this, &into, promise](error_code ec, std::size_t n) mutable {
-          if (n > 0) note_progress();
+          if (n > 0) {
+            note_progress();
+            received_.fetch_add(n, std::memory_order_relaxed);
+          }
           if (ec == http::error::need_buffer) ec = {};
           const std::size_t now = into.size - parser_.get().body().size;
           if (ec) {
@@ -1049,20 +1067,43 @@ class body_pipe final : public request_body {
   }
 
   piece wait(std::future<piece>& f) {
-    const auto busy = c_.transport().body_busy_timeout;
+    const auto& t = c_.transport();
+    const auto busy = t.body_busy_timeout;
+    // The bytes a body must bring in each busy window while requests wait for a worker.
+    const std::uint64_t window_bytes =
+        t.body_busy_min_rate * static_cast<std::uint64_t>(busy.count()) / 1000;
     std::int64_t expired_at = -1;  // the progress mark an expiry was sent for
+    auto window_start = steady::now();
+    std::uint64_t window_from = received_.load(std::memory_order_relaxed);
     while (f.wait_for(std::chrono::milliseconds(200)) != std::future_status::ready) {
       // The I/O threads are gone (the server stopped): nothing will complete the read.
       if (c_.server().io_stopped) return piece{0, false, true};
-      // This worker waits for a client that sends nothing while other requests wait for a
-      // worker: the read ends as if its deadline had passed (408), after body_busy_timeout
-      // rather than body_timeout, so stalled uploads cannot keep every worker.
+      // This worker waits for a client that sends nothing, or too little, while other requests
+      // wait for a worker: the read ends as if its deadline had passed (408), after
+      // body_busy_timeout rather than body_timeout, so stalled or trickled uploads cannot keep
+      // every worker. Too little: fewer than body_busy_min_rate bytes a second over a whole
+      // busy window, which starts when requests begin to wait (a body that was slow while
+      // nobody waited owes nothing for it).
       // Once per stall: when bytes came after an expiry (its cancel found no read pending), the
       // next stall is expired again.
+      const auto now = steady::now();
+      const std::uint64_t got = received_.load(std::memory_order_relaxed);
+      if (busy.count() == 0 || c_.server().queued.load() == 0) {
+        window_start = now;
+        window_from = got;
+        continue;
+      }
+      const bool window_done = now - window_start >= busy;
+      const bool stalled = since_progress() > busy;
+      const bool slow = window_bytes > 0 && window_done && got - window_from < window_bytes;
       const std::int64_t mark = progress_.load(std::memory_order_relaxed);
-      if (mark != expired_at && busy.count() > 0 && c_.server().queued.load() > 0 && since_progress() > busy) {
+      if (mark != expired_at && (stalled || slow)) {
         expired_at = mark;
         net::post(c_.stream().get_executor(), [c = c_.shared_from_this()] { c->expire_deadline(); });
+      }
+      if (window_done) {
+        window_start = now;
+        window_from = got;
       }
     }
     return f.get();
@@ -1080,6 +1121,8 @@ class body_pipe final : public request_body {
 
   connection<Stream>& c_;
   request_parser& parser_;
+  // Bytes of the body (with its chunk framing) read for the handler so far: the busy rate.
+  std::atomic<std::uint64_t> received_{0};
   std::int64_t content_length_;
   bool expect_continue_;
   bool continue_sent_ = false;
@@ -1214,6 +1257,7 @@ std::optional<refusal> connection<Stream>::check_head(const request_parser& pars
   std::size_t lengths = 0;
   std::size_t codings = 0;
   std::size_t authorizations = 0;
+  bool unmet_expectation = false;
   std::string host_value;
   std::string length_value;
   std::string coding_value;
@@ -1233,6 +1277,7 @@ std::optional<refusal> connection<Stream>::check_head(const request_parser& pars
       coding_value = trimmed(sv(field.value()));
     }
     if (iequals(name, "Authorization")) ++authorizations;
+    if (iequals(name, "Expect")) unmet_expectation = unmet_expectation || !only_continue(sv(field.value()));
   }
   if (count > t.max_header_count) {
     return refusal{431, "header_count", "more than " + std::to_string(t.max_header_count) + " header fields"};
@@ -1244,6 +1289,12 @@ std::optional<refusal> connection<Stream>::check_head(const request_parser& pars
   // server, which would read the first.
   if (authorizations > 1) return refusal{400, "bad_request", "more than one Authorization"};
   if (lengths == 1 && !all_digits(length_value)) return refusal{400, "bad_request", "Content-Length is not a number"};
+  // RFC 9110 10.1.1: 100-continue is the only expectation defined; a server may answer any
+  // other with 417, as Go's net/http (docker-registry) and Apache do. An HTTP/1.0 request's
+  // Expect is ignored (the 100-continue handshake is HTTP/1.1's).
+  if (unmet_expectation && h.version() == 11) {
+    return refusal{417, "expectation", "the only expectation served is 100-continue"};
+  }
   if (codings > 0) {
     if (lengths > 0) return refusal{400, "bad_request", "both Content-Length and Transfer-Encoding"};
     if (h.version() == 10) return refusal{400, "bad_request", "Transfer-Encoding in an HTTP/1.0 request"};
@@ -1748,7 +1799,7 @@ net::awaitable<void> connection<Stream>::run(std::shared_ptr<connection> self) {
     }
 
     const bool expect_continue = req.version == 11 && req.has_body() &&
-                                 iequals(trimmed(req.header("Expect")), "100-continue");
+                                 only_continue(req.header("Expect"));
     bool keep_alive = parser.keep_alive() && served + 1 < t.keep_alive_max_requests &&
                       !server_->stopping.load();
     auto started = steady::now();

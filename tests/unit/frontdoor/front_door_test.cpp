@@ -27,6 +27,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <filesystem>
@@ -805,6 +806,78 @@ TEST_CASE("uploads that stall while others wait for a worker get 408 after the b
   }
   CHECK(timed_out >= 2);  // at least the two stalled longest made room
   CHECK(timed_out < stalled.size());
+}
+
+// Uploads that send a byte every 100 ms (10 bytes a second) on every worker, and more of them
+// waiting; then a fresh request. Returns how long the fresh request waited for its first byte
+// (at most `limit`) and how many uploads got 408.
+std::pair<std::chrono::milliseconds, std::size_t> trickle_then_ask(std::size_t min_rate,
+                                                                    std::chrono::milliseconds limit) {
+  auto t = quick_timeouts();
+  t.body_timeout = 30s;
+  t.body_busy_timeout = 1s;
+  t.body_busy_min_rate = min_rate;
+  running_front_door fd(false, t);  // 4 worker threads
+  const std::string head = "PATCH /v2/x/blobs/uploads/1 HTTP/1.1\r\nHost: x\r\nContent-Length: 200000\r\n\r\n";
+  std::vector<std::unique_ptr<connection>> uploads;
+  for (int i = 0; i < 8; ++i) {
+    uploads.push_back(std::make_unique<connection>(fd.port));
+    uploads.back()->send_only(head + std::string(70000, 'b'));  // past what is read ahead
+  }
+  std::atomic<bool> done{false};
+  std::thread trickler([&] {
+    while (!done) {
+      for (auto& u : uploads) u->send_only("b");
+      std::this_thread::sleep_for(100ms);
+    }
+  });
+  std::this_thread::sleep_for(300ms);
+  const auto started = std::chrono::steady_clock::now();
+  connection fresh(fd.port);
+  fresh.send_only("GET /v2/x/manifests/a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  const auto reply = fresh.first_reply(limit);
+  const auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+  std::size_t timed_out = 0;  // read while the trickle goes on: a stopped one would stall
+  for (auto& u : uploads) {
+    const auto answer = u->read_at_least(12);
+    timed_out += count(answer, "HTTP/1.1 408") == 1 ? 1 : 0;
+  }
+  done = true;
+  trickler.join();
+  INFO("waited " << waited.count() << " ms, " << timed_out << " uploads got 408");
+  if (reply.empty()) return {limit, timed_out};
+  CHECK(count(reply, "HTTP/1.1 200") == 1);
+  return {waited, timed_out};
+}
+
+TEST_CASE("uploads trickled slower than the busy rate while others wait for a worker get 408; "
+          "with no rate, a byte at a time holds every worker",
+          "[frontdoor][transport]") {
+  // 10 bytes a second against 1 KiB a second: each window of 1 s fails, so the workers free up
+  // within a few windows (4 waiting uploads take them first, then the fresh request).
+  const auto [waited, timed_out] = trickle_then_ask(1024, 8s);
+  CHECK(waited < 5s);
+  CHECK(timed_out >= 4);
+  // Without the rate each byte is progress: nothing frees a worker until the body timeout.
+  const auto [held, none] = trickle_then_ask(0, 3s);
+  CHECK(held >= 3s);
+  CHECK(none == 0);
+}
+
+TEST_CASE("an expectation other than 100-continue gets 417 and a close", "[frontdoor][transport]") {
+  running_front_door fd;
+  expect_refused_and_closed(fd.port, "GET /healthz HTTP/1.1\r\nHost: x\r\nExpect: foo\r\n\r\n", "417");
+  expect_refused_and_closed(
+      fd.port, "PUT /v2/x/blobs/uploads/1 HTTP/1.1\r\nHost: x\r\nExpect: 100-continue, foo\r\nContent-Length: 3\r\n\r\nabc",
+      "417");
+  // 100-continue in a list of itself, or in any case, is served; HTTP/1.0 ignores Expect.
+  const auto listed = roundtrip(fd.port,
+                                "PUT /v2/x/blobs/uploads/1 HTTP/1.1\r\nHost: x\r\nExpect: 100-Continue, 100-continue\r\n"
+                                "Content-Length: 3\r\n\r\nabc");
+  CHECK(count(listed, "HTTP/1.1 100 Continue") == 1);
+  CHECK(count(listed, "X-Received-Bytes: 3") == 1);
+  const auto old = roundtrip(fd.port, "GET /healthz HTTP/1.0\r\nExpect: foo\r\n\r\n");
+  CHECK(count(old, "HTTP/1.0 200") == 1);
 }
 
 TEST_CASE("Connection: close and HTTP/1.0 are honoured", "[frontdoor][transport]") {

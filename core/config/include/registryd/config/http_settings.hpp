@@ -31,6 +31,10 @@ struct http_settings {
   // applies). Clients that stall their uploads can then hold workers for this long, not for
   // body_timeout, when the workers are all taken.
   std::chrono::milliseconds body_busy_timeout{5000};
+  // ... and the rate such a body must keep up meanwhile: fewer bytes than this per second,
+  // measured over each body_busy_timeout while requests wait, is a 408 too, so a body trickled
+  // a byte at a time cannot hold a worker either. 0: any byte counts as progress.
+  std::size_t body_busy_min_rate = 16 * 1024;
 
   std::size_t max_request_line = 8 * 1024;  // bytes; more is 414
   std::size_t max_header_bytes = 64 * 1024;  // the whole head; more is 431
