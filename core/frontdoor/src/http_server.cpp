@@ -1,5 +1,6 @@
 #include "http_server.hpp"
 #include "record_sealer.hpp"
+#include "worker_pool.hpp"
 
 #include <registryd/pki/certificates.hpp>
 
@@ -14,7 +15,6 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/this_coro.hpp>
-#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -623,7 +623,7 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
   // and the check at start passed).
   bool seal_here = false;
   std::optional<tcp::acceptor> acceptor;
-  std::unique_ptr<net::thread_pool> workers;
+  std::unique_ptr<worker_pool> workers;
   std::vector<std::thread> io_threads;
   std::atomic<bool> stopping{false};
   std::atomic<bool> io_stopped{false};
@@ -666,18 +666,24 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
 
 namespace {
 
-// Runs `fn` on the worker pool and resumes the calling coroutine on its own executor with the
-// result. The coroutine's frame outlives the call, so `fn` may refer to it.
+// Runs `fn` on the worker pool, in `client`'s lane, and resumes the calling coroutine on its
+// own executor with the result. The coroutine's frame outlives the call, so `fn` may refer to
+// it. The pool's tasks are copyable functions; Asio's handler is not: both are held in one
+// shared state.
 template <typename T, typename F>
-net::awaitable<T> on_worker(net::thread_pool& pool, F fn) {
+net::awaitable<T> on_worker(worker_pool& pool, const std::string& client, F fn) {
   auto ex = co_await net::this_coro::executor;
   co_return co_await net::async_initiate<const net::use_awaitable_t<>&, void(T)>(
-      [&pool, ex](auto handler, F f) {
-        net::post(pool, [handler = std::move(handler), f = std::move(f), ex]() mutable {
-          T result = f();
-          net::post(ex, [handler = std::move(handler), result = std::move(result)]() mutable {
-            std::move(handler)(std::move(result));
-          });
+      [&pool, &client, ex](auto handler, F f) {
+        using handler_type = decltype(handler);
+        struct call {
+          handler_type handler;
+          F f;
+        };
+        auto state = std::make_shared<call>(call{std::move(handler), std::move(f)});
+        pool.submit(client, [state, ex] {
+          T result = state->f();
+          net::post(ex, [state, result = std::move(result)]() mutable { std::move(state->handler)(std::move(result)); });
         });
       },
       net::use_awaitable, std::move(fn));
@@ -853,7 +859,7 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
     ++server_->queued;
     server_->queued_gauge.Increment();
     auto& srv = *server_;
-    co_await on_worker<bool>(*server_->workers, [&srv, &req, &body, &res] {
+    co_await on_worker<bool>(*server_->workers, client_, [&srv, &req, &body, &res] {
       --srv.queued;
       srv.queued_gauge.Decrement();
       srv.in_flight_gauge.Increment();
@@ -1662,7 +1668,7 @@ net::awaitable<bool> connection<Stream>::send_stream(http_response& res, bool ch
   body_source& source = *res.stream;
   for (;;) {
     const std::size_t offer = fitted(capacity, sent);
-    const std::int64_t n = co_await on_worker<std::int64_t>(*server_->workers, [&source, &buf, offer] {
+    const std::int64_t n = co_await on_worker<std::int64_t>(*server_->workers, client_, [&source, &buf, offer] {
       return source.read(buf.data() + front, offer);
     });
     if (n < 0) co_return false;
@@ -2082,7 +2088,7 @@ util::status http_server::start() {
     return util::error{"cannot listen on " + where + ": " + ec.message()};
   }
   s.bound_port = s.acceptor->local_endpoint(ec).port();
-  s.workers = std::make_unique<net::thread_pool>(t.worker_threads);
+  s.workers = std::make_unique<worker_pool>(t.worker_threads);
   s.accept();
   for (auto& io : s.ios) {
     s.io_threads.emplace_back([context = io.get()] {

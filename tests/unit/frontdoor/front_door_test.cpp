@@ -58,7 +58,15 @@ int free_port() {
 // A client connection that sends a request (or several at once) and reads what comes back.
 class connection {
  public:
-  explicit connection(int port) : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
+  // From `from` (a loopback address such as 127.0.0.2: another client address to the server)
+  // when given.
+  explicit connection(int port, const char* from = nullptr) : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
+    if (from != nullptr) {
+      sockaddr_in local{};
+      local.sin_family = AF_INET;
+      REQUIRE(::inet_pton(AF_INET, from, &local.sin_addr) == 1);
+      REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&local), sizeof local) == 0);
+    }
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_port = htons(static_cast<std::uint16_t>(port));
@@ -862,6 +870,37 @@ TEST_CASE("uploads trickled slower than the busy rate while others wait for a wo
   const auto [held, none] = trickle_then_ask(0, 3s);
   CHECK(held >= 3s);
   CHECK(none == 0);
+}
+
+TEST_CASE("a free worker goes to the client with the fewest requests at work, not to the longest queue",
+          "[frontdoor][transport]") {
+  auto t = quick_timeouts();
+  t.body_timeout = 30s;
+  t.body_busy_timeout = 0s;  // uploads that stall keep their workers
+  running_front_door fd(false, t);  // 4 worker threads
+  const std::string head = "PATCH /v2/x/blobs/uploads/1 HTTP/1.1\r\nHost: x\r\nContent-Length: 70001\r\n\r\n";
+  // One client (127.0.0.1) takes every worker with uploads that stall one byte short, and
+  // queues ten more of them.
+  std::vector<std::unique_ptr<connection>> flood;
+  for (int i = 0; i < 14; ++i) {
+    flood.push_back(std::make_unique<connection>(fd.port));
+    flood.back()->send_only(head + std::string(70000, 'b'));
+    if (i == 3) std::this_thread::sleep_for(300ms);  // the first four are at work
+  }
+  std::this_thread::sleep_for(300ms);
+  // Another client (127.0.0.2) asks after all of them.
+  connection other(fd.port, "127.0.0.2");
+  other.send_only("GET /v2/x/manifests/a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  std::this_thread::sleep_for(300ms);
+  CHECK(other.read_at_least(1).empty());  // no worker free yet
+  // The four at work end: in arrival order the next four stalled uploads would take their
+  // workers and the other client would wait for the body timeout.
+  const auto started = std::chrono::steady_clock::now();
+  for (int i = 0; i < 4; ++i) flood[static_cast<std::size_t>(i)]->send_only("b");
+  const auto reply = other.first_reply(5s);
+  CHECK(count(reply, "HTTP/1.1 200") == 1);
+  CHECK(std::chrono::steady_clock::now() - started < 2s);
+  for (int i = 0; i < 4; ++i) CHECK(count(flood[static_cast<std::size_t>(i)]->read_at_least(12), "HTTP/1.1 201") == 1);
 }
 
 TEST_CASE("an expectation other than 100-continue gets 417 and a close", "[frontdoor][transport]") {
