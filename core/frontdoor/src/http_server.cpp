@@ -452,7 +452,7 @@ bool only_continue(std::string_view value) {
   bool any = false;
   while (!value.empty()) {
     const auto comma = value.find(',');
-    const std::string_view member = trimmed(value.substr(0, comma));
+    const std::string member = trimmed(value.substr(0, comma));
     if (!member.empty()) {
       if (!iequals(member, "100-continue")) return false;
       any = true;
