@@ -447,19 +447,25 @@ struct refusal {
   std::string why;
 };
 
-// An Expect field value that asks for nothing but 100-continue (a list of it, RFC 9110 10.1.1).
-bool only_continue(std::string_view value) {
-  bool any = false;
+// The members of an Expect field value (a list, RFC 9110 10.1.1): whether one is 100-continue
+// and whether one is anything else. Empty members count as neither.
+struct expectations {
+  bool of_continue = false;
+  bool other = false;
+};
+expectations expectations_in(std::string_view value) {
+  expectations e;
   while (!value.empty()) {
     const auto comma = value.find(',');
     const std::string member = trimmed(value.substr(0, comma));
-    if (!member.empty()) {
-      if (!iequals(member, "100-continue")) return false;
-      any = true;
+    if (iequals(member, "100-continue")) {
+      e.of_continue = true;
+    } else if (!member.empty()) {
+      e.other = true;
     }
     value = comma == std::string_view::npos ? std::string_view() : value.substr(comma + 1);
   }
-  return any;
+  return e;
 }
 
 bool all_digits(std::string_view s) {
@@ -1079,8 +1085,7 @@ class body_pipe final : public request_body {
     const std::uint64_t window_bytes =
         t.body_busy_min_rate * static_cast<std::uint64_t>(busy.count()) / 1000;
     std::int64_t expired_at = -1;  // the progress mark an expiry was sent for
-    auto window_start = steady::now();
-    std::uint64_t window_from = received_.load(std::memory_order_relaxed);
+    auto last = steady::now();
     while (f.wait_for(std::chrono::milliseconds(200)) != std::future_status::ready) {
       // The I/O threads are gone (the server stopped): nothing will complete the read.
       if (c_.server().io_stopped) return piece{0, false, true};
@@ -1088,28 +1093,33 @@ class body_pipe final : public request_body {
       // wait for a worker: the read ends as if its deadline had passed (408), after
       // body_busy_timeout rather than body_timeout, so stalled or trickled uploads cannot keep
       // every worker. Too little: fewer than body_busy_min_rate bytes a second over a whole
-      // busy window, which starts when requests begin to wait (a body that was slow while
-      // nobody waited owes nothing for it).
+      // busy window. A window is time spent here, waiting for the client, while requests wait
+      // (the handler's own time between pieces does not count, and a body that was slow while
+      // nobody waited owes nothing for it); it runs on across pieces, so a client cannot
+      // escape it by finishing each piece within one window.
       // Once per stall: when bytes came after an expiry (its cancel found no read pending), the
       // next stall is expired again.
       const auto now = steady::now();
+      const auto waited = now - last;
+      last = now;
       const std::uint64_t got = received_.load(std::memory_order_relaxed);
       if (busy.count() == 0 || c_.server().queued.load() == 0) {
-        window_start = now;
-        window_from = got;
+        window_waited_ = {};
+        window_from_ = got;
         continue;
       }
-      const bool window_done = now - window_start >= busy;
+      window_waited_ += waited;
+      const bool window_done = window_waited_ >= busy;
       const bool stalled = since_progress() > busy;
-      const bool slow = window_bytes > 0 && window_done && got - window_from < window_bytes;
+      const bool slow = window_bytes > 0 && window_done && got - window_from_ < window_bytes;
       const std::int64_t mark = progress_.load(std::memory_order_relaxed);
       if (mark != expired_at && (stalled || slow)) {
         expired_at = mark;
         net::post(c_.stream().get_executor(), [c = c_.shared_from_this()] { c->expire_deadline(); });
       }
       if (window_done) {
-        window_start = now;
-        window_from = got;
+        window_waited_ = {};
+        window_from_ = got;
       }
     }
     return f.get();
@@ -1129,6 +1139,9 @@ class body_pipe final : public request_body {
   request_parser& parser_;
   // Bytes of the body (with its chunk framing) read for the handler so far: the busy rate.
   std::atomic<std::uint64_t> received_{0};
+  // The busy window (wait()): time waited for the client in it, and received_ when it began.
+  steady::duration window_waited_{};
+  std::uint64_t window_from_ = 0;
   std::int64_t content_length_;
   bool expect_continue_;
   bool continue_sent_ = false;
@@ -1283,7 +1296,7 @@ std::optional<refusal> connection<Stream>::check_head(const request_parser& pars
       coding_value = trimmed(sv(field.value()));
     }
     if (iequals(name, "Authorization")) ++authorizations;
-    if (iequals(name, "Expect")) unmet_expectation = unmet_expectation || !only_continue(sv(field.value()));
+    if (iequals(name, "Expect")) unmet_expectation = unmet_expectation || expectations_in(sv(field.value())).other;
   }
   if (count > t.max_header_count) {
     return refusal{431, "header_count", "more than " + std::to_string(t.max_header_count) + " header fields"};
@@ -1296,8 +1309,10 @@ std::optional<refusal> connection<Stream>::check_head(const request_parser& pars
   if (authorizations > 1) return refusal{400, "bad_request", "more than one Authorization"};
   if (lengths == 1 && !all_digits(length_value)) return refusal{400, "bad_request", "Content-Length is not a number"};
   // RFC 9110 10.1.1: 100-continue is the only expectation defined; a server may answer any
-  // other with 417, as Go's net/http (docker-registry) and Apache do. An HTTP/1.0 request's
-  // Expect is ignored (the 100-continue handshake is HTTP/1.1's).
+  // other with 417, as Go's net/http (docker-registry) and Apache answer an unknown one (Go
+  // serves `100-continue, foo` as a continue; here any other member is refused). An empty
+  // Expect asks for nothing. An HTTP/1.0 request's Expect is ignored (the 100-continue
+  // handshake is HTTP/1.1's).
   if (unmet_expectation && h.version() == 11) {
     return refusal{417, "expectation", "the only expectation served is 100-continue"};
   }
@@ -1804,8 +1819,11 @@ net::awaitable<void> connection<Stream>::run(std::shared_ptr<connection> self) {
       break;
     }
 
-    const bool expect_continue = req.version == 11 && req.has_body() &&
-                                 only_continue(req.header("Expect"));
+    const bool expect_continue =
+        req.version == 11 && req.has_body() &&
+        std::any_of(req.headers.begin(), req.headers.end(), [](const auto& h) {
+          return iequals(h.first, "Expect") && expectations_in(h.second).of_continue;
+        });
     bool keep_alive = parser.keep_alive() && served + 1 < t.keep_alive_max_requests &&
                       !server_->stopping.load();
     auto started = steady::now();

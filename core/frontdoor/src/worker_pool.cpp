@@ -32,6 +32,15 @@ void worker_pool::join() {
     if (t.joinable()) t.join();
   }
   threads_.clear();
+  // Tasks submitted from outside once the workers had ended go now, unrun, while what they
+  // hold (an I/O thread's completion handler) can still be destroyed safely.
+  std::map<turn, lane*> dropped_turns;
+  std::unordered_map<std::string, lane> dropped;
+  {
+    const std::lock_guard lock(mutex_);
+    dropped_turns.swap(turns_);
+    dropped.swap(lanes_);
+  }
 }
 
 void worker_pool::work() {

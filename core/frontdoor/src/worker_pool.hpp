@@ -32,7 +32,7 @@ class worker_pool {
   // handler that throws out of a thread pool does.
   void submit(const std::string& client, std::function<void()> task);
   // Runs every task submitted before it, then ends the threads. Tasks submitted afterwards
-  // from outside the pool are dropped unrun.
+  // from outside the pool are dropped unrun (destroyed here, or by the next join).
   void join();
 
  private:

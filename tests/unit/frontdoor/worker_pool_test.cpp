@@ -37,6 +37,26 @@ TEST_CASE("a free worker goes to the lane with the fewest tasks at work; a lane 
   std::promise<void> started_a1, started_a2;
   {
     worker_pool pool(2);
+    // Declared after the pool, so destroyed first: whatever fails below, the held tasks end
+    // and the pool's join does not wait for them forever.
+    struct release_all {
+      std::promise<void>& a1;
+      std::promise<void>& a2;
+      bool done1 = false;
+      bool done2 = false;
+      void one() {
+        done1 = true;
+        a1.set_value();
+      }
+      void two() {
+        done2 = true;
+        a2.set_value();
+      }
+      ~release_all() {
+        if (!done1) a1.set_value();
+        if (!done2) a2.set_value();
+      }
+    } release{release_a1, release_a2};
     pool.submit("a", [&, a1] {
       started_a1.set_value();
       a1.wait();
@@ -47,12 +67,12 @@ TEST_CASE("a free worker goes to the lane with the fewest tasks at work; a lane 
       a2.wait();
       r.note("a2");
     });
-    started_a1.get_future().wait();
-    started_a2.get_future().wait();
+    REQUIRE(started_a1.get_future().wait_for(5s) == std::future_status::ready);
+    REQUIRE(started_a2.get_future().wait_for(5s) == std::future_status::ready);
     // Both workers at work for "a"; then three more of its tasks wait, and one of "b".
     for (const char* name : {"a3", "a4", "a5"}) pool.submit("a", [&r, name] { r.note(name); });
     pool.submit("b", [&r] { r.note("b1"); });
-    release_a1.set_value();
+    release.one();
     // "b" has none at work and "a" one: b1 goes before a3, though it came last.
     const auto until = std::chrono::steady_clock::now() + 5s;
     for (;;) {
@@ -63,7 +83,7 @@ TEST_CASE("a free worker goes to the lane with the fewest tasks at work; a lane 
       REQUIRE(std::chrono::steady_clock::now() < until);
       std::this_thread::sleep_for(1ms);
     }
-    release_a2.set_value();
+    release.two();
     pool.join();
   }
   REQUIRE(r.order.size() == 6);
