@@ -865,12 +865,14 @@ TEST_CASE("uploads trickled slower than the busy rate while others wait for a wo
   // 10 bytes a second against 1 KiB a second: each window of 1 s fails, so the workers free up
   // within a few windows: the 4 at work, then the 4 waiting uploads that take their workers
   // (at least one of them, to make room for the fresh request, which came after them).
-  const auto [waited, timed_out] = trickle_then_ask(1024, 8s);
+  // About 2.5 s on an idle machine (two windows and the 200 ms checks); 7 s leaves room for a
+  // loaded one, and is still far from the 30 s body timeout.
+  const auto [waited, timed_out] = trickle_then_ask(1024, 10s);
   REQUIRE(waited);
-  CHECK(*waited < 5s);
+  CHECK(*waited < 7s);
   CHECK(timed_out >= 5);
   // Without the rate each byte is progress: nothing frees a worker until the body timeout.
-  const auto [held, none] = trickle_then_ask(0, 3s);
+  const auto [held, none] = trickle_then_ask(0, 7s);
   CHECK_FALSE(held);
   CHECK(none == 0);
 }
