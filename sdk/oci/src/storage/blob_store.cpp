@@ -9,6 +9,7 @@
 #include <limits>
 #include <span>
 #include <stdexcept>
+#include <thread>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <vector>
@@ -432,7 +433,24 @@ store_result<blob_info> blob_store::put(std::string_view bytes, const digest& ex
 }
 
 bool blob_store::touch(const digest& d) const {
-  return ::utimensat(AT_FDCWD, blob_path(d).c_str(), nullptr, 0) == 0;
+  const fs::path path = blob_path(d);
+  // utimensat finds the file by its name, then sets its times. A GC can move the file aside,
+  // see an old mtime and delete it in between: the call still succeeds, on a file that is gone,
+  // and a caller that links the blob next would link nothing. So a touch counts once the name
+  // is seen again after it: a GC that moves the file aside later sees the new mtime and puts
+  // it back. Gone after the touch, the file may be aside for a moment while a GC that saw this
+  // touch (or another one) restores it, so the name is looked for a while before giving up.
+  constexpr int polls = 50;  // 1 ms apart: a GC restores a file microseconds after moving it
+  for (int i = 0; i < polls; ++i) {
+    if (::utimensat(AT_FDCWD, path.c_str(), nullptr, 0) != 0) {
+      // Not there at all: absent, or aside. Only a touch that found it waits for its return.
+      if (i == 0 || errno != ENOENT) return false;
+    } else if (::access(path.c_str(), F_OK) == 0) {
+      return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return false;
 }
 
 store_status blob_store::remove(const digest& d) const {
