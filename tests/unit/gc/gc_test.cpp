@@ -27,7 +27,10 @@ struct gc_run {
 
 gc_run collect(test_store& s, gc_options options = {}) {
   gc_run out;
-  options.on_item = [&](const gc_item& i) { out.items.push_back(i); };
+  options.on_item = [&out, also = options.on_item](const gc_item& i) {
+    out.items.push_back(i);
+    if (also) also(i);
+  };
   out.report = run_gc(s.repos, s.uploads, options);
   INFO(out.report.summary());
   for (const auto& e : out.report.errors) INFO(e);
@@ -263,6 +266,59 @@ TEST_CASE("an untagged manifest tagged at the last moment before its delete stay
   CHECK(r.report.rescued == 1);
   CHECK(s.repos.has_manifest("library/a", m));
   CHECK(s.linked("library/a", registryd::oci::digest_of("layer")));
+}
+
+TEST_CASE("a manifest pushed again while GC has its revision aside stays, with its tag and referrer entry",
+          "[gc]") {
+  test_store s;
+  const digest subject = s.image("library/a", "subject config", {"subject layer"});
+  const digest m = s.image("library/a", "config", {"layer"}, std::nullopt, subject);
+  const std::string bytes = registryd::test::slurp(s.blobs.blob_path(m));
+  s.age_everything();
+  gc_options o;
+  o.grace = 0s;
+  o.delete_untagged = true;
+
+  SECTION("the push comes before GC looks: the manifest is in use and kept") {
+    o.after_aside = [&](const gc_item& i) {
+      if (i.name == m.str()) s.put("library/a", bytes, registryd::test::oci_manifest, "again", subject);
+    };
+    const auto r = collect(s, o);
+    CHECK(r.report.rescued == 1);
+    CHECK(names_of(r, gc_item_kind::manifest) == std::vector<std::string>{subject.str()});
+    const auto tagged = s.repos.resolve_tag("library/a", "again");
+    REQUIRE(tagged);
+    CHECK(*tagged == m);
+  }
+  SECTION("the push comes after GC looked: only what GC moved aside goes") {
+    // The push writes its revision and referrer entry now, but the look sees none of it (its
+    // content is stamped old, its tag is gone again); the push's touches of the content and
+    // the layers land after the look, as GC reports the delete. What GC deletes must not be
+    // what the push wrote.
+    o.after_aside = [&](const gc_item& i) {
+      if (i.name != m.str()) return;
+      s.put("library/a", bytes, registryd::test::oci_manifest, "again", subject);
+      REQUIRE(s.repos.delete_tag("library/a", "again"));
+      registryd::test::make_old(s.blobs.blob_path(m));
+    };
+    o.on_item = [&](const gc_item& i) {
+      if (i.kind != gc_item_kind::manifest || i.name != m.str()) return;
+      REQUIRE(s.blobs.touch(m));
+      for (const char* b : {"config", "layer"}) REQUIRE(s.repos.link_blob("library/a", registryd::oci::digest_of(b)));
+    };
+    const auto r = collect(s, o);
+    CHECK(r.report.rescued >= 1);  // the push's links, found fresh by the link sweep
+    auto deleted = std::vector<std::string>{m.str(), subject.str()};
+    std::sort(deleted.begin(), deleted.end());
+    CHECK(names_of(r, gc_item_kind::manifest) == deleted);
+  }
+  CHECK(s.repos.has_manifest("library/a", m));
+  const auto listed = s.repos.referrers("library/a", subject);
+  REQUIRE(listed.size() == 1);
+  CHECK(listed[0].at("digest") == m.str());
+  for (const auto& f : files_below(s.repos.repository_path("library/a"))) {
+    CHECK(f.filename().string().rfind(".gc-", 0) == std::string::npos);
+  }
 }
 
 TEST_CASE("pushes racing the sweep never lose a blob they linked", "[gc]") {

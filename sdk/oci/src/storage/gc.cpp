@@ -143,38 +143,33 @@ class collector {
       std::unordered_set<digest> saved;
       for (const digest& d : set.order) {
         if (stop()) return;
-        bool keep = saved.count(d) != 0;
-        if (!keep && !options_.dry_run) {
-          if (options_.before_delete) options_.before_delete(gc_item{gc_item_kind::manifest, g.name, d.str(), 0});
-          // As it is now: a tag may have been pointed at it, or a push refreshed it, since the mark.
-          auto now = repos_.stat_manifest(g.name, d);
-          if (!now && now.code() == errc::not_found) continue;  // deleted meanwhile
-          const auto content = detail::mtime_of(blobs_.blob_path(d));
-          keep = !now || young(now->mtime) || (content && young(*content)) || is_tagged(g.name, d);
-        }
-        if (keep) {
-          // In use after all: it keeps what it reaches, in this repository and its links.
-          if (saved.count(d) == 0) ++report_.rescued;
-          for (const digest& r : g.closure({d})) {
-            saved.insert(r);
-            mark_manifest(g, r, &saved_blobs_[g.name]);
-          }
-          continue;
-        }
+        if (saved.count(d) != 0) continue;  // a parent found in use keeps it
         if (options_.dry_run) {
           emit(gc_item_kind::manifest, g.name, d.str(), 0);
           continue;
         }
-        auto removed = repos_.delete_manifest(g.name, d);
-        if (removed) {
+        if (options_.before_delete) options_.before_delete(gc_item{gc_item_kind::manifest, g.name, d.str(), 0});
+        // As it is once its revision is aside: a tag may have been pointed at it, or a push
+        // stored it again, since the mark. A push after the move writes a revision of its own.
+        auto retired = repos_.retire_manifest(g.name, d, [&](time_point revision_mtime) {
+          if (options_.after_aside) options_.after_aside(gc_item{gc_item_kind::manifest, g.name, d.str(), 0});
+          const auto content = detail::mtime_of(blobs_.blob_path(d));
+          return young(revision_mtime) || (content && young(*content)) || is_tagged(g.name, d);
+        });
+        if (!retired && retired.code() == errc::not_found) continue;  // deleted meanwhile
+        if (retired && *retired == repository_store::retired::deleted) {
           emit(gc_item_kind::manifest, g.name, d.str(), 0);
-        } else if (removed.code() != errc::not_found) {
-          report_.errors.push_back("cannot delete manifest " + g.name + "@" + d.str() + ": " + removed.error_message());
-          // Not deleted, so what it references stays.
-          for (const digest& r : g.closure({d})) {
-            saved.insert(r);
-            mark_manifest(g, r, &saved_blobs_[g.name]);
-          }
+          continue;
+        }
+        if (retired) {
+          ++report_.rescued;  // in use after all
+        } else {
+          report_.errors.push_back("cannot delete manifest " + g.name + "@" + d.str() + ": " + retired.error_message());
+        }
+        // Not deleted: it keeps what it reaches, in this repository and its links.
+        for (const digest& r : g.closure({d})) {
+          saved.insert(r);
+          mark_manifest(g, r, &saved_blobs_[g.name]);
         }
       }
     }

@@ -80,6 +80,9 @@ struct gc_options {
   // Called with each blob, link or manifest chosen for deletion, just before the last check
   // and the delete (not in a dry run): tests race a push against the delete with it.
   std::function<void(const gc_item&)> before_delete;
+  // Called with each manifest whose revision was just moved aside, before GC looks whether it
+  // is in use (tests race a push against the look with it). May be empty.
+  std::function<void(const gc_item&)> after_aside;
   // Called for each thing deleted (or, in a dry run, that would be), as it happens.
   std::function<void(const gc_item&)> on_item;
   // Polled between items; true ends the run early (the report says so). May be empty.

@@ -111,6 +111,16 @@ class repository_store {
   // Removes the revision, every tag of `name` that points at it and its referrer entry. The
   // returned list names the tags removed. errc::not_found when `name` has no such revision.
   store_result<std::vector<std::string>> delete_manifest(std::string_view name, const digest& d) const;
+  // Garbage collection's delete, safe against a push of the same manifest at the same time.
+  // The revision is moved aside first, then `in_use` is asked, with the mtime of what was
+  // moved: true puts it back (unless a push has written a new one meanwhile), false deletes
+  // it and then the referrer entry, unless a push has stored the manifest again by then.
+  // Tags are never touched: a manifest a tag names is in use. A push that stored the manifest
+  // before the move shows in `in_use` (a fresh revision or content mtime, a tag); one after it
+  // writes a revision of its own. errc::not_found when there was no revision to move.
+  enum class retired { deleted, kept };
+  store_result<retired> retire_manifest(std::string_view name, const digest& d,
+                                        const std::function<bool(time_point revision_mtime)>& in_use) const;
 
   // ---- tags ------------------------------------------------------------------------------
   store_result<digest> resolve_tag(std::string_view name, std::string_view tag) const;
