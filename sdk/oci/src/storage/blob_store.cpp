@@ -440,7 +440,9 @@ bool blob_store::touch(const digest& d) const {
   // is seen again after it: a GC that moves the file aside later sees the new mtime and puts
   // it back. Gone after the touch, the file may be aside for a moment while a GC that saw this
   // touch (or another one) restores it, so the name is looked for a while before giving up.
-  constexpr int polls = 50;  // 1 ms apart: a GC restores a file microseconds after moving it
+  // 1 ms apart, for up to 2 s: a GC restores a file microseconds after moving it, unless the
+  // machine stalls it; only a touch that raced a GC waits at all.
+  constexpr int polls = 2000;
   for (int i = 0; i < polls; ++i) {
     if (::utimensat(AT_FDCWD, path.c_str(), nullptr, 0) != 0) {
       // Not there at all: absent, or aside. Only a touch that found it waits for its return.

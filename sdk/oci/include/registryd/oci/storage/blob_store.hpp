@@ -189,8 +189,8 @@ class blob_store {
 
   // Sets the blob's mtime to now (see the GC rule above); false when the blob is absent.
   // True only when the blob is still under its name after the touch, so a GC that raced it
-  // either saw the new mtime or had already deleted the blob (then false, after up to 50 ms
-  // of looking for it: a GC may be putting it back).
+  // either saw the new mtime or had already deleted the blob (then false, after up to 2 s of
+  // looking for it: a GC may be putting it back).
   bool touch(const digest& d) const;
   // Deletes a published blob (for garbage collection; readers with it open keep reading).
   store_status remove(const digest& d) const;
