@@ -21,6 +21,7 @@
 #include <cstring>
 #include <iterator>
 #include <optional>
+#include <utility>
 #include <vector>
 
 namespace registryd::frontdoor {
@@ -141,9 +142,17 @@ front_door::~front_door() { stop(); }
 
 void front_door::set_mode(std::shared_ptr<const plugin_host::plugin_instance> mode,
                           std::string reason) {
-  std::lock_guard lock(mutex_);
-  mode_ = std::move(mode);
-  no_mode_reason_ = reason.empty() ? "no registry mode is active" : std::move(reason);
+  std::shared_ptr<const plugin_host::plugin_instance> old;
+  {
+    std::lock_guard lock(mutex_);
+    old = std::exchange(mode_, std::move(mode));
+    no_mode_reason_ = reason.empty() ? "no registry mode is active" : std::move(reason);
+  }
+  // The old mode goes here, outside the lock, when this held its last reference: its
+  // destructor stops the plugin, which may wait on the network (Local's replica sync finishing
+  // a request to a peer master). Under the lock, every handshake (on_handshake) and request
+  // would wait with it, and two masters changing settings at once waited on each other.
+  old.reset();
 }
 
 void front_door::set_identity(std::shared_ptr<const pki::tls_identity> identity) {

@@ -545,6 +545,29 @@ void expect_refused_and_closed(int port, const std::string& request, const std::
 
 }  // namespace
 
+TEST_CASE("a mode being replaced whose stop waits does not hold up requests", "[frontdoor]") {
+  running_front_door fd;
+  auto logger = std::make_shared<spdlog::logger>("slow", std::make_shared<spdlog::sinks::ostream_sink_mt>(fd.log));
+  auto lib = registryd::plugin_host::plugin_library::load(std::string(REGISTRYD_FIXTURE_PLUGIN_DIR) + "/echo.so");
+  REQUIRE(lib.ok());
+  auto slow = registryd::plugin_host::plugin_instance::create(*lib, R"({"stop_delay_ms": 3000})", logger);
+  auto next = registryd::plugin_host::plugin_instance::create(*lib, "{}", logger);
+  REQUIRE(slow.ok());
+  REQUIRE(next.ok());
+  REQUIRE((*slow)->start().ok());
+  REQUIRE((*next)->start().ok());
+  fd.door->set_mode(std::move(*slow));  // the door holds its only reference
+  // Replacing it stops it (3 s) in set_mode: a request meanwhile is answered at once.
+  std::thread replace([&] { fd.door->set_mode(std::move(*next)); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const auto started = std::chrono::steady_clock::now();
+  const auto reply = roundtrip(fd.port, "GET /v2/x/manifests/a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  const auto waited = std::chrono::steady_clock::now() - started;
+  replace.join();
+  CHECK(count(reply, "HTTP/1.1 200") == 1);
+  CHECK(waited < std::chrono::milliseconds(1000));
+}
+
 TEST_CASE("ambiguous or malformed framing is a 400 (or 501) and a close, never a second request",
           "[frontdoor][transport]") {
   running_front_door fd;
