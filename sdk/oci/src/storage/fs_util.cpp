@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <dirent.h>
+#include <cstdio>
 #include <fcntl.h>
 #include <stdexcept>
 #include <sys/stat.h>
@@ -142,6 +143,20 @@ std::string random_hex(std::size_t bytes) {
     out.push_back(digits[b & 0x0f]);
   }
   return out;
+}
+
+std::optional<fs::path> move_aside(const fs::path& path) {
+  fs::path aside = path.parent_path() / (".gc-" + random_hex(8) + ".tmp");
+  if (::rename(path.c_str(), aside.c_str()) != 0) return std::nullopt;
+  return aside;
+}
+
+store_status put_back(const fs::path& aside, const fs::path& path) {
+  if (::renameat2(AT_FDCWD, aside.c_str(), AT_FDCWD, path.c_str(), RENAME_NOREPLACE) != 0) {
+    if (errno != EEXIST) return from_errno("cannot put back", path, errno);
+    ::unlink(aside.c_str());
+  }
+  return fsync_dir(path.parent_path());
 }
 
 std::vector<std::string> list_dir(const fs::path& dir) {

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -58,6 +59,13 @@ store_status create_empty(const fs::path& path);
 store_status remove_file(const fs::path& path);
 // Random lowercase hex from `bytes` random bytes (OpenSSL's CSPRNG).
 std::string random_hex(std::size_t bytes);
+// Moves `path` to a hidden name in its directory (".gc-<random>.tmp"), so that no reader or
+// writer sees it there: GC's first step before a delete. nullopt when it could not be moved
+// (errno tells; ENOENT: nothing there).
+std::optional<fs::path> move_aside(const fs::path& path);
+// Puts what move_aside moved back, unless something new took the name meanwhile: then the
+// new one stays and the old one goes. Durable (fsync of the directory).
+store_status put_back(const fs::path& aside, const fs::path& path);
 time_point mtime_of(const struct ::timespec& ts);
 // Entries of `dir` (names only; ".", ".." and hidden names skipped); empty when it cannot
 // be read (absent, say).

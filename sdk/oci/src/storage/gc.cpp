@@ -196,23 +196,20 @@ class collector {
                             std::string(c.d.hex());
       const fs::path dir = link.parent_path();
       if (options_.before_delete) options_.before_delete(gc_item{gc_item_kind::link, c.repository, c.d.str(), 0});
-      const fs::path aside = dir / (".gc-" + fsx::random_hex(8) + ".tmp");
-      if (::rename(link.c_str(), aside.c_str()) != 0) {
+      const auto aside = fsx::move_aside(link);
+      if (!aside) {
         if (errno != ENOENT) report_.errors.push_back(fsx::from_errno("cannot remove link", link, errno).message);
         continue;
       }
       // Renamed aside, the link is invisible; a touch that came before the rename shows in the
       // blob's mtime, and one after it is followed by a fresh link of the toucher's own.
       if (const auto m = detail::mtime_of(blobs_.blob_path(c.d)); m && young(*m)) {
-        if (::rename(aside.c_str(), link.c_str()) != 0) {
-          report_.errors.push_back(fsx::from_errno("cannot restore link", link, errno).message);
-        }
-        (void)fsx::fsync_dir(dir);
+        if (auto st = fsx::put_back(*aside, link); !st) report_.errors.push_back(st.error_message());
         ++report_.rescued;
         marked_.insert(c.d);
         continue;
       }
-      ::unlink(aside.c_str());
+      ::unlink(aside->c_str());
       (void)fsx::fsync_dir(dir);
       emit(gc_item_kind::link, c.repository, c.d.str(), 0);
     }

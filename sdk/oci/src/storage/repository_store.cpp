@@ -6,8 +6,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstdio>
-#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -236,42 +234,20 @@ store_result<std::vector<std::string>> repository_store::delete_manifest(std::st
   return removed;
 }
 
-namespace {
-
-// Moves `path` to a hidden name in its directory, so that no reader or writer sees it there.
-// The new path, or nullopt when there was nothing to move (errno tells).
-std::optional<fs::path> move_aside(const fs::path& path) {
-  fs::path aside = path.parent_path() / (".gc-" + fsx::random_hex(8) + ".tmp");
-  if (::rename(path.c_str(), aside.c_str()) != 0) return std::nullopt;
-  return aside;
-}
-
-// Puts what move_aside moved back, unless something new took the name meanwhile: then the
-// new one stays and the old one goes.
-store_status put_back(const fs::path& aside, const fs::path& path) {
-  if (::renameat2(AT_FDCWD, aside.c_str(), AT_FDCWD, path.c_str(), RENAME_NOREPLACE) != 0) {
-    if (errno != EEXIST) return fsx::from_errno("cannot put back", path, errno);
-    ::unlink(aside.c_str());
-  }
-  return fsx::fsync_dir(path.parent_path());
-}
-
-}  // namespace
-
 store_result<repository_store::retired> repository_store::retire_manifest(
     std::string_view name, const digest& d, const std::function<bool(time_point)>& in_use) const {
   if (!is_valid_repository_name(name)) return invalid_name(name);
   const fs::path rev = revision_path(name, d);
-  const auto aside = move_aside(rev);
+  const auto aside = fsx::move_aside(rev);
   if (!aside) {
     if (errno == ENOENT) return make_error(errc::not_found, "manifest " + d.str() + " is not in " + std::string(name));
     return fsx::from_errno("cannot move aside", rev, errno);
   }
-  auto text = fsx::read_file(*aside, 64 * 1024);
   if (in_use(mtime_if_file(*aside).value_or(time_point{}))) {
-    if (auto st = put_back(*aside, rev); !st) return st.error();
+    if (auto st = fsx::put_back(*aside, rev); !st) return st.error();
     return retired::kept;
   }
+  const auto text = fsx::read_file(*aside, 64 * 1024);  // its subject, for the referrer entry
   if (::unlink(aside->c_str()) != 0) return fsx::from_errno("cannot delete", *aside, errno);
   if (auto st = fsx::fsync_dir(rev.parent_path()); !st) return st.error();
   // The referrer entry, moved aside the same way: a push writes the revision before the entry,
@@ -279,9 +255,9 @@ store_result<repository_store::retired> repository_store::retire_manifest(
   const auto record = text ? parse_revision(d, *text) : std::nullopt;
   if (record && record->subject) {
     const fs::path entry = referrer_path(name, *record->subject, d);
-    if (const auto entry_aside = move_aside(entry)) {
+    if (const auto entry_aside = fsx::move_aside(entry)) {
       if (mtime_if_file(rev)) {
-        if (auto st = put_back(*entry_aside, entry); !st) return st.error();
+        if (auto st = fsx::put_back(*entry_aside, entry); !st) return st.error();
       } else {
         ::unlink(entry_aside->c_str());
         (void)fsx::fsync_dir(entry.parent_path());
