@@ -117,7 +117,7 @@ struct http_count_key {
   long long min;
   long long max;
 };
-constexpr std::array<http_count_key, 14> http_count_keys = {{
+constexpr std::array<http_count_key, 15> http_count_keys = {{
     {"http_io_threads", &http_settings::io_threads, 0, 64},
     {"http_worker_threads", &http_settings::worker_threads, 1, 4096},
     {"http_max_queued_requests", &http_settings::max_queued_requests, 1, 1000000},
@@ -129,6 +129,7 @@ constexpr std::array<http_count_key, 14> http_count_keys = {{
     {"http_auth_failures_per_minute", &http_settings::auth_failures_per_minute, 0, 1000000},
     {"http_keep_alive_max_requests", &http_settings::keep_alive_max_requests, 1, 1000000},
     {"http_stream_buffer_budget_bytes", &http_settings::stream_buffer_budget, 0, 1LL << 30},
+    {"http_file_buffer_budget_bytes", &http_settings::file_buffer_budget, 0, 1LL << 30},
     {"http_body_read_ahead_budget_bytes", &http_settings::read_ahead_budget, 0, 1LL << 34},
     {"http_tcp_notsent_lowat_bytes", &http_settings::tcp_notsent_lowat, 0, 64LL << 20},
     {"http_body_busy_min_rate_bytes", &http_settings::body_busy_min_rate, 0, 1LL << 30},

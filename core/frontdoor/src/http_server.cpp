@@ -392,14 +392,19 @@ constexpr std::size_t tls_gather_size = 256 * 1024;
 // A file is sent in slices of this size, each a chance for the connection's other I/O thread
 // work to run: one large blob must not hold an I/O thread for its whole length.
 constexpr std::size_t file_slice = 1024 * 1024;
-// A file sent through user space is read in slices of this size: small enough that the slice
-// is still in the CPU's cache when it is encrypted or copied to the socket.
+// A file sent through user space is read in slices of up to this size: small enough that the
+// slice is still in the CPU's cache when it is encrypted or copied to the socket.
 constexpr std::size_t read_slice = 256 * 1024;
-// A file whose TLS records registryd seals in place is read this many records at a time: 512 KiB
-// of plain text, in one buffer per connection sending a file (what the read slice and the
-// gathered records took before). 16 records cost more CPU per GiB at 16 clients, 64 no less
+// A file whose TLS records registryd seals in place is read up to this many records at a time:
+// 512 KiB of plain text, in one buffer per connection sending a file (what the read slice and
+// the gathered records took before). 16 records cost more CPU per GiB at 16 clients, 64 no less
 // than 32 (bench/results/2026-12-06-hand-sealing-in-place.md).
 constexpr std::size_t sealed_slice_records = 32;
+// A file answer's buffer starts at this much plain text (4 TLS records) and doubles, up to the
+// sizes above, after each offer the client's socket took whole, while the server's
+// file_buffer_budget has room: a client that reads slowly or not at all keeps a connection's
+// buffer at 64 KiB instead of 512 KiB (docs/frontdoor.md, "Slow readers").
+constexpr std::size_t first_file_piece = 64 * 1024;
 // How long a closing connection waits for the client's close (TLS close_notify, lingering).
 constexpr auto closing_time = std::chrono::milliseconds(1000);
 // How much a lingering close reads and drops, at most.
@@ -597,6 +602,13 @@ class budget_share {
   }
   ~budget_share() { release(); }
 
+  // Takes `n` more bytes from the budget this share is of; false, taking nothing, past its bound.
+  bool take_more(std::size_t n) {
+    if (budget_ == nullptr || !budget_->take(n)) return false;
+    bytes_ += n;
+    return true;
+  }
+
  private:
   void release() {
     if (budget_ != nullptr) budget_->give(bytes_);
@@ -645,9 +657,11 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
   prometheus::Gauge& queued_gauge;
   prometheus::Gauge& parked_gauge;
   // Bytes held by streamed answers' buffers beyond their first piece (transport's
-  // stream_buffer_budget), and by bodies read before their requests took a worker
+  // stream_buffer_budget), by file answers' buffers beyond their first 64 KiB
+  // (file_buffer_budget), and by bodies read before their requests took a worker
   // (read_ahead_budget).
   byte_budget grown;
+  byte_budget file_grown;
   byte_budget read_ahead;
   prometheus::Counter& accepted;
   prometheus::Family<prometheus::Counter>& closed_family;
@@ -825,11 +839,21 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
     return net::async_write(to, from, whole_piece{}, net::redirect_error(net::use_awaitable, ec));
   }
 
+  // Writes all of `from` to the socket: what it takes now, then the rest as it drains. Sets
+  // socket_filled_ when the socket was full before the end.
+  net::awaitable<std::size_t> offer(net::const_buffer from, error_code& ec) {
+    const std::size_t now = socket().write_some(from, ec);  // the socket is non-blocking
+    if (ec == net::error::would_block || ec == net::error::try_again || ec == net::error::interrupted) ec = {};
+    if (ec || now == from.size()) co_return now;
+    socket_filled_ = true;
+    co_return now + co_await write(socket(), from + now, ec);
+  }
+
   // Sends bytes the socket takes as they are (records sealed already), within the body timeout.
   net::awaitable<bool> send_sealed(std::string_view bytes) {
     error_code ec;
     set_deadline(transport().body_timeout);
-    co_await write(socket(), net::buffer(bytes.data(), bytes.size()), ec);
+    co_await offer(net::buffer(bytes.data(), bytes.size()), ec);
     clear_deadline();
     co_return !ec;
   }
@@ -847,7 +871,7 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
           const std::size_t piece = std::min(bytes.size(), tls_gather_size);
           if (!encrypt_to(stream_.native_handle(), bytes.substr(0, piece), out)) ec = net::ssl::error::stream_truncated;
           bytes.remove_prefix(piece);
-          if (!ec) co_await write(socket(), net::buffer(out.data(), out.size()), ec);
+          if (!ec) co_await offer(net::buffer(out.data(), out.size()), ec);
           if (!ec) written_ += piece;
           out.clear();
         }
@@ -855,7 +879,7 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
         written_ += co_await write(stream_, net::buffer(bytes.data(), bytes.size()), ec);
       }
     } else {
-      written_ += co_await write(stream_, net::buffer(bytes.data(), bytes.size()), ec);
+      written_ += co_await offer(net::buffer(bytes.data(), bytes.size()), ec);
     }
     clear_deadline();
     co_return !ec;
@@ -948,6 +972,7 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
   bool watching_ = false;
   bool timed_out_ = false;
   bool finished_ = false;
+  bool socket_filled_ = false;  // a write since this was cleared waited for the socket (offer)
   bool body_failed_ = false;  // a read of the request body failed: the rest is not read
   bool body_stalled_ = false;  // ... because it stopped arriving: no lingering close either
   std::optional<refusal> framing_refusal_;
@@ -1526,10 +1551,15 @@ net::awaitable<bool> connection<Stream>::send_file_sealed(http_response& res, st
       head.clear();
     }
     std::size_t prefix = head.size();  // plain bytes already in the records, ahead of the file's
-    const std::uint64_t records = (prefix + left + plain_max - 1) / plain_max;
-    const std::size_t slots = static_cast<std::size_t>(std::clamp<std::uint64_t>(records, 1, sealed_slice_records));
+    // Records this round may hold, at most: fewer when fewer are left.
+    const auto fitted = [&](std::size_t want) {
+      const std::uint64_t records = (prefix + left + plain_max - 1) / plain_max;
+      return static_cast<std::size_t>(std::clamp<std::uint64_t>(records, 1, want));
+    };
+    std::size_t slots = fitted(first_file_piece / plain_max);
     const std::size_t slot = layout.slot();
-    const raw_buffer buf(slots * slot);
+    raw_buffer buf(slots * slot);
+    budget_share grown(server_->file_grown, 0);
     // Plain byte p of a round sits in record p / plain_max, at its offset p % plain_max.
     const auto plain_at = [&](std::size_t p) { return buf.data() + (p / plain_max) * slot + layout.before + p % plain_max; };
     std::memcpy(plain_at(0), head.data(), prefix);
@@ -1556,12 +1586,19 @@ net::awaitable<bool> connection<Stream>::send_file_sealed(http_response& res, st
         if (size == 0) co_return false;
         end = r * slot + size;
       }
+      socket_filled_ = false;
       if (!co_await send_sealed(std::string_view(buf.data(), end))) co_return false;
       written_ += plain;
       prefix = 0;
       offset += static_cast<std::uint64_t>(n);
       left -= static_cast<std::uint64_t>(n);
       if (left == 0) co_return true;
+      // The socket took the whole round: twice the records next time, if the budget has room.
+      const std::size_t larger = fitted(std::min(2 * slots, sealed_slice_records));
+      if (!socket_filled_ && larger > slots && grown.take_more((larger - slots) * slot)) {
+        slots = larger;
+        buf = raw_buffer(slots * slot);
+      }
     }
   } else {
     co_return false;
@@ -1586,7 +1623,8 @@ net::awaitable<bool> connection<Stream>::send_file(http_response& res, std::stri
   if (!zero_copy) {
     // Read, then write, a piece at a time (on TLS, write_all gathers the records into few
     // socket writes); the head goes out with the first piece.
-    const raw_buffer buf(static_cast<std::size_t>(std::min<std::uint64_t>(read_slice, head.size() + left)));
+    raw_buffer buf(static_cast<std::size_t>(std::min<std::uint64_t>(first_file_piece, head.size() + left)));
+    budget_share grown(server_->file_grown, 0);
     std::size_t prefix = std::min(head.size(), buf.size);
     std::memcpy(buf.data(), head.data(), prefix);
     if (prefix < head.size()) {
@@ -1602,11 +1640,15 @@ net::awaitable<bool> connection<Stream>::send_file(http_response& res, std::stri
         } while (n < 0 && errno == EINTR);
         if (n <= 0) co_return false;  // a read error, or the file is shorter than promised
       }
+      socket_filled_ = false;
       if (!co_await write_all(std::string_view(buf.data(), prefix + static_cast<std::size_t>(n)))) co_return false;
       prefix = 0;
       offset += static_cast<std::uint64_t>(n);
       left -= static_cast<std::uint64_t>(n);
       if (left == 0) co_return true;
+      // The socket took the whole piece: twice as much next time, if the budget has room.
+      const auto larger = static_cast<std::size_t>(std::min<std::uint64_t>(std::min(2 * buf.size, read_slice), left));
+      if (!socket_filled_ && larger > buf.size && grown.take_more(larger - buf.size)) buf = raw_buffer(larger);
     }
   }
   {
@@ -1672,13 +1714,7 @@ net::awaitable<bool> connection<Stream>::send_stream(http_response& res, bool ch
   raw_buffer buf(front + capacity + 2);
   // What the buffer holds past its first piece, taken from the server's budget and given back
   // when the stream ends however it ends.
-  struct grown_share {
-    http_server::impl& server;
-    std::size_t bytes = 0;
-    ~grown_share() {
-      if (bytes > 0) server.grown.give(bytes);
-    }
-  } grown{*server_};
+  budget_share grown(server_->grown, 0);
   std::uint64_t sent = 0;
   body_source& source = *res.stream;
   for (;;) {
@@ -1714,8 +1750,7 @@ net::awaitable<bool> connection<Stream>::send_stream(http_response& res, bool ch
     if (size == offer && capacity < stream_piece_max) {
       const std::size_t larger = fitted(std::min(2 * capacity, stream_piece_max), sent);
       // Past the budget the stream keeps its buffer (and asks again after its next full read).
-      if (larger > capacity && server_->grown.take(larger - capacity)) {
-        grown.bytes += larger - capacity;
+      if (larger > capacity && grown.take_more(larger - capacity)) {
         capacity = larger;
         buf = raw_buffer(front + capacity + 2);
       }
@@ -1925,6 +1960,9 @@ http_server::impl::impl(server_options o, http_handler h, exchange_observer obs,
       grown(opts.transport.stream_buffer_budget,
             unlabelled_gauge(metrics, "registryd_http_stream_buffer_grown_bytes",
                              "Bytes streamed answers hold in buffers grown past their first piece.")),
+      file_grown(opts.transport.file_buffer_budget,
+                 unlabelled_gauge(metrics, "registryd_http_file_buffer_grown_bytes",
+                                  "Bytes file answers hold in buffers grown past their first 64 KiB.")),
       read_ahead(opts.transport.read_ahead_budget,
                  unlabelled_gauge(metrics, "registryd_http_body_read_ahead_bytes",
                                   "Bytes held by request bodies read before their requests took a worker.")),

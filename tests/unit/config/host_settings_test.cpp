@@ -303,7 +303,7 @@ TEST_CASE("the front door's threads, timeouts and limits are read and checked", 
       "http_auth_failures_per_minute: 0\nhttp_drain_limit_bytes: 0\nhttp_io_threads: 2\n"
       "http_stream_buffer_budget_bytes: 0\nhttp_tcp_notsent_lowat_bytes: 0\n"
       "http_body_busy_timeout_seconds: 0\nhttp_body_read_ahead_budget_bytes: 0\n"
-      "http_body_busy_min_rate_bytes: 0\n");
+      "http_body_busy_min_rate_bytes: 0\nhttp_file_buffer_budget_bytes: 0\n");
   CHECK(s.http.worker_threads == 8);
   CHECK(s.http.head_timeout == std::chrono::seconds(3));
   CHECK(s.http.max_header_count == 50);
@@ -320,11 +320,13 @@ TEST_CASE("the front door's threads, timeouts and limits are read and checked", 
   CHECK(defaults.http.body_busy_min_rate == 16 * 1024);
   CHECK(s.http.read_ahead_budget == 0);
   CHECK(defaults.http.read_ahead_budget == 64 * 1024 * 1024);
+  CHECK(s.http.file_buffer_budget == 0);
+  CHECK(defaults.http.file_buffer_budget == 64 * 1024 * 1024);
   const auto errors = parse_errors(
       "http_worker_threads: 0\nhttp_idle_timeout_seconds: 0\nhttp_max_header_bytes: 10\n"
       "http_max_connections: many\nhttp_stream_buffer_budget_bytes: -1\n"
       "http_tcp_notsent_lowat_bytes: 100000000\nhttp_body_busy_timeout_seconds: -1\n"
-      "http_body_busy_min_rate_bytes: 2000000000\n");
+      "http_body_busy_min_rate_bytes: 2000000000\nhttp_file_buffer_budget_bytes: 2000000000\n");
   CHECK(has_error(errors, "http_worker_threads", "must be from 1 to 4096, got 0"));
   CHECK(has_error(errors, "http_idle_timeout_seconds", "must be from 1 to 86400 seconds, got 0"));
   CHECK(has_error(errors, "http_max_header_bytes", "must be from 1024 to 16777216, got 10"));
@@ -333,6 +335,7 @@ TEST_CASE("the front door's threads, timeouts and limits are read and checked", 
   CHECK(has_error(errors, "http_tcp_notsent_lowat_bytes", "must be from 0 to 67108864, got 100000000"));
   CHECK(has_error(errors, "http_body_busy_timeout_seconds", "must be 0 (off) or from 1 to 86400 seconds, got -1"));
   CHECK(has_error(errors, "http_body_busy_min_rate_bytes", "must be from 0 to 1073741824, got 2000000000"));
+  CHECK(has_error(errors, "http_file_buffer_budget_bytes", "must be from 0 to 1073741824, got 2000000000"));
 }
 
 TEST_CASE("cluster store settings are read and checked", "[config][host]") {

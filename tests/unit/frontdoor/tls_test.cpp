@@ -25,7 +25,9 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <algorithm>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -73,18 +75,24 @@ struct tls_front_door {
   int port() const { return door->port(); }
   // Connections open now (registryd_http_connections).
   double connections() const { return frontdoor_test::gauge_value(*metrics, "registryd_http_connections"); }
+  // Bytes file answers hold in buffers grown past their first 64 KiB.
+  double file_buffers_grown() const {
+    return frontdoor_test::gauge_value(*metrics, "registryd_http_file_buffer_grown_bytes");
+  }
   // TLS handshakes done whose records `records` ("kernel", "registryd" or "openssl") seals.
   double handshakes(const std::string& records) const {
     return frontdoor_test::counter_value(*metrics, "registryd_http_tls_handshakes_total", "records", records);
   }
 };
 
-// A TLS client on a blocking socket (reads time out after `timeout`).
+// A TLS client on a blocking socket (reads time out after `timeout`; a receive buffer of
+// `receive_buffer` bytes where it is not 0).
 class tls_client {
  public:
-  explicit tls_client(int port, std::chrono::milliseconds timeout = 2000ms)
+  explicit tls_client(int port, std::chrono::milliseconds timeout = 2000ms, int receive_buffer = 0)
       : ctx_(SSL_CTX_new(TLS_client_method())), fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
     REQUIRE(ctx_ != nullptr);
+    if (receive_buffer > 0) ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof receive_buffer);
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_port = htons(static_cast<std::uint16_t>(port));
@@ -336,4 +344,83 @@ TEST_CASE("over TLS: an idle connection is closed with close_notify at its timeo
   const auto refused = bad.read();
   CHECK(count(refused, "HTTP/1.1 400") == 1);
   CHECK(bad.ended());
+}
+
+TEST_CASE("over TLS: a file answer's buffer grows past 64 KiB only while the client's socket takes "
+          "each offer whole, and all such growth stays within the file buffer budget",
+          "[frontdoor][tls]") {
+  // Records sealed by registryd (a buffer of 4 records, doubling up to 32) and by OpenSSL (the
+  // copying path: 64 KiB, doubling up to 256 KiB).
+  const bool registryd_seals = GENERATE(true, false);
+  INFO("http_tls_sealer: " << (registryd_seals ? "registryd" : "openssl"));
+  const std::string request_of = "GET /v2/x/pattern-file?size=";
+  const auto read_answer = [](tls_client& c, std::size_t size, std::size_t pace, std::chrono::milliseconds pause) {
+    std::string got;
+    while (got.find("\r\n\r\n") == std::string::npos && !c.ended()) got += c.read(1);
+    const auto body_start = got.find("\r\n\r\n") + 4;
+    while (got.size() - body_start < size && !c.ended()) {
+      got += c.read(std::min(pace, size - (got.size() - body_start)));
+      if (pause > 0ms) std::this_thread::sleep_for(pause);
+    }
+    return got.starts_with("HTTP/1.1 200") && got.size() - body_start == size && is_pattern(got.substr(body_start));
+  };
+  // The most the gauge showed while `run` ran.
+  const auto most_grown_while = [](const tls_front_door& fd, const std::function<void()>& run) {
+    std::atomic<bool> running{true};
+    double most = 0;
+    std::thread sampler([&] {
+      while (running) {
+        most = std::max(most, fd.file_buffers_grown());
+        std::this_thread::sleep_for(1ms);
+      }
+    });
+    run();
+    running = false;
+    sampler.join();
+    return most;
+  };
+
+  SECTION("a slow reader keeps the buffer it had when its socket first filled") {
+    registryd::frontdoor::transport_options t;
+    t.tls_registryd_seals = registryd_seals;
+    tls_front_door fd(t);
+    // 2 MiB read 16 KiB every 5 ms through a 4 KiB receive buffer: the first 64 KiB fit in the
+    // socket whole, so the buffer doubles once; every larger offer waits for the client. Grown
+    // on every offer it went out, it would hold 448 KiB (192 KiB copying) more by the end.
+    constexpr std::size_t size = 2 * 1024 * 1024;
+    tls_client slow(fd.port(), 10000ms, 4096);
+    REQUIRE(slow.handshake());
+    bool whole = false;
+    const double most = most_grown_while(fd, [&] {
+      slow.send(request_of + std::to_string(size) + " HTTP/1.1\r\nHost: x\r\n\r\n");
+      whole = read_answer(slow, size, 16384, 5ms);
+    });
+    CHECK(whole);
+    CHECK(most <= 70000);  // one doubling of 4 records (4 x 16,406 bytes) or of 64 KiB
+  }
+
+  SECTION("clients that stop reading hold no more than the budget; their shares come back") {
+    registryd::frontdoor::transport_options t;
+    t.tls_registryd_seals = registryd_seals;
+    t.file_buffer_budget = 400 * 1024;
+    // Without the bound on unsent bytes, the server's sockets take MBs that nobody reads, so each
+    // answer's offers go out whole and its buffer grows until the budget says no.
+    t.tcp_notsent_lowat = 0;
+    tls_front_door fd(t);
+    constexpr std::size_t size = 8 * 1024 * 1024;
+    std::vector<std::unique_ptr<tls_client>> holders;
+    for (int i = 0; i < 3; ++i) {
+      holders.push_back(std::make_unique<tls_client>(fd.port(), 10000ms));
+      REQUIRE(holders.back()->handshake());
+      holders.back()->send(request_of + std::to_string(size) + " HTTP/1.1\r\nHost: x\r\n\r\n");
+    }
+    const double most = most_grown_while(fd, [] { std::this_thread::sleep_for(1500ms); });
+    // Three answers would grow by 3 x 448 KiB (3 x 192 KiB copying) unbounded; the budget lets
+    // one or two of them grow.
+    CHECK(most <= 400 * 1024);
+    CHECK(most >= 192 * 1024);
+    for (auto& h : holders) CHECK(read_answer(*h, size, 65536, 0ms));
+    for (int i = 0; i < 100 && fd.file_buffers_grown() != 0; ++i) std::this_thread::sleep_for(20ms);
+    CHECK(fd.file_buffers_grown() == 0);
+  }
 }

@@ -64,6 +64,12 @@ struct http_settings {
   // 256 KiB (each grows to at most 1 MiB while its source has bytes ready). Past this, a stream
   // keeps the buffer it has: many concurrent streams cost 256 KiB each, not 1 MiB.
   std::size_t stream_buffer_budget = 16 * 1024 * 1024;
+  // Bytes that file answers (Local blobs, cached Proxy blobs) sent through user space may hold,
+  // all together, in buffers grown past their first 64 KiB (each doubles, up to 512 KiB of TLS
+  // records or 256 KiB of plain text, while the client's socket takes each offer whole). Past
+  // this a file answer keeps the buffer it has: a client that stops reading, after reading fast,
+  // costs at most this in total, not 512 KiB a connection.
+  std::size_t file_buffer_budget = 64 * 1024 * 1024;
   // Bytes that request bodies read before their requests take a worker may hold, all together
   // (each at most 64 KiB). Past this a body goes to its handler unread, as a large one does.
   // 0: no body is read ahead.
