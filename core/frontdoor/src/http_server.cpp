@@ -378,19 +378,14 @@ constexpr std::size_t body_read_size = 64 * 1024;
 // I/O thread before its request takes a worker: a client that sends part of a small body and
 // stops holds a connection, never a worker (docs/frontdoor.md, "Shape").
 constexpr std::size_t body_read_ahead = 64 * 1024;
-// Bytes moved per piece of a request body.
+// Bytes moved per piece of a body, in and out.
 constexpr std::size_t piece_size = 256 * 1024;
-// An answer's buffer (a streamed answer's pieces, a file answer's slices) starts at this and
-// doubles, up to the sizes below, only after a write the client's socket took whole and within
-// the listener's budget for it: a client that reads slowly or not at all keeps a connection's
-// buffer at 64 KiB instead of 512 KiB or 1 MiB (docs/frontdoor.md, "Slow readers").
-constexpr std::size_t first_answer_piece = 64 * 1024;
-// A streamed response's buffer doubles up to this while each read fills it (and the socket took
-// the last piece whole), so a source that has bytes ready (a cache fill running ahead of its
-// client) is passed on in fewer, larger pieces. Every piece costs a hand-off to a worker and
-// back, two thread wake-ups; at 256 KiB those wake-ups were most of the scheduling cost of a
-// cold 256 MiB pull (docs/frontdoor.md). A source that gives less per read (an upstream read
-// through Direct) keeps the small buffer.
+// A streamed response's buffer starts at piece_size and doubles up to this while each read
+// fills it, so a source that has bytes ready (a cache fill running ahead of its client) is
+// passed on in fewer, larger pieces. Every piece costs a hand-off to a worker and back, two
+// thread wake-ups; at 256 KiB those wake-ups were most of the scheduling cost of a cold 256 MiB
+// pull (docs/frontdoor.md). A source that gives less per read (an upstream read through
+// Direct) keeps the small buffer.
 constexpr std::size_t stream_piece_max = 1024 * 1024;
 // Plain text encrypted per gathered TLS write: 16 records.
 constexpr std::size_t tls_gather_size = 256 * 1024;
@@ -405,6 +400,11 @@ constexpr std::size_t read_slice = 256 * 1024;
 // the gathered records took before). 16 records cost more CPU per GiB at 16 clients, 64 no less
 // than 32 (bench/results/2026-12-06-hand-sealing-in-place.md).
 constexpr std::size_t sealed_slice_records = 32;
+// A file answer's buffer starts at this much plain text (4 TLS records) and doubles, up to the
+// sizes above, after each offer the client's socket took whole, while the server's
+// file_buffer_budget has room: a client that reads slowly or not at all keeps a connection's
+// buffer at 64 KiB instead of 512 KiB (docs/frontdoor.md, "Slow readers").
+constexpr std::size_t first_file_piece = 64 * 1024;
 // How long a closing connection waits for the client's close (TLS close_notify, lingering).
 constexpr auto closing_time = std::chrono::milliseconds(1000);
 // How much a lingering close reads and drops, at most.
@@ -1556,7 +1556,7 @@ net::awaitable<bool> connection<Stream>::send_file_sealed(http_response& res, st
       const std::uint64_t records = (prefix + left + plain_max - 1) / plain_max;
       return static_cast<std::size_t>(std::clamp<std::uint64_t>(records, 1, want));
     };
-    std::size_t slots = fitted(first_answer_piece / plain_max);
+    std::size_t slots = fitted(first_file_piece / plain_max);
     const std::size_t slot = layout.slot();
     raw_buffer buf(slots * slot);
     budget_share grown(server_->file_grown, 0);
@@ -1623,7 +1623,7 @@ net::awaitable<bool> connection<Stream>::send_file(http_response& res, std::stri
   if (!zero_copy) {
     // Read, then write, a piece at a time (on TLS, write_all gathers the records into few
     // socket writes); the head goes out with the first piece.
-    raw_buffer buf(static_cast<std::size_t>(std::min<std::uint64_t>(first_answer_piece, head.size() + left)));
+    raw_buffer buf(static_cast<std::size_t>(std::min<std::uint64_t>(first_file_piece, head.size() + left)));
     budget_share grown(server_->file_grown, 0);
     std::size_t prefix = std::min(head.size(), buf.size);
     std::memcpy(buf.data(), head.data(), prefix);
@@ -1704,13 +1704,13 @@ template <class Stream>
 net::awaitable<bool> connection<Stream>::send_stream(http_response& res, bool chunked) {
   // Room before the bytes for a chunk's size line, after them for its CRLF.
   constexpr std::size_t front = 16;
-  // No larger than what is left to send (a manifest, say, needs no 64 KiB).
+  // No larger than what is left to send (a manifest, say, needs no 256 KiB).
   const auto fitted = [&res](std::size_t want, std::uint64_t sent) {
     if (res.stream_length < 0) return want;
     const auto left = static_cast<std::uint64_t>(res.stream_length) - std::min(sent, static_cast<std::uint64_t>(res.stream_length));
     return static_cast<std::size_t>(std::max<std::uint64_t>(1, std::min<std::uint64_t>(want, left)));
   };
-  std::size_t capacity = fitted(first_answer_piece, 0);  // the buffer's, without its room for framing
+  std::size_t capacity = fitted(piece_size, 0);  // the buffer's, without its room for framing
   raw_buffer buf(front + capacity + 2);
   // What the buffer holds past its first piece, taken from the server's budget and given back
   // when the stream ends however it ends.
@@ -1729,7 +1729,6 @@ net::awaitable<bool> connection<Stream>::send_stream(http_response& res, bool ch
       co_return res.stream_length < 0 || sent == static_cast<std::uint64_t>(res.stream_length);
     }
     const auto size = static_cast<std::size_t>(n);
-    socket_filled_ = false;
     if (!chunked) {
       if (res.stream_length >= 0 && sent + size > static_cast<std::uint64_t>(res.stream_length)) co_return false;
       if (!co_await write_all(std::string_view(buf.data() + front, size))) co_return false;
@@ -1748,10 +1747,9 @@ net::awaitable<bool> connection<Stream>::send_stream(http_response& res, bool ch
     }
     sent += size;
     if (!chunked && res.stream_length >= 0 && sent == static_cast<std::uint64_t>(res.stream_length)) co_return true;
-    // The read filled the buffer and the socket took it whole: a larger buffer next time. Past the
-    // budget the stream keeps its buffer (and asks again after its next such piece).
-    if (size == offer && !socket_filled_ && capacity < stream_piece_max) {
+    if (size == offer && capacity < stream_piece_max) {
       const std::size_t larger = fitted(std::min(2 * capacity, stream_piece_max), sent);
+      // Past the budget the stream keeps its buffer (and asks again after its next full read).
       if (larger > capacity && grown.take_more(larger - capacity)) {
         capacity = larger;
         buf = raw_buffer(front + capacity + 2);

@@ -1243,51 +1243,45 @@ TEST_CASE("file answers in flight together on one I/O thread each arrive whole a
 TEST_CASE("a stream's buffer grows while its source fills it, never past what is left, and stays "
           "small for a source that gives less",
           "[frontdoor][transport]") {
-  // A buffer grows only after a piece the socket took whole; unbounded, the socket takes MBs,
-  // so that here every piece is taken whole however fast this client reads.
-  registryd::frontdoor::transport_options t;
-  t.tcp_notsent_lowat = 0;
-  running_front_door fd(false, t);
+  running_front_door fd;
   const auto body_of = [](const std::string& reply) { return reply.substr(reply.find("\r\n\r\n") + 4); };
   const auto streamed = roundtrip(fd.port, "GET /v2/x/stream?size=3000000 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
   const auto body = body_of(streamed);
   REQUIRE(body.size() == 3000000);
   CHECK(is_pattern(body));
-  // 64 KiB, doubled while each read fills the buffer, up to 1 MiB; the last read is offered
-  // only what is left (3000000 - 65536 - 131072 - 262144 - 524288 - 1048576 = 968384).
+  // 256 KiB, doubled while each read fills the buffer, up to 1 MiB; the last read is offered
+  // only what is left (3000000 - 262144 - 524288 - 2 * 1048576 = 116416).
   CHECK(body_of(roundtrip(fd.port, "GET /v2/x/stream-reads HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")) ==
-        "65536,131072,262144,524288,1048576,968384");
-  // A source that gives 100000 bytes per read fills only its first 64 KiB: it stays at 128 KiB.
+        "262144,524288,1048576,1048576,116416");
+  // A source that gives 100000 bytes per read never fills its buffer: it stays at 256 KiB.
   const auto slow = roundtrip(fd.port, "GET /v2/x/stream?size=300000&per_read=100000 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
   CHECK(body_of(slow).size() == 300000);
   CHECK(body_of(roundtrip(fd.port, "GET /v2/x/stream-reads HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")) ==
-        "65536,131072,131072,34464");
+        "262144,200000,100000");
 }
 
 TEST_CASE("grown stream buffers share one budget: past it a stream keeps its buffer, and a stream's share "
           "comes back when it ends",
           "[frontdoor][transport]") {
   registryd::frontdoor::transport_options t;
-  t.stream_buffer_budget = 983040;  // one stream's growth from 64 KiB to 1 MiB
+  t.stream_buffer_budget = 786432;  // one stream's growth from 256 KiB to 1 MiB
   // The holder below must take MBs without reading: the server's socket, unbounded, holds them.
-  // With the default bound on unsent bytes (64 KiB) it takes less than one 128 KiB piece, and no
+  // With the default bound on unsent bytes (64 KiB) it takes less than one 256 KiB piece, and no
   // buffer would grow.
   t.tcp_notsent_lowat = 0;
   running_front_door fd(false, t);
   const auto body_of = [](const std::string& reply) { return reply.substr(reply.find("\r\n\r\n") + 4); };
   const std::string reads_request = "GET /v2/x/stream-reads HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-  const std::string grown = "65536,131072,262144,524288,1048576,968384";
-  std::string small;  // 64 KiB pieces: 45 of them, and 50,880 bytes
-  for (int i = 0; i < 45; ++i) small += "65536,";
-  small += "50880";
+  const std::string grown = "262144,524288,1048576,1048576,116416";
+  const std::string small = "262144,262144,262144,262144,262144,262144,262144,262144,262144,262144,262144,116416";
   {
     // A client that reads nothing holds a 64 MB stream, and the whole budget, until it goes.
     connection holder(fd.port);
     holder.send_only("GET /v2/x/stream?size=64000000 HTTP/1.1\r\nHost: x\r\n\r\n");
-    for (int i = 0; i < 250 && fd.gauge("registryd_http_stream_buffer_grown_bytes") < 983040; ++i) {
+    for (int i = 0; i < 250 && fd.gauge("registryd_http_stream_buffer_grown_bytes") < 786432; ++i) {
       std::this_thread::sleep_for(20ms);
     }
-    REQUIRE(fd.gauge("registryd_http_stream_buffer_grown_bytes") == 983040);
+    REQUIRE(fd.gauge("registryd_http_stream_buffer_grown_bytes") == 786432);
     // Until its socket buffers are full and it reads no more from its source: the reads it
     // records stop changing (they would otherwise land in the next stream's list). This needs
     // the kernel to buffer a few MB for a client that reads nothing, as loopback does with the

@@ -75,12 +75,9 @@ struct tls_front_door {
   int port() const { return door->port(); }
   // Connections open now (registryd_http_connections).
   double connections() const { return frontdoor_test::gauge_value(*metrics, "registryd_http_connections"); }
-  // Bytes file answers, and streamed answers, hold in buffers grown past their first 64 KiB.
+  // Bytes file answers hold in buffers grown past their first 64 KiB.
   double file_buffers_grown() const {
     return frontdoor_test::gauge_value(*metrics, "registryd_http_file_buffer_grown_bytes");
-  }
-  double stream_buffers_grown() const {
-    return frontdoor_test::gauge_value(*metrics, "registryd_http_stream_buffer_grown_bytes");
   }
   // TLS handshakes done whose records `records` ("kernel", "registryd" or "openssl") seals.
   double handshakes(const std::string& records) const {
@@ -349,15 +346,14 @@ TEST_CASE("over TLS: an idle connection is closed with close_notify at its timeo
   CHECK(bad.ended());
 }
 
-TEST_CASE("over TLS: an answer's buffer grows past 64 KiB only while the client's socket takes "
-          "each offer whole, and all file answers' growth stays within the file buffer budget",
+TEST_CASE("over TLS: a file answer's buffer grows past 64 KiB only while the client's socket takes "
+          "each offer whole, and all such growth stays within the file buffer budget",
           "[frontdoor][tls]") {
   // Records sealed by registryd (a buffer of 4 records, doubling up to 32) and by OpenSSL (the
   // copying path: 64 KiB, doubling up to 256 KiB).
   const bool registryd_seals = GENERATE(true, false);
   INFO("http_tls_sealer: " << (registryd_seals ? "registryd" : "openssl"));
   const std::string request_of = "GET /v2/x/pattern-file?size=";
-  const std::string stream_request_of = "GET /v2/x/stream?size=";
   const auto read_answer = [](tls_client& c, std::size_t size, std::size_t pace, std::chrono::milliseconds pause) {
     std::string got;
     while (got.find("\r\n\r\n") == std::string::npos && !c.ended()) got += c.read(1);
@@ -368,13 +364,13 @@ TEST_CASE("over TLS: an answer's buffer grows past 64 KiB only while the client'
     }
     return got.starts_with("HTTP/1.1 200") && got.size() - body_start == size && is_pattern(got.substr(body_start));
   };
-  // The most `gauge` showed while `run` ran.
-  const auto most_while = [](const std::function<double()>& gauge, const std::function<void()>& run) {
+  // The most the gauge showed while `run` ran.
+  const auto most_grown_while = [](const tls_front_door& fd, const std::function<void()>& run) {
     std::atomic<bool> running{true};
     double most = 0;
     std::thread sampler([&] {
       while (running) {
-        most = std::max(most, gauge());
+        most = std::max(most, fd.file_buffers_grown());
         std::this_thread::sleep_for(1ms);
       }
     });
@@ -390,16 +386,13 @@ TEST_CASE("over TLS: an answer's buffer grows past 64 KiB only while the client'
     tls_front_door fd(t);
     // 2 MiB read 16 KiB every 5 ms through a 4 KiB receive buffer: the first 64 KiB fit in the
     // socket whole, so the buffer doubles once; every larger offer waits for the client. Grown
-    // on every offer it went out, a file answer would hold 448 KiB (192 KiB copying) more by the
-    // end, and a streamed one 960 KiB.
+    // on every offer it went out, it would hold 448 KiB (192 KiB copying) more by the end.
     constexpr std::size_t size = 2 * 1024 * 1024;
-    const bool file = GENERATE(true, false);
-    INFO((file ? "a file answer" : "a streamed answer"));
     tls_client slow(fd.port(), 10000ms, 4096);
     REQUIRE(slow.handshake());
     bool whole = false;
-    const double most = most_while([&] { return file ? fd.file_buffers_grown() : fd.stream_buffers_grown(); }, [&] {
-      slow.send((file ? request_of : stream_request_of) + std::to_string(size) + " HTTP/1.1\r\nHost: x\r\n\r\n");
+    const double most = most_grown_while(fd, [&] {
+      slow.send(request_of + std::to_string(size) + " HTTP/1.1\r\nHost: x\r\n\r\n");
       whole = read_answer(slow, size, 16384, 5ms);
     });
     CHECK(whole);
@@ -421,7 +414,7 @@ TEST_CASE("over TLS: an answer's buffer grows past 64 KiB only while the client'
       REQUIRE(holders.back()->handshake());
       holders.back()->send(request_of + std::to_string(size) + " HTTP/1.1\r\nHost: x\r\n\r\n");
     }
-    const double most = most_while([&fd] { return fd.file_buffers_grown(); }, [] { std::this_thread::sleep_for(1500ms); });
+    const double most = most_grown_while(fd, [] { std::this_thread::sleep_for(1500ms); });
     // Three answers would grow by 3 x 448 KiB (3 x 192 KiB copying) unbounded; the budget lets
     // one or two of them grow.
     CHECK(most <= 400 * 1024);

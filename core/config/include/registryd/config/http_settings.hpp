@@ -61,9 +61,8 @@ struct http_settings {
   // OpenSSL (`openssl`). docs/frontdoor.md, "TLS records sealed by registryd".
   bool tls_registryd_seals = true;
   // Bytes that streamed answers may hold, all together, in buffers grown past their first
-  // 64 KiB (each grows to at most 1 MiB while its source has bytes ready and the client's socket
-  // takes each piece whole). Past this, a stream keeps the buffer it has: many concurrent
-  // streams cost 64 KiB to a few hundred KiB each, not 1 MiB.
+  // 256 KiB (each grows to at most 1 MiB while its source has bytes ready). Past this, a stream
+  // keeps the buffer it has: many concurrent streams cost 256 KiB each, not 1 MiB.
   std::size_t stream_buffer_budget = 16 * 1024 * 1024;
   // Bytes that file answers (Local blobs, cached Proxy blobs) sent through user space may hold,
   // all together, in buffers grown past their first 64 KiB (each doubles, up to 512 KiB of TLS
