@@ -844,7 +844,14 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
   net::awaitable<std::size_t> offer(net::const_buffer from, error_code& ec) {
     const std::size_t now = socket().write_some(from, ec);  // the socket is non-blocking
     if (ec == net::error::would_block || ec == net::error::try_again || ec == net::error::interrupted) ec = {};
-    if (ec || now == from.size()) co_return now;
+    if (ec) co_return now;
+    if (now == from.size()) {
+      // Through the connection's executor, as Asio completes a write it finished at once: a
+      // client whose socket takes every slice of a large file at once must not keep the I/O
+      // thread from its other connections until the file ends.
+      co_await net::post(co_await net::this_coro::executor, net::use_awaitable);
+      co_return now;
+    }
     socket_filled_ = true;
     co_return now + co_await write(socket(), from + now, ec);
   }
