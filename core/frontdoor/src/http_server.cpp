@@ -378,7 +378,13 @@ constexpr std::size_t body_read_size = 64 * 1024;
 // I/O thread before its request takes a worker: a client that sends part of a small body and
 // stops holds a connection, never a worker (docs/frontdoor.md, "Shape").
 constexpr std::size_t body_read_ahead = 64 * 1024;
-// Bytes moved per piece of a body, in and out.
+// An answer's buffer (a streamed answer's pieces, a file answer's slices) is this large at
+// least. Anything larger comes out of a budget of the listener's, so that a client that reads
+// slowly or not at all costs 64 KiB a connection once the budget is spent, not 512 KiB or 1 MiB
+// (docs/frontdoor.md, "Slow readers").
+constexpr std::size_t first_answer_piece = 64 * 1024;
+// Bytes moved per piece of a body, in and out: a streamed answer's first piece while the
+// listener's stream_buffer_budget has room for it (first_answer_piece past it).
 constexpr std::size_t piece_size = 256 * 1024;
 // A streamed response's buffer starts at piece_size and doubles up to this while each read
 // fills it, so a source that has bytes ready (a cache fill running ahead of its client) is
@@ -400,11 +406,9 @@ constexpr std::size_t read_slice = 256 * 1024;
 // the gathered records took before). 16 records cost more CPU per GiB at 16 clients, 64 no less
 // than 32 (bench/results/2026-12-06-hand-sealing-in-place.md).
 constexpr std::size_t sealed_slice_records = 32;
-// A file answer's buffer starts at this much plain text (4 TLS records) and doubles, up to the
-// sizes above, after each offer the client's socket took whole, while the server's
-// file_buffer_budget has room: a client that reads slowly or not at all keeps a connection's
-// buffer at 64 KiB instead of 512 KiB (docs/frontdoor.md, "Slow readers").
-constexpr std::size_t first_file_piece = 64 * 1024;
+// A file answer's buffer starts at first_answer_piece of plain text (4 TLS records) and
+// doubles, up to the sizes above, after each offer the client's socket took whole, while the
+// server's file_buffer_budget has room.
 // How long a closing connection waits for the client's close (TLS close_notify, lingering).
 constexpr auto closing_time = std::chrono::milliseconds(1000);
 // How much a lingering close reads and drops, at most.
@@ -656,7 +660,7 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
   prometheus::Gauge& in_flight_gauge;
   prometheus::Gauge& queued_gauge;
   prometheus::Gauge& parked_gauge;
-  // Bytes held by streamed answers' buffers beyond their first piece (transport's
+  // Bytes held by streamed answers' buffers beyond their first 64 KiB (transport's
   // stream_buffer_budget), by file answers' buffers beyond their first 64 KiB
   // (file_buffer_budget), and by bodies read before their requests took a worker
   // (read_ahead_budget).
@@ -1563,7 +1567,7 @@ net::awaitable<bool> connection<Stream>::send_file_sealed(http_response& res, st
       const std::uint64_t records = (prefix + left + plain_max - 1) / plain_max;
       return static_cast<std::size_t>(std::clamp<std::uint64_t>(records, 1, want));
     };
-    std::size_t slots = fitted(first_file_piece / plain_max);
+    std::size_t slots = fitted(first_answer_piece / plain_max);
     const std::size_t slot = layout.slot();
     raw_buffer buf(slots * slot);
     budget_share grown(server_->file_grown, 0);
@@ -1630,7 +1634,7 @@ net::awaitable<bool> connection<Stream>::send_file(http_response& res, std::stri
   if (!zero_copy) {
     // Read, then write, a piece at a time (on TLS, write_all gathers the records into few
     // socket writes); the head goes out with the first piece.
-    raw_buffer buf(static_cast<std::size_t>(std::min<std::uint64_t>(first_file_piece, head.size() + left)));
+    raw_buffer buf(static_cast<std::size_t>(std::min<std::uint64_t>(first_answer_piece, head.size() + left)));
     budget_share grown(server_->file_grown, 0);
     std::size_t prefix = std::min(head.size(), buf.size);
     std::memcpy(buf.data(), head.data(), prefix);
@@ -1717,11 +1721,15 @@ net::awaitable<bool> connection<Stream>::send_stream(http_response& res, bool ch
     const auto left = static_cast<std::uint64_t>(res.stream_length) - std::min(sent, static_cast<std::uint64_t>(res.stream_length));
     return static_cast<std::size_t>(std::max<std::uint64_t>(1, std::min<std::uint64_t>(want, left)));
   };
-  std::size_t capacity = fitted(piece_size, 0);  // the buffer's, without its room for framing
-  raw_buffer buf(front + capacity + 2);
-  // What the buffer holds past its first piece, taken from the server's budget and given back
-  // when the stream ends however it ends.
+  // What the buffer holds past first_answer_piece, taken from the server's budget and given back
+  // when the stream ends however it ends. The first piece is piece_size while the budget has
+  // room for it: past the budget, streams whose clients stopped reading cost 64 KiB each.
   budget_share grown(server_->grown, 0);
+  std::size_t capacity = fitted(first_answer_piece, 0);  // the buffer's, without its room for framing
+  if (const std::size_t usual = fitted(piece_size, 0); usual > capacity && grown.take_more(usual - capacity)) {
+    capacity = usual;
+  }
+  raw_buffer buf(front + capacity + 2);
   std::uint64_t sent = 0;
   body_source& source = *res.stream;
   for (;;) {
@@ -1966,7 +1974,7 @@ http_server::impl::impl(server_options o, http_handler h, exchange_observer obs,
                                     "Long polls parked until what they wait for changes (no worker held).")),
       grown(opts.transport.stream_buffer_budget,
             unlabelled_gauge(metrics, "registryd_http_stream_buffer_grown_bytes",
-                             "Bytes streamed answers hold in buffers grown past their first piece.")),
+                             "Bytes streamed answers hold in buffers past their first 64 KiB.")),
       file_grown(opts.transport.file_buffer_budget,
                  unlabelled_gauge(metrics, "registryd_http_file_buffer_grown_bytes",
                                   "Bytes file answers hold in buffers grown past their first 64 KiB.")),

@@ -1260,11 +1260,11 @@ TEST_CASE("a stream's buffer grows while its source fills it, never past what is
         "262144,200000,100000");
 }
 
-TEST_CASE("grown stream buffers share one budget: past it a stream keeps its buffer, and a stream's share "
-          "comes back when it ends",
+TEST_CASE("stream buffers past 64 KiB share one budget: past it a stream starts at 64 KiB and keeps it, "
+          "and a stream's share comes back when it ends",
           "[frontdoor][transport]") {
   registryd::frontdoor::transport_options t;
-  t.stream_buffer_budget = 786432;  // one stream's growth from 256 KiB to 1 MiB
+  t.stream_buffer_budget = 983040;  // one stream's buffer from 64 KiB to 1 MiB
   // The holder below must take MBs without reading: the server's socket, unbounded, holds them.
   // With the default bound on unsent bytes (64 KiB) it takes less than one 256 KiB piece, and no
   // buffer would grow.
@@ -1273,15 +1273,17 @@ TEST_CASE("grown stream buffers share one budget: past it a stream keeps its buf
   const auto body_of = [](const std::string& reply) { return reply.substr(reply.find("\r\n\r\n") + 4); };
   const std::string reads_request = "GET /v2/x/stream-reads HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
   const std::string grown = "262144,524288,1048576,1048576,116416";
-  const std::string small = "262144,262144,262144,262144,262144,262144,262144,262144,262144,262144,262144,116416";
+  std::string small;  // 64 KiB pieces: 45 of them, and 50,880 bytes
+  for (int i = 0; i < 45; ++i) small += "65536,";
+  small += "50880";
   {
     // A client that reads nothing holds a 64 MB stream, and the whole budget, until it goes.
     connection holder(fd.port);
     holder.send_only("GET /v2/x/stream?size=64000000 HTTP/1.1\r\nHost: x\r\n\r\n");
-    for (int i = 0; i < 250 && fd.gauge("registryd_http_stream_buffer_grown_bytes") < 786432; ++i) {
+    for (int i = 0; i < 250 && fd.gauge("registryd_http_stream_buffer_grown_bytes") < 983040; ++i) {
       std::this_thread::sleep_for(20ms);
     }
-    REQUIRE(fd.gauge("registryd_http_stream_buffer_grown_bytes") == 786432);
+    REQUIRE(fd.gauge("registryd_http_stream_buffer_grown_bytes") == 983040);
     // Until its socket buffers are full and it reads no more from its source: the reads it
     // records stop changing (they would otherwise land in the next stream's list). This needs
     // the kernel to buffer a few MB for a client that reads nothing, as loopback does with the
@@ -1307,7 +1309,7 @@ TEST_CASE("grown stream buffers share one budget: past it a stream keeps its buf
   CHECK(body_of(roundtrip(fd.port, reads_request)) == grown);
   CHECK(fd.gauge("registryd_http_stream_buffer_grown_bytes") == 0);  // given back once sent
 
-  // With no budget every stream keeps its first buffer.
+  // With no budget every stream keeps 64 KiB.
   registryd::frontdoor::transport_options none;
   none.stream_buffer_budget = 0;
   running_front_door unbudgeted(false, none);

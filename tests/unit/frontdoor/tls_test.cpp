@@ -79,6 +79,10 @@ struct tls_front_door {
   double file_buffers_grown() const {
     return frontdoor_test::gauge_value(*metrics, "registryd_http_file_buffer_grown_bytes");
   }
+  // Bytes streamed answers hold in buffers past their first 64 KiB.
+  double stream_buffers_grown() const {
+    return frontdoor_test::gauge_value(*metrics, "registryd_http_stream_buffer_grown_bytes");
+  }
   // TLS handshakes done whose records `records` ("kernel", "registryd" or "openssl") seals.
   double handshakes(const std::string& records) const {
     return frontdoor_test::counter_value(*metrics, "registryd_http_tls_handshakes_total", "records", records);
@@ -347,7 +351,7 @@ TEST_CASE("over TLS: an idle connection is closed with close_notify at its timeo
 }
 
 TEST_CASE("over TLS: a file answer's buffer grows past 64 KiB only while the client's socket takes "
-          "each offer whole, and all such growth stays within the file buffer budget",
+          "each offer whole, and all answers' buffers past 64 KiB stay within their budgets",
           "[frontdoor][tls]") {
   // Records sealed by registryd (a buffer of 4 records, doubling up to 32) and by OpenSSL (the
   // copying path: 64 KiB, doubling up to 256 KiB).
@@ -364,13 +368,13 @@ TEST_CASE("over TLS: a file answer's buffer grows past 64 KiB only while the cli
     }
     return got.starts_with("HTTP/1.1 200") && got.size() - body_start == size && is_pattern(got.substr(body_start));
   };
-  // The most the gauge showed while `run` ran.
-  const auto most_grown_while = [](const tls_front_door& fd, const std::function<void()>& run) {
+  // The most `gauge` showed while `run` ran.
+  const auto most_while = [](const std::function<double()>& gauge, const std::function<void()>& run) {
     std::atomic<bool> running{true};
     double most = 0;
     std::thread sampler([&] {
       while (running) {
-        most = std::max(most, fd.file_buffers_grown());
+        most = std::max(most, gauge());
         std::this_thread::sleep_for(1ms);
       }
     });
@@ -391,7 +395,7 @@ TEST_CASE("over TLS: a file answer's buffer grows past 64 KiB only while the cli
     tls_client slow(fd.port(), 10000ms, 4096);
     REQUIRE(slow.handshake());
     bool whole = false;
-    const double most = most_grown_while(fd, [&] {
+    const double most = most_while([&fd] { return fd.file_buffers_grown(); }, [&] {
       slow.send(request_of + std::to_string(size) + " HTTP/1.1\r\nHost: x\r\n\r\n");
       whole = read_answer(slow, size, 16384, 5ms);
     });
@@ -400,27 +404,34 @@ TEST_CASE("over TLS: a file answer's buffer grows past 64 KiB only while the cli
   }
 
   SECTION("clients that stop reading hold no more than the budget; their shares come back") {
+    // File answers (Local blobs) and streamed answers (Proxy fills, Direct relays), each against
+    // its own budget.
+    const bool file = GENERATE(true, false);
+    INFO((file ? "file answers" : "streamed answers"));
     registryd::frontdoor::transport_options t;
     t.tls_registryd_seals = registryd_seals;
-    t.file_buffer_budget = 400 * 1024;
+    (file ? t.file_buffer_budget : t.stream_buffer_budget) = 400 * 1024;
     // Without the bound on unsent bytes, the server's sockets take MBs that nobody reads, so each
     // answer's offers go out whole and its buffer grows until the budget says no.
     t.tcp_notsent_lowat = 0;
     tls_front_door fd(t);
+    const auto held = [&fd, file] { return file ? fd.file_buffers_grown() : fd.stream_buffers_grown(); };
     constexpr std::size_t size = 8 * 1024 * 1024;
     std::vector<std::unique_ptr<tls_client>> holders;
     for (int i = 0; i < 3; ++i) {
       holders.push_back(std::make_unique<tls_client>(fd.port(), 10000ms));
       REQUIRE(holders.back()->handshake());
-      holders.back()->send(request_of + std::to_string(size) + " HTTP/1.1\r\nHost: x\r\n\r\n");
+      holders.back()->send((file ? request_of : "GET /v2/x/stream?size=") + std::to_string(size) +
+                           " HTTP/1.1\r\nHost: x\r\n\r\n");
     }
-    const double most = most_grown_while(fd, [] { std::this_thread::sleep_for(1500ms); });
-    // Three answers would grow by 3 x 448 KiB (3 x 192 KiB copying) unbounded; the budget lets
-    // one or two of them grow.
+    const double most = most_while(held, [] { std::this_thread::sleep_for(1500ms); });
+    // Unbounded, three file answers would grow by 3 x 448 KiB (3 x 192 KiB copying), and three
+    // streams would hold 3 x 960 KiB past 64 KiB (256 KiB pieces from the start, then 1 MiB).
+    // The budget lets one or two of them have more than 64 KiB.
     CHECK(most <= 400 * 1024);
     CHECK(most >= 192 * 1024);
     for (auto& h : holders) CHECK(read_answer(*h, size, 65536, 0ms));
-    for (int i = 0; i < 100 && fd.file_buffers_grown() != 0; ++i) std::this_thread::sleep_for(20ms);
-    CHECK(fd.file_buffers_grown() == 0);
+    for (int i = 0; i < 100 && held() != 0; ++i) std::this_thread::sleep_for(20ms);
+    CHECK(held() == 0);
   }
 }
