@@ -383,8 +383,8 @@ constexpr std::size_t body_read_ahead = 64 * 1024;
 // slowly or not at all costs 64 KiB a connection once the budget is spent, not 512 KiB or 1 MiB
 // (docs/frontdoor.md, "Slow readers").
 constexpr std::size_t first_answer_piece = 64 * 1024;
-// Bytes moved per piece of a body, in and out: a streamed answer's first piece while the
-// listener's stream_buffer_budget has room for it (first_answer_piece past it).
+// Bytes moved per piece of a body, in and out: a streamed answer's first piece while half the
+// listener's stream_buffer_budget has room for it (first_answer_piece past that).
 constexpr std::size_t piece_size = 256 * 1024;
 // A streamed response's buffer starts at piece_size and doubles up to this while each read
 // fills it, so a source that has bytes ready (a cache fill running ahead of its client) is
@@ -661,10 +661,13 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
   prometheus::Gauge& queued_gauge;
   prometheus::Gauge& parked_gauge;
   // Bytes held by streamed answers' buffers beyond their first 64 KiB (transport's
-  // stream_buffer_budget), by file answers' buffers beyond their first 64 KiB
+  // stream_buffer_budget: half for first pieces of 256 KiB, half for buffers grown past them,
+  // both shown in one gauge), by file answers' buffers beyond their first 64 KiB
   // (file_buffer_budget), and by bodies read before their requests took a worker
   // (read_ahead_budget).
-  byte_budget grown;
+  prometheus::Gauge& stream_buffer_gauge;
+  byte_budget stream_first;
+  byte_budget stream_grown;
   byte_budget file_grown;
   byte_budget read_ahead;
   prometheus::Counter& accepted;
@@ -1721,12 +1724,15 @@ net::awaitable<bool> connection<Stream>::send_stream(http_response& res, bool ch
     const auto left = static_cast<std::uint64_t>(res.stream_length) - std::min(sent, static_cast<std::uint64_t>(res.stream_length));
     return static_cast<std::size_t>(std::max<std::uint64_t>(1, std::min<std::uint64_t>(want, left)));
   };
-  // What the buffer holds past first_answer_piece, taken from the server's budget and given back
-  // when the stream ends however it ends. The first piece is piece_size while the budget has
-  // room for it: past the budget, streams whose clients stopped reading cost 64 KiB each.
-  budget_share grown(server_->grown, 0);
+  // What the buffer holds past 64 KiB, taken from the server's budget and given back when the
+  // stream ends however it ends: the first piece is 256 KiB while the half of the budget kept
+  // for first pieces has room (past it, streams whose clients stopped reading cost 64 KiB
+  // each), and the buffer grows past that within the other half, so that a few fast streams
+  // never leave new ones at 64 KiB.
+  budget_share first(server_->stream_first, 0);
+  budget_share grown(server_->stream_grown, 0);
   std::size_t capacity = fitted(first_answer_piece, 0);  // the buffer's, without its room for framing
-  if (const std::size_t usual = fitted(piece_size, 0); usual > capacity && grown.take_more(usual - capacity)) {
+  if (const std::size_t usual = fitted(piece_size, 0); usual > capacity && first.take_more(usual - capacity)) {
     capacity = usual;
   }
   raw_buffer buf(front + capacity + 2);
@@ -1972,9 +1978,11 @@ http_server::impl::impl(server_options o, http_handler h, exchange_observer obs,
                                     "Requests waiting for a worker.")),
       parked_gauge(unlabelled_gauge(metrics, "registryd_http_requests_parked",
                                     "Long polls parked until what they wait for changes (no worker held).")),
-      grown(opts.transport.stream_buffer_budget,
-            unlabelled_gauge(metrics, "registryd_http_stream_buffer_grown_bytes",
-                             "Bytes streamed answers hold in buffers past their first 64 KiB.")),
+      stream_buffer_gauge(unlabelled_gauge(metrics, "registryd_http_stream_buffer_grown_bytes",
+                                           "Bytes streamed answers hold in buffers past their first 64 KiB.")),
+      stream_first(opts.transport.stream_buffer_budget / 2, stream_buffer_gauge),
+      stream_grown(opts.transport.stream_buffer_budget - opts.transport.stream_buffer_budget / 2,
+                   stream_buffer_gauge),
       file_grown(opts.transport.file_buffer_budget,
                  unlabelled_gauge(metrics, "registryd_http_file_buffer_grown_bytes",
                                   "Bytes file answers hold in buffers grown past their first 64 KiB.")),

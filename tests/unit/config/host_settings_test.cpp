@@ -311,7 +311,7 @@ TEST_CASE("the front door's threads, timeouts and limits are read and checked", 
   CHECK(s.http.drain_limit_bytes == 0);
   CHECK(s.http.io_threads == 2);
   CHECK(s.http.stream_buffer_budget == 0);
-  CHECK(defaults.http.stream_buffer_budget == 16 * 1024 * 1024);
+  CHECK(defaults.http.stream_buffer_budget == 32 * 1024 * 1024);
   CHECK(s.http.tcp_notsent_lowat == 0);
   CHECK(defaults.http.tcp_notsent_lowat == 64 * 1024);
   CHECK(s.http.body_busy_timeout == std::chrono::seconds(0));

@@ -1260,30 +1260,36 @@ TEST_CASE("a stream's buffer grows while its source fills it, never past what is
         "262144,200000,100000");
 }
 
-TEST_CASE("stream buffers past 64 KiB share one budget: past it a stream starts at 64 KiB and keeps it, "
-          "and a stream's share comes back when it ends",
+TEST_CASE("stream buffers past 64 KiB share one budget, half for first pieces and half for growth: past "
+          "it a stream starts at 64 KiB, and a stream's shares come back when it ends",
           "[frontdoor][transport]") {
   registryd::frontdoor::transport_options t;
-  t.stream_buffer_budget = 983040;  // one stream's buffer from 64 KiB to 1 MiB
+  // Half (196,608 bytes) is one first piece's 192 KiB past 64 KiB; the other half lets a stream
+  // grow from 64 KiB to 256 KiB, or not at all from 256 KiB (to 512 KiB takes 262,144).
+  t.stream_buffer_budget = 393216;
   // The holder below must take MBs without reading: the server's socket, unbounded, holds them.
-  // With the default bound on unsent bytes (64 KiB) it takes less than one 256 KiB piece, and no
-  // buffer would grow.
+  // With the default bound on unsent bytes (64 KiB) it takes less than one 256 KiB piece.
   t.tcp_notsent_lowat = 0;
   running_front_door fd(false, t);
   const auto body_of = [](const std::string& reply) { return reply.substr(reply.find("\r\n\r\n") + 4); };
   const std::string reads_request = "GET /v2/x/stream-reads HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-  const std::string grown = "262144,524288,1048576,1048576,116416";
-  std::string small;  // 64 KiB pieces: 45 of them, and 50,880 bytes
-  for (int i = 0; i < 45; ++i) small += "65536,";
-  small += "50880";
+  const std::string stream_request = "GET /v2/x/stream?size=3000000 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  const auto pieces = [](std::initializer_list<std::pair<int, int>> runs) {
+    std::string list;
+    for (const auto& [count, size] : runs) {
+      for (int i = 0; i < count; ++i) list += (list.empty() ? "" : ",") + std::to_string(size);
+    }
+    return list;
+  };
   {
-    // A client that reads nothing holds a 64 MB stream, and the whole budget, until it goes.
+    // A client that reads nothing holds a 64 MB stream, and the half for first pieces, until it
+    // goes; its buffer cannot grow within the other half.
     connection holder(fd.port);
     holder.send_only("GET /v2/x/stream?size=64000000 HTTP/1.1\r\nHost: x\r\n\r\n");
-    for (int i = 0; i < 250 && fd.gauge("registryd_http_stream_buffer_grown_bytes") < 983040; ++i) {
+    for (int i = 0; i < 250 && fd.gauge("registryd_http_stream_buffer_grown_bytes") < 196608; ++i) {
       std::this_thread::sleep_for(20ms);
     }
-    REQUIRE(fd.gauge("registryd_http_stream_buffer_grown_bytes") == 983040);
+    REQUIRE(fd.gauge("registryd_http_stream_buffer_grown_bytes") == 196608);
     // Until its socket buffers are full and it reads no more from its source: the reads it
     // records stop changing (they would otherwise land in the next stream's list). This needs
     // the kernel to buffer a few MB for a client that reads nothing, as loopback does with the
@@ -1296,25 +1302,29 @@ TEST_CASE("stream buffers past 64 KiB share one budget: past it a stream starts 
       last = now;
     }
     REQUIRE(body_of(roundtrip(fd.port, reads_request)) == last);
-    const auto other = roundtrip(fd.port, "GET /v2/x/stream?size=3000000 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-    CHECK(body_of(other).size() == 3000000);
-    CHECK(body_of(roundtrip(fd.port, reads_request)) == small);
+    CHECK(last.find("524288") == std::string::npos);
+    CHECK(fd.gauge("registryd_http_stream_buffer_grown_bytes") == 196608);
+    // The next stream finds the first pieces' half spent: 64 KiB, then doubled twice within the
+    // growth half, and no further (3000000 - 65536 - 131072 - 10 x 262144 = 181952).
+    CHECK(body_of(roundtrip(fd.port, stream_request)).size() == 3000000);
+    CHECK(body_of(roundtrip(fd.port, reads_request)) == pieces({{1, 65536}, {1, 131072}, {10, 262144}, {1, 181952}}));
   }
   for (int i = 0; i < 250 && fd.gauge("registryd_http_stream_buffer_grown_bytes") != 0; ++i) {
     std::this_thread::sleep_for(20ms);
   }
   CHECK(fd.gauge("registryd_http_stream_buffer_grown_bytes") == 0);
-  const auto after = roundtrip(fd.port, "GET /v2/x/stream?size=3000000 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-  CHECK(body_of(after).size() == 3000000);
-  CHECK(body_of(roundtrip(fd.port, reads_request)) == grown);
+  // The holder's share is back: 256 KiB from the start. Its buffer cannot double within the
+  // growth half; it grows only to fit the last 378,560 bytes (3000000 - 10 x 262144).
+  CHECK(body_of(roundtrip(fd.port, stream_request)).size() == 3000000);
+  CHECK(body_of(roundtrip(fd.port, reads_request)) == pieces({{10, 262144}, {1, 378560}}));
   CHECK(fd.gauge("registryd_http_stream_buffer_grown_bytes") == 0);  // given back once sent
 
-  // With no budget every stream keeps 64 KiB.
+  // With no budget every stream keeps 64 KiB (45 pieces, and 50,880 bytes).
   registryd::frontdoor::transport_options none;
   none.stream_buffer_budget = 0;
   running_front_door unbudgeted(false, none);
-  CHECK(body_of(roundtrip(unbudgeted.port, "GET /v2/x/stream?size=3000000 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")).size() == 3000000);
-  CHECK(body_of(roundtrip(unbudgeted.port, reads_request)) == small);
+  CHECK(body_of(roundtrip(unbudgeted.port, stream_request)).size() == 3000000);
+  CHECK(body_of(roundtrip(unbudgeted.port, reads_request)) == pieces({{45, 65536}, {1, 50880}}));
 }
 
 TEST_CASE("a wake signal calls each waiter once; a waiter added after a change it did not see is called at once",

@@ -60,10 +60,13 @@ struct http_settings {
   // OpenSSL hands it the write keys at the end of each handshake, as to a kernel-TLS socket) or
   // OpenSSL (`openssl`). docs/frontdoor.md, "TLS records sealed by registryd".
   bool tls_registryd_seals = true;
-  // Bytes that streamed answers may hold, all together, in buffers grown past their first
-  // 256 KiB (each grows to at most 1 MiB while its source has bytes ready). Past this, a stream
-  // keeps the buffer it has: many concurrent streams cost 256 KiB each, not 1 MiB.
-  std::size_t stream_buffer_budget = 16 * 1024 * 1024;
+  // Bytes that streamed answers may hold, all together, in buffers past their first 64 KiB.
+  // Half is for first pieces: a stream's first piece is 256 KiB while that half has room for
+  // it, 64 KiB past it. The other half is for growth: a buffer doubles, to at most 1 MiB, while
+  // its source has bytes ready and that half has room. So many concurrent streams, or clients
+  // that stop reading them, cost 64 KiB each past this, not 256 KiB or 1 MiB; and a few fast
+  // streams that grew never leave new ones at 64 KiB.
+  std::size_t stream_buffer_budget = 32 * 1024 * 1024;
   // Bytes that file answers (Local blobs, cached Proxy blobs) sent through user space may hold,
   // all together, in buffers grown past their first 64 KiB (each doubles, up to 512 KiB of TLS
   // records or 256 KiB of plain text, while the client's socket takes each offer whole). Past
