@@ -17,8 +17,9 @@ namespace {
 namespace client = oci::client;
 using nlohmann::json;
 
-// Bytes queued per stream between the upstream and the client.
-constexpr std::size_t stream_buffer = 1024 * 1024;
+// Bytes queued per stream between the upstream and the client: what a client that stops
+// reading holds here until the front door's body timeout, besides the front door's piece.
+constexpr std::size_t stream_buffer = 256 * 1024;
 // Error bodies and tag lists are read whole; anything longer is not what it claims to be.
 constexpr std::size_t max_error_body = 64 * 1024;
 constexpr std::size_t max_tags_list = 8 * 1024 * 1024;
