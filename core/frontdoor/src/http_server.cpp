@@ -381,7 +381,8 @@ constexpr std::size_t body_read_ahead = 64 * 1024;
 // An answer's buffer (a streamed answer's pieces, a file answer's slices) is this large at
 // least. Anything larger comes out of a budget of the listener's, so that a client that reads
 // slowly or not at all costs 64 KiB a connection once the budget is spent, not 512 KiB or 1 MiB
-// (docs/frontdoor.md, "Slow readers").
+// (docs/frontdoor.md, "Slow readers"). A file answer's buffer starts here (4 TLS records) and
+// doubles, up to the sizes below, after each offer the client's socket took whole.
 constexpr std::size_t first_answer_piece = 64 * 1024;
 // Bytes moved per piece of a body, in and out: a streamed answer's first piece while half the
 // listener's stream_buffer_budget has room for it (first_answer_piece past that).
@@ -406,9 +407,6 @@ constexpr std::size_t read_slice = 256 * 1024;
 // the gathered records took before). 16 records cost more CPU per GiB at 16 clients, 64 no less
 // than 32 (bench/results/2026-12-06-hand-sealing-in-place.md).
 constexpr std::size_t sealed_slice_records = 32;
-// A file answer's buffer starts at first_answer_piece of plain text (4 TLS records) and
-// doubles, up to the sizes above, after each offer the client's socket took whole, while the
-// server's file_buffer_budget has room.
 // How long a closing connection waits for the client's close (TLS close_notify, lingering).
 constexpr auto closing_time = std::chrono::milliseconds(1000);
 // How much a lingering close reads and drops, at most.
