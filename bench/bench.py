@@ -202,7 +202,8 @@ def _brief(sample):
         parts.append(f"{sample['mib_s']:.0f} MiB/s")
     if sample.get("server_cpu_s_per_gib") is not None:
         parts.append(f"server {sample['server_cpu_s_per_gib']:.2f} and client "
-                     f"{sample['client_cpu_s_per_gib']:.2f} CPU s/GiB")
+                     f"{sample['client_cpu_s_per_gib']:.2f} CPU s/GiB (client busy "
+                     f"{sample.get('client_busy_cores', 0):.2f} cores)")
     if sample.get("seconds") and sample.get("tool") not in ("wrk", "ab"):
         parts.append(f"{sample['seconds']:.2f} s")
     if not sample.get("valid", True):
@@ -267,11 +268,15 @@ def with_cpu(server, measure):
     sample = measure()
     client1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     server1 = procs.cpu_seconds(server.proc.pid, server.rss_include_children)
+    client = (client1.ru_utime + client1.ru_stime) - (client0.ru_utime + client0.ru_stime)
     gib = sample["bytes"] / (1024 * MIB)
     if gib > 0:
-        client = (client1.ru_utime + client1.ru_stime) - (client0.ru_utime + client0.ru_stime)
         sample["server_cpu_s_per_gib"] = (server1 - server0) / gib
         sample["client_cpu_s_per_gib"] = client / gib
+    if sample.get("seconds"):
+        # The load generator's CPU over the run's wall time: near 1.00 with one wrk thread, the
+        # client, not the server, set the pace (docs/frontdoor.md, "One client measures wrk").
+        sample["client_busy_cores"] = client / sample["seconds"]
     return sample
 
 
@@ -320,11 +325,14 @@ def blob_get_figures(run, tls, targets, size):
         client_cpu = f"{fid}_client_cpu"
         run.figure(client_cpu, f"{title}: {tool}'s CPU per GiB received", "CPU s/GiB",
                    "client_cpu_s_per_gib", higher_is_better=False)
+        client_busy = f"{fid}_client_busy"
+        run.figure(client_busy, f"{title}: {tool}'s CPU time over the run's time", "cores",
+                   "client_busy_cores", higher_is_better=False)
         log(f"{fid}")
         measure = BLOB_GET_CLIENTS[tool][2]
         measure_round(run, fid, targets,
                       lambda t, d, c=clients, m=measure: m(t, c, d, size),
-                      also=(cpu, client_cpu))
+                      also=(cpu, client_cpu, client_busy))
 
 
 def suite_local(ctx, run):
