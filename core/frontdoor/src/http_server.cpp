@@ -3,6 +3,7 @@
 #include "worker_pool.hpp"
 
 #include <registryd/pki/certificates.hpp>
+#include <registryd/sdk/admission.hpp>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/compose.hpp>
@@ -649,10 +650,9 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
   std::atomic<bool> io_stopped{false};
   int bound_port = 0;
 
-  std::atomic<std::size_t> open{0};
+  // Open connections, in all and per client address (http_max_connections, ..._per_client).
+  sdk::admission connections;
   std::atomic<std::size_t> queued{0};
-  std::mutex clients_mutex;
-  std::unordered_map<std::string, std::size_t> per_client;
 
   prometheus::Gauge& open_gauge;
   prometheus::Gauge& in_flight_gauge;
@@ -685,8 +685,6 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
   void on_accepted(tcp::socket socket);
   template <class Connection>
   void start(std::shared_ptr<Connection> c);
-  bool admit(const std::string& client);
-  void release(const std::string& client);
 };
 
 namespace {
@@ -733,9 +731,11 @@ template <class Stream>
 class connection : public std::enable_shared_from_this<connection<Stream>> {
  public:
   template <class... Args>
-  connection(std::shared_ptr<http_server::impl> server, std::string client, Args&&... stream_args)
+  connection(std::shared_ptr<http_server::impl> server, std::string client, sdk::admission::ticket place,
+             Args&&... stream_args)
       : server_(std::move(server)),
         client_(std::move(client)),
+        place_(std::move(place)),
         stream_(std::forward<Args>(stream_args)...),
         timer_(stream_.get_executor()) {
     // Beast parses a chunk's size line (with its extensions) and the trailer section only when
@@ -745,9 +745,7 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
     buffer_.max_size(server_->opts.transport.max_header_bytes + body_read_size);
   }
 
-  ~connection() {
-    server_->release(client_);
-  }
+  ~connection() { server_->open_gauge.Decrement(); }
 
   net::awaitable<void> run(std::shared_ptr<connection> self);
 
@@ -974,6 +972,7 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
 
   std::shared_ptr<http_server::impl> server_;
   std::string client_;
+  sdk::admission::ticket place_;  // its place among the server's connections, given back with it
   // The subject of the client's certificate when it verified against the server's trust store
   // (the host CA, on listeners that ask for one); "" otherwise.
   std::string peer_subject_;
@@ -1968,6 +1967,7 @@ http_server::impl::impl(server_options o, http_handler h, exchange_observer obs,
       handler(std::move(h)),
       observer(std::move(obs)),
       logger(std::move(l)),
+      connections(opts.transport.max_connections, opts.transport.max_connections_per_client),
       open_gauge(unlabelled_gauge(metrics, "registryd_http_connections",
                                   "Connections the front door holds open.")),
       in_flight_gauge(unlabelled_gauge(metrics, "registryd_http_requests_in_flight",
@@ -2011,41 +2011,16 @@ http_server::impl::impl(server_options o, http_handler h, exchange_observer obs,
       sealed_by_registryd(handshakes_family.Add({{"records", "registryd"}})),
       sealed_by_openssl(handshakes_family.Add({{"records", "openssl"}})) {}
 
-bool http_server::impl::admit(const std::string& client) {
-  const auto& t = opts.transport;
-  if (open.load() >= t.max_connections) {
-    count_closed("max_connections");
-    return false;
-  }
-  std::lock_guard lock(clients_mutex);
-  auto& n = per_client[client];
-  if (n >= t.max_connections_per_client) {
-    count_closed("max_connections_per_client");
-    return false;
-  }
-  ++n;
-  ++open;
-  open_gauge.Increment();
-  return true;
-}
-
-void http_server::impl::release(const std::string& client) {
-  {
-    std::lock_guard lock(clients_mutex);
-    const auto it = per_client.find(client);
-    if (it != per_client.end() && --it->second == 0) per_client.erase(it);
-  }
-  --open;
-  open_gauge.Decrement();
-}
-
 void http_server::impl::on_accepted(tcp::socket socket) {
   error_code ec;
   const auto peer = socket.remote_endpoint(ec);
   if (ec) return;
   std::string client = peer.address().to_string();
   accepted.Increment();
-  if (!admit(client)) {
+  sdk::admission::refusal why{};
+  auto place = connections.enter(client, &why);
+  if (!place) {
+    count_closed(why == sdk::admission::refusal::total ? "max_connections" : "max_connections_per_client");
     if (!tls) {
       static const std::string text =
           refusal_text(503, "too many connections", "Retry-After: 1\r\n");
@@ -2063,10 +2038,12 @@ void http_server::impl::on_accepted(tcp::socket socket) {
     (void)::setsockopt(socket.native_handle(), IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof lowat);
   }
   auto self = shared_from_this();
+  open_gauge.Increment();  // the connection's destructor takes it back
   if (tls) {
-    start(std::make_shared<connection<tls_stream>>(self, std::move(client), std::move(socket), *tls, seal_here));
+    start(std::make_shared<connection<tls_stream>>(self, std::move(client), std::move(place), std::move(socket), *tls,
+                                                   seal_here));
   } else {
-    start(std::make_shared<connection<tcp::socket>>(self, std::move(client), std::move(socket)));
+    start(std::make_shared<connection<tcp::socket>>(self, std::move(client), std::move(place), std::move(socket)));
   }
 }
 
