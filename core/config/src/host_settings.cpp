@@ -384,6 +384,12 @@ std::optional<host_settings> parse_root(const YAML::Node& root,
     s.gc_interval = *d;
   }
   if (auto d = read_seconds(fields, "gc_grace_seconds", 0, maximum_gc_grace.count(), errors)) s.gc_grace = *d;
+  if (auto n = read_ranged(fields, "direct_max_relays", 1, 1000000, "", errors)) {
+    s.direct_max_relays = static_cast<std::size_t>(*n);
+  }
+  if (auto n = read_ranged(fields, "direct_max_relays_per_client", 1, 1000000, "", errors)) {
+    s.direct_max_relays_per_client = static_cast<std::size_t>(*n);
+  }
   read_http_settings(fields, s.http, errors);
   read_packages_settings(fields, base_dir, s.packages, errors);
   read_cluster_settings(fields, base_dir, s, errors);
@@ -425,6 +431,8 @@ nlohmann::json host_settings_document(const host_settings& s) {
       {"replica_sync_interval_seconds", s.replica_sync_interval.count()},
       {"gc_interval_seconds", s.gc_interval.count()},
       {"gc_grace_seconds", s.gc_grace.count()},
+      {"direct_max_relays", s.direct_max_relays},
+      {"direct_max_relays_per_client", s.direct_max_relays_per_client},
       {"packages_listen_address", s.packages.listen_address.empty() ? std::string("off") : s.packages.listen_address},
       {"packages_max_cache_bytes", s.packages.max_cache_bytes},
       {"packages_evict_percent", s.packages.evict_percent},

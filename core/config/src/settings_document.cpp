@@ -52,6 +52,9 @@ nlohmann::json settings_document(const module_config& config, const host_setting
       // Local mode online garbage collection (docs/gc.md).
       {"gcIntervalSeconds", host.gc_interval.count()},
       {"gcGraceSeconds", host.gc_grace.count()},
+      // Direct mode's relays in flight (docs/direct-mode.md).
+      {"directMaxRelays", host.direct_max_relays},
+      {"directMaxRelaysPerClient", host.direct_max_relays_per_client},
   };
   if (host.replica_credentials_file) {
     host_doc["replicaCredentialsFile"] = host.replica_credentials_file->string();

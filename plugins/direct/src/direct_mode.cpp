@@ -59,10 +59,12 @@ std::optional<std::string> read_whole(client::response_stream& stream, std::size
 // early aborts the transfer.
 class relay_source final : public sdk::body_source {
  public:
-  relay_source(std::shared_ptr<const client::registry_client> c, std::unique_ptr<client::response_stream> stream,
-               std::optional<oci::digest> verify, std::optional<std::uint64_t> length,
-               std::shared_ptr<direct_metrics> metrics, sdk::host host, std::string what)
+  relay_source(std::shared_ptr<const client::registry_client> c, sdk::admission::ticket place,
+               std::unique_ptr<client::response_stream> stream, std::optional<oci::digest> verify,
+               std::optional<std::uint64_t> length, std::shared_ptr<direct_metrics> metrics, sdk::host host,
+               std::string what)
       : client_(std::move(c)),
+        place_(std::move(place)),
         stream_(std::move(stream)),
         relay_([s = stream_.get()](char* b, std::size_t n) { return s->read(b, n); },
                [s = stream_.get()] {
@@ -108,6 +110,7 @@ class relay_source final : public sdk::body_source {
 
  private:
   std::shared_ptr<const client::registry_client> client_;  // outlives the stream's worker
+  sdk::admission::ticket place_;                           // given back after the stream's worker ended
   std::unique_ptr<client::response_stream> stream_;
   body_relay relay_;
   std::optional<std::uint64_t> length_;
@@ -176,7 +179,8 @@ direct_mode::direct_mode(const sdk::host& host, const json& settings_doc)
       settings_(parse_settings(settings_doc)),
       mapping_(settings_.fixed_repository, settings_.upstream.images_repo.path),
       client_(std::make_shared<const client::registry_client>(settings_.upstream.options)),
-      metrics_(std::make_shared<direct_metrics>()) {
+      metrics_(std::make_shared<direct_metrics>()),
+      relays_(settings_.max_relays, settings_.max_relays_per_client) {
   const auto& o = settings_.upstream.options;
   if (o.url_scheme == client::scheme::http && !o.ca_pem.empty()) {
     host_.info("section.ca verifies only an HTTPS token realm or blob storage: " +
@@ -245,6 +249,26 @@ void direct_mode::handle(const sdk::request& req, sdk::response& res) {
   metrics_->forwarded(plan.route.kind, plan.method);
   const bool head_request = plan.method == "HEAD";
   const std::string& upstream_host = settings_.upstream.options.registry;
+
+  // A place for the exchange before its thread starts: refused past the bounds, with a hint
+  // to come back (docs/direct-mode.md, "Relays in flight").
+  sdk::admission::refusal why{};
+  sdk::admission::ticket place = relays_.enter(req.remote_addr(), &why);
+  if (!place) {
+    const bool per_client = why == sdk::admission::refusal::per_key;
+    metrics_->relay_refused(per_client);
+    res.header("Retry-After", "1");
+    if (per_client) {
+      res.send_error(429, "TOOMANYREQUESTS",
+                     "this client address has " + std::to_string(settings_.max_relays_per_client) +
+                         " answers relayed from the upstream in flight, the most allowed (direct_max_relays_per_client)");
+    } else {
+      res.send_error(503, "UNAVAILABLE",
+                     "registryd relays " + std::to_string(settings_.max_relays) +
+                         " answers from the upstream now, the most allowed (direct_max_relays): try again shortly");
+    }
+    return;
+  }
 
   client::request up;
   up.method = plan.method;
@@ -323,13 +347,13 @@ void direct_mode::handle(const sdk::request& req, sdk::response& res) {
   const auto verify = head.status == 200 ? plan.verify : std::nullopt;
   res.send_stream(content_type.empty() ? "application/octet-stream" : content_type,
                   length ? static_cast<std::int64_t>(*length) : -1,
-                  std::make_unique<relay_source>(client_, std::move(stream), verify, length, metrics_, host_,
-                                                 plan.client_reference()));
+                  std::make_unique<relay_source>(client_, std::move(place), std::move(stream), verify, length,
+                                                 metrics_, host_, plan.client_reference()));
 }
 
 void direct_mode::metrics(std::string& out) const {
   metrics_->write(out, settings_.upstream.images_repo.str(),
-                  settings_.upstream.options.url_scheme == client::scheme::http ? "HTTP" : "HTTPS");
+                  settings_.upstream.options.url_scheme == client::scheme::http ? "HTTP" : "HTTPS", relays_.held());
 }
 
 }  // namespace registryd::direct

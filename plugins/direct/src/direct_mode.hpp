@@ -10,6 +10,7 @@
 
 #include <registryd/oci/client/registry_client.hpp>
 #include <registryd/oci/path_mapping.hpp>
+#include <registryd/sdk/admission.hpp>
 #include <registryd/sdk/plugin.hpp>
 
 #include <memory>
@@ -48,6 +49,10 @@ class direct_mode final : public sdk::mode_plugin {
   std::shared_ptr<const oci::client::registry_client> client_;
   // Shared with the streams in flight, which may end after a handler returned.
   std::shared_ptr<direct_metrics> metrics_;
+  // A place per upstream exchange, held until its answer has been read (the stream's source
+  // holds it past handle()): direct_max_relays in all, direct_max_relays_per_client per client
+  // address.
+  sdk::admission relays_;
 };
 
 // The containerd description for the fixed host (schema: docs/plugin-authors.md). Stock

@@ -75,7 +75,8 @@ void direct_metrics::stream_closed(bool complete) noexcept {
   if (!complete) inc(streams_abandoned_);
 }
 
-void direct_metrics::write(std::string& out, std::string_view images_repo, std::string_view scheme) const {
+void direct_metrics::write(std::string& out, std::string_view images_repo, std::string_view scheme,
+                           std::size_t relays) const {
   header(out, "registryd_direct_info", "gauge", "The upstream registry Direct mode forwards pulls to.");
   out += "registryd_direct_info{images_repo=\"" + label_value(images_repo) + "\",scheme=\"" +
          label_value(scheme) + "\"} 1\n";
@@ -114,6 +115,13 @@ void direct_metrics::write(std::string& out, std::string_view images_repo, std::
   header(out, "registryd_direct_streams_abandoned_total", "counter",
          "Answer bodies that ended before their last byte (the client left, or the upstream broke off).");
   out += "registryd_direct_streams_abandoned_total " + std::to_string(streams_abandoned_.load()) + "\n";
+  header(out, "registryd_direct_relays_in_flight", "gauge",
+         "Upstream exchanges open now, each until its client has read the answer (direct_max_relays).");
+  out += "registryd_direct_relays_in_flight " + std::to_string(relays) + "\n";
+  header(out, "registryd_direct_relays_refused_total", "counter",
+         "Requests refused a relay: 503 past direct_max_relays (total), 429 past direct_max_relays_per_client.");
+  out += "registryd_direct_relays_refused_total{limit=\"total\"} " + std::to_string(refused_[0].load()) + "\n";
+  out += "registryd_direct_relays_refused_total{limit=\"per_client\"} " + std::to_string(refused_[1].load()) + "\n";
 }
 
 }  // namespace registryd::direct

@@ -32,6 +32,11 @@ struct settings {
   // The nodes run the platform's patched containerd (host.containerdBuild "patched"): they are
   // also given the upstream itself, with the path rewrite and the upstream credentials.
   bool patched_containerd = false;
+  // Relays in flight, in all and per client address (host.directMaxRelays,
+  // host.directMaxRelaysPerClient; the host settings direct_max_relays and
+  // direct_max_relays_per_client).
+  std::size_t max_relays = 1024;
+  std::size_t max_relays_per_client = 128;
 };
 
 // Parses and checks the document. Throws std::invalid_argument naming the offending field,

@@ -281,6 +281,20 @@ TEST_CASE("online garbage collection settings are read and checked", "[config][h
   CHECK(has_error(errors, "gc_grace_seconds", "must be from 0 to 2592000 seconds, got 99999999"));
 }
 
+TEST_CASE("Direct mode's relay bounds are read and checked", "[config][host]") {
+  const auto defaults = parse_ok("");
+  CHECK(defaults.direct_max_relays == 1024);
+  CHECK(defaults.direct_max_relays_per_client == 128);
+  const auto s = parse_ok("direct_max_relays: 64\ndirect_max_relays_per_client: 8\n");
+  CHECK(s.direct_max_relays == 64);
+  CHECK(s.direct_max_relays_per_client == 8);
+  const auto errors = parse_errors("direct_max_relays: 0\ndirect_max_relays_per_client: many\n");
+  CHECK(has_error(errors, "direct_max_relays", "must be from 1 to 1000000, got 0"));
+  bool per_client = false;
+  for (const auto& e : errors) per_client |= e.path == "direct_max_relays_per_client";
+  CHECK(per_client);
+}
+
 TEST_CASE("the replica peers default to the other masters at the listen port", "[config][host]") {
   auto s = parse_ok(
       "listen_address: 192.0.2.10:5001\nnode_ip: 192.0.2.10\n"

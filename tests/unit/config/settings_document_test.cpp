@@ -44,6 +44,8 @@ const json expected_host = {
     {"replicaSyncIntervalSeconds", 2},
     {"gcIntervalSeconds", 3600},
     {"gcGraceSeconds", 3600},
+    {"directMaxRelays", 1024},
+    {"directMaxRelaysPerClient", 128},
 };
 
 std::set<std::string> keys(const json& object) {

@@ -12,6 +12,8 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdlib>
+#include <memory>
+#include <vector>
 #include <map>
 #include <mutex>
 
@@ -44,6 +46,12 @@ class fake_request {
   fake_request(const fake_request&) = delete;
   fake_request& operator=(const fake_request&) = delete;
   sdk::request view() const { return sdk::request(&r_); }
+  // The client address the host saw (127.0.0.1 unless set).
+  fake_request& from(std::string address) {
+    remote_ = std::move(address);
+    r_.remote_addr = sdk::to_abi(remote_);
+    return *this;
+  }
 
  private:
   std::string method_, path_, query_, remote_ = "127.0.0.1", user_ = "reader";
@@ -505,4 +513,97 @@ TEST_CASE("bad settings are refused naming the field", "[direct]") {
   CHECK(s.upstream.options.auth->username == "license-token");
   CHECK(s.upstream.options.auth->password == "LICENSE-KEY");
   CHECK(s.upstream.options.connect_timeout == upstream_connect_timeout);
+  CHECK(s.max_relays == 1024);
+  CHECK(s.max_relays_per_client == 128);
+
+  doc = settings_for("registry.example.com");
+  doc["host"]["directMaxRelaysPerClient"] = 0;
+  CHECK_THROWS_WITH(direct_mode::validate(doc), Catch::Contains("host.directMaxRelaysPerClient"));
+  doc["host"]["directMaxRelaysPerClient"] = 4;
+  doc["host"]["directMaxRelays"] = "many";
+  CHECK_THROWS_WITH(direct_mode::validate(doc), Catch::Contains("host.directMaxRelays"));
+}
+
+TEST_CASE("relays in flight are bounded in all and per client address, each place held until its answer was read",
+          "[direct]") {
+  upstream_registry up;
+  log_capture logs;
+  auto doc = settings_for(up.server.authority());
+  doc["host"]["directMaxRelays"] = 3;
+  doc["host"]["directMaxRelaysPerClient"] = 2;
+  direct_mode mode(sdk::host(&logs.api), doc);
+  const std::string blob = "/v2/system/deckhouse/blobs/" + up.blob_digest;
+
+  // A blob GET whose answer is not read: its relay stays in flight.
+  std::vector<std::unique_ptr<recorded>> held;
+  const auto get = [&](const std::string& address, const std::string& path) {
+    fake_request req("GET", path);
+    req.from(address);
+    auto rec = std::make_unique<recorded>();
+    auto w = rec->writer();
+    sdk::response res(&w);
+    mode.handle(req.view(), res);
+    return rec;
+  };
+  const auto metric = [&](const std::string& line) {
+    std::string m;
+    mode.metrics(m);
+    return m.find(line + "\n") != std::string::npos;
+  };
+
+  held.push_back(get("192.0.2.1", blob));
+  held.push_back(get("192.0.2.1", blob));
+  REQUIRE(held[0]->streamed);
+  REQUIRE(held[1]->streamed);
+  CHECK(metric("registryd_direct_relays_in_flight 2"));
+
+  // A third from the same address: 429, told when to come back, the upstream not asked.
+  std::size_t asked = 0;
+  {
+    std::lock_guard lock(up.mutex);
+    asked = up.targets.size();
+  }
+  auto refused = get("192.0.2.1", blob);
+  CHECK(refused->status == 429);
+  CHECK(refused->header("Retry-After") == "1");
+  CHECK(refused->json_body()["errors"][0]["code"] == "TOOMANYREQUESTS");
+  CHECK_FALSE(refused->streamed);
+  {
+    std::lock_guard lock(up.mutex);
+    CHECK(up.targets.size() == asked);
+  }
+
+  // Another address still has room until the total is reached: then 503.
+  held.push_back(get("192.0.2.2", blob));
+  REQUIRE(held[2]->streamed);
+  auto full = get("192.0.2.3", blob);
+  CHECK(full->status == 503);
+  CHECK(full->header("Retry-After") == "1");
+  CHECK(full->json_body()["errors"][0]["code"] == "UNAVAILABLE");
+  CHECK(metric("registryd_direct_relays_refused_total{limit=\"per_client\"} 1"));
+  CHECK(metric("registryd_direct_relays_refused_total{limit=\"total\"} 1"));
+
+  // Reading an answer to its end gives its place back.
+  held[0]->drain();
+  CHECK((held[0]->body == up.blob));
+  CHECK(metric("registryd_direct_relays_in_flight 2"));
+  auto again = get("192.0.2.1", blob);
+  REQUIRE(again->streamed);
+  again->drain();
+  CHECK((again->body == up.blob));
+
+  // A client that leaves mid-answer gives it back too; so does an answer with no body.
+  held[1]->drain(64 * 1024);
+  held[2]->drain(64 * 1024);
+  CHECK(metric("registryd_direct_relays_in_flight 0"));
+  for (int i = 0; i < 5; ++i) {
+    fake_request head("HEAD", blob);
+    head.from("192.0.2.1");
+    recorded rec;
+    auto w = rec.writer();
+    sdk::response res(&w);
+    mode.handle(head.view(), res);
+    CHECK(rec.status == 200);
+  }
+  CHECK(metric("registryd_direct_relays_in_flight 0"));
 }

@@ -79,6 +79,11 @@ struct host_settings {
   // `registryd gc` command still works) and how old an unreferenced blob must be to go.
   std::chrono::seconds gc_interval{3600};
   std::chrono::seconds gc_grace{3600};
+  // Direct mode's relays in flight (each holds a thread, an upstream connection and its
+  // buffers until its client has read the answer), in all and per client address; past them a
+  // request is answered 503 or 429 (docs/direct-mode.md, "Relays in flight").
+  std::size_t direct_max_relays = 1024;
+  std::size_t direct_max_relays_per_client = 128;
   // The front door's threads, timeouts and limits (`http_*` keys).
   http_settings http;
   // The packages proxy (`packages_*` keys).
