@@ -45,7 +45,7 @@ TEST_CASE("asking where an upload stands needs push, for basic users and tokens 
   CHECK(r.message.find("user reader may not") == 0);
 }
 
-TEST_CASE("the catalog needs catalog access; a token off every route is a 404", "[auth]") {
+TEST_CASE("the catalog needs catalog access, and a token off every route is a 404", "[auth]") {
   const auth::caller reader{"reader", auth::access_read_only, std::nullopt};
   CHECK(auth::decide(reader, "GET", auth::scope_of_request("GET", "/v2/_catalog")).status == 403);
   const auth::caller puller{"p", auth::access_mirror_puller, std::nullopt};

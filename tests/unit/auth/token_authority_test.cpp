@@ -131,7 +131,7 @@ TEST_CASE("only a token signer certificate may sign tokens: the serving key may 
   CHECK_THAT(refused.error_message(), Catch::Contains("not a token signer"));
 }
 
-TEST_CASE("a token that names our key by kid alone verifies; an unknown kid does not",
+TEST_CASE("a token that names our key by kid alone verifies, and an unknown kid does not",
           "[auth][token]") {
   scratch_dir dir;
   make_pki(dir.path());

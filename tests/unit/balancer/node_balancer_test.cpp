@@ -252,7 +252,7 @@ TEST_CASE("a whole transfer arrives intact, and the master list changes without 
   CHECK(lb.backends().size() == 1);
 }
 
-TEST_CASE("a half-close is passed on; idle connections are closed after the idle timeout", "[balancer]") {
+TEST_CASE("a half-close is passed on, and idle connections are closed after the idle timeout", "[balancer]") {
   // A master that reads until the client's end of stream, then answers with what it read:
   // it can only answer if the balancer passed the half-close on.
   const int listener = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -321,7 +321,7 @@ TEST_CASE("stop drains: a transfer under way finishes, new connections are refus
   stopping.get();
 }
 
-TEST_CASE("masters that are not IP:port are refused by name; a taken address is an error", "[balancer]") {
+TEST_CASE("masters that are not IP:port are refused by name, and a taken address is an error", "[balancer]") {
   master a("a");
   balancer::node_balancer lb(options({"master-1:5001", "127.0.0.1:0", a.address()}),
                              std::make_shared<prometheus::Registry>(), quiet());

@@ -180,7 +180,7 @@ TEST_CASE("etcd store: a key under a lease lives while it is renewed and goes wi
   CHECK_FALSE(s->keep_alive(revoked));
 }
 
-TEST_CASE("etcd store: endpoints are tried in turn; none answering is an error naming each") {
+TEST_CASE("etcd store: endpoints are tried in turn, and none answering is an error naming each") {
   scratch_dir dir;
   etcd_process etcd(dir.path());
   cluster::etcd_options o;
@@ -214,7 +214,7 @@ TEST_CASE("etcd store: options are checked before anything is contacted") {
   CHECK_THAT(cluster::open_etcd(o).error_message(), Catch::Contains("cannot read /nonexistent.crt"));
 }
 
-TEST_CASE("etcd store: TLS with client certificates; no certificate, no access") {
+TEST_CASE("etcd store: TLS with client certificates, and no certificate, no access") {
   scratch_dir dir;
   // A CA, etcd's serving certificate for 127.0.0.1, and a client certificate (clientAuth).
   registryd::test::output_of(

@@ -106,7 +106,7 @@ TEST_CASE("cluster join: four generated accounts, their passwords kept for maste
   CHECK_FALSE(cluster::account_password(*s, "nobody"));
 }
 
-TEST_CASE("cluster users: concurrent changes are all kept; bad ones are refused") {
+TEST_CASE("cluster users: concurrent changes are all kept, and bad ones are refused") {
   scratch_dir dir;
   etcd_process etcd(dir.path());
   auto s = open_store(etcd.url());
@@ -203,7 +203,7 @@ TEST_CASE("master link: registered under a lease, kept current, re-registered, g
   CHECK_FALSE(s->get(key).value().has_value());  // revoked at once, not after the TTL
 }
 
-TEST_CASE("master link: the other masters registered are the replica peers; a stop right after start is quick") {
+TEST_CASE("master link: the other masters registered are the replica peers, and a stop right after start is quick") {
   scratch_dir dir;
   etcd_process etcd(dir.path());
   auto s = open_store(etcd.url());
@@ -249,7 +249,7 @@ TEST_CASE("master link: the other masters registered are the replica peers; a st
   c->stop();
 }
 
-TEST_CASE("cluster CA: a master's renewal goes to the store, the others take it; an older copy never wins") {
+TEST_CASE("cluster CA: a master's renewal goes to the store, the others take it, and an older copy never wins") {
   scratch_dir dir;
   etcd_process etcd(dir.path());
   auto s = open_store(etcd.url());

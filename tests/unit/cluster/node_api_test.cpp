@@ -52,7 +52,7 @@ struct cluster_with_ca {
 
 }  // namespace
 
-TEST_CASE("node endpoints: join with a token, renew with the node certificate; strangers are refused") {
+TEST_CASE("node endpoints: join with a token, renew with the node certificate, and strangers are refused") {
   cluster_with_ca c;
   const auto& s = c.store;
   const cluster::master_api api(
@@ -110,8 +110,8 @@ TEST_CASE("node endpoints: join with a token, renew with the node certificate; s
                    json{{"csr", csr}}.dump()).status == 200);
 }
 
-TEST_CASE("a node's long poll for the assignment it has is held; another version, a resumed poll or no wait "
-          "is answered; the watch sees the assignment change") {
+TEST_CASE("a node's long poll for the assignment it has is held, and another version, a resumed poll or no wait "
+          "is answered, and the watch sees the assignment change") {
   using namespace std::chrono_literals;
   cluster_with_ca c;
   const auto& s = c.store;

@@ -450,7 +450,7 @@ TEST_CASE("containerd on the nodes pulls through the masters with the registry C
 }
 
 TEST_CASE("with the patched containerd the nodes go straight to the upstream first, path rewritten and with "
-          "its credentials; the masters stay as the next mirrors",
+          "its credentials, and the masters stay as the next mirrors",
           "[direct]") {
   registryd::test::scratch_dir dir;
   const std::string ca = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";

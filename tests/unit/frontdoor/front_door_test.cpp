@@ -266,7 +266,7 @@ TEST_CASE("paths with dot segments, empty segments or an encoded slash are refus
   CHECK(count(ok, "HTTP/1.1 200") == 1);
 }
 
-TEST_CASE("a method the registry API does not have is a 501; a 405 says what is allowed, on the "
+TEST_CASE("a method the registry API does not have is a 501, and a 405 says what is allowed, on the "
           "host's endpoints too",
           "[frontdoor]") {
   running_front_door fd;  // authentication off: the anonymous caller may read and write
@@ -801,7 +801,7 @@ TEST_CASE("a body that stops arriving while the plugin reads it gets 408 at the 
 }
 
 TEST_CASE("uploads that stall while others wait for a worker get 408 after the busy timeout, not the body "
-          "timeout; while nobody waits they keep their workers",
+          "timeout, and while nobody waits they keep their workers",
           "[frontdoor][transport]") {
   auto t = quick_timeouts();
   t.body_timeout = 30s;
@@ -882,7 +882,7 @@ std::pair<std::optional<std::chrono::milliseconds>, std::size_t> trickle_then_as
   return {waited, timed_out};
 }
 
-TEST_CASE("uploads trickled slower than the busy rate while others wait for a worker get 408; "
+TEST_CASE("uploads trickled slower than the busy rate while others wait for a worker get 408, and "
           "with no rate, a byte at a time holds every worker",
           "[frontdoor][transport]") {
   // 10 bytes a second against 1 KiB a second: each window of 1 s fails, so the workers free up
@@ -1152,7 +1152,7 @@ int server_notsent_lowat(int port) {
   return lowat;
 }
 
-TEST_CASE("a connection's socket holds at most http_tcp_notsent_lowat_bytes unsent; 0 leaves the "
+TEST_CASE("a connection's socket holds at most http_tcp_notsent_lowat_bytes unsent, and 0 leaves the "
           "kernel's default",
           "[frontdoor][transport]") {
   running_front_door bounded;
@@ -1327,7 +1327,7 @@ TEST_CASE("stream buffers past 64 KiB share one budget, half for first pieces an
   CHECK(body_of(roundtrip(unbudgeted.port, reads_request)) == pieces({{45, 65536}, {1, 50880}}));
 }
 
-TEST_CASE("a wake signal calls each waiter once; a waiter added after a change it did not see is called at once",
+TEST_CASE("a wake signal calls each waiter once, and a waiter added after a change it did not see is called at once",
           "[frontdoor][transport]") {
   registryd::frontdoor::wake_signal signal;
   int a = 0, b = 0, late = 0;

@@ -275,7 +275,7 @@ TEST_CASE("over TLS: a chunked body with Expect: 100-continue, and HEAD without 
   CHECK(c.close_notify());
 }
 
-TEST_CASE("over TLS: clients that vanish mid-handshake, mid-head or mid-answer cost nothing; the "
+TEST_CASE("over TLS: clients that vanish mid-handshake, mid-head or mid-answer cost nothing, and the "
           "next client is served",
           "[frontdoor][tls]") {
   tls_front_door fd;

@@ -28,7 +28,7 @@ struct recorder {
 
 }  // namespace
 
-TEST_CASE("a free worker goes to the lane with the fewest tasks at work; a lane keeps its order",
+TEST_CASE("a free worker goes to the lane with the fewest tasks at work, and a lane keeps its order",
           "[frontdoor][workers]") {
   recorder r;
   std::promise<void> release_a1, release_a2;

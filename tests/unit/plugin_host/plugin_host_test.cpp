@@ -191,7 +191,7 @@ TEST_CASE("an exception in a plugin's handler becomes a 500 with an OCI error bo
   CHECK(body["errors"][0]["message"] == "echo plugin was asked to throw");
 }
 
-TEST_CASE("plugin statuses thrown from a handler get their HTTP status; 5xx ones are logged with the plugin's name",
+TEST_CASE("plugin statuses thrown from a handler get their HTTP status, and 5xx ones are logged with the plugin's name",
           "[plugin_host]") {
   std::ostringstream log;
   auto inst = plugin_instance::create(*plugin_library::load(fixture("echo.so")), "{}", test_logger(log));
@@ -229,7 +229,7 @@ TEST_CASE("exceptions from stop and metrics are logged through the host, with th
   CHECK_THAT(log.str(), Catch::Contains("[Echo] stop failed: echo plugin was asked to throw on stop"));
 }
 
-TEST_CASE("a plugin without a settings check has a NULL validate_settings; the host still refuses non-JSON",
+TEST_CASE("a plugin without a settings check has a NULL validate_settings, and the host still refuses non-JSON",
           "[plugin_host]") {
   auto plain = plugin_library::load(fixture("echo_plain.so"));
   REQUIRE(plain.ok());
