@@ -379,6 +379,9 @@ constexpr std::size_t body_read_size = 64 * 1024;
 // I/O thread before its request takes a worker: a client that sends part of a small body and
 // stops holds a connection, never a worker (docs/frontdoor.md, "Shape").
 constexpr std::size_t body_read_ahead = 64 * 1024;
+// What a body read ahead takes from http_body_read_ahead_budget_bytes before any of it arrived;
+// then twice what arrived, up to body_read_ahead.
+constexpr std::size_t read_ahead_first = 4 * 1024;
 // An answer's buffer (a streamed answer's pieces, a file answer's slices) is this large at
 // least. Anything larger comes out of a budget of the listener's, so that a client that reads
 // slowly or not at all costs 64 KiB a connection once the budget is spent, not 512 KiB or 1 MiB
@@ -756,8 +759,9 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
 
   // Every wait on the client runs under a deadline. When it passes, the pending operation is
   // cancelled (the coroutine may still answer 408) and timed_out_ says why.
-  void set_deadline(std::chrono::milliseconds d) {
-    deadline_ = steady::now() + d;
+  void set_deadline(std::chrono::milliseconds d) { set_deadline_at(steady::now() + d); }
+  void set_deadline_at(steady::time_point at) {
+    deadline_ = at;
     timed_out_ = false;
     if (!watching_) {
       watching_ = true;
@@ -959,7 +963,7 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
     clear_deadline();
   }
 
-  net::awaitable<bool> wait_for_request(std::size_t served);
+  net::awaitable<bool> wait_for_request(std::size_t served, steady::time_point until);
   net::awaitable<error_code> read_head(request_parser& parser, bool& folded, bool& only_empty_lines);
   std::optional<refusal> check_head(const request_parser& parser, http_request& out);
   net::awaitable<bool> drain(request_parser& parser);
@@ -984,6 +988,7 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
   bool timed_out_ = false;
   bool finished_ = false;
   bool socket_filled_ = false;  // a write since this was cleared waited for the socket (offer)
+  std::size_t empty_lines_ = 0;  // empty lines before the request head being waited for (read_head)
   bool body_failed_ = false;  // a read of the request body failed: the rest is not read
   bool body_stalled_ = false;  // ... because it stopped arriving: no lingering close either
   std::optional<refusal> framing_refusal_;
@@ -1189,10 +1194,10 @@ class body_pipe final : public request_body {
 };
 
 template <class Stream>
-net::awaitable<bool> connection<Stream>::wait_for_request(std::size_t served) {
+net::awaitable<bool> connection<Stream>::wait_for_request(std::size_t served, steady::time_point until) {
   if (buffer_.size() > 0) co_return true;  // pipelined: the next request is already here
   error_code ec;
-  set_deadline(served == 0 ? transport().head_timeout : transport().idle_timeout);
+  set_deadline_at(until);
   if constexpr (is_tls<Stream>) {
     // TLS: wait for the socket first when OpenSSL holds nothing, so that an idle connection
     // asks OpenSSL for no read buffer; then read one byte through the stream (bytes may wait
@@ -1231,14 +1236,15 @@ net::awaitable<error_code> connection<Stream>::read_head(request_parser& parser,
                                                           bool& only_empty_lines) {
   error_code ec;
   char before = '\0';  // the byte before those the parser takes next
-  int empty_lines = 0;
+  bool skipped = false;  // this call consumed empty lines
   for (;;) {
     // RFC 9112 2.2: a server should ignore at least one empty line before the request line (some
     // clients end a body with an extra CRLF). Two are ignored; a CR waits for its LF (over TLS
     // the first byte of a request comes alone). When they were all there was, the caller goes
-    // back to waiting for a request, under the idle timeout.
+    // back to waiting for the request under the deadline it had; the two are counted across
+    // reads (empty_lines_), so a client cannot hold a connection with a CRLF now and then.
     bool lone_cr = false;
-    while (empty_lines < 2 && !parser.got_some() && buffer_.size() > 0) {
+    while (empty_lines_ < 2 && !parser.got_some() && buffer_.size() > 0) {
       const char* p = static_cast<const char*>(buffer_.data().data());
       if (p[0] != '\r') break;
       if (buffer_.size() < 2) {
@@ -1247,9 +1253,10 @@ net::awaitable<error_code> connection<Stream>::read_head(request_parser& parser,
       }
       if (p[1] != '\n') break;  // the parser refuses it
       buffer_.consume(2);
-      ++empty_lines;
+      ++empty_lines_;
+      skipped = true;
     }
-    if (empty_lines > 0 && buffer_.size() == 0 && !parser.got_some()) {
+    if (skipped && buffer_.size() == 0 && !parser.got_some()) {
       only_empty_lines = true;
       co_return error_code{};
     }
@@ -1393,9 +1400,20 @@ net::awaitable<bool> connection<Stream>::read_ahead(request_parser& parser, body
                                                     bool expect_continue) {
   const auto left = parser.content_length_remaining();
   const std::size_t size = left ? static_cast<std::size_t>(std::min<std::uint64_t>(*left, body_read_ahead)) : body_read_ahead;
+  // The budget is charged for bytes as they come, not for the length a client declares: at
+  // most twice what arrived, from a first 4 KiB. A client that declares 64 KiB and sends a byte
+  // holds 4 KiB of it (1,100 such connections took the whole 64 MiB before).
+  budget_share share(server_->read_ahead, 0);
+  std::size_t granted = 0;
+  const auto grant = [&](std::size_t want) {
+    want = std::min(want, size);
+    if (want <= granted) return true;
+    if (!share.take_more(want - granted)) return false;
+    granted = want;
+    return true;
+  };
   // Past the budget (many bodies read ahead at once) the handler reads this one, all of it.
-  if (!server_->read_ahead.take(size)) co_return true;
-  budget_share share(server_->read_ahead, size);
+  if (!grant(read_ahead_first)) co_return true;
   error_code ec;
   if (expect_continue) {
     static constexpr std::string_view text = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -1411,15 +1429,18 @@ net::awaitable<bool> connection<Stream>::read_ahead(request_parser& parser, body
   std::size_t have = 0;
   if (buffer_.capacity() < body_read_size) buffer_.reserve(body_read_size);
   while (!parser.is_done() && have < size) {
+    // Full up to what the budget granted: twice as much, or, past the budget, the handler reads
+    // the rest through the pipe.
+    if (have == granted && !grant(2 * granted)) break;
     auto& b = parser.get().body();
     b.data = into.data() + have;
-    b.size = size - have;
+    b.size = granted - have;
     b.more = true;
     set_deadline(transport().body_timeout);
     co_await http::async_read_some(stream_, buffer_, parser, net::redirect_error(net::use_awaitable, ec));
     clear_deadline();
     if (ec == http::error::need_buffer) ec = {};
-    have = size - parser.get().body().size;
+    have = granted - parser.get().body().size;
     if (ec) {
       note_body_failed(ec);
       co_return false;
@@ -1826,8 +1847,12 @@ net::awaitable<void> connection<Stream>::run(std::shared_ptr<connection> self) {
     peer_serial_ = verified_peer_serial(stream_.native_handle());
   }
   bool linger = false;
-  for (std::size_t served = 0;; ++served) {
-    if (!co_await wait_for_request(served)) break;
+  // Until when the next request may keep the connection waiting: the head timeout from accept
+  // for the first, the idle timeout from the last answer for the next. Empty lines in between
+  // change neither it nor the count of requests served.
+  auto until = steady::now() + t.head_timeout;
+  for (std::size_t served = 0;;) {
+    if (!co_await wait_for_request(served, until)) break;
     set_deadline(t.head_timeout);
     request_parser parser(t.max_header_count);
     parser.header_limit(static_cast<std::uint32_t>(t.max_header_bytes));
@@ -1836,7 +1861,8 @@ net::awaitable<void> connection<Stream>::run(std::shared_ptr<connection> self) {
     bool only_empty_lines = false;
     ec = co_await read_head(parser, folded, only_empty_lines);
     clear_deadline();
-    if (!ec && only_empty_lines) continue;  // empty lines between requests: wait for the next
+    if (!ec && only_empty_lines) continue;  // empty lines between requests: wait on for the next
+    empty_lines_ = 0;
     if (ec) {
       if (timed_out_) {
         co_await refuse(408, "head_timeout", "the request head did not arrive in time");
@@ -1954,6 +1980,8 @@ net::awaitable<void> connection<Stream>::run(std::shared_ptr<connection> self) {
     if (!keep_alive) break;
     if (buffer_.size() == 0) buffer_.shrink_to_fit();  // an idle connection holds no buffer
     if constexpr (is_tls<Stream>) stream_.release();
+    ++served;
+    until = steady::now() + t.idle_timeout;
   }
   co_await close(linger);
   (void)self;

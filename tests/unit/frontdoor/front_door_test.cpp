@@ -37,6 +37,7 @@
 #include <vector>
 
 #include <sstream>
+#include <set>
 #include <string>
 #include <string_view>
 
@@ -291,6 +292,28 @@ TEST_CASE("a method the registry API does not have is a 501, and a 405 says what
   }
   CHECK(count(roundtrip(fd.port, "DELETE /elsewhere HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
               "HTTP/1.1 404") == 1);
+}
+
+TEST_CASE("invented methods share one metric label, so a client cannot grow /metrics", "[frontdoor]") {
+  running_front_door fd;
+  for (int i = 0; i < 50; ++i) {
+    roundtrip(fd.port, "BREW" + std::to_string(i) + " /v2/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  }
+  roundtrip(fd.port, "GET /v2/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  const auto families = fd.metrics->Collect();
+  std::set<std::string> methods;
+  for (const auto& family : families) {
+    if (family.name != "registryd_http_requests_total") continue;
+    for (const auto& m : family.metric) {
+      for (const auto& l : m.label) {
+        if (l.name == "method") methods.insert(l.value);
+      }
+    }
+  }
+  CHECK(methods == std::set<std::string>{"GET", "other"});
+  const auto* other = frontdoor_test::metric_sample(families, "registryd_http_requests_total", "method", "other");
+  REQUIRE(other != nullptr);
+  CHECK(other->counter.value == 50);
 }
 
 TEST_CASE("a request path cannot forge a log line", "[frontdoor]") {
@@ -664,6 +687,54 @@ TEST_CASE("request targets: the absolute form is served as its path, asterisk an
   expect_refused_and_closed(fd.port, "GET /v2/ HTTX/1.1\r\nHost: x\r\n\r\n", "400");
 }
 
+TEST_CASE("empty lines between requests neither restart the wait for a request nor count past two",
+          "[frontdoor][transport]") {
+  auto t = quick_timeouts();
+  t.head_timeout = 1000ms;
+  t.idle_timeout = 1000ms;
+  running_front_door fd(false, t);
+  // How long after `from` the server closed `c` (at most 3 s of waiting).
+  const auto closed_after = [](connection& c, std::chrono::steady_clock::time_point from) {
+    while (!c.closed() && std::chrono::steady_clock::now() - from < 3s) c.roundtrip("");
+    return std::chrono::steady_clock::now() - from;
+  };
+  {
+    // Before any request: an empty line now and then does not hold the connection past the head
+    // timeout, counted from accept.
+    const auto accepted = std::chrono::steady_clock::now();
+    connection c(fd.port);
+    c.send_only("\r\n");
+    std::this_thread::sleep_for(600ms);
+    c.send_only("\r\n");
+    const auto took = closed_after(c, accepted);
+    CHECK(c.closed());
+    CHECK(took < 1400ms);
+  }
+  {
+    // After an answer: the idle timeout counts from the answer, whatever empty lines come.
+    connection c(fd.port);
+    CHECK(count(c.roundtrip("GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n"), "HTTP/1.1 200") == 1);
+    const auto answered = std::chrono::steady_clock::now() - 700ms;  // roundtrip waited 0.7 s
+    c.send_only("\r\n");
+    const auto took = closed_after(c, answered);
+    CHECK(c.closed());
+    CHECK(took < 1400ms);
+  }
+  {
+    // Two empty lines at most, in one write or in several: the third is a 400 and a close.
+    connection c(fd.port);
+    for (int i = 0; i < 2; ++i) {
+      c.send_only("\r\n");
+      std::this_thread::sleep_for(50ms);
+    }
+    const auto reply = c.roundtrip("\r\nGET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n");
+    INFO(reply);
+    CHECK(count(reply, "HTTP/1.1 400") == 1);
+    CHECK(count(reply, "HTTP/1.1 200") == 0);
+    CHECK(c.closed());
+  }
+}
+
 TEST_CASE("pipelined requests are answered in order, at once", "[frontdoor][transport]") {
   running_front_door fd;
   connection c(fd.port);
@@ -710,6 +781,35 @@ TEST_CASE("chunked request bodies and Expect: 100-continue reach the plugin", "[
   CHECK(count(interim, "HTTP/1.1 100 Continue") == 1);
   const auto final_answer = e.roundtrip("body");
   CHECK(count(final_answer, "X-Received-Bytes: 4") == 1);
+}
+
+TEST_CASE("bodies read ahead are charged for the bytes that came, not for the length declared",
+          "[frontdoor][transport]") {
+  auto t = quick_timeouts();
+  t.body_timeout = 2s;
+  t.read_ahead_budget = 64 * 1024;  // one declared 64 KiB body, as it was charged before
+  running_front_door fd(false, t);    // 4 worker threads
+  // Eight clients declare 64 KiB and send a byte: each holds 4 KiB of the budget, no worker.
+  std::vector<std::unique_ptr<connection>> stalled;
+  for (int i = 0; i < 8; ++i) {
+    stalled.push_back(std::make_unique<connection>(fd.port));
+    stalled.back()->send_only("PATCH /v2/x/blobs/uploads/1 HTTP/1.1\r\nHost: x\r\nContent-Length: 65536\r\n\r\nb");
+  }
+  std::this_thread::sleep_for(300ms);
+  CHECK(fd.gauge("registryd_http_body_read_ahead_bytes") == 8 * 4096);
+  CHECK(fd.gauge("registryd_http_requests_in_flight") == 0);
+  const auto started = std::chrono::steady_clock::now();
+  CHECK(count(roundtrip(fd.port, "GET /v2/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"), "HTTP/1.1 200") == 1);
+  CHECK(std::chrono::steady_clock::now() - started < 500ms);
+  // A body that arrives is read ahead in growing steps, and where the budget runs out the
+  // handler reads the rest: every byte reaches it.
+  const std::string body(60000, 'x');
+  CHECK(count(roundtrip(fd.port, "PATCH /v2/x/blobs/uploads/1 HTTP/1.1\r\nHost: x\r\nContent-Length: 60000\r\n"
+                                 "Connection: close\r\n\r\n" + body),
+              "X-Received-Bytes: 60000") == 1);
+  stalled.clear();
+  std::this_thread::sleep_for(300ms);
+  CHECK(fd.gauge("registryd_http_body_read_ahead_bytes") == 0);
 }
 
 TEST_CASE("an answer sent before a large body was read is followed by a clean close",
