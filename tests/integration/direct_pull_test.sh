@@ -10,6 +10,8 @@
 #   - nothing is stored under registryd's data dir;
 #   - a 256 MiB blob passes, to a slow client too, while registryd's peak RSS (VmHWM) grows
 #     by far less than the blob;
+#   - relays in flight past direct_max_relays_per_client and direct_max_relays get 429 and 503
+#     with Retry-After, and are admitted again once the clients that held them left;
 #   - the upstream stopped: a pull fails within 2 s with a clear error, and registryd goes on
 #     serving once the upstream is back.
 source "$(dirname "$0")/lib.sh"
@@ -175,6 +177,46 @@ curl -s --cacert "$CA" "$url/metrics" >"$WORK/metrics"
 grep -q '^registryd_direct_bytes_total [1-9]' "$WORK/metrics" || fail "no bytes counted: $(grep direct_bytes "$WORK/metrics")"
 grep -q '^registryd_direct_requests_total{route="blob",method="GET"} [1-9]' "$WORK/metrics" || fail "no blob requests counted"
 assert_nothing_stored
+
+echo "# relays in flight: 2 per client address, 3 in all; past them 429 and 503, and back once the clients go"
+printf 'direct_max_relays: 3\ndirect_max_relays_per_client: 2\n' >"$WORK/bounds.yaml"
+port2=$(free_port)
+main_ca=$CA
+start_registryd dr2 "$port2" --config "$WORK/mc.yaml" --users-file "$WORK/users.yaml" --host-config "$WORK/bounds.yaml"
+RD2_PID=$REGISTRYD_PID
+ca2=$CA
+CA=$main_ca
+url2="https://127.0.0.1:$port2"
+wait_for 20 bash -c "curl -s --cacert '$ca2' '$url2/readyz' | grep -q 'ok: Direct'"
+relays() { curl -s --cacert "$ca2" "$url2/metrics" | sed -n 's/^registryd_direct_relays_in_flight //p'; }
+relays_are() { [ "$(relays)" = "$1" ]; }
+slow=()
+hold() {  # a client at $1 reading the 256 MiB blob at 64 KiB/s: its relay stays in flight
+  start_bg "slow-${#slow[@]}" 120 curl -sS --interface "$1" --cacert "$ca2" -u reader:rpass \
+    --limit-rate 64k -o /dev/null "$url2/v2/system/deckhouse/blobs/$big"
+  slow+=("$LAST_PID")
+  wait_for 10 relays_are "${#slow[@]}" || fail "relay ${#slow[@]} not in flight: $(relays)"
+}
+hold 127.0.0.1
+hold 127.0.0.1
+assert_eq "$(http_status --cacert "$ca2" -u reader:rpass --interface 127.0.0.1 "$url2/v2/system/deckhouse/blobs/$big")" \
+  "429" "a third relay from one address"
+assert_contains "$(cat "$WORK/body")" '"code":"TOOMANYREQUESTS"' "429 body"
+grep -qi '^Retry-After: 1' "$WORK/headers" || fail "no Retry-After on the 429: $(cat "$WORK/headers")"
+hold 127.0.0.2
+assert_eq "$(http_status --cacert "$ca2" -u reader:rpass --interface 127.0.0.3 -H "$accept" \
+  "$url2/v2/system/deckhouse/manifests/v1")" "503" "a fourth relay in all"
+assert_contains "$(cat "$WORK/body")" '"code":"UNAVAILABLE"' "503 body"
+assert_contains "$(cat "$WORK/body")" "direct_max_relays" "503 body names the setting"
+grep -qi '^Retry-After: 1' "$WORK/headers" || fail "no Retry-After on the 503: $(cat "$WORK/headers")"
+curl -s --cacert "$ca2" "$url2/metrics" >"$WORK/metrics2"
+grep -q '^registryd_direct_relays_refused_total{limit="per_client"} 1$' "$WORK/metrics2" || fail "per-client refusal not counted"
+grep -q '^registryd_direct_relays_refused_total{limit="total"} 1$' "$WORK/metrics2" || fail "total refusal not counted"
+for pid in "${slow[@]}"; do stop_pid "$pid"; done
+wait_for 10 relays_are 0 || fail "relays still in flight after their clients left: $(relays)"
+assert_eq "$(http_status --cacert "$ca2" -u reader:rpass --interface 127.0.0.1 -H "$accept" \
+  "$url2/v2/system/deckhouse/manifests/v1")" "200" "a relay once the clients left"
+stop_pid "$RD2_PID"
 
 echo "# the upstream stopped: a clear error within 2 s; back: pulls work again"
 stop_pid "$UP_PID"
