@@ -170,6 +170,28 @@ assert_contains "$(cat "$WORK/body")" "registry_packages_proxy_cache_size" "metr
 openssl x509 -req -in "$WORK/client.csr" -CA "$WORK/up-ca.crt" -CAkey "$WORK/up-ca.key" -CAcreateserial -days 1 \
   -extfile "$WORK/client.ext" -out "$WORK/other.crt" 2>/dev/null
 assert_eq "$(http_status "${C[@]}" --cert "$WORK/other.crt" --key "$WORK/client.key" "$P/metrics")" "401" "a foreign client certificate"
+# A client chain far longer than a node's (60 certificates, about 22 KB) is refused before it is
+# parsed or verified, and costs the listener nothing a next client notices.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=c0" -days 1 \
+  -keyout "$WORK/c0.key" -out "$WORK/c0.crt" 2>/dev/null
+printf 'basicConstraints=critical,CA:TRUE\n' >"$WORK/ca.ext"
+: >"$WORK/chain.pem"
+for i in $(seq 1 60); do
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=c$i" \
+    -keyout "$WORK/c$i.key" -out "$WORK/c$i.csr" 2>/dev/null
+  openssl x509 -req -in "$WORK/c$i.csr" -CA "$WORK/c$((i - 1)).crt" -CAkey "$WORK/c$((i - 1)).key" -CAcreateserial \
+    -days 1 -extfile "$WORK/ca.ext" -out "$WORK/c$i.crt" 2>/dev/null
+  cat "$WORK/c$i.crt" "$WORK/chain.pem" >"$WORK/chain.next" && mv "$WORK/chain.next" "$WORK/chain.pem"
+done
+[ "$(grep -c 'BEGIN CERTIFICATE' "$WORK/chain.pem")" = 60 ] || fail "the long chain was not made"
+set +e
+curl -sS --cacert "$CA" --cert "$WORK/chain.pem" --key "$WORK/c60.key" -o /dev/null "$P/metrics" 2>"$WORK/chain.err"
+rc=$?
+set -e
+[ "$rc" -ne 0 ] || fail "a 60-certificate client chain was taken"
+echo "  a 60-certificate client chain: curl exit $rc, $(head -c 120 "$WORK/chain.err")"
+assert_eq "$(http_status "${C[@]}" --cert "$WORK/client.crt" --key "$WORK/client.key" "$P/metrics")" "200" \
+  "a client certificate after a long chain was refused"
 echo "ok: static token, client certificates"
 
 # A corrupted cache file is never served: it is dropped and fetched again.

@@ -123,7 +123,10 @@ std::vector<resource_actions> grant(access_bits account,
       }
     } else if (r.type == "registry" && r.name == packages_resource.name && (account & access_pull)) {
       // The packages proxy (docs/packages-proxy.md): anyone who may pull may fetch packages.
-      if (std::find(r.actions.begin(), r.actions.end(), "pull") != r.actions.end()) given.actions.emplace_back("pull");
+      // Its only action is pull, so `*` is granted as pull, as on a repository.
+      if (std::any_of(r.actions.begin(), r.actions.end(), [](const std::string& a) { return a == "pull" || a == action_all; })) {
+        given.actions.emplace_back("pull");
+      }
     }
     normalise(given.actions);
     if (!given.actions.empty()) out.push_back(std::move(given));

@@ -29,6 +29,7 @@
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
 
+#include <poll.h>
 #include <sys/sendfile.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -65,6 +66,14 @@ std::string verified_peer_serial(SSL* ssl) {
   X509* peer = SSL_get0_peer_certificate(ssl);
   if (peer == nullptr || SSL_get_verify_result(ssl) != X509_V_OK) return {};
   return pki::serial_hex(peer);
+}
+
+// Whether the peer has closed its side of the connection (or it failed): poll's POLLRDHUP, which
+// a close_notify or request bytes still unread do not hide. Go's and nginx's servers likewise
+// take a client's FIN as the end of its request.
+bool peer_closed(int fd) {
+  pollfd p{fd, POLLRDHUP, 0};
+  return ::poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
 }
 
 std::string verified_peer_subject(SSL* ssl) {
@@ -899,13 +908,22 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
     co_return !ec;
   }
 
+  // Runs the handler on a worker. A request whose client has left by the time a worker takes it
+  // is not run (client_left_ says so): the client hears nothing either way, and a handler that
+  // would wait on an upstream for it would only hold the worker.
   net::awaitable<void> handle_on_worker(const http_request& req, request_body& body, http_response& res) {
     ++server_->queued;
     server_->queued_gauge.Increment();
     auto& srv = *server_;
-    co_await on_worker<bool>(*server_->workers, client_, [&srv, &req, &body, &res] {
+    const int fd = socket().native_handle();
+    bool left = false;
+    co_await on_worker<bool>(*server_->workers, client_, [&srv, &req, &body, &res, &left, fd] {
       --srv.queued;
       srv.queued_gauge.Decrement();
+      if (peer_closed(fd)) {
+        left = true;
+        return true;
+      }
       srv.in_flight_gauge.Increment();
       try {
         srv.handler(req, body, res);
@@ -918,6 +936,7 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
       srv.in_flight_gauge.Decrement();
       return true;
     });
+    client_left_ = left;
   }
 
   // Holds a long poll on this connection's I/O thread, no worker, until the signal moves past
@@ -989,6 +1008,7 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
   bool finished_ = false;
   bool socket_filled_ = false;  // a write since this was cleared waited for the socket (offer)
   std::size_t empty_lines_ = 0;  // empty lines before the request head being waited for (read_head)
+  bool client_left_ = false;     // the client had closed its side when a worker took its request
   bool body_failed_ = false;  // a read of the request body failed: the rest is not read
   bool body_stalled_ = false;  // ... because it stopped arriving: no lingering close either
   std::optional<refusal> framing_refusal_;
@@ -1425,13 +1445,19 @@ net::awaitable<bool> connection<Stream>::read_ahead(request_parser& parser, body
       co_return false;
     }
   }
-  raw_buffer into(size);
+  // The buffer grows with the grant, so memory follows the bytes that came too.
+  raw_buffer into(granted);
   std::size_t have = 0;
   if (buffer_.capacity() < body_read_size) buffer_.reserve(body_read_size);
   while (!parser.is_done() && have < size) {
     // Full up to what the budget granted: twice as much, or, past the budget, the handler reads
     // the rest through the pipe.
-    if (have == granted && !grant(2 * granted)) break;
+    if (have == granted) {
+      if (!grant(2 * granted)) break;
+      raw_buffer larger(granted);
+      std::memcpy(larger.data(), into.data(), have);
+      into = std::move(larger);
+    }
     auto& b = parser.get().body();
     b.data = into.data() + have;
     b.size = granted - have;
@@ -1935,12 +1961,20 @@ net::awaitable<void> connection<Stream>::run(std::shared_ptr<connection> self) {
       res.close = true;
     } else {
       co_await handle_on_worker(req, body, res);
+      if (client_left_) {
+        server_->count_closed("client_left");
+        break;
+      }
       if (res.park_on && res.park_for.count() > 0 && !req.resumed) {
         co_await park(res.park_on, res.park_seen, res.park_for);
         started = steady::now();  // the request's duration is its handling, not the wait
         req.resumed = true;
         res = http_response{};
         co_await handle_on_worker(req, body, res);
+        if (client_left_) {
+          server_->count_closed("client_left");
+          break;
+        }
       }
     }
 

@@ -33,6 +33,18 @@ void error_json(http_response& res, unsigned status, std::string_view code,
   res.set_content(sdk::oci_error_body(code, message), "application/json");
 }
 
+// Of a parameter's values (a client may repeat it), the first that is neither empty nor `want`;
+// "" when there is none. A repeated service or account is checked whole, not by its first value:
+// `service=registryd&service=other` names another service. An empty value counts as absent.
+std::string first_other(const std::multimap<std::string, std::string>& params, const char* name,
+                        std::string_view want) {
+  const auto range = params.equal_range(name);
+  for (auto it = range.first; it != range.second; ++it) {
+    if (!it->second.empty() && it->second != want) return it->second;
+  }
+  return {};
+}
+
 // RFC 6749, section 5.2: what an OAuth2 client expects from a failed token POST.
 void oauth_error(http_response& res, unsigned status, std::string_view error,
                  std::string_view description) {
@@ -66,19 +78,14 @@ void front_door::handle_token_get(const http_request& req, http_response& res) c
     return;
   }
   const auto params = req.params();
-  auto param = [&](const char* name) {
-    const auto it = params.find(name);
-    return it == params.end() ? std::string() : it->second;
-  };
-  const std::string account = param("account");
-  if (!account.empty() && account != who->name) {
+  if (!first_other(params, "account", who->name).empty()) {
     error_json(res, 400, "DENIED", "the account parameter names another user than the credentials");
     return;
   }
   std::vector<std::string> scopes;
   const auto range = params.equal_range("scope");
   for (auto it = range.first; it != range.second; ++it) scopes.push_back(it->second);
-  answer_token(res, *who, scopes, param("service"), false);
+  answer_token(res, *who, scopes, first_other(params, "service", tokens->settings().service), false);
 }
 
 void front_door::handle_token_post(const http_request& req, request_body& reader,
@@ -118,7 +125,7 @@ void front_door::handle_token_post(const http_request& req, request_body& reader
     oauth_error(res, 401, "invalid_grant", "invalid credentials");
     return;
   }
-  answer_token(res, *who, {field("scope")}, field("service"), true);
+  answer_token(res, *who, {field("scope")}, first_other(form, "service", tokens->settings().service), true);
 }
 
 void front_door::answer_token(http_response& res,

@@ -86,6 +86,16 @@ TEST_CASE("mirror accounts may list the catalog and the puller may not push", "[
         std::vector<resource_actions>{{"repository", "a", {"pull", "push"}}});
 }
 
+TEST_CASE("the packages resource is pull for anyone who may pull, asked as pull or *", "[auth]") {
+  for (const auto access : {auth::access_read_only, auth::access_read_write}) {
+    CHECK(auth::grant(access, {{"registry", "packages", {"*"}}}) ==
+          std::vector<resource_actions>{{"registry", "packages", {"pull"}}});
+    CHECK(auth::grant(access, {{"registry", "packages", {"pull", "push"}}}) ==
+          std::vector<resource_actions>{{"registry", "packages", {"pull"}}});
+  }
+  CHECK(auth::grant(auth::access_push, {{"registry", "packages", {"*"}}}).empty());
+}
+
 TEST_CASE("what no account can hold is dropped without an error", "[auth]") {
   CHECK(auth::grant(auth::access_read_write,
                     {{"repository", "Bad/Name", {"pull"}},

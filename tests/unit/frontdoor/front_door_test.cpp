@@ -278,6 +278,15 @@ TEST_CASE("a method the registry API does not have is a 501, and a 405 says what
     CHECK(count(reply, "BREW is not a method of the registry API") == 1);
     CHECK(count(reply, "X-Echo") == 0);  // never handed to the plugin
   }
+  // The same without credentials where authentication is on: 501, not 401.
+  running_front_door with_auth(true);
+  for (const std::string method : {"BREW", "OPTIONS", "get"}) {
+    const auto reply =
+        roundtrip(with_auth.port, method + " /v2/a/manifests/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    INFO(method << "\n" << reply);
+    CHECK(count(reply, "HTTP/1.1 501") == 1);
+    CHECK(count(reply, "WWW-Authenticate") == 0);
+  }
   const auto put = roundtrip(fd.port, "PUT /v2/ HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
   CHECK(count(put, "HTTP/1.1 405") == 1);
   CHECK(count(put, "Allow: GET, HEAD") == 1);
@@ -426,6 +435,12 @@ TEST_CASE("the token realm refuses anonymous requests and wrong passwords", "[fr
   const auto other_account =
       t.get("/auth/token?account=writer", auth::basic_authorization("reader", "rpass"));
   CHECK(count(other_account, "HTTP/1.1 400") == 1);
+  // Repeated, every value counts, not only the first; an empty one counts as absent.
+  const auto reader = auth::basic_authorization("reader", "rpass");
+  CHECK(count(t.get("/auth/token?service=registryd&service=elsewhere", reader), "HTTP/1.1 400") == 1);
+  CHECK(count(t.get("/auth/token?account=reader&account=writer", reader), "HTTP/1.1 400") == 1);
+  CHECK(count(t.get("/auth/token?service=&account=&scope=repository:a:pull", reader), "HTTP/1.1 200") == 1);
+  CHECK(count(t.get("/auth/token?service=registryd&service=registryd&account=reader", reader), "HTTP/1.1 200") == 1);
 }
 
 TEST_CASE("a read-only user's token grants pull only, and is refused for push with "
@@ -781,6 +796,34 @@ TEST_CASE("chunked request bodies and Expect: 100-continue reach the plugin", "[
   CHECK(count(interim, "HTTP/1.1 100 Continue") == 1);
   const auto final_answer = e.roundtrip("body");
   CHECK(count(final_answer, "X-Received-Bytes: 4") == 1);
+}
+
+TEST_CASE("a request whose client left before a worker took it is not run", "[frontdoor][transport]") {
+  running_front_door fd;  // 4 worker threads
+  const std::string slow = "GET /v2/x/sleep?ms=1500 HTTP/1.1\r\nHost: x\r\n\r\n";
+  std::vector<std::unique_ptr<connection>> busy;
+  for (int i = 0; i < 4; ++i) {  // every worker held 1.5 s
+    busy.push_back(std::make_unique<connection>(fd.port));
+    busy.back()->send_only(slow);
+  }
+  std::this_thread::sleep_for(200ms);
+  for (int i = 0; i < 8; ++i) {  // queued behind them, then gone (FIN)
+    connection gone(fd.port);
+    gone.send_only(slow);
+  }
+  const auto started = std::chrono::steady_clock::now();
+  connection live(fd.port);
+  live.send_only("GET /v2/x/manifests/a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  const std::string reply = live.first_reply(6s);
+  const auto waited = std::chrono::steady_clock::now() - started;
+  CHECK(count(reply, "HTTP/1.1 200") == 1);
+  // Behind the first four only: the eight that left would have held the workers 3 s more.
+  CHECK(waited < 2500ms);
+  // Long enough for any of the eight to have run: none did, and each connection was closed.
+  std::this_thread::sleep_for(2s);
+  CHECK(frontdoor_test::counter_value(*fd.metrics, "registryd_http_requests_total", "code", "200") == 5);
+  CHECK(frontdoor_test::counter_value(*fd.metrics, "registryd_http_connections_closed_total", "reason", "client_left") == 8);
+  for (auto& c : busy) CHECK(count(c->roundtrip(""), "HTTP/1.1 200") == 1);
 }
 
 TEST_CASE("bodies read ahead are charged for the bytes that came, not for the length declared",
