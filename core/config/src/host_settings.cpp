@@ -390,6 +390,9 @@ std::optional<host_settings> parse_root(const YAML::Node& root,
   if (auto n = read_ranged(fields, "direct_max_relays_per_client", 1, 1000000, "", errors)) {
     s.direct_max_relays_per_client = static_cast<std::size_t>(*n);
   }
+  if (auto n = read_ranged(fields, "direct_max_relays_waiting", 0, 1000000, "", errors)) {
+    s.direct_max_relays_waiting = static_cast<std::size_t>(*n);
+  }
   read_http_settings(fields, s.http, errors);
   read_packages_settings(fields, base_dir, s.packages, errors);
   read_cluster_settings(fields, base_dir, s, errors);
@@ -433,6 +436,7 @@ nlohmann::json host_settings_document(const host_settings& s) {
       {"gc_grace_seconds", s.gc_grace.count()},
       {"direct_max_relays", s.direct_max_relays},
       {"direct_max_relays_per_client", s.direct_max_relays_per_client},
+      {"direct_max_relays_waiting", s.direct_max_relays_waiting},
       {"packages_listen_address", s.packages.listen_address.empty() ? std::string("off") : s.packages.listen_address},
       {"packages_max_cache_bytes", s.packages.max_cache_bytes},
       {"packages_evict_percent", s.packages.evict_percent},

@@ -55,6 +55,9 @@ nlohmann::json settings_document(const module_config& config, const host_setting
       // Direct mode's relays in flight (docs/direct-mode.md).
       {"directMaxRelays", host.direct_max_relays},
       {"directMaxRelaysPerClient", host.direct_max_relays_per_client},
+      {"directMaxRelaysWaiting", host.direct_max_relays_waiting != 0
+                                     ? host.direct_max_relays_waiting
+                                     : std::max<std::size_t>(1, host.http.worker_threads / 2)},
   };
   if (host.replica_credentials_file) {
     host_doc["replicaCredentialsFile"] = host.replica_credentials_file->string();

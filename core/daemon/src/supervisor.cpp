@@ -472,6 +472,7 @@ util::status supervisor::refresh_users() {
 
 config::host_settings supervisor::plugin_host_settings() const {
   config::host_settings host = opts_.host;
+  if (opts_.threads) host.http.worker_threads = *opts_.threads;  // what the front door runs
   // A cluster member's masters are those registered in the store, and its replica peers the
   // other ones, unless the host settings name the peers (docs/cluster.md).
   if (cluster_link_) {

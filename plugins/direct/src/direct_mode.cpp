@@ -180,7 +180,8 @@ direct_mode::direct_mode(const sdk::host& host, const json& settings_doc)
       mapping_(settings_.fixed_repository, settings_.upstream.images_repo.path),
       client_(std::make_shared<const client::registry_client>(settings_.upstream.options)),
       metrics_(std::make_shared<direct_metrics>()),
-      relays_(settings_.max_relays, settings_.max_relays_per_client) {
+      relays_(settings_.max_relays, settings_.max_relays_per_client),
+      waiting_(settings_.max_relays_waiting, settings_.max_relays_waiting) {
   const auto& o = settings_.upstream.options;
   if (o.url_scheme == client::scheme::http && !o.ca_pem.empty()) {
     host_.info("section.ca verifies only an HTTPS token realm or blob storage: " +
@@ -256,7 +257,7 @@ void direct_mode::handle(const sdk::request& req, sdk::response& res) {
   sdk::admission::ticket place = relays_.enter(req.remote_addr(), &why);
   if (!place) {
     const bool per_client = why == sdk::admission::refusal::per_key;
-    metrics_->relay_refused(per_client);
+    metrics_->relay_refused(per_client ? direct_metrics::relay_limit::per_client : direct_metrics::relay_limit::total);
     res.header("Retry-After", "1");
     if (per_client) {
       res.send_error(429, "TOOMANYREQUESTS",
@@ -275,7 +276,19 @@ void direct_mode::handle(const sdk::request& req, sdk::response& res) {
   up.target = plan.target;
   up.headers = upstream_request_headers(request_headers(req));
   up.scopes = {plan.scope};
+  // The handler waits on its worker until the upstream's answer head is there: a slow or stuck
+  // upstream must not take every worker (health checks, tokens and other clients need some).
+  sdk::admission::ticket waiting = waiting_.enter("");
+  if (!waiting) {
+    metrics_->relay_refused(direct_metrics::relay_limit::waiting);
+    res.header("Retry-After", "1");
+    res.send_error(503, "UNAVAILABLE",
+                   std::to_string(settings_.max_relays_waiting) + " requests wait for the upstream " + upstream_host +
+                       " to answer now, the most allowed (direct_max_relays_waiting): it is slow or stuck");
+    return;
+  }
   auto opened = client::response_stream::open(*client_, std::move(up), stream_buffer);
+  waiting = {};
   if (!opened) {
     const auto& e = opened.error();
     if (e.kind == client::error_kind::http) {
@@ -353,7 +366,8 @@ void direct_mode::handle(const sdk::request& req, sdk::response& res) {
 
 void direct_mode::metrics(std::string& out) const {
   metrics_->write(out, settings_.upstream.images_repo.str(),
-                  settings_.upstream.options.url_scheme == client::scheme::http ? "HTTP" : "HTTPS", relays_.held());
+                  settings_.upstream.options.url_scheme == client::scheme::http ? "HTTP" : "HTTPS", relays_.held(),
+                  waiting_.held());
 }
 
 }  // namespace registryd::direct

@@ -53,6 +53,9 @@ class direct_mode final : public sdk::mode_plugin {
   // holds it past handle()): direct_max_relays in all, direct_max_relays_per_client per client
   // address.
   sdk::admission relays_;
+  // Of those, the ones whose handler waits for the upstream's answer head on a worker
+  // (direct_max_relays_waiting).
+  sdk::admission waiting_;
 };
 
 // The containerd description for the fixed host (schema: docs/plugin-authors.md). Stock

@@ -76,7 +76,7 @@ void direct_metrics::stream_closed(bool complete) noexcept {
 }
 
 void direct_metrics::write(std::string& out, std::string_view images_repo, std::string_view scheme,
-                           std::size_t relays) const {
+                           std::size_t relays, std::size_t waiting) const {
   header(out, "registryd_direct_info", "gauge", "The upstream registry Direct mode forwards pulls to.");
   out += "registryd_direct_info{images_repo=\"" + label_value(images_repo) + "\",scheme=\"" +
          label_value(scheme) + "\"} 1\n";
@@ -118,10 +118,15 @@ void direct_metrics::write(std::string& out, std::string_view images_repo, std::
   header(out, "registryd_direct_relays_in_flight", "gauge",
          "Upstream exchanges open now, each until its client has read the answer (direct_max_relays).");
   out += "registryd_direct_relays_in_flight " + std::to_string(relays) + "\n";
+  header(out, "registryd_direct_relays_waiting", "gauge",
+         "Relays waiting for the upstream's answer head now, each on a worker (direct_max_relays_waiting).");
+  out += "registryd_direct_relays_waiting " + std::to_string(waiting) + "\n";
   header(out, "registryd_direct_relays_refused_total", "counter",
-         "Requests refused a relay: 503 past direct_max_relays (total), 429 past direct_max_relays_per_client.");
+         "Requests refused a relay: 503 past direct_max_relays (total) or direct_max_relays_waiting (waiting), "
+         "429 past direct_max_relays_per_client.");
   out += "registryd_direct_relays_refused_total{limit=\"total\"} " + std::to_string(refused_[0].load()) + "\n";
   out += "registryd_direct_relays_refused_total{limit=\"per_client\"} " + std::to_string(refused_[1].load()) + "\n";
+  out += "registryd_direct_relays_refused_total{limit=\"waiting\"} " + std::to_string(refused_[2].load()) + "\n";
 }
 
 }  // namespace registryd::direct

@@ -29,14 +29,17 @@ class direct_metrics {
   void bytes(std::uint64_t n) noexcept { bytes_.fetch_add(n, std::memory_order_relaxed); }
   void stream_opened() noexcept { streams_active_.fetch_add(1, std::memory_order_relaxed); }
   void stream_closed(bool complete) noexcept;
-  // A request refused a relay: past direct_max_relays, or past direct_max_relays_per_client.
-  void relay_refused(bool per_client) noexcept {
-    refused_[per_client ? 1 : 0].fetch_add(1, std::memory_order_relaxed);
+  // A request refused a relay: past direct_max_relays, direct_max_relays_per_client or
+  // direct_max_relays_waiting.
+  enum class relay_limit : std::size_t { total, per_client, waiting };
+  void relay_refused(relay_limit limit) noexcept {
+    refused_[static_cast<std::size_t>(limit)].fetch_add(1, std::memory_order_relaxed);
   }
 
   // Appends the exposition text. `images_repo` and `scheme` label registryd_direct_info;
-  // `relays` is the relays in flight now.
-  void write(std::string& out, std::string_view images_repo, std::string_view scheme, std::size_t relays) const;
+  // `relays` is the relays in flight now, `waiting` those of them waiting for an answer head.
+  void write(std::string& out, std::string_view images_repo, std::string_view scheme, std::size_t relays,
+             std::size_t waiting) const;
 
   std::uint64_t bytes_total() const noexcept { return bytes_.load(std::memory_order_relaxed); }
 
@@ -53,8 +56,8 @@ class direct_metrics {
   counter bytes_{0};
   std::atomic<std::int64_t> streams_active_{0};
   counter streams_abandoned_{0};
-  // total, per_client
-  std::array<counter, 2> refused_{};
+  // total, per_client, waiting
+  std::array<counter, 3> refused_{};
 };
 
 }  // namespace registryd::direct

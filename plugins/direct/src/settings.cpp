@@ -42,6 +42,7 @@ settings parse_settings(const nlohmann::json& doc) {
   }
   if (auto n = in.positive("host.directMaxRelays")) s.max_relays = static_cast<std::size_t>(*n);
   if (auto n = in.positive("host.directMaxRelaysPerClient")) s.max_relays_per_client = static_cast<std::size_t>(*n);
+  if (auto n = in.positive("host.directMaxRelaysWaiting")) s.max_relays_waiting = static_cast<std::size_t>(*n);
   if (s.masters.empty()) {
     if (auto node_ip = in.string("host.nodeIP"); node_ip && !node_ip->empty()) s.masters.push_back(*node_ip);
   }

@@ -37,6 +37,8 @@ struct settings {
   // direct_max_relays_per_client).
   std::size_t max_relays = 1024;
   std::size_t max_relays_per_client = 128;
+  // Of those, waiting for the upstream's answer head at once (host.directMaxRelaysWaiting).
+  std::size_t max_relays_waiting = 32;
 };
 
 // Parses and checks the document. Throws std::invalid_argument naming the offending field,

@@ -285,6 +285,8 @@ TEST_CASE("Direct mode's relay bounds are read and checked", "[config][host]") {
   const auto defaults = parse_ok("");
   CHECK(defaults.direct_max_relays == 1024);
   CHECK(defaults.direct_max_relays_per_client == 128);
+  CHECK(defaults.direct_max_relays_waiting == 0);  // half of http_worker_threads
+  CHECK(parse_ok("direct_max_relays_waiting: 12\n").direct_max_relays_waiting == 12);
   const auto s = parse_ok("direct_max_relays: 64\ndirect_max_relays_per_client: 8\n");
   CHECK(s.direct_max_relays == 64);
   CHECK(s.direct_max_relays_per_client == 8);

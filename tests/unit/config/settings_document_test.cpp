@@ -46,6 +46,7 @@ const json expected_host = {
     {"gcGraceSeconds", 3600},
     {"directMaxRelays", 1024},
     {"directMaxRelaysPerClient", 128},
+    {"directMaxRelaysWaiting", 32},  // half of http_worker_threads (64)
 };
 
 std::set<std::string> keys(const json& object) {

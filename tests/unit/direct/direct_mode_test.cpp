@@ -11,8 +11,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include <atomic>
 #include <cstdlib>
 #include <memory>
+#include <thread>
 #include <vector>
 #include <map>
 #include <mutex>
@@ -515,6 +517,7 @@ TEST_CASE("bad settings are refused naming the field", "[direct]") {
   CHECK(s.upstream.options.connect_timeout == upstream_connect_timeout);
   CHECK(s.max_relays == 1024);
   CHECK(s.max_relays_per_client == 128);
+  CHECK(s.max_relays_waiting == 32);
 
   doc = settings_for("registry.example.com");
   doc["host"]["directMaxRelaysPerClient"] = 0;
@@ -522,6 +525,56 @@ TEST_CASE("bad settings are refused naming the field", "[direct]") {
   doc["host"]["directMaxRelaysPerClient"] = 4;
   doc["host"]["directMaxRelays"] = "many";
   CHECK_THROWS_WITH(direct_mode::validate(doc), Catch::Contains("host.directMaxRelays"));
+}
+
+TEST_CASE("relays waiting for a slow upstream's answer are bounded, so they cannot take every worker", "[direct]") {
+  test_upstream slow;
+  slow->Get(R"(/v2/deckhouse/ee/manifests/(.*))", [](const httplib::Request&, httplib::Response& res) {
+    std::this_thread::sleep_for(1500ms);
+    res.set_content(manifest, manifest_type.c_str());
+  });
+  slow.start();
+  log_capture logs;
+  auto doc = settings_for(slow.authority());
+  doc["host"]["directMaxRelaysWaiting"] = 2;
+  direct_mode mode(sdk::host(&logs.api), doc);
+  const auto get = [&](const std::string& address) {
+    fake_request req("GET", "/v2/system/deckhouse/manifests/v1");
+    req.from(address);
+    recorded rec;
+    auto w = rec.writer();
+    sdk::response res(&w);
+    mode.handle(req.view(), res);
+    rec.drain();
+    return rec;
+  };
+  // Two handlers wait on their workers for the upstream's head; a third is refused at once.
+  std::vector<std::thread> waiting;
+  std::atomic<int> answered{0};
+  for (int i = 0; i < 2; ++i) {
+    waiting.emplace_back([&, i] {
+      if (get("192.0.2." + std::to_string(i + 1)).status == 200) ++answered;
+    });
+  }
+  std::this_thread::sleep_for(300ms);
+  std::string m;
+  mode.metrics(m);
+  CHECK_THAT(m, Catch::Contains("registryd_direct_relays_waiting 2\n"));
+  const auto started = std::chrono::steady_clock::now();
+  const auto refused = get("192.0.2.9");
+  CHECK(std::chrono::steady_clock::now() - started < 200ms);
+  CHECK(refused.status == 503);
+  CHECK(refused.header("Retry-After") == "1");
+  CHECK(refused.json_body()["errors"][0]["code"] == "UNAVAILABLE");
+  CHECK_THAT(refused.json_body()["errors"][0]["message"].get<std::string>(), Catch::Contains("direct_max_relays_waiting"));
+  for (auto& t : waiting) t.join();
+  CHECK(answered == 2);
+  // Once the upstream answered them, the places are free again.
+  CHECK(get("192.0.2.9").status == 200);
+  m.clear();
+  mode.metrics(m);
+  CHECK_THAT(m, Catch::Contains("registryd_direct_relays_waiting 0\n"));
+  CHECK_THAT(m, Catch::Contains("registryd_direct_relays_refused_total{limit=\"waiting\"} 1\n"));
 }
 
 TEST_CASE("relays in flight are bounded in all and per client address, each place held until its answer was read",

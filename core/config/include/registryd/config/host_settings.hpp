@@ -84,6 +84,10 @@ struct host_settings {
   // request is answered 503 or 429 (docs/direct-mode.md, "Relays in flight").
   std::size_t direct_max_relays = 1024;
   std::size_t direct_max_relays_per_client = 128;
+  // Of those, how many may wait for the upstream's answer head at once, each on a worker: past
+  // it 503, so a slow or stuck upstream leaves workers for everything else. 0: half of
+  // http_worker_threads (at least 1).
+  std::size_t direct_max_relays_waiting = 0;
   // The front door's threads, timeouts and limits (`http_*` keys).
   http_settings http;
   // The packages proxy (`packages_*` keys).
