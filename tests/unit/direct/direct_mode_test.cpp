@@ -146,6 +146,17 @@ struct log_capture {
   }
 };
 
+// What `mode` answers `req`. Its stream is drained as the host drains it, unless `drain` is
+// false: then the relay stays in flight until the caller drains it.
+std::unique_ptr<recorded> answer(direct_mode& mode, const fake_request& req, bool drain = true) {
+  auto rec = std::make_unique<recorded>();
+  auto w = rec->writer();
+  sdk::response res(&w);
+  mode.handle(req.view(), res);
+  if (drain) rec->drain();
+  return rec;
+}
+
 json settings_for(const std::string& upstream, json extra_section = json::object()) {
   json section = {{"imagesRepo", upstream + "/deckhouse/ee"}, {"scheme", "HTTP"}, {"checkMode", "Default"},
                   {"username", "puller"}, {"password", "s3cret"}};
@@ -241,12 +252,7 @@ struct direct_fixture {
   recorded call(std::string method, std::string path, std::string query = {},
                 std::vector<std::pair<std::string, std::string>> headers = {}) {
     fake_request req(std::move(method), std::move(path), std::move(query), std::move(headers));
-    recorded rec;
-    auto w = rec.writer();
-    sdk::response res(&w);
-    mode.handle(req.view(), res);
-    rec.drain();
-    return rec;
+    return std::move(*answer(mode, req));
   }
 };
 
@@ -541,12 +547,7 @@ TEST_CASE("relays waiting for a slow upstream's answer are bounded, so they cann
   const auto get = [&](const std::string& address) {
     fake_request req("GET", "/v2/system/deckhouse/manifests/v1");
     req.from(address);
-    recorded rec;
-    auto w = rec.writer();
-    sdk::response res(&w);
-    mode.handle(req.view(), res);
-    rec.drain();
-    return rec;
+    return std::move(*answer(mode, req));
   };
   // Two handlers wait on their workers for the upstream's head; a third is refused at once.
   std::vector<std::thread> waiting;
@@ -592,11 +593,7 @@ TEST_CASE("relays in flight are bounded in all and per client address, each plac
   const auto get = [&](const std::string& address, const std::string& path) {
     fake_request req("GET", path);
     req.from(address);
-    auto rec = std::make_unique<recorded>();
-    auto w = rec->writer();
-    sdk::response res(&w);
-    mode.handle(req.view(), res);
-    return rec;
+    return answer(mode, req, false);
   };
   const auto metric = [&](const std::string& line) {
     std::string m;
@@ -652,11 +649,7 @@ TEST_CASE("relays in flight are bounded in all and per client address, each plac
   for (int i = 0; i < 5; ++i) {
     fake_request head("HEAD", blob);
     head.from("192.0.2.1");
-    recorded rec;
-    auto w = rec.writer();
-    sdk::response res(&w);
-    mode.handle(head.view(), res);
-    CHECK(rec.status == 200);
+    CHECK(answer(mode, head)->status == 200);
   }
   CHECK(metric("registryd_direct_relays_in_flight 0"));
 }
