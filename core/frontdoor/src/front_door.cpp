@@ -63,11 +63,11 @@ void oci_error(http_response& res, unsigned status, std::string_view code, std::
 // the registry API sends none, and no body is ever held whole.
 constexpr std::uint64_t max_get_body = 64 * 1024;
 
-// TLS 1.3 suites and TLS 1.2 ciphers, in the server's order of preference (docs/security.md).
 // The longest client certificate chain verified (a node certificate and the CA that signed
 // it, with room for one intermediate), and the largest certificate message read.
 constexpr int client_chain_depth = 2;
 constexpr long client_chain_bytes = 16 * 1024;
+// TLS 1.3 suites and TLS 1.2 ciphers, in the server's order of preference (docs/security.md).
 constexpr const char* tls13_suites = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
 constexpr const char* tls12_ciphers =
     "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"

@@ -909,8 +909,8 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
   }
 
   // Runs the handler on a worker. A request whose client has left by the time a worker takes it
-  // is not run (client_left_ says so): the client hears nothing either way, and a handler that
-  // would wait on an upstream for it would only hold the worker.
+  // is not run (client_left_ says so, and it is counted): the client hears nothing either way,
+  // and a handler that would wait on an upstream for it would only hold the worker.
   net::awaitable<void> handle_on_worker(const http_request& req, request_body& body, http_response& res) {
     ++server_->queued;
     server_->queued_gauge.Increment();
@@ -937,6 +937,7 @@ class connection : public std::enable_shared_from_this<connection<Stream>> {
       return true;
     });
     client_left_ = left;
+    if (left) server_->count_closed("client_left");
   }
 
   // Holds a long poll on this connection's I/O thread, no worker, until the signal moves past
@@ -1961,20 +1962,14 @@ net::awaitable<void> connection<Stream>::run(std::shared_ptr<connection> self) {
       res.close = true;
     } else {
       co_await handle_on_worker(req, body, res);
-      if (client_left_) {
-        server_->count_closed("client_left");
-        break;
-      }
+      if (client_left_) break;
       if (res.park_on && res.park_for.count() > 0 && !req.resumed) {
         co_await park(res.park_on, res.park_seen, res.park_for);
         started = steady::now();  // the request's duration is its handling, not the wait
         req.resumed = true;
         res = http_response{};
         co_await handle_on_worker(req, body, res);
-        if (client_left_) {
-          server_->count_closed("client_left");
-          break;
-        }
+        if (client_left_) break;
       }
     }
 
